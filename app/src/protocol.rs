@@ -1,0 +1,601 @@
+//! The wire protocol shared by the server and the browser client.
+//!
+//! Every frame is a JSON text message tagged by `type`. Unknown fields are
+//! ignored in both directions so either side can grow new fields without
+//! breaking the other. This module has no Leptos dependency and compiles for
+//! native and `wasm32` targets alike.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Longest chat message, in characters (not bytes).
+pub const MAX_CONTENT_CHARS: usize = 4000;
+/// Longest room name, in characters.
+pub const MAX_ROOM_NAME_CHARS: usize = 64;
+/// Longest display name, in characters, after trimming.
+pub const MAX_DISPLAY_NAME_CHARS: usize = 32;
+/// How many recent messages a member receives on join when it asks for no `since`.
+pub const JOIN_HISTORY: usize = 50;
+
+/// A frame the client sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Message { content: String },
+    Pong,
+}
+
+/// A chat message as every member sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Strictly increasing within a room.
+    pub id: u64,
+    pub user: String,
+    pub content: String,
+    /// RFC 3339, UTC.
+    pub timestamp: String,
+}
+
+/// Membership changes announced to a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SystemEvent {
+    Join,
+    Leave,
+    /// An event kind this build does not know yet.
+    #[serde(other)]
+    Unknown,
+}
+
+/// A frame the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// The first frame after a successful connect.
+    Welcome {
+        room: String,
+        user: String,
+        users: Vec<String>,
+        /// `false` when a `since` recovery could not deliver every missed message.
+        recovered: bool,
+    },
+    Message(ChatMessage),
+    System {
+        message: String,
+        event: SystemEvent,
+        user: String,
+    },
+    Ping,
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+    /// A frame type this build does not know yet; clients skip it.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ServerFrame {
+    pub fn joined(user: &str) -> Self {
+        ServerFrame::System {
+            message: format!("{user} joined the room"),
+            event: SystemEvent::Join,
+            user: user.to_owned(),
+        }
+    }
+
+    pub fn left(user: &str) -> Self {
+        ServerFrame::System {
+            message: format!("{user} left the room"),
+            event: SystemEvent::Leave,
+            user: user.to_owned(),
+        }
+    }
+
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// Serializes to JSON text. Infallible: every field is a plain string, number or list.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server frames always serialize")
+    }
+}
+
+/// Why the server rejected a client frame; the connection stays open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not JSON, or JSON that is not an object with a string `type`.
+    InvalidJson,
+    /// A `type` this server does not handle.
+    UnknownType,
+    /// A known `type` with missing or mistyped fields.
+    InvalidFrame,
+    EmptyMessage,
+    MessageTooLong,
+    /// Binary WebSocket frames are not part of the protocol.
+    BinaryNotSupported,
+    RateLimited,
+    /// The message could not be stored right now (e.g. the broker is down); it was not sent.
+    Unavailable,
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::InvalidFrame => "invalid_frame",
+            ErrorCode::EmptyMessage => "empty_message",
+            ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::BinaryNotSupported => "binary_not_supported",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::Unknown => "unknown",
+        }
+    }
+}
+
+/// A client frame the server refuses, with the error to report back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl FrameError {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        FrameError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn into_frame(self) -> ServerFrame {
+        ServerFrame::error(self.code, self.message)
+    }
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl ClientFrame {
+    /// Parses and validates a text frame from a client.
+    pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(frame) => frame,
+            Err(err) => return Err(classify_parse_error(text, err)),
+        };
+        if let ClientFrame::Message { content } = &frame {
+            validate_content(content)?;
+        }
+        Ok(frame)
+    }
+}
+
+/// Tells apart "not JSON", "unknown type" and "bad fields" — the rare path, so a second parse is fine.
+fn classify_parse_error(text: &str, err: serde_json::Error) -> FrameError {
+    #[derive(Deserialize)]
+    struct Tagged {
+        #[serde(rename = "type")]
+        kind: String,
+    }
+    match serde_json::from_str::<Tagged>(text) {
+        Err(_) => FrameError::new(
+            ErrorCode::InvalidJson,
+            "expected a JSON object with a string \"type\" field",
+        ),
+        Ok(Tagged { kind }) if !matches!(kind.as_str(), "message" | "pong") => FrameError::new(
+            ErrorCode::UnknownType,
+            format!("unknown frame type {kind:?}"),
+        ),
+        Ok(Tagged { kind }) => FrameError::new(
+            ErrorCode::InvalidFrame,
+            format!("invalid {kind:?} frame: {err}"),
+        ),
+    }
+}
+
+/// Checks a chat message's content: not blank, at most [`MAX_CONTENT_CHARS`] characters.
+pub fn validate_content(content: &str) -> Result<(), FrameError> {
+    if content.trim().is_empty() {
+        return Err(FrameError::new(ErrorCode::EmptyMessage, "message is empty"));
+    }
+    let chars = content.chars().count();
+    if chars > MAX_CONTENT_CHARS {
+        return Err(FrameError::new(
+            ErrorCode::MessageTooLong,
+            format!("message has {chars} characters; the limit is {MAX_CONTENT_CHARS}"),
+        ));
+    }
+    Ok(())
+}
+
+/// Why a room name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomNameError {
+    Empty,
+    TooLong,
+    InvalidCharacter(char),
+}
+
+impl fmt::Display for RoomNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RoomNameError::Empty => f.write_str("room name is empty"),
+            RoomNameError::TooLong => write!(
+                f,
+                "room name is longer than {MAX_ROOM_NAME_CHARS} characters"
+            ),
+            RoomNameError::InvalidCharacter(c) => write!(
+                f,
+                "room name may only contain letters, digits, '_', '.' and '-' (found {c:?})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RoomNameError {}
+
+/// Room names: 1–64 characters of `[A-Za-z0-9_.-]`.
+pub fn validate_room_name(name: &str) -> Result<(), RoomNameError> {
+    if name.is_empty() {
+        return Err(RoomNameError::Empty);
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(RoomNameError::InvalidCharacter(c));
+    }
+    // Only ASCII is left, so bytes == characters.
+    if name.len() > MAX_ROOM_NAME_CHARS {
+        return Err(RoomNameError::TooLong);
+    }
+    Ok(())
+}
+
+/// Why a display name was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DisplayNameError {
+    Empty,
+    TooLong,
+    NotPrintable,
+}
+
+impl fmt::Display for DisplayNameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DisplayNameError::Empty => f.write_str("name is empty"),
+            DisplayNameError::TooLong => {
+                write!(f, "name is longer than {MAX_DISPLAY_NAME_CHARS} characters")
+            }
+            DisplayNameError::NotPrintable => f.write_str("name contains control characters"),
+        }
+    }
+}
+
+impl std::error::Error for DisplayNameError {}
+
+/// Trims a display name and checks it: 1–32 printable characters. Returns the trimmed name.
+pub fn normalize_display_name(name: &str) -> Result<&str, DisplayNameError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(DisplayNameError::Empty);
+    }
+    if name.chars().any(char::is_control) {
+        return Err(DisplayNameError::NotPrintable);
+    }
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(DisplayNameError::TooLong);
+    }
+    Ok(name)
+}
+
+/// How a client should react to a close code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reconnect {
+    /// Do not reconnect: the same request would fail again.
+    Never,
+    /// Reconnect (with backoff), passing `since` to recover missed messages.
+    WithBackoff,
+    /// Fetch a fresh token first, then reconnect.
+    WithFreshToken,
+}
+
+/// WebSocket close codes the server uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum CloseCode {
+    Normal = 1000,
+    GoingAway = 1001,
+    TooBig = 1009,
+    ServerFull = 1013,
+    Unauthorized = 4001,
+    TokenExpired = 4002,
+    InvalidRoom = 4004,
+    TooSlow = 4008,
+    HeartbeatTimeout = 4009,
+}
+
+impl CloseCode {
+    pub const ALL: [CloseCode; 9] = [
+        CloseCode::Normal,
+        CloseCode::GoingAway,
+        CloseCode::TooBig,
+        CloseCode::ServerFull,
+        CloseCode::Unauthorized,
+        CloseCode::TokenExpired,
+        CloseCode::InvalidRoom,
+        CloseCode::TooSlow,
+        CloseCode::HeartbeatTimeout,
+    ];
+
+    pub fn code(self) -> u16 {
+        self as u16
+    }
+
+    pub fn from_code(code: u16) -> Option<CloseCode> {
+        CloseCode::ALL.into_iter().find(|c| c.code() == code)
+    }
+
+    /// The close reason the server sends with this code.
+    pub fn reason(self) -> &'static str {
+        match self {
+            CloseCode::Normal => "Normal closure",
+            CloseCode::GoingAway => "Server shutting down",
+            CloseCode::TooBig => "Frame too big",
+            CloseCode::ServerFull => "Server full, try again later",
+            CloseCode::Unauthorized => "Unauthorized",
+            CloseCode::TokenExpired => "Token expired",
+            CloseCode::InvalidRoom => "Invalid room name",
+            CloseCode::TooSlow => "Too slow to keep up",
+            CloseCode::HeartbeatTimeout => "Heartbeat timeout",
+        }
+    }
+
+    pub fn reconnect(self) -> Reconnect {
+        match self {
+            // Retrying these would fail the same way, or undo a deliberate close.
+            CloseCode::Normal | CloseCode::Unauthorized | CloseCode::InvalidRoom => {
+                Reconnect::Never
+            }
+            CloseCode::TokenExpired => Reconnect::WithFreshToken,
+            // 1009 only drops the oversized frame; the room itself is still usable.
+            CloseCode::GoingAway
+            | CloseCode::TooBig
+            | CloseCode::ServerFull
+            | CloseCode::TooSlow
+            | CloseCode::HeartbeatTimeout => Reconnect::WithBackoff,
+        }
+    }
+
+    pub fn should_reconnect(self) -> bool {
+        self.reconnect() != Reconnect::Never
+    }
+}
+
+/// Policy for any close code a client observes, including ones the server never
+/// sends itself (1006 for a dropped connection, 1011 for a server error, ...).
+pub fn reconnect_for_code(code: u16) -> Reconnect {
+    match CloseCode::from_code(code) {
+        Some(known) => known.reconnect(),
+        None => Reconnect::WithBackoff,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn assert_json(frame: &ServerFrame, expected: Value) {
+        let text = frame.to_json();
+        assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
+        assert_eq!(&serde_json::from_str::<ServerFrame>(&text).unwrap(), frame);
+    }
+
+    #[test]
+    fn client_frames_match_the_wire_format() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"message","content":"hi"}"#).unwrap(),
+            ClientFrame::Message {
+                content: "hi".into()
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"pong"}"#).unwrap(),
+            ClientFrame::Pong
+        );
+        let text = serde_json::to_string(&ClientFrame::Message {
+            content: "hi".into(),
+        })
+        .unwrap();
+        assert_eq!(text, r#"{"type":"message","content":"hi"}"#);
+        assert_eq!(
+            serde_json::to_string(&ClientFrame::Pong).unwrap(),
+            r#"{"type":"pong"}"#
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"message","content":"hi","extra":[1,2]}"#).unwrap(),
+            ClientFrame::Message {
+                content: "hi".into()
+            }
+        );
+        let frame: ServerFrame =
+            serde_json::from_str(r#"{"type":"ping","future":"field"}"#).unwrap();
+        assert_eq!(frame, ServerFrame::Ping);
+    }
+
+    #[test]
+    fn unknown_server_frames_and_codes_do_not_break_clients() {
+        let frame: ServerFrame = serde_json::from_str(r#"{"type":"typing","user":"bob"}"#).unwrap();
+        assert_eq!(frame, ServerFrame::Unknown);
+        let frame: ServerFrame =
+            serde_json::from_str(r#"{"type":"error","code":"new_code","message":"m"}"#).unwrap();
+        assert_eq!(frame, ServerFrame::error(ErrorCode::Unknown, "m"));
+    }
+
+    #[test]
+    fn server_frames_match_the_wire_format() {
+        assert_json(
+            &ServerFrame::Welcome {
+                room: "lobby".into(),
+                user: "alice".into(),
+                users: vec!["alice".into(), "bob".into()],
+                recovered: true,
+            },
+            json!({"type":"welcome","room":"lobby","user":"alice","users":["alice","bob"],"recovered":true}),
+        );
+        assert_json(
+            &ServerFrame::Message(ChatMessage {
+                id: 7,
+                user: "alice".into(),
+                content: "hello".into(),
+                timestamp: "2026-11-28T01:02:03.456Z".into(),
+            }),
+            json!({"type":"message","id":7,"user":"alice","content":"hello","timestamp":"2026-11-28T01:02:03.456Z"}),
+        );
+        assert_json(
+            &ServerFrame::joined("alice"),
+            json!({"type":"system","message":"alice joined the room","event":"join","user":"alice"}),
+        );
+        assert_json(
+            &ServerFrame::left("alice"),
+            json!({"type":"system","message":"alice left the room","event":"leave","user":"alice"}),
+        );
+        assert_json(&ServerFrame::Ping, json!({"type":"ping"}));
+        assert_json(
+            &ServerFrame::error(ErrorCode::RateLimited, "slow down"),
+            json!({"type":"error","code":"rate_limited","message":"slow down"}),
+        );
+    }
+
+    #[test]
+    fn error_code_names_match_serde() {
+        for code in [
+            ErrorCode::InvalidJson,
+            ErrorCode::UnknownType,
+            ErrorCode::InvalidFrame,
+            ErrorCode::EmptyMessage,
+            ErrorCode::MessageTooLong,
+            ErrorCode::BinaryNotSupported,
+            ErrorCode::RateLimited,
+            ErrorCode::Unavailable,
+        ] {
+            assert_eq!(
+                serde_json::to_value(code).unwrap(),
+                Value::String(code.as_str().into())
+            );
+        }
+    }
+
+    #[test]
+    fn bad_client_frames_are_classified() {
+        let code = |text: &str| ClientFrame::parse(text).unwrap_err().code;
+        assert_eq!(code("not json"), ErrorCode::InvalidJson);
+        assert_eq!(code(r#"["message"]"#), ErrorCode::InvalidJson);
+        assert_eq!(code(r#"{"content":"x"}"#), ErrorCode::InvalidJson);
+        assert_eq!(
+            code(r#"{"type":"shout","content":"x"}"#),
+            ErrorCode::UnknownType
+        );
+        assert_eq!(code(r#"{"type":"message"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(
+            code(r#"{"type":"message","content":5}"#),
+            ErrorCode::InvalidFrame
+        );
+        assert_eq!(
+            code(r#"{"type":"message","content":"  "}"#),
+            ErrorCode::EmptyMessage
+        );
+        let long = format!(
+            r#"{{"type":"message","content":"{}"}}"#,
+            "é".repeat(MAX_CONTENT_CHARS + 1)
+        );
+        assert_eq!(code(&long), ErrorCode::MessageTooLong);
+        let at_limit = format!(
+            r#"{{"type":"message","content":"{}"}}"#,
+            "é".repeat(MAX_CONTENT_CHARS)
+        );
+        assert!(ClientFrame::parse(&at_limit).is_ok());
+    }
+
+    #[test]
+    fn room_names() {
+        assert!(validate_room_name("lobby").is_ok());
+        assert!(validate_room_name("A-z_0.9").is_ok());
+        assert!(validate_room_name(&"a".repeat(64)).is_ok());
+        assert_eq!(validate_room_name(""), Err(RoomNameError::Empty));
+        assert_eq!(
+            validate_room_name(&"a".repeat(65)),
+            Err(RoomNameError::TooLong)
+        );
+        assert_eq!(
+            validate_room_name("with space"),
+            Err(RoomNameError::InvalidCharacter(' '))
+        );
+        assert_eq!(
+            validate_room_name("café"),
+            Err(RoomNameError::InvalidCharacter('é'))
+        );
+        assert_eq!(
+            validate_room_name("a/b"),
+            Err(RoomNameError::InvalidCharacter('/'))
+        );
+    }
+
+    #[test]
+    fn display_names() {
+        assert_eq!(normalize_display_name("  alice "), Ok("alice"));
+        assert_eq!(normalize_display_name("Zoë 🎉"), Ok("Zoë 🎉"));
+        assert_eq!(normalize_display_name("   "), Err(DisplayNameError::Empty));
+        assert_eq!(
+            normalize_display_name(&"é".repeat(33)),
+            Err(DisplayNameError::TooLong)
+        );
+        assert!(normalize_display_name(&"é".repeat(32)).is_ok());
+        assert_eq!(
+            normalize_display_name("a\u{7}b"),
+            Err(DisplayNameError::NotPrintable)
+        );
+    }
+
+    #[test]
+    fn close_codes_and_reconnect_policy() {
+        let expected = [
+            (1000, Reconnect::Never),
+            (1001, Reconnect::WithBackoff),
+            (1009, Reconnect::WithBackoff),
+            (1013, Reconnect::WithBackoff),
+            (4001, Reconnect::Never),
+            (4002, Reconnect::WithFreshToken),
+            (4004, Reconnect::Never),
+            (4008, Reconnect::WithBackoff),
+            (4009, Reconnect::WithBackoff),
+        ];
+        for (code, policy) in expected {
+            let close = CloseCode::from_code(code).unwrap();
+            assert_eq!(close.code(), code);
+            assert_eq!(close.reconnect(), policy, "close code {code}");
+            assert_eq!(close.should_reconnect(), policy != Reconnect::Never);
+        }
+        assert_eq!(reconnect_for_code(1006), Reconnect::WithBackoff);
+        assert_eq!(CloseCode::from_code(4003), None);
+    }
+}

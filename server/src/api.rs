@@ -1,0 +1,77 @@
+//! The HTTP API: guest tokens, the room list and the health check.
+
+use app::protocol::normalize_display_name;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::auth::IssuedToken;
+use crate::hub::RoomSummary;
+use crate::startup::AppState;
+
+/// A JSON error body: `{"error": "<code>", "message": "<human text>"}`.
+#[derive(Debug, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    status: StatusCode,
+    error: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            error,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TokenRequest {
+    name: String,
+}
+
+/// `POST /api/token` with `{"name":"alice"}`: a guest token for the web UI.
+pub async fn issue_token(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<IssuedToken>, ApiError> {
+    let Some(ttl) = state.guest_token_ttl else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "guest_login_disabled",
+            "guest login is disabled on this server",
+        ));
+    };
+    let request: TokenRequest = serde_json::from_slice(&body).map_err(|err| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            format!("expected {{\"name\": \"...\"}}: {err}"),
+        )
+    })?;
+    let name = normalize_display_name(&request.name)
+        .map_err(|err| ApiError::new(StatusCode::BAD_REQUEST, "invalid_name", err.to_string()))?;
+    Ok(Json(state.auth.issue_guest(name, ttl)))
+}
+
+/// `GET /api/rooms`: active rooms with their member counts.
+pub async fn list_rooms(State(state): State<AppState>) -> Json<Vec<RoomSummary>> {
+    Json(state.hub.rooms())
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok"
+}

@@ -1,0 +1,215 @@
+//! JWT verification for WebSocket connects, and guest tokens for the web UI.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// Clock skew tolerated between token issuer and this server, for `exp` at connect
+/// time and while connected.
+pub const LEEWAY: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Claims {
+    sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    exp: u64,
+}
+
+/// The user a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// The token's `sub`.
+    pub id: String,
+    /// The token's `name`, or `sub` when it has none.
+    pub name: String,
+    /// When the token stops being accepted (its `exp` plus [`LEEWAY`]).
+    pub valid_until: SystemTime,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    #[error("no token was given")]
+    Missing,
+    #[error("the token has expired")]
+    Expired,
+    #[error("the token is invalid: {0}")]
+    Invalid(String),
+}
+
+/// A freshly issued token.
+#[derive(Debug, Clone, Serialize)]
+pub struct IssuedToken {
+    pub token: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+/// Signs and verifies HS256 tokens with one secret.
+pub struct Auth {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl Auth {
+    pub fn new(secret: &[u8]) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = LEEWAY.as_secs();
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Auth {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+        }
+    }
+
+    /// A random 256-bit secret, for servers started without `--jwt-secret`.
+    pub fn random_secret() -> Vec<u8> {
+        let mut secret = vec![0u8; 32];
+        rand::rng().fill(secret.as_mut_slice());
+        secret
+    }
+
+    pub fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+            .map_err(|err| match err.kind() {
+                ErrorKind::ExpiredSignature => AuthError::Expired,
+                _ => AuthError::Invalid(err.to_string()),
+            })?
+            .claims;
+        if claims.sub.is_empty() {
+            return Err(AuthError::Invalid("`sub` is empty".into()));
+        }
+        let name = claims
+            .name
+            .map(|name| name.trim().to_owned())
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| claims.sub.clone());
+        Ok(Identity {
+            id: claims.sub,
+            name,
+            valid_until: UNIX_EPOCH + Duration::from_secs(claims.exp) + LEEWAY,
+        })
+    }
+
+    /// Signs a token for `sub` (shown as `name`) that expires after `ttl`.
+    pub fn issue(&self, sub: &str, name: Option<&str>, ttl: Duration) -> IssuedToken {
+        let expires = SystemTime::now() + ttl;
+        let exp = expires
+            .duration_since(UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_secs();
+        let claims = Claims {
+            sub: sub.to_owned(),
+            name: name.map(str::to_owned),
+            exp,
+        };
+        let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .expect("HS256 signing cannot fail");
+        let expires_at = time::OffsetDateTime::from_unix_timestamp(exp as i64)
+            .expect("expiry is a valid timestamp")
+            .format(&time::format_description::well_known::Rfc3339)
+            .expect("a UTC timestamp always formats");
+        IssuedToken { token, expires_at }
+    }
+
+    /// Issues a guest token with a fresh random `sub`.
+    pub fn issue_guest(&self, name: &str, ttl: Duration) -> IssuedToken {
+        let id: u64 = rand::rng().random();
+        self.issue(&format!("guest-{id:016x}"), Some(name), ttl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], claims: serde_json::Value) -> String {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims,
+            &EncodingKey::from_secret(secret),
+        )
+        .unwrap()
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    #[test]
+    fn issued_tokens_verify() {
+        let auth = Auth::new(b"secret");
+        let issued = auth.issue_guest("alice", Duration::from_secs(60));
+        let identity = auth.verify(Some(&issued.token)).unwrap();
+        assert_eq!(identity.name, "alice");
+        assert!(identity.id.starts_with("guest-"));
+        assert!(issued.expires_at.ends_with('Z'));
+    }
+
+    #[test]
+    fn name_defaults_to_sub() {
+        let auth = Auth::new(b"secret");
+        let token = sign(
+            b"secret",
+            serde_json::json!({"sub": "u1", "exp": now() + 60}),
+        );
+        assert_eq!(auth.verify(Some(&token)).unwrap().name, "u1");
+    }
+
+    #[test]
+    fn rejects_bad_tokens() {
+        let auth = Auth::new(b"secret");
+        assert_eq!(auth.verify(None), Err(AuthError::Missing));
+        assert_eq!(auth.verify(Some("")), Err(AuthError::Missing));
+        assert!(matches!(
+            auth.verify(Some("garbage")),
+            Err(AuthError::Invalid(_))
+        ));
+        let forged = sign(
+            b"other",
+            serde_json::json!({"sub": "u1", "exp": now() + 60}),
+        );
+        assert!(matches!(
+            auth.verify(Some(&forged)),
+            Err(AuthError::Invalid(_))
+        ));
+        let no_exp = sign(b"secret", serde_json::json!({"sub": "u1"}));
+        assert!(matches!(
+            auth.verify(Some(&no_exp)),
+            Err(AuthError::Invalid(_))
+        ));
+        let no_sub = sign(b"secret", serde_json::json!({"exp": now() + 60}));
+        assert!(matches!(
+            auth.verify(Some(&no_sub)),
+            Err(AuthError::Invalid(_))
+        ));
+        let expired = sign(
+            b"secret",
+            serde_json::json!({"sub": "u1", "exp": now() - 10}),
+        );
+        assert_eq!(auth.verify(Some(&expired)), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn leeway_is_at_most_five_seconds() {
+        let auth = Auth::new(b"secret");
+        let within = sign(
+            b"secret",
+            serde_json::json!({"sub": "u1", "exp": now() - 2}),
+        );
+        assert!(auth.verify(Some(&within)).is_ok());
+        let beyond = sign(
+            b"secret",
+            serde_json::json!({"sub": "u1", "exp": now() - 7}),
+        );
+        assert_eq!(auth.verify(Some(&beyond)), Err(AuthError::Expired));
+    }
+}

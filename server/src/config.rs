@@ -1,0 +1,149 @@
+//! Command-line flags, each with a `CHORUS_*` environment fallback.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// Chorus: a real-time rooms server with a web client.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chorus", version, about)]
+pub struct Config {
+    /// Address to listen on (use port 0 for any free port).
+    #[arg(long, env = "CHORUS_ADDR", default_value = "127.0.0.1:3000")]
+    pub addr: SocketAddr,
+
+    /// HS256 secret that signs and verifies JWTs. When absent, a random secret is
+    /// generated at start (tokens then do not survive a restart).
+    #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// Disable `POST /api/token` (guest login); tokens must then come from your own issuer.
+    #[arg(long, env = "CHORUS_NO_GUEST_LOGIN")]
+    pub no_guest_login: bool,
+
+    /// Lifetime of guest tokens issued by `POST /api/token`.
+    #[arg(long, env = "CHORUS_GUEST_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
+    pub guest_token_ttl: Duration,
+
+    /// Messages kept per room in memory, for history on join and `since` recovery.
+    #[arg(long, env = "CHORUS_HISTORY_SIZE", default_value_t = 100)]
+    pub history_size: usize,
+
+    /// How often the server sends `{"type":"ping"}` (e.g. 30s, 500ms).
+    #[arg(long, env = "CHORUS_HEARTBEAT_INTERVAL", default_value = "30s", value_parser = parse_positive_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// Extra silence allowed after a heartbeat interval before closing with 4009.
+    #[arg(long, env = "CHORUS_HEARTBEAT_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub heartbeat_timeout: Duration,
+
+    /// Largest WebSocket message accepted, in bytes; bigger ones close the socket with 1009.
+    #[arg(long, env = "CHORUS_MAX_MESSAGE_BYTES", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(256..))]
+    pub max_message_bytes: u32,
+
+    /// Chat messages per second allowed per connection (sustained rate).
+    #[arg(long, env = "CHORUS_RATE_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit: u32,
+
+    /// Chat messages a connection may send at once before the rate limit applies.
+    #[arg(long, env = "CHORUS_RATE_LIMIT_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rate_limit_burst: u32,
+
+    /// Open WebSockets allowed at once; beyond it new sockets are closed with 1013.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 10_000)]
+    pub max_connections: usize,
+
+    /// Frames queued per connection before it is closed with 4008 as too slow.
+    #[arg(long, env = "CHORUS_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub send_queue: u32,
+
+    /// Directory holding the built web client (`cargo leptos build` writes it).
+    #[arg(long, env = "CHORUS_SITE_ROOT", default_value = "target/site")]
+    pub site_root: PathBuf,
+}
+
+impl Config {
+    /// The configuration with no flags given (`CHORUS_*` variables still apply).
+    pub fn defaults() -> Self {
+        Config::parse_from(["chorus"])
+    }
+}
+
+/// Parses `250ms`, `30s`, `5m`, `24h`, or a bare number of seconds (`1.5`).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 5m or 24h"))?;
+    let seconds = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?}; use ms, s, m or h"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|err| format!("{text:?}: {err}"))
+}
+
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        Duration::ZERO => Err("must be greater than zero".into()),
+        duration => Ok(duration),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_positive_duration("0s").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_documentation() {
+        let config = Config::defaults();
+        assert_eq!(config.addr, "127.0.0.1:3000".parse().unwrap());
+        assert_eq!(config.history_size, 100);
+        assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
+        assert_eq!(config.heartbeat_timeout, Duration::from_secs(10));
+        assert_eq!(config.max_message_bytes, 65536);
+        assert_eq!((config.rate_limit, config.rate_limit_burst), (20, 40));
+        assert!(!config.no_guest_login);
+    }
+
+    #[test]
+    fn flags_override_defaults() {
+        let config = Config::try_parse_from([
+            "chorus",
+            "--addr",
+            "0.0.0.0:8080",
+            "--heartbeat-interval",
+            "200ms",
+            "--no-guest-login",
+        ])
+        .unwrap();
+        assert_eq!(config.addr.port(), 8080);
+        assert_eq!(config.heartbeat_interval, Duration::from_millis(200));
+        assert!(config.no_guest_login);
+        assert!(Config::try_parse_from(["chorus", "--rate-limit", "0"]).is_err());
+    }
+}

@@ -1,0 +1,356 @@
+//! One WebSocket after the upgrade: the read loop, the write loop, heartbeats,
+//! rate limiting and close codes.
+//!
+//! A connection is a single task that `select!`s over the client's frames, its
+//! queue from the hub, its timers and the server's shutdown signal. It is generic
+//! over `Sink`/`Stream`, so it runs the same over a real socket or over channels in
+//! a unit test. Every write has a deadline: a peer that stops reading cannot pin
+//! the task forever.
+
+use std::time::{Duration, SystemTime};
+
+use app::protocol::{ClientFrame, CloseCode, ErrorCode, ServerFrame};
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
+use tokio_util::sync::CancellationToken;
+
+use crate::hub::{FrameBytes, Joined};
+use crate::rate_limit::TokenBucket;
+
+/// How many queued frames are written before one flush.
+const WRITE_BATCH: usize = 64;
+/// How long a close handshake may take before the socket is dropped.
+const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+
+/// Per-connection limits and timers.
+#[derive(Debug, Clone)]
+pub struct ConnectionSettings {
+    pub heartbeat_interval: Duration,
+    pub heartbeat_timeout: Duration,
+    pub max_message_bytes: usize,
+    pub rate_limit: u32,
+    pub rate_limit_burst: u32,
+    /// Longest a single write (or batch of writes) may block.
+    pub write_timeout: Duration,
+}
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The server closed it with this code.
+    Closed(CloseCode),
+    /// The client closed it or the socket broke.
+    ClientGone,
+    /// A write did not complete in time; the socket was dropped without a close frame.
+    WriteStalled,
+}
+
+#[derive(Debug)]
+enum WriteError {
+    Socket,
+    TimedOut,
+}
+
+impl From<WriteError> for Ended {
+    fn from(err: WriteError) -> Self {
+        match err {
+            WriteError::Socket => Ended::ClientGone,
+            WriteError::TimedOut => Ended::WriteStalled,
+        }
+    }
+}
+
+/// The sending half of a socket, with a deadline on every write.
+pub struct Writer<S> {
+    sink: S,
+    write_timeout: Duration,
+}
+
+impl<S> Writer<S>
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+{
+    pub fn new(sink: S, write_timeout: Duration) -> Self {
+        Writer {
+            sink,
+            write_timeout,
+        }
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), WriteError> {
+        within(self.write_timeout, self.sink.send(message)).await
+    }
+
+    async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), WriteError> {
+        self.send(Message::Text(frame.to_json().into())).await
+    }
+
+    /// Writes `first` and whatever else is already queued (up to a batch), then flushes once.
+    async fn send_queued(
+        &mut self,
+        first: FrameBytes,
+        queue: &mut mpsc::Receiver<FrameBytes>,
+    ) -> Result<(), WriteError> {
+        let sink = &mut self.sink;
+        within(self.write_timeout, async move {
+            sink.feed(Message::Text(first)).await?;
+            for _ in 1..WRITE_BATCH {
+                match queue.try_recv() {
+                    Ok(frame) => sink.feed(Message::Text(frame)).await?,
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        })
+        .await
+    }
+
+    async fn send_all(&mut self, frames: Vec<FrameBytes>) -> Result<(), WriteError> {
+        let sink = &mut self.sink;
+        within(self.write_timeout, async move {
+            for frame in frames {
+                sink.feed(Message::Text(frame)).await?;
+            }
+            sink.flush().await
+        })
+        .await
+    }
+}
+
+async fn within(
+    limit: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), WriteError> {
+    match timeout(limit, write).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(_)) => Err(WriteError::Socket),
+        Err(_) => Err(WriteError::TimedOut),
+    }
+}
+
+/// Sends a close frame with `code`, then waits (briefly) for the client's close
+/// reply so the close frame is not lost to a TCP reset.
+pub async fn close<S, R>(writer: &mut Writer<S>, stream: &mut R, code: CloseCode)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let frame = CloseFrame {
+        code: code.code(),
+        reason: Utf8Bytes::from_static(code.reason()),
+    };
+    if writer.send(Message::Close(Some(frame))).await.is_err() {
+        return;
+    }
+    let _ = timeout(CLOSE_HANDSHAKE, async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+/// Whether a read error means the client's message exceeded the size limit.
+fn is_too_big(err: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
+        {
+            return true;
+        }
+        source = current.source();
+    }
+    false
+}
+
+/// Runs a chat member's connection until it ends, then closes it with the right code.
+pub async fn run_chat<S, R>(
+    sink: S,
+    mut stream: R,
+    joined: Joined,
+    token_valid_until: SystemTime,
+    settings: &ConnectionSettings,
+    shutdown: &CancellationToken,
+) -> Ended
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let mut writer = Writer::new(sink, settings.write_timeout);
+    let ended = chat_loop(
+        &mut writer,
+        &mut stream,
+        joined,
+        token_valid_until,
+        settings,
+        shutdown,
+    )
+    .await;
+    if let Ended::Closed(code) = ended {
+        close(&mut writer, &mut stream, code).await;
+    }
+    ended
+}
+
+async fn chat_loop<S, R>(
+    writer: &mut Writer<S>,
+    stream: &mut R,
+    joined: Joined,
+    token_valid_until: SystemTime,
+    settings: &ConnectionSettings,
+    shutdown: &CancellationToken,
+) -> Ended
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let Joined {
+        membership,
+        welcome,
+        mut backlog,
+        mut queue,
+    } = joined;
+    backlog.insert(0, welcome);
+    if let Err(err) = writer.send_all(backlog).await {
+        return err.into();
+    }
+
+    let silence_limit = settings.heartbeat_interval + settings.heartbeat_timeout;
+    let mut last_heard = Instant::now();
+    let idle = sleep_until(last_heard + silence_limit);
+    tokio::pin!(idle);
+    let mut ping = tokio::time::interval_at(
+        Instant::now() + settings.heartbeat_interval,
+        settings.heartbeat_interval,
+    );
+    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let token_expiry = sleep_until(deadline_from(token_valid_until));
+    tokio::pin!(token_expiry);
+    let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
+    let mut bucket = TokenBucket::new(settings.rate_limit, settings.rate_limit_burst);
+
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ended::Closed(CloseCode::GoingAway),
+            _ = &mut token_expiry => return Ended::Closed(CloseCode::TokenExpired),
+            _ = &mut idle => {
+                if last_heard.elapsed() >= silence_limit {
+                    return Ended::Closed(CloseCode::HeartbeatTimeout);
+                }
+                idle.as_mut().reset(last_heard + silence_limit);
+            }
+            _ = ping.tick() => {
+                if let Err(err) = writer.send(Message::Text(ping_frame.clone())).await {
+                    return err.into();
+                }
+            }
+            queued = queue.recv() => match queued {
+                Some(frame) => {
+                    if let Err(err) = writer.send_queued(frame, &mut queue).await {
+                        return err.into();
+                    }
+                }
+                // The hub dropped our queue: we fell too far behind.
+                None => return Ended::Closed(CloseCode::TooSlow),
+            },
+            incoming = stream.next() => {
+                let message = match incoming {
+                    None => return Ended::ClientGone,
+                    Some(Err(err)) if is_too_big(&err) => return Ended::Closed(CloseCode::TooBig),
+                    Some(Err(_)) => return Ended::ClientGone,
+                    Some(Ok(message)) => message,
+                };
+                last_heard = Instant::now();
+                let reply = match message {
+                    Message::Text(text) if text.len() > settings.max_message_bytes => {
+                        return Ended::Closed(CloseCode::TooBig);
+                    }
+                    Message::Text(text) => match ClientFrame::parse(&text) {
+                        Ok(ClientFrame::Message { content }) if bucket.try_take() => {
+                            // An evicted member's publish fails; its queue has ended and
+                            // the next turn of the loop closes the socket with 4008.
+                            let _ = membership.publish(content);
+                            None
+                        }
+                        Ok(ClientFrame::Message { .. }) => Some(ServerFrame::error(
+                            ErrorCode::RateLimited,
+                            format!(
+                                "more than {} messages per second; this one was dropped (retry in {} ms)",
+                                settings.rate_limit,
+                                bucket.retry_after().as_millis().max(1)
+                            ),
+                        )),
+                        Ok(ClientFrame::Pong) => None,
+                        Err(err) => Some(err.into_frame()),
+                    },
+                    Message::Binary(_) => Some(ServerFrame::error(
+                        ErrorCode::BinaryNotSupported,
+                        "binary frames are not supported; send JSON text frames",
+                    )),
+                    // Pings are answered by the WebSocket layer; both count as life.
+                    Message::Ping(_) | Message::Pong(_) => None,
+                    Message::Close(_) => return Ended::ClientGone,
+                };
+                if let Some(reply) = reply {
+                    if let Err(err) = writer.send_frame(&reply).await {
+                        return err.into();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Runs the echo endpoint: every text frame `X` is answered with `Echo: X`.
+pub async fn run_echo<S, R>(
+    sink: S,
+    mut stream: R,
+    settings: &ConnectionSettings,
+    shutdown: &CancellationToken,
+) -> Ended
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let mut writer = Writer::new(sink, settings.write_timeout);
+    let ended = loop {
+        let incoming = tokio::select! {
+            _ = shutdown.cancelled() => break Ended::Closed(CloseCode::GoingAway),
+            incoming = stream.next() => incoming,
+        };
+        match incoming {
+            None | Some(Ok(Message::Close(_))) => break Ended::ClientGone,
+            Some(Err(err)) if is_too_big(&err) => break Ended::Closed(CloseCode::TooBig),
+            Some(Err(_)) => break Ended::ClientGone,
+            Some(Ok(Message::Text(text))) if text.len() > settings.max_message_bytes => {
+                break Ended::Closed(CloseCode::TooBig);
+            }
+            Some(Ok(Message::Text(text))) => {
+                let echo = Message::Text(format!("Echo: {}", text.as_str()).into());
+                if let Err(err) = writer.send(echo).await {
+                    break err.into();
+                }
+            }
+            Some(Ok(_)) => {}
+        }
+    };
+    if let Ended::Closed(code) = ended {
+        close(&mut writer, &mut stream, code).await;
+    }
+    ended
+}
+
+/// Turns a wall-clock deadline into a timer deadline (now, if it has passed).
+fn deadline_from(at: SystemTime) -> Instant {
+    let remaining = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + remaining
+}
+
+#[cfg(test)]
+mod tests;

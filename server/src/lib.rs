@@ -1,0 +1,32 @@
+//! The Chorus server: authenticated WebSocket rooms plus the server-rendered web client.
+//!
+//! One message flows one way through these modules:
+//!
+//! ```text
+//! socket ─▶ ws (admission: capacity, token, room name)
+//!        ─▶ connection (read loop: parse, validate, rate-limit)
+//!        ─▶ hub (id, history, serialize once, fan out to bounded member queues)
+//!        ─▶ connection (write loop: batch, flush, heartbeat, close codes) ─▶ socket
+//! ```
+//!
+//! - [`config`]: command-line flags with `CHORUS_*` environment fallbacks.
+//! - [`telemetry`]: `tracing` setup.
+//! - [`startup`]: shared state, router, listener and graceful shutdown.
+//! - [`auth`]: HS256 JWT verification and guest tokens.
+//! - [`ws`]: the WebSocket routes and admission checks.
+//! - [`connection`]: one socket's loop, generic over `Sink`/`Stream`.
+//! - [`rate_limit`]: the per-connection token bucket.
+//! - [`hub`]: rooms, members, presence, message ids, history and fan-out.
+//! - [`api`]: `POST /api/token`, `GET /api/rooms`, `GET /healthz`.
+//!
+//! The wire format itself lives in [`app::protocol`], shared with the browser client.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod connection;
+pub mod hub;
+pub mod rate_limit;
+pub mod startup;
+pub mod telemetry;
+pub mod ws;

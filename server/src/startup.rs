@@ -1,0 +1,216 @@
+//! Wiring: shared state, the router, the listener, and graceful shutdown.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use app::{App, shell};
+use axum::Router;
+use axum::extract::FromRef;
+use axum::routing::{get, post};
+use leptos::config::LeptosOptions;
+use leptos_axum::{LeptosRoutes, generate_route_list};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::{Instant, timeout_at};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::config::Config;
+use crate::connection::ConnectionSettings;
+use crate::hub::{Hub, HubSettings};
+use crate::{api, ws};
+
+/// Everything between the shutdown signal and the process exit fits in this.
+const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
+
+/// State shared by every request handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub auth: Arc<Auth>,
+    pub connection: Arc<ConnectionSettings>,
+    /// `None` when guest login is disabled.
+    pub guest_token_ttl: Option<Duration>,
+    /// One permit per open WebSocket.
+    pub permits: Arc<Semaphore>,
+    /// Cancelled when the server shuts down; every socket then closes with 1001.
+    pub shutdown: CancellationToken,
+    /// Tracks socket tasks so shutdown can wait for their close frames.
+    pub tasks: TaskTracker,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot read the Leptos configuration from LEPTOS_* variables: {0}")]
+    LeptosConfig(String),
+    #[error("server failed: {0}")]
+    Serve(#[from] io::Error),
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        let secret = match &config.jwt_secret {
+            Some(secret) => secret.as_bytes().to_vec(),
+            None => {
+                tracing::warn!(
+                    "no --jwt-secret given: using a random secret, so tokens will not survive a restart"
+                );
+                Auth::random_secret()
+            }
+        };
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
+        let addr = listener.local_addr()?;
+        let leptos_options = leptos_options(&config, addr)?;
+        let state = AppState {
+            hub: Hub::new(HubSettings {
+                history_size: config.history_size,
+                queue_capacity: config.send_queue as usize,
+            }),
+            auth: Arc::new(Auth::new(&secret)),
+            connection: Arc::new(ConnectionSettings {
+                heartbeat_interval: config.heartbeat_interval,
+                heartbeat_timeout: config.heartbeat_timeout,
+                max_message_bytes: config.max_message_bytes as usize,
+                rate_limit: config.rate_limit,
+                rate_limit_burst: config.rate_limit_burst,
+                write_timeout: config.heartbeat_timeout,
+            }),
+            guest_token_ttl: (!config.no_guest_login).then_some(config.guest_token_ttl),
+            permits: Arc::new(Semaphore::new(config.max_connections)),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            leptos_options,
+        };
+        let shutdown = state.shutdown.clone();
+        let tasks = state.tasks.clone();
+        Ok(Application {
+            listener,
+            router: router(state),
+            addr,
+            shutdown,
+            tasks,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Cancelling this token shuts the server down, as a signal would.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Serves until `signal` completes (or the shutdown token is cancelled), then
+    /// stops accepting, closes every socket with 1001 and returns within 5 seconds.
+    pub async fn run_until(
+        self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartupError> {
+        let shutdown = self.shutdown.clone();
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                tokio::select! {
+                    () = signal => shutdown.cancel(),
+                    () = shutdown.cancelled() => {}
+                }
+            }
+        });
+        tracing::info!("listening on http://{}", self.addr);
+        let server = axum::serve(self.listener, self.router)
+            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
+        let mut serving = tokio::spawn(server.into_future());
+        tokio::select! {
+            finished = &mut serving => {
+                // Only an error ends serving before shutdown.
+                finished.map_err(io::Error::other)??;
+                return Ok(());
+            }
+            () = shutdown.cancelled() => {}
+        }
+        tracing::info!("shutting down: closing every socket with 1001");
+        let deadline = Instant::now() + SHUTDOWN_BUDGET;
+        self.tasks.close();
+        if timeout_at(deadline, self.tasks.wait()).await.is_err() {
+            tracing::warn!("some sockets did not close in time");
+        }
+        match timeout_at(deadline, &mut serving).await {
+            Ok(finished) => finished.map_err(io::Error::other)??,
+            Err(_) => {
+                tracing::warn!("some HTTP requests did not finish in time");
+                serving.abort();
+            }
+        }
+        Ok(())
+    }
+}
+
+fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/ws", get(ws::echo))
+        .route("/ws/chat/{room}", get(ws::chat))
+        .route("/api/token", post(api::issue_token))
+        .route("/api/rooms", get(api::list_rooms))
+        .route("/healthz", get(api::healthz))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}
+
+/// Where the built web client is. Under `cargo leptos watch/serve` the `LEPTOS_*`
+/// variables say; the release binary uses `--site-root` instead.
+fn leptos_options(config: &Config, addr: SocketAddr) -> Result<LeptosOptions, StartupError> {
+    let mut options = if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
+        leptos::config::get_configuration(None)
+            .map_err(|err| StartupError::LeptosConfig(err.to_string()))?
+            .leptos_options
+    } else {
+        LeptosOptions::builder()
+            .output_name("chorus")
+            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_pkg_dir("pkg")
+            .env(leptos::config::Env::PROD)
+            .build()
+    };
+    options.site_addr = addr;
+    let client = std::path::Path::new(options.site_root.as_ref())
+        .join(options.site_pkg_dir.as_ref())
+        .join(format!("{}.js", options.output_name));
+    if !client.exists() {
+        tracing::warn!(
+            path = %client.display(),
+            "the web client is not built (run `cargo leptos build --release`); WebSocket and API routes still work"
+        );
+    }
+    Ok(options)
+}

@@ -1,0 +1,121 @@
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::{EncodingKey, Header};
+use serde_json::json;
+
+use crate::helpers::{SECRET, spawn_app};
+
+fn sign(secret: &str, claims: serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+#[tokio::test]
+async fn bad_tokens_are_upgraded_then_closed_with_4001() {
+    let app = spawn_app().await;
+    let forged = sign(
+        "not-the-secret",
+        json!({"sub": "mallory", "exp": now() + 600}),
+    );
+    let expired = sign(SECRET, json!({"sub": "alice", "exp": now() - 60}));
+    let without_sub = sign(SECRET, json!({"name": "alice", "exp": now() + 600}));
+    let without_exp = sign(SECRET, json!({"sub": "alice"}));
+    for path in [
+        "/ws/chat/lobby".to_owned(),
+        "/ws/chat/lobby?token=".to_owned(),
+        "/ws/chat/lobby?token=not.a.jwt".to_owned(),
+        format!("/ws/chat/lobby?token={forged}"),
+        format!("/ws/chat/lobby?token={expired}"),
+        format!("/ws/chat/lobby?token={without_sub}"),
+        format!("/ws/chat/lobby?token={without_exp}"),
+    ] {
+        let mut client = app.connect(&path).await;
+        let (frame, before) = client.closed().await;
+        assert!(before.is_empty(), "{path}: {before:?}");
+        let frame = frame.expect("close frame");
+        assert_eq!(u16::from(frame.code), 4001, "{path}");
+        assert_eq!(frame.reason.as_str(), "Unauthorized");
+    }
+    // Nobody joined.
+    assert_eq!(app.rooms().await, json!([]));
+}
+
+#[tokio::test]
+async fn the_name_claim_is_optional() {
+    let app = spawn_app().await;
+    let token = sign(SECRET, json!({"sub": "user-42", "exp": now() + 600}));
+    let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+    assert_eq!(client.recv().await["user"], "user-42");
+    let token = sign(
+        SECRET,
+        json!({"sub": "user-43", "name": "Dana", "exp": now() + 600}),
+    );
+    let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+    assert_eq!(client.recv().await["user"], "Dana");
+}
+
+#[tokio::test]
+async fn a_token_expiring_while_connected_closes_with_4002() {
+    let app = spawn_app().await;
+    // Expired 3 s ago: still inside the 5 s leeway, so it connects, and the
+    // server must close it about 2 s later.
+    let token = sign(SECRET, json!({"sub": "alice", "exp": now() - 3}));
+    let started = Instant::now();
+    let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+    assert_eq!(client.recv().await["type"], "welcome");
+    assert_eq!(client.recv().await["event"], "join");
+    client.expect_close(4002).await;
+    assert!(
+        started.elapsed() <= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn invalid_room_names_close_with_4004() {
+    let app = spawn_app().await;
+    let token = app.token("alice");
+    let too_long = "a".repeat(65);
+    for room in ["bad%20room", "caf%C3%A9", too_long.as_str(), "semi%3Bcolon"] {
+        let mut client = app.connect(&format!("/ws/chat/{room}?token={token}")).await;
+        client.expect_close(4004).await;
+    }
+    let longest = "a".repeat(64);
+    let (_client, _) = app.join(&longest, "alice").await;
+}
+
+#[tokio::test]
+async fn authentication_is_checked_before_the_room_name() {
+    let app = spawn_app().await;
+    let mut client = app.connect("/ws/chat/bad%20room?token=nope").await;
+    client.expect_close(4001).await;
+}
+
+#[tokio::test]
+async fn a_malformed_since_is_refused_before_the_upgrade() {
+    let app = spawn_app().await;
+    let url = app.ws_url(&format!(
+        "/ws/chat/lobby?token={}&since=abc",
+        app.token("alice")
+    ));
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 400);
+            let body = String::from_utf8(response.body().clone().unwrap_or_default()).unwrap();
+            assert!(body.contains("since"), "{body}");
+        }
+        other => panic!("expected HTTP 400, got {other:?}"),
+    }
+}

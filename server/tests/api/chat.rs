@@ -1,0 +1,196 @@
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+fn joined(user: &str) -> Value {
+    json!({"type": "system", "message": format!("{user} joined the room"), "event": "join", "user": user})
+}
+
+fn left(user: &str) -> Value {
+    json!({"type": "system", "message": format!("{user} left the room"), "event": "leave", "user": user})
+}
+
+fn id(frame: &Value) -> u64 {
+    frame["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no id in {frame}"))
+}
+
+#[tokio::test]
+async fn echo_answers_each_text_frame() {
+    let app = spawn_app().await;
+    let mut client = app.connect("/ws").await;
+    client.send_text("hello").await;
+    assert_eq!(
+        client.next().await.into_text().unwrap().as_str(),
+        "Echo: hello"
+    );
+    client.send_text("second").await;
+    assert_eq!(
+        client.next().await.into_text().unwrap().as_str(),
+        "Echo: second"
+    );
+}
+
+#[tokio::test]
+async fn two_members_see_each_others_messages_and_presence() {
+    let app = spawn_app().await;
+    let (mut alice, welcome) = app.join("lobby", "alice").await;
+    assert_eq!(
+        welcome,
+        json!({"type": "welcome", "room": "lobby", "user": "alice", "users": ["alice"], "recovered": true})
+    );
+    assert_eq!(alice.recv().await, joined("alice"));
+
+    let (mut bob, welcome) = app.join("lobby", "bob").await;
+    assert_eq!(welcome["users"], json!(["alice", "bob"]));
+    assert_eq!(bob.recv().await, joined("bob"));
+    assert_eq!(alice.recv().await, joined("bob"));
+
+    alice.say("hello bob").await;
+    let seen_by_alice = alice.recv_message().await;
+    let seen_by_bob = bob.recv_message().await;
+    assert_eq!(seen_by_alice, seen_by_bob);
+    assert_eq!(seen_by_bob["user"], "alice");
+    assert_eq!(seen_by_bob["content"], "hello bob");
+    let timestamp = seen_by_bob["timestamp"].as_str().unwrap();
+    assert!(timestamp.ends_with('Z'), "{timestamp}");
+    let sent_at = OffsetDateTime::parse(timestamp, &Rfc3339).expect("RFC 3339");
+    assert!((OffsetDateTime::now_utc() - sent_at).abs() < time::Duration::seconds(30));
+    let keys: Vec<&String> = seen_by_bob.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["content", "id", "timestamp", "type", "user"]);
+
+    bob.say("hi alice").await;
+    let reply = alice.recv_message().await;
+    assert_eq!(bob.recv_message().await, reply);
+    assert_eq!(reply["user"], "bob");
+    assert_eq!(
+        id(&reply),
+        id(&seen_by_bob) + 1,
+        "ids are consecutive per room"
+    );
+
+    bob.close().await;
+    assert_eq!(alice.recv().await, left("bob"));
+}
+
+#[tokio::test]
+async fn rooms_are_isolated() {
+    let app = spawn_app().await;
+    let (mut alice, _) = app.join("one", "alice").await;
+    let (mut bob, _) = app.join("two", "bob").await;
+    alice.recv().await;
+    bob.recv().await;
+    alice.say("only for room one").await;
+    alice.recv_message().await;
+    bob.expect_silence(std::time::Duration::from_millis(300))
+        .await;
+}
+
+#[tokio::test]
+async fn a_second_tab_of_the_same_user_does_not_repeat_presence() {
+    let app = spawn_app().await;
+    let (mut first, _) = app.join("lobby", "alice").await;
+    assert_eq!(first.recv().await, joined("alice"));
+    let (second, welcome) = app.join("lobby", "alice").await;
+    assert_eq!(welcome["users"], json!(["alice"]));
+    second.close().await;
+    first.say("still here").await;
+    // No join or leave for the second tab: the next frame is the message.
+    first.recv_message().await;
+}
+
+#[tokio::test]
+async fn history_on_join_is_the_last_50_messages_in_order() {
+    let app = spawn_app_with(|config| config.rate_limit_burst = 100).await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    let mut sent = Vec::new();
+    for n in 0..60 {
+        alice.say(&format!("message {n}")).await;
+        sent.push(alice.recv_message().await);
+    }
+    let (mut bob, welcome) = app.join("lobby", "bob").await;
+    assert_eq!(welcome["recovered"], true);
+    for expected in &sent[10..] {
+        assert_eq!(&bob.recv().await, expected);
+    }
+    assert_eq!(bob.recv().await, joined("bob"));
+}
+
+#[tokio::test]
+async fn since_recovers_exactly_the_missed_messages() {
+    let app = spawn_app().await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    let (mut bob, _) = app.join("lobby", "bob").await;
+    bob.recv().await;
+    alice.recv().await;
+
+    alice.say("before").await;
+    alice.recv_message().await;
+    let last_seen = id(&bob.recv_message().await);
+    bob.close().await;
+    assert_eq!(alice.recv().await, left("bob"));
+
+    let mut missed = Vec::new();
+    for n in 0..3 {
+        alice.say(&format!("missed {n}")).await;
+        missed.push(alice.recv_message().await);
+    }
+    let (mut bob, welcome) = app.join_since("lobby", "bob", Some(last_seen)).await;
+    assert_eq!(welcome["recovered"], true);
+    for expected in &missed {
+        assert_eq!(&bob.recv().await, expected);
+    }
+    assert_eq!(bob.recv().await, joined("bob"));
+    // Up to date: nothing more.
+    let (mut carol, welcome) = app
+        .join_since("lobby", "carol", Some(id(missed.last().unwrap())))
+        .await;
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(carol.recv().await, joined("carol"));
+}
+
+#[tokio::test]
+async fn since_beyond_retained_history_says_not_recovered() {
+    let app = spawn_app_with(|config| config.history_size = 5).await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    let mut sent = Vec::new();
+    for n in 0..8 {
+        alice.say(&format!("m{n}")).await;
+        sent.push(alice.recv_message().await);
+    }
+    // Seen only the first message: m1 and m2 are gone, m3..m7 are retained.
+    let (mut bob, welcome) = app.join_since("lobby", "bob", Some(id(&sent[0]))).await;
+    assert_eq!(welcome["recovered"], false);
+    for expected in &sent[3..] {
+        assert_eq!(&bob.recv().await, expected);
+    }
+    assert_eq!(bob.recv().await, joined("bob"));
+    // Seen m2: m3.. are all retained.
+    let (mut carol, welcome) = app.join_since("lobby", "carol", Some(id(&sent[2]))).await;
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(&carol.recv().await, &sent[3]);
+}
+
+#[tokio::test]
+async fn ids_keep_increasing_when_a_room_is_recreated() {
+    let app = spawn_app().await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    alice.say("first life").await;
+    let first = id(&alice.recv_message().await);
+    alice.close().await;
+    app.wait_until_no_rooms().await;
+    let (mut alice, welcome) = app.join_since("lobby", "alice", Some(first)).await;
+    // The room was emptied and its history went with it; the client cannot know
+    // whether others spoke before it emptied.
+    assert_eq!(welcome["recovered"], false);
+    alice.recv().await;
+    alice.say("second life").await;
+    assert!(id(&alice.recv_message().await) > first);
+}

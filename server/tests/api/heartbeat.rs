@@ -1,0 +1,106 @@
+use std::time::{Duration, Instant};
+
+use futures_util::SinkExt;
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{Client, spawn_app_with};
+
+const INTERVAL: Duration = Duration::from_millis(200);
+const TIMEOUT: Duration = Duration::from_millis(300);
+
+async fn app() -> crate::helpers::TestApp {
+    spawn_app_with(|config| {
+        config.heartbeat_interval = INTERVAL;
+        config.heartbeat_timeout = TIMEOUT;
+    })
+    .await
+}
+
+async fn joined(app: &crate::helpers::TestApp) -> Client {
+    let (mut client, _) = app.join("lobby", "alice").await;
+    assert_eq!(client.recv().await["event"], "join");
+    client
+}
+
+#[tokio::test]
+async fn the_server_pings_every_interval() {
+    let app = app().await;
+    let mut client = joined(&app).await;
+    let started = Instant::now();
+    for _ in 0..3 {
+        assert_eq!(client.recv().await, json!({"type": "ping"}));
+        client.send_text(r#"{"type":"pong"}"#).await;
+    }
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= INTERVAL * 2,
+        "three pings came too fast: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_client_is_closed_with_4009() {
+    let app = app().await;
+    let mut client = joined(&app).await;
+    let started = Instant::now();
+    let (frame, before) = client.closed().await;
+    assert_eq!(u16::from(frame.expect("close frame").code), 4009);
+    assert!(
+        before.iter().all(|frame| *frame == json!({"type": "ping"})),
+        "{before:?}"
+    );
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= INTERVAL + TIMEOUT - Duration::from_millis(50),
+        "closed too early: {elapsed:?}"
+    );
+}
+
+#[tokio::test]
+async fn pongs_keep_a_client_alive() {
+    let app = app().await;
+    let mut client = joined(&app).await;
+    let until = Instant::now() + (INTERVAL + TIMEOUT) * 3;
+    while Instant::now() < until {
+        assert_eq!(client.recv().await, json!({"type": "ping"}));
+        client.send_text(r#"{"type":"pong"}"#).await;
+    }
+    client.say("still alive").await;
+    loop {
+        let frame = client.recv().await;
+        if frame["type"] == "message" {
+            assert_eq!(frame["content"], "still alive");
+            break;
+        }
+        assert_eq!(frame, json!({"type": "ping"}));
+    }
+}
+
+#[tokio::test]
+async fn websocket_pings_are_answered_and_count_as_life() {
+    let app = app().await;
+    let mut client = joined(&app).await;
+    let until = Instant::now() + (INTERVAL + TIMEOUT) * 3;
+    let mut pongs = 0;
+    while Instant::now() < until {
+        client
+            .ws
+            .send(Message::Ping(b"are you there".to_vec().into()))
+            .await
+            .unwrap();
+        loop {
+            match client.next().await {
+                Message::Pong(payload) => {
+                    assert_eq!(&payload[..], b"are you there");
+                    pongs += 1;
+                    break;
+                }
+                Message::Text(text) => assert_eq!(text.as_str(), r#"{"type":"ping"}"#),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        tokio::time::sleep(INTERVAL / 2).await;
+    }
+    assert!(pongs >= 5);
+}

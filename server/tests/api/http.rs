@@ -1,0 +1,78 @@
+use serde_json::json;
+
+use crate::helpers::{spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn healthz_answers_200() {
+    let app = spawn_app().await;
+    let response = app.get("/healthz").await;
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, "ok");
+}
+
+#[tokio::test]
+async fn guest_token_is_issued_for_a_trimmed_name_and_opens_a_room() {
+    let app = spawn_app().await;
+    let response = app.post_json("/api/token", r#"{"name":"  alice  "}"#).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    assert!(response.headers.contains("content-type: application/json"));
+    let body = response.json();
+    let token = body["token"].as_str().expect("token string");
+    let expires_at = body["expires_at"].as_str().expect("expires_at string");
+    let expires_at =
+        time::OffsetDateTime::parse(expires_at, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339 expiry");
+    assert!(expires_at > time::OffsetDateTime::now_utc());
+
+    let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+    let welcome = client.recv().await;
+    assert_eq!(welcome["user"], "alice");
+}
+
+#[tokio::test]
+async fn bad_guest_names_get_400_with_a_json_error() {
+    let app = spawn_app().await;
+    let long = format!(r#"{{"name":"{}"}}"#, "x".repeat(33));
+    for (body, error) in [
+        (r#"{"name":""}"#, "invalid_name"),
+        (r#"{"name":"   "}"#, "invalid_name"),
+        (long.as_str(), "invalid_name"),
+        (r#"{"name":"a\u0007b"}"#, "invalid_name"),
+        (r#"{"name":5}"#, "invalid_json"),
+        (r#"{}"#, "invalid_json"),
+        ("not json", "invalid_json"),
+    ] {
+        let response = app.post_json("/api/token", body).await;
+        assert_eq!(response.status, 400, "{body}");
+        let json = response.json();
+        assert_eq!(json["error"], error, "{body}: {json}");
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    let at_limit = format!(r#"{{"name":"{}"}}"#, "é".repeat(32));
+    assert_eq!(app.post_json("/api/token", &at_limit).await.status, 200);
+}
+
+#[tokio::test]
+async fn guest_login_can_be_disabled() {
+    let app = spawn_app_with(|config| config.no_guest_login = true).await;
+    let response = app.post_json("/api/token", r#"{"name":"alice"}"#).await;
+    assert_eq!(response.status, 404);
+    assert_eq!(response.json()["error"], "guest_login_disabled");
+}
+
+#[tokio::test]
+async fn rooms_lists_active_rooms_with_member_counts() {
+    let app = spawn_app().await;
+    assert_eq!(app.rooms().await, json!([]));
+    let (_alice, _) = app.join("zeta", "alice").await;
+    let (_bob, _) = app.join("alpha", "bob").await;
+    let (_bob_again, _) = app.join("alpha", "bob").await;
+    let (_carol, _) = app.join("alpha", "carol").await;
+    assert_eq!(
+        app.rooms().await,
+        json!([
+            {"name": "alpha", "members": 2, "connections": 3},
+            {"name": "zeta", "members": 1, "connections": 1},
+        ])
+    );
+}

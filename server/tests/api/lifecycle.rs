@@ -1,0 +1,100 @@
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::helpers::{Client, PATIENCE, SECRET, spawn_app};
+
+#[tokio::test]
+async fn rooms_are_created_on_first_join_and_removed_when_empty() {
+    let app = spawn_app().await;
+    let (alice, _) = app.join("one", "alice").await;
+    let (bob, _) = app.join("two", "bob").await;
+    let (carol, _) = app.join("two", "carol").await;
+    assert_eq!(app.rooms().await.as_array().unwrap().len(), 2);
+    alice.close().await;
+    bob.close().await;
+    carol.close().await;
+    app.wait_until_no_rooms().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_socket_with_1001_and_stops_accepting() {
+    let app = spawn_app().await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    let mut echo = app.connect("/ws").await;
+    let started = Instant::now();
+    app.shutdown.cancel();
+    alice.expect_close(1001).await;
+    echo.expect_close(1001).await;
+    tokio::time::timeout(Duration::from_secs(5), app.server)
+        .await
+        .expect("server exits within 5 s")
+        .unwrap()
+        .expect("clean exit");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        tokio::net::TcpStream::connect(app.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
+
+/// The release-style binary: flags only, SIGTERM, 1001, exit within 5 s.
+#[tokio::test]
+async fn the_binary_shuts_down_gracefully_on_sigterm() {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args([
+            "--addr",
+            "127.0.0.1:0",
+            "--jwt-secret",
+            SECRET,
+            "--site-root",
+            "target/no-site",
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            assert!(!line.contains("token="), "a token in a log line: {line}");
+            if let Some((_, addr)) = line.split_once("listening on http://") {
+                return addr.trim().to_owned();
+            }
+        }
+        panic!("the server never said where it listens");
+    })
+    .await
+    .expect("server starts in time");
+
+    let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
+        .issue("alice", None, Duration::from_secs(60))
+        .token;
+    let mut alice = Client::connect(&format!("ws://{addr}/ws/chat/lobby?token={token}")).await;
+    assert_eq!(alice.recv().await["users"], json!(["alice"]));
+    alice.recv().await;
+
+    let started = Instant::now();
+    let pid = child.id().expect("running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    alice.expect_close(1001).await;
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .expect("exits within 5 s")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // Logs after shutdown never contain the token either.
+    while let Ok(Some(line)) = lines.next_line().await {
+        assert!(!line.contains(&token), "a token in a log line: {line}");
+    }
+}

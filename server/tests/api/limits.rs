@@ -1,0 +1,237 @@
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{Client, PATIENCE, spawn_app, spawn_app_with};
+
+#[tokio::test]
+async fn frames_over_the_size_limit_close_with_1009() {
+    let app = spawn_app_with(|config| config.max_message_bytes = 1024).await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    let fits = json!({"type": "message", "content": "x".repeat(950)}).to_string();
+    assert!(fits.len() <= 1024);
+    alice.send_text(&fits).await;
+    alice.recv_message().await;
+    alice.send_text(&"x".repeat(2048)).await;
+    alice.expect_close(1009).await;
+
+    let mut echo = app.connect("/ws").await;
+    echo.send_text(&"y".repeat(4096)).await;
+    echo.expect_close(1009).await;
+}
+
+#[tokio::test]
+async fn bad_frames_get_an_error_and_are_not_broadcast() {
+    let app = spawn_app().await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    let (mut bob, _) = app.join("lobby", "bob").await;
+    bob.recv().await;
+    alice.recv().await;
+
+    let too_long = json!({"type": "message", "content": "é".repeat(4001)}).to_string();
+    for (frame, code) in [
+        (r#"{"type":"message","content":""}"#, "empty_message"),
+        (r#"{"type":"message","content":"   "}"#, "empty_message"),
+        (too_long.as_str(), "message_too_long"),
+        ("this is not json", "invalid_json"),
+        (r#"{"content":"no type"}"#, "invalid_json"),
+        (r#"{"type":"shout","content":"hey"}"#, "unknown_type"),
+        (r#"{"type":"message"}"#, "invalid_frame"),
+    ] {
+        alice.send_text(frame).await;
+        let error = alice.recv().await;
+        assert_eq!(error["type"], "error", "{frame}");
+        assert_eq!(error["code"], code, "{frame}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    alice
+        .ws
+        .send(Message::binary(vec![1u8, 2, 3]))
+        .await
+        .unwrap();
+    let error = alice.recv().await;
+    assert_eq!(error["code"], "binary_not_supported");
+
+    // Nothing reached bob, and alice's connection still works.
+    bob.expect_silence(Duration::from_millis(200)).await;
+    let exactly_4000 = "é".repeat(4000);
+    alice.say(&exactly_4000).await;
+    assert_eq!(alice.recv_message().await["content"], exactly_4000.as_str());
+    assert_eq!(bob.recv_message().await["content"], exactly_4000.as_str());
+}
+
+#[tokio::test]
+async fn messages_beyond_the_rate_limit_are_dropped_with_an_error() {
+    let app = spawn_app_with(|config| {
+        config.rate_limit = 2;
+        config.rate_limit_burst = 5;
+    })
+    .await;
+    let (mut alice, _) = app.join("lobby", "alice").await;
+    alice.recv().await;
+    for n in 0..8 {
+        alice.say(&format!("flood {n}")).await;
+    }
+    let mut delivered = Vec::new();
+    let mut limited = 0;
+    for _ in 0..8 {
+        let frame = alice.recv().await;
+        match frame["type"].as_str() {
+            Some("message") => delivered.push(frame["content"].as_str().unwrap().to_owned()),
+            Some("error") => {
+                assert_eq!(frame["code"], "rate_limited");
+                limited += 1;
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    assert_eq!(
+        delivered,
+        ["flood 0", "flood 1", "flood 2", "flood 3", "flood 4"]
+    );
+    assert_eq!(limited, 3);
+    // The bucket refills at 2 per second.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    alice.say("later").await;
+    assert_eq!(alice.recv_message().await["content"], "later");
+}
+
+#[tokio::test]
+async fn sockets_beyond_max_connections_close_with_1013() {
+    let app = spawn_app_with(|config| config.max_connections = 2).await;
+    let (alice, _) = app.join("lobby", "alice").await;
+    let _echo = app.connect("/ws").await;
+    let mut refused = app
+        .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
+        .await;
+    refused.expect_close(1013).await;
+    let mut refused_echo = app.connect("/ws").await;
+    refused_echo.expect_close(1013).await;
+
+    alice.close().await;
+    // The permit comes back once the server has finished with alice's socket.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut client = app
+            .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
+            .await;
+        match client.next().await {
+            Message::Text(_) => break,
+            Message::Close(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// A client whose socket has a tiny receive buffer and that does not read until told.
+async fn connect_slow_reader(url: &str) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let addr = url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .unwrap();
+    Client { ws }
+}
+
+fn ids(frames: &[Value]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["id"].as_u64().unwrap())
+        .collect()
+}
+
+fn assert_consecutive(ids: &[u64]) {
+    for pair in ids.windows(2) {
+        assert_eq!(pair[1], pair[0] + 1, "gap or reordering in {pair:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
+    const MESSAGES: usize = 5000;
+    let app = spawn_app_with(|config| {
+        config.send_queue = 8;
+        config.rate_limit = 1_000_000;
+        config.rate_limit_burst = 1_000_000;
+        config.history_size = MESSAGES;
+    })
+    .await;
+    let token = app.token("slow");
+    let mut slow = connect_slow_reader(&app.ws_url(&format!("/ws/chat/lobby?token={token}"))).await;
+    let (fast, _) = app.join("lobby", "fast").await;
+
+    // The fast member reads everything on its own task while it sends.
+    let (mut fast_tx, mut fast_rx) = fast.ws.split();
+    let reader = tokio::spawn(async move {
+        let mut frames = Vec::new();
+        while frames
+            .iter()
+            .filter(|f: &&Value| f["type"] == "message")
+            .count()
+            < MESSAGES
+        {
+            let message = tokio::time::timeout(PATIENCE * 4, fast_rx.next())
+                .await
+                .expect("fast member keeps receiving")
+                .expect("open")
+                .expect("frame");
+            if let Message::Text(text) = message {
+                frames.push(serde_json::from_str::<Value>(text.as_str()).unwrap());
+            }
+        }
+        frames
+    });
+    let filler = "z".repeat(3900);
+    for n in 0..MESSAGES {
+        let frame = json!({"type": "message", "content": format!("{n} {filler}")}).to_string();
+        fast_tx.send(Message::text(frame)).await.unwrap();
+    }
+    let fast_frames = reader.await.unwrap();
+    let fast_ids = ids(&fast_frames);
+    assert_eq!(
+        fast_ids.len(),
+        MESSAGES,
+        "the fast member got every message"
+    );
+    assert_consecutive(&fast_ids);
+    assert!(
+        fast_frames.contains(&json!({"type": "system", "message": "slow left the room", "event": "leave", "user": "slow"})),
+        "the eviction is announced"
+    );
+
+    // Now the slow client reads: an in-order prefix, then 4008.
+    let (close, received) = slow.closed().await;
+    assert_eq!(u16::from(close.expect("close frame").code), 4008);
+    let slow_ids = ids(&received);
+    assert!(slow_ids.len() < MESSAGES, "the slow client was cut off");
+    assert_consecutive(&slow_ids);
+    let last_seen = slow_ids.last().copied().unwrap_or(fast_ids[0] - 1);
+
+    // Reconnecting with `since` fills the gap exactly.
+    let (mut slow, welcome) = app.join_since("lobby", "slow", Some(last_seen)).await;
+    assert_eq!(welcome["recovered"], true);
+    let mut recovered = Vec::new();
+    while recovered.len() < MESSAGES - slow_ids.len() {
+        recovered.push(slow.recv_message().await);
+    }
+    let mut all = slow_ids.clone();
+    all.extend(ids(&recovered));
+    assert_eq!(all, fast_ids);
+}

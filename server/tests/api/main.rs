@@ -1,0 +1,9 @@
+//! Integration tests: the real server on port 0, driven by real WebSocket and HTTP clients.
+
+mod auth;
+mod chat;
+mod heartbeat;
+mod helpers;
+mod http;
+mod lifecycle;
+mod limits;
