@@ -1,1 +1,224 @@
+//! The connection loop over in-memory channels, with tokio's clock paused: timers
+//! are exact and tests take no real time.
 
+use std::time::{Duration, SystemTime};
+
+use futures_channel::mpsc as futures_mpsc;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+
+use super::*;
+use crate::hub::{Hub, HubSettings, Participant};
+
+const INTERVAL: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+fn settings() -> ConnectionSettings {
+    ConnectionSettings {
+        heartbeat_interval: INTERVAL,
+        heartbeat_timeout: TIMEOUT,
+        max_message_bytes: 1024,
+        rate_limit: 20,
+        rate_limit_burst: 40,
+        write_timeout: Duration::from_secs(10),
+    }
+}
+
+/// The client's end of an in-memory connection.
+struct Peer {
+    to_server: futures_mpsc::UnboundedSender<Result<Message, axum::Error>>,
+    from_server: futures_mpsc::UnboundedReceiver<Message>,
+    task: JoinHandle<Ended>,
+    shutdown: CancellationToken,
+}
+
+impl Peer {
+    fn start(
+        hub: &Hub,
+        name: &str,
+        token_valid_for: Duration,
+        settings: ConnectionSettings,
+    ) -> Peer {
+        let (to_server, server_stream) = futures_mpsc::unbounded();
+        let (server_sink, from_server) = futures_mpsc::unbounded::<Message>();
+        let joined = hub.join(
+            "lobby",
+            Participant {
+                id: name.into(),
+                name: name.into(),
+            },
+            None,
+        );
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                run_chat(
+                    server_sink.sink_map_err(axum::Error::new),
+                    server_stream,
+                    joined,
+                    SystemTime::now() + token_valid_for,
+                    &settings,
+                    &shutdown,
+                )
+                .await
+            }
+        });
+        Peer {
+            to_server,
+            from_server,
+            task,
+            shutdown,
+        }
+    }
+
+    fn send(&self, text: &str) {
+        self.to_server
+            .unbounded_send(Ok(Message::Text(text.into())))
+            .unwrap();
+    }
+
+    async fn recv(&mut self) -> Value {
+        match self.from_server.next().await.expect("server still sending") {
+            Message::Text(text) => serde_json::from_str(text.as_str()).unwrap(),
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+
+    async fn close_code(&mut self) -> u16 {
+        loop {
+            match self.from_server.next().await.expect("a close frame") {
+                Message::Close(Some(frame)) => return frame.code,
+                Message::Text(_) => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+fn hub() -> Hub {
+    Hub::new(HubSettings {
+        history_size: 100,
+        queue_capacity: 16,
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn pings_on_schedule_and_closes_silent_clients_with_4009() {
+    let hub = hub();
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings());
+    let started = Instant::now();
+    assert_eq!(peer.recv().await["type"], "welcome");
+    assert_eq!(peer.recv().await["event"], "join");
+    assert_eq!(peer.recv().await, json!({"type":"ping"}));
+    assert_eq!(started.elapsed(), INTERVAL);
+    assert_eq!(peer.close_code().await, 4009);
+    assert_eq!(started.elapsed(), INTERVAL + TIMEOUT);
+    assert_eq!(
+        peer.task.await.unwrap(),
+        Ended::Closed(CloseCode::HeartbeatTimeout)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn any_frame_counts_as_life() {
+    let hub = hub();
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings());
+    peer.recv().await;
+    peer.recv().await;
+    for _ in 0..5 {
+        assert_eq!(peer.recv().await, json!({"type":"ping"}));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        peer.to_server
+            .unbounded_send(Ok(Message::Pong(Default::default())))
+            .unwrap();
+    }
+    peer.shutdown.cancel();
+    assert_eq!(peer.close_code().await, 1001);
+}
+
+#[tokio::test(start_paused = true)]
+async fn token_expiry_closes_with_4002() {
+    let hub = hub();
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(12), settings());
+    let started = Instant::now();
+    assert_eq!(peer.close_code().await, 4002);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(11) && elapsed <= Duration::from_secs(12),
+        "{elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn rate_limit_allows_the_burst_then_the_rate() {
+    let hub = hub();
+    let mut peer = Peer::start(
+        &hub,
+        "alice",
+        Duration::from_secs(3600),
+        ConnectionSettings {
+            rate_limit: 1,
+            rate_limit_burst: 2,
+            ..settings()
+        },
+    );
+    peer.recv().await;
+    peer.recv().await;
+    for n in 0..3 {
+        peer.send(&json!({"type":"message","content":format!("m{n}")}).to_string());
+    }
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        let frame = peer.recv().await;
+        let kind = frame["code"].as_str().or(frame["content"].as_str());
+        kinds.push(
+            kind.unwrap_or_else(|| panic!("unexpected {frame}"))
+                .to_owned(),
+        );
+    }
+    kinds.sort();
+    assert_eq!(kinds, ["m0", "m1", "rate_limited"]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    peer.send(r#"{"type":"message","content":"later"}"#);
+    assert_eq!(peer.recv().await["content"], "later");
+}
+
+#[tokio::test(start_paused = true)]
+async fn oversized_text_closes_with_1009() {
+    let hub = hub();
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings());
+    peer.send(&"x".repeat(2000));
+    assert_eq!(peer.close_code().await, 1009);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_write_that_never_completes_is_abandoned() {
+    let hub = hub();
+    let (to_server, server_stream) = futures_mpsc::unbounded::<Result<Message, axum::Error>>();
+    // A sink with room for nothing: every send waits forever, like a peer that stopped reading.
+    let (server_sink, _never_read) = futures_mpsc::channel::<Message>(0);
+    let joined = hub.join(
+        "lobby",
+        Participant {
+            id: "stuck".into(),
+            name: "stuck".into(),
+        },
+        None,
+    );
+    let shutdown = CancellationToken::new();
+    let started = Instant::now();
+    let ended = run_chat(
+        server_sink.sink_map_err(axum::Error::new),
+        server_stream,
+        joined,
+        SystemTime::now() + Duration::from_secs(3600),
+        &settings(),
+        &shutdown,
+    )
+    .await;
+    drop(to_server);
+    assert_eq!(ended, Ended::WriteStalled);
+    assert_eq!(started.elapsed(), settings().write_timeout);
+}

@@ -1,1 +1,231 @@
+use serde_json::{Value, json};
 
+use super::*;
+
+fn hub(history_size: usize, queue_capacity: usize) -> Hub {
+    Hub::new(HubSettings {
+        history_size,
+        queue_capacity,
+    })
+}
+
+fn who(name: &str) -> Participant {
+    Participant {
+        id: format!("id-{name}"),
+        name: name.into(),
+    }
+}
+
+fn parse(frame: &FrameBytes) -> Value {
+    serde_json::from_str(frame.as_str()).unwrap()
+}
+
+fn drain(queue: &mut mpsc::Receiver<FrameBytes>) -> Vec<Value> {
+    let mut frames = Vec::new();
+    while let Ok(frame) = queue.try_recv() {
+        frames.push(parse(&frame));
+    }
+    frames
+}
+
+fn message_ids(frames: &[Value]) -> Vec<u64> {
+    frames
+        .iter()
+        .filter(|f| f["type"] == "message")
+        .map(|f| f["id"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn join_welcomes_then_announces_to_everyone() {
+    let hub = hub(10, 16);
+    let mut alice = hub.join("lobby", who("alice"), None);
+    assert_eq!(
+        parse(&alice.welcome),
+        json!({"type":"welcome","room":"lobby","user":"alice","users":["alice"],"recovered":true})
+    );
+    assert!(alice.backlog.is_empty());
+    assert_eq!(drain(&mut alice.queue)[0]["event"], "join");
+
+    let mut bob = hub.join("lobby", who("bob"), None);
+    assert_eq!(parse(&bob.welcome)["users"], json!(["alice", "bob"]));
+    let bob_joined =
+        json!({"type":"system","message":"bob joined the room","event":"join","user":"bob"});
+    assert_eq!(drain(&mut bob.queue), [bob_joined.clone()]);
+    assert_eq!(drain(&mut alice.queue), [bob_joined]);
+
+    drop(bob.membership);
+    assert_eq!(drain(&mut alice.queue)[0]["event"], "leave");
+}
+
+#[test]
+fn every_member_gets_the_same_bytes_in_id_order() {
+    let hub = hub(100, 64);
+    let mut alice = hub.join("lobby", who("alice"), None);
+    let mut bob = hub.join("lobby", who("bob"), None);
+    drain(&mut alice.queue);
+    drain(&mut bob.queue);
+    let first = alice.membership.publish("one".into()).unwrap();
+    let second = bob.membership.publish("two".into()).unwrap();
+    assert_eq!(second, first + 1);
+    let to_alice: Vec<FrameBytes> = std::iter::from_fn(|| alice.queue.try_recv().ok()).collect();
+    let to_bob: Vec<FrameBytes> = std::iter::from_fn(|| bob.queue.try_recv().ok()).collect();
+    assert_eq!(to_alice, to_bob);
+    // Shared, not copied: both queues hold the same allocation.
+    assert_eq!(to_alice[0].as_str().as_ptr(), to_bob[0].as_str().as_ptr());
+    let frames: Vec<Value> = to_alice.iter().map(parse).collect();
+    assert_eq!(message_ids(&frames), [first, second]);
+}
+
+#[test]
+fn history_is_bounded_and_since_recovers() {
+    let hub = hub(5, 64);
+    let alice = hub.join("lobby", who("alice"), None);
+    let ids: Vec<u64> = (0..8)
+        .map(|n| alice.membership.publish(format!("m{n}")).unwrap())
+        .collect();
+
+    let latest = hub.join("lobby", who("bob"), None);
+    let backlog: Vec<Value> = latest.backlog.iter().map(parse).collect();
+    assert_eq!(message_ids(&backlog), ids[3..]);
+
+    let recent = hub.join("lobby", who("carol"), Some(ids[5]));
+    assert_eq!(parse(&recent.welcome)["recovered"], true);
+    assert_eq!(
+        message_ids(&recent.backlog.iter().map(parse).collect::<Vec<_>>()),
+        ids[6..]
+    );
+
+    let stale = hub.join("lobby", who("dave"), Some(ids[0]));
+    assert_eq!(parse(&stale.welcome)["recovered"], false);
+    assert_eq!(
+        message_ids(&stale.backlog.iter().map(parse).collect::<Vec<_>>()),
+        ids[3..]
+    );
+
+    let up_to_date = hub.join("lobby", who("erin"), Some(ids[7]));
+    assert_eq!(parse(&up_to_date.welcome)["recovered"], true);
+    assert!(up_to_date.backlog.is_empty());
+
+    let from_the_future = hub.join("lobby", who("frank"), Some(ids[7] + 1000));
+    assert_eq!(parse(&from_the_future.welcome)["recovered"], false);
+}
+
+#[test]
+fn since_zero_means_everything_still_retained() {
+    let hub = hub(5, 64);
+    let alice = hub.join("lobby", who("alice"), None);
+    alice.membership.publish("a".into()).unwrap();
+    let bob = hub.join("lobby", who("bob"), Some(0));
+    assert_eq!(parse(&bob.welcome)["recovered"], true);
+    assert_eq!(bob.backlog.len(), 1);
+}
+
+#[test]
+fn join_history_is_capped_at_fifty() {
+    let hub = hub(100, 128);
+    let alice = hub.join("lobby", who("alice"), None);
+    for n in 0..70 {
+        alice.membership.publish(format!("m{n}")).unwrap();
+    }
+    let bob = hub.join("lobby", who("bob"), None);
+    assert_eq!(bob.backlog.len(), app::protocol::JOIN_HISTORY);
+    assert_eq!(parse(bob.backlog.last().unwrap())["content"], "m69");
+}
+
+#[test]
+fn a_full_queue_evicts_only_that_member() {
+    let hub = hub(100, 4);
+    let slow = hub.join("lobby", who("slow"), None);
+    let mut fast = hub.join("lobby", who("fast"), None);
+    let mut slow_queue = slow.queue;
+    let mut fast_frames = drain(&mut fast.queue);
+    // The slow member's queue holds its join and fast's join; two more messages fill it.
+    for n in 0..10 {
+        fast.membership.publish(format!("m{n}")).unwrap();
+        fast_frames.extend(drain(&mut fast.queue));
+    }
+    assert_eq!(
+        message_ids(&fast_frames).len(),
+        10,
+        "the fast member lost nothing"
+    );
+    assert!(fast_frames.contains(
+        &json!({"type":"system","message":"slow left the room","event":"leave","user":"slow"})
+    ));
+    assert_eq!(
+        slow.membership.publish("too late".into()),
+        Err(PublishError::NotMember)
+    );
+
+    // The evicted queue holds an in-order prefix, then ends.
+    let mut slow_frames = Vec::new();
+    while let Some(frame) = slow_queue.blocking_recv() {
+        slow_frames.push(parse(&frame));
+    }
+    assert_eq!(slow_frames.len(), 4);
+    assert_eq!(
+        message_ids(&slow_frames),
+        message_ids(&fast_frames)[..2].to_vec()
+    );
+    assert_eq!(hub.rooms()[0].connections, 1);
+}
+
+#[test]
+fn presence_counts_users_not_tabs() {
+    let hub = hub(10, 16);
+    let mut first = hub.join("lobby", who("alice"), None);
+    let second = hub.join("lobby", who("alice"), None);
+    assert_eq!(parse(&second.welcome)["users"], json!(["alice"]));
+    assert_eq!(
+        drain(&mut first.queue).len(),
+        1,
+        "only the first tab is announced"
+    );
+    assert_eq!(
+        hub.rooms(),
+        [RoomSummary {
+            name: "lobby".into(),
+            members: 1,
+            connections: 2
+        }]
+    );
+    drop(second);
+    assert!(
+        drain(&mut first.queue).is_empty(),
+        "closing one tab is not a leave"
+    );
+}
+
+#[test]
+fn empty_rooms_are_removed_and_recreated_with_higher_ids() {
+    let hub = hub(10, 16);
+    let alice = hub.join("lobby", who("alice"), None);
+    let first = alice.membership.publish("hello".into()).unwrap();
+    assert_eq!(hub.room_count(), 1);
+    drop(alice);
+    assert_eq!(hub.room_count(), 0);
+    assert!(hub.rooms().is_empty());
+
+    let bob = hub.join("lobby", who("bob"), Some(first));
+    assert!(bob.backlog.is_empty(), "history went with the room");
+    assert_eq!(parse(&bob.welcome)["recovered"], false);
+    assert!(bob.membership.publish("again".into()).unwrap() > first);
+}
+
+#[test]
+fn a_member_whose_connection_is_gone_is_removed_on_the_next_broadcast() {
+    let hub = hub(10, 16);
+    let alice = hub.join("lobby", who("alice"), None);
+    let bob = hub.join("lobby", who("bob"), None);
+    let mut alice_queue = alice.queue;
+    drain(&mut alice_queue);
+    drop(bob.queue);
+    alice.membership.publish("anyone?".into()).unwrap();
+    let frames = drain(&mut alice_queue);
+    assert_eq!(frames[0]["type"], "message");
+    assert_eq!(frames[1]["event"], "leave");
+    // Dropping the membership afterwards does not announce the leave twice.
+    drop(bob.membership);
+    assert!(drain(&mut alice_queue).is_empty());
+}
