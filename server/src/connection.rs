@@ -295,10 +295,10 @@ where
                     Message::Ping(_) | Message::Pong(_) => None,
                     Message::Close(_) => return Ended::ClientGone,
                 };
-                if let Some(reply) = reply {
-                    if let Err(err) = writer.send_frame(&reply).await {
-                        return err.into();
-                    }
+                if let Some(reply) = reply
+                    && let Err(err) = writer.send_frame(&reply).await
+                {
+                    return err.into();
                 }
             }
         }

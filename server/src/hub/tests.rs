@@ -51,7 +51,7 @@ fn join_welcomes_then_announces_to_everyone() {
     assert_eq!(parse(&bob.welcome)["users"], json!(["alice", "bob"]));
     let bob_joined =
         json!({"type":"system","message":"bob joined the room","event":"join","user":"bob"});
-    assert_eq!(drain(&mut bob.queue), [bob_joined.clone()]);
+    assert_eq!(drain(&mut bob.queue), std::slice::from_ref(&bob_joined));
     assert_eq!(drain(&mut alice.queue), [bob_joined]);
 
     drop(bob.membership);

@@ -1,0 +1,68 @@
+// Smoke test of the release binary as a user runs it: started from the repository
+// root with only its flags, it must serve the server-rendered page, the WASM client
+// and the stylesheet, answer the API, and exit cleanly on SIGTERM.
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import assert from 'node:assert/strict';
+
+const server = spawn('target/release/chorus', ['--addr', '127.0.0.1:0', '--jwt-secret', 'smoke'], {
+  stdio: ['ignore', 'pipe', 'inherit'],
+  env: { ...process.env, RUST_LOG: 'info' },
+});
+const exited = new Promise((resolve) => server.on('exit', (code, signal) => resolve({ code, signal })));
+
+const base = await new Promise((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error('server did not start in 10 s')), 10_000);
+  createInterface({ input: server.stdout }).on('line', (line) => {
+    process.stdout.write(`  server: ${line}\n`);
+    const found = line.match(/listening on (http:\/\/\S+)/);
+    if (found) {
+      clearTimeout(timer);
+      resolve(found[1]);
+    }
+  });
+});
+
+async function get(path, init) {
+  const response = await fetch(base + path, init);
+  const body = Buffer.from(await response.arrayBuffer());
+  console.log(`  ${init?.method ?? 'GET'} ${path} -> ${response.status} (${body.length} bytes)`);
+  return { response, body };
+}
+
+try {
+  const page = await get('/');
+  assert.equal(page.response.status, 200);
+  const html = page.body.toString();
+  assert.match(html, /<h1[^>]*>Chorus<\/h1>/, 'the page is rendered on the server');
+  assert.match(html, /\/pkg\/chorus\.js/, 'the page loads the WASM client');
+  assert.match(html, /\/pkg\/chorus\.css/, 'the page links the stylesheet');
+
+  const js = await get('/pkg/chorus.js');
+  assert.equal(js.response.status, 200);
+  const wasm = await get('/pkg/chorus.wasm');
+  assert.equal(wasm.response.status, 200);
+  assert.equal(wasm.response.headers.get('content-type'), 'application/wasm');
+  assert.deepEqual([...wasm.body.subarray(0, 4)], [0x00, 0x61, 0x73, 0x6d], 'a real WASM module');
+  const css = await get('/pkg/chorus.css');
+  assert.equal(css.response.status, 200);
+
+  assert.equal((await get('/healthz')).response.status, 200);
+  const token = await get('/api/token', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'smoke' }),
+  });
+  assert.equal(token.response.status, 200);
+  assert.ok(JSON.parse(token.body.toString()).token);
+  assert.equal((await get('/no/such/page')).response.status, 404);
+} finally {
+  const stopping = Date.now();
+  server.kill('SIGTERM');
+  const { code, signal } = await exited;
+  const took = Date.now() - stopping;
+  console.log(`  SIGTERM -> exit code ${code} (signal ${signal}) in ${took} ms`);
+  assert.equal(code, 0);
+  assert.ok(took < 5000);
+}
+console.log('smoke test passed');

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every check CI runs: formatting, clippy (server and WASM), unit and integration
+# tests, the release build of server + WASM client, and a smoke test of the
+# release binary serving the built site.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+source scripts/env.sh
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "clippy (server, app with ssr)"
+cargo clippy -p chorus-server -p app --all-targets --locked -- -D warnings
+step "clippy (frontend and app for wasm32 with hydrate)"
+cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
+
+step "unit and integration tests"
+cargo test -p chorus-server -p app --locked
+
+step "cargo leptos build --release"
+cargo leptos build --release
+
+step "release binary smoke test"
+node scripts/smoke.mjs
