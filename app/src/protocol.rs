@@ -186,23 +186,22 @@ impl ClientFrame {
 
 /// Tells apart "not JSON", "unknown type" and "bad fields" — the rare path, so a second parse is fine.
 fn classify_parse_error(text: &str, err: serde_json::Error) -> FrameError {
-    #[derive(Deserialize)]
-    struct Tagged {
-        #[serde(rename = "type")]
-        kind: String,
-    }
-    match serde_json::from_str::<Tagged>(text) {
-        Err(_) => FrameError::new(
+    let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).ok();
+    match object
+        .as_ref()
+        .and_then(|object| object.get("type")?.as_str())
+    {
+        None => FrameError::new(
             ErrorCode::InvalidJson,
             "expected a JSON object with a string \"type\" field",
         ),
-        Ok(Tagged { kind }) if !matches!(kind.as_str(), "message" | "pong") => FrameError::new(
-            ErrorCode::UnknownType,
-            format!("unknown frame type {kind:?}"),
-        ),
-        Ok(Tagged { kind }) => FrameError::new(
+        Some(kind @ ("message" | "pong")) => FrameError::new(
             ErrorCode::InvalidFrame,
             format!("invalid {kind:?} frame: {err}"),
+        ),
+        Some(kind) => FrameError::new(
+            ErrorCode::UnknownType,
+            format!("unknown frame type {kind:?}"),
         ),
     }
 }

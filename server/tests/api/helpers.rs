@@ -34,7 +34,10 @@ pub async fn spawn_app() -> TestApp {
 
 /// Starts a server on a free port after `configure` adjusted the defaults.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
-    chorus_server::telemetry::init();
+    // Logs only on request (`TEST_LOG=1 cargo test`), so test output stays readable.
+    if std::env::var_os("TEST_LOG").is_some() {
+        chorus_server::telemetry::init();
+    }
     let mut config = Config::defaults();
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(SECRET.into());
