@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, clippy (server and WASM), unit and integration
-# tests, the release build of server + WASM client, and a smoke test of the
-# release binary serving the built site.
+# tests, the release build of server + WASM client, a smoke test of the release
+# binary, and the Playwright end-to-end tests in Debian's Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh
+scripts/setup.sh --e2e
 source scripts/env.sh
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -24,3 +24,6 @@ cargo leptos build --release
 
 step "release binary smoke test"
 node scripts/smoke.mjs
+
+step "end-to-end tests (Playwright, Chromium)"
+(cd end2end && npx playwright test)
