@@ -41,37 +41,74 @@ async fn shutdown_closes_every_socket_with_1001_and_stops_accepting() {
     );
 }
 
-/// The release-style binary: flags only, SIGTERM, 1001, exit within 5 s.
-#[tokio::test]
-async fn the_binary_shuts_down_gracefully_on_sigterm() {
+/// The `chorus` binary, started with `args`, and its log lines up to "listening on".
+struct Binary {
+    child: tokio::process::Child,
+    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    addr: String,
+    startup_log: Vec<String>,
+}
+
+async fn start_binary(args: &[&str]) -> Binary {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args([
-            "--addr",
-            "127.0.0.1:0",
-            "--jwt-secret",
-            SECRET,
-            "--site-root",
-            "target/no-site",
-        ])
-        .env("RUST_LOG", "info")
+        .args(["--addr", "127.0.0.1:0", "--site-root", "target/no-site"])
+        .args(args)
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("binary starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut startup_log = Vec::new();
     let addr = tokio::time::timeout(PATIENCE, async {
         while let Some(line) = lines.next_line().await.unwrap() {
-            assert!(!line.contains("token="), "a token in a log line: {line}");
+            startup_log.push(line.clone());
             if let Some((_, addr)) = line.split_once("listening on http://") {
                 return addr.trim().to_owned();
             }
         }
-        panic!("the server never said where it listens");
+        panic!("the server never said where it listens: {startup_log:?}");
     })
     .await
     .expect("server starts in time");
+    Binary {
+        child,
+        lines,
+        addr,
+        startup_log,
+    }
+}
 
+#[tokio::test]
+async fn without_a_secret_the_binary_warns_and_uses_a_random_one() {
+    let server = start_binary(&[]).await;
+    assert!(
+        server
+            .startup_log
+            .iter()
+            .any(|line| line.contains("WARN") && line.contains("no --jwt-secret")),
+        "{:?}",
+        server.startup_log
+    );
+    // A token signed with any other secret is refused.
+    let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
+        .issue("alice", None, Duration::from_secs(60))
+        .token;
+    let mut client =
+        Client::connect(&format!("ws://{}/ws/chat/lobby?token={token}", server.addr)).await;
+    client.expect_close(4001).await;
+}
+
+/// The release-style binary: flags only, SIGTERM, 1001, exit within 5 s.
+#[tokio::test]
+async fn the_binary_shuts_down_gracefully_on_sigterm() {
+    let Binary {
+        mut child,
+        mut lines,
+        addr,
+        startup_log,
+    } = start_binary(&["--jwt-secret", SECRET]).await;
     let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
         .issue("alice", None, Duration::from_secs(60))
         .token;
@@ -93,8 +130,16 @@ async fn the_binary_shuts_down_gracefully_on_sigterm() {
         .unwrap();
     assert!(status.success(), "{status}");
     assert!(started.elapsed() < Duration::from_secs(5));
-    // Logs after shutdown never contain the token either.
+    let mut log = startup_log;
     while let Ok(Some(line)) = lines.next_line().await {
-        assert!(!line.contains(&token), "a token in a log line: {line}");
+        log.push(line);
     }
+    assert!(
+        log.iter().any(|line| line.contains("shutting down")),
+        "{log:?}"
+    );
+    assert!(
+        !log.iter().any(|line| line.contains(&token)),
+        "a token in the log: {log:?}"
+    );
 }
