@@ -7,7 +7,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::{Client, spawn_app_with};
 
 const INTERVAL: Duration = Duration::from_millis(200);
-const TIMEOUT: Duration = Duration::from_millis(300);
+const TIMEOUT: Duration = Duration::from_millis(800);
 
 async fn app() -> crate::helpers::TestApp {
     spawn_app_with(|config| {

@@ -68,7 +68,7 @@ async fn bad_frames_get_an_error_and_are_not_broadcast() {
 #[tokio::test]
 async fn messages_beyond_the_rate_limit_are_dropped_with_an_error() {
     let app = spawn_app_with(|config| {
-        config.rate_limit = 2;
+        config.rate_limit = 1;
         config.rate_limit_burst = 5;
     })
     .await;
@@ -95,8 +95,8 @@ async fn messages_beyond_the_rate_limit_are_dropped_with_an_error() {
         ["flood 0", "flood 1", "flood 2", "flood 3", "flood 4"]
     );
     assert_eq!(limited, 3);
-    // The bucket refills at 2 per second.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    // The bucket refills at 1 per second.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     alice.say("later").await;
     assert_eq!(alice.recv_message().await["content"], "later");
 }
