@@ -49,10 +49,11 @@ struct Binary {
     startup_log: Vec<String>,
 }
 
-async fn start_binary(args: &[&str]) -> Binary {
+async fn start_binary(args: &[&str], envs: &[(&str, &str)]) -> Binary {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args(["--addr", "127.0.0.1:0", "--site-root", "target/no-site"])
         .args(args)
+        .envs(envs.iter().copied())
         .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -82,7 +83,7 @@ async fn start_binary(args: &[&str]) -> Binary {
 
 #[tokio::test]
 async fn without_a_secret_the_binary_warns_and_uses_a_random_one() {
-    let server = start_binary(&[]).await;
+    let server = start_binary(&[], &[]).await;
     assert!(
         server
             .startup_log
@@ -100,7 +101,7 @@ async fn without_a_secret_the_binary_warns_and_uses_a_random_one() {
     client.expect_close(4001).await;
 }
 
-/// The release-style binary: flags only, SIGTERM, 1001, exit within 5 s.
+/// The release-style binary: configured from `CHORUS_*` variables, SIGTERM, 1001, exit within 5 s.
 #[tokio::test]
 async fn the_binary_shuts_down_gracefully_on_sigterm() {
     let Binary {
@@ -108,7 +109,13 @@ async fn the_binary_shuts_down_gracefully_on_sigterm() {
         mut lines,
         addr,
         startup_log,
-    } = start_binary(&["--jwt-secret", SECRET]).await;
+    } = start_binary(&[], &[("CHORUS_JWT_SECRET", SECRET)]).await;
+    assert!(
+        !startup_log
+            .iter()
+            .any(|line| line.contains("no --jwt-secret")),
+        "CHORUS_JWT_SECRET counts as --jwt-secret: {startup_log:?}"
+    );
     let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
         .issue("alice", None, Duration::from_secs(60))
         .token;
