@@ -144,10 +144,7 @@ impl Hub {
         if still_listed && room.lock().is_empty() {
             rooms.remove(room.name());
             // Give the memory of a burst of rooms back once they are gone.
-            if rooms.capacity() > 64 && rooms.len() < rooms.capacity() / 4 {
-                rooms.shrink_to_fit();
-            }
-            if rooms.is_empty() {
+            if rooms.is_empty() || rooms.len() < rooms.capacity() / 4 {
                 rooms.shrink_to_fit();
             }
         }
