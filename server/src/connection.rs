@@ -7,12 +7,12 @@
 //! a unit test. Every write has a deadline: a peer that stops reading cannot pin
 //! the task forever.
 
+use std::iter;
 use std::time::{Duration, SystemTime};
 
 use app::protocol::{ClientFrame, CloseCode, ErrorCode, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -63,7 +63,7 @@ impl From<WriteError> for Ended {
 }
 
 /// The sending half of a socket, with a deadline on every write.
-pub struct Writer<S> {
+struct Writer<S> {
     sink: S,
     write_timeout: Duration,
 }
@@ -72,7 +72,7 @@ impl<S> Writer<S>
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
 {
-    pub fn new(sink: S, write_timeout: Duration) -> Self {
+    fn new(sink: S, write_timeout: Duration) -> Self {
         Writer {
             sink,
             write_timeout,
@@ -87,27 +87,11 @@ where
         self.send(Message::Text(frame.to_json().into())).await
     }
 
-    /// Writes `first` and whatever else is already queued (up to a batch), then flushes once.
-    async fn send_queued(
+    /// Writes `frames` and flushes once, all within one deadline.
+    async fn send_batch(
         &mut self,
-        first: FrameBytes,
-        queue: &mut mpsc::Receiver<FrameBytes>,
+        frames: impl IntoIterator<Item = FrameBytes>,
     ) -> Result<(), WriteError> {
-        let sink = &mut self.sink;
-        within(self.write_timeout, async move {
-            sink.feed(Message::Text(first)).await?;
-            for _ in 1..WRITE_BATCH {
-                match queue.try_recv() {
-                    Ok(frame) => sink.feed(Message::Text(frame)).await?,
-                    Err(_) => break,
-                }
-            }
-            sink.flush().await
-        })
-        .await
-    }
-
-    async fn send_all(&mut self, frames: Vec<FrameBytes>) -> Result<(), WriteError> {
         let sink = &mut self.sink;
         within(self.write_timeout, async move {
             for frame in frames {
@@ -130,9 +114,19 @@ async fn within(
     }
 }
 
+/// Closes a socket that was refused at admission (after the upgrade, so that a
+/// browser can read the code).
+pub async fn refuse<S, R>(sink: S, mut stream: R, code: CloseCode, write_timeout: Duration)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    close(&mut Writer::new(sink, write_timeout), &mut stream, code).await;
+}
+
 /// Sends a close frame with `code`, then waits (briefly) for the client's close
 /// reply so the close frame is not lost to a TCP reset.
-pub async fn close<S, R>(writer: &mut Writer<S>, stream: &mut R, code: CloseCode)
+async fn close<S, R>(writer: &mut Writer<S>, stream: &mut R, code: CloseCode)
 where
     S: Sink<Message, Error = axum::Error> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -190,10 +184,7 @@ where
         shutdown,
     )
     .await;
-    if let Ended::Closed(code) = ended {
-        close(&mut writer, &mut stream, code).await;
-    }
-    ended
+    finish(&mut writer, &mut stream, ended).await
 }
 
 async fn chat_loop<S, R>(
@@ -211,11 +202,10 @@ where
     let Joined {
         membership,
         welcome,
-        mut backlog,
+        backlog,
         mut queue,
     } = joined;
-    backlog.insert(0, welcome);
-    if let Err(err) = writer.send_all(backlog).await {
+    if let Err(err) = writer.send_batch(iter::once(welcome).chain(backlog)).await {
         return err.into();
     }
 
@@ -249,8 +239,10 @@ where
                 }
             }
             queued = queue.recv() => match queued {
-                Some(frame) => {
-                    if let Err(err) = writer.send_queued(frame, &mut queue).await {
+                Some(first) => {
+                    // Whatever else is already queued goes out with it, under one flush.
+                    let ready = iter::from_fn(|| queue.try_recv().ok()).take(WRITE_BATCH - 1);
+                    if let Err(err) = writer.send_batch(iter::once(first).chain(ready)).await {
                         return err.into();
                     }
                 }
@@ -258,17 +250,12 @@ where
                 None => return Ended::Closed(CloseCode::TooSlow),
             },
             incoming = stream.next() => {
-                let message = match incoming {
-                    None => return Ended::ClientGone,
-                    Some(Err(err)) if is_too_big(&err) => return Ended::Closed(CloseCode::TooBig),
-                    Some(Err(_)) => return Ended::ClientGone,
-                    Some(Ok(message)) => message,
+                let message = match admit_incoming(incoming, settings.max_message_bytes) {
+                    Ok(message) => message,
+                    Err(ended) => return ended,
                 };
                 last_heard = Instant::now();
                 let reply = match message {
-                    Message::Text(text) if text.len() > settings.max_message_bytes => {
-                        return Ended::Closed(CloseCode::TooBig);
-                    }
                     Message::Text(text) => match ClientFrame::parse(&text) {
                         Ok(ClientFrame::Message { content }) if bucket.try_take() => {
                             // An evicted member's publish fails; its queue has ended and
@@ -292,8 +279,7 @@ where
                         "binary frames are not supported; send JSON text frames",
                     )),
                     // Pings are answered by the WebSocket layer; both count as life.
-                    Message::Ping(_) | Message::Pong(_) => None,
-                    Message::Close(_) => return Ended::ClientGone,
+                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => None,
                 };
                 if let Some(reply) = reply
                     && let Err(err) = writer.send_frame(&reply).await
@@ -322,24 +308,45 @@ where
             _ = shutdown.cancelled() => break Ended::Closed(CloseCode::GoingAway),
             incoming = stream.next() => incoming,
         };
-        match incoming {
-            None | Some(Ok(Message::Close(_))) => break Ended::ClientGone,
-            Some(Err(err)) if is_too_big(&err) => break Ended::Closed(CloseCode::TooBig),
-            Some(Err(_)) => break Ended::ClientGone,
-            Some(Ok(Message::Text(text))) if text.len() > settings.max_message_bytes => {
-                break Ended::Closed(CloseCode::TooBig);
-            }
-            Some(Ok(Message::Text(text))) => {
+        match admit_incoming(incoming, settings.max_message_bytes) {
+            Err(ended) => break ended,
+            Ok(Message::Text(text)) => {
                 let echo = Message::Text(format!("Echo: {}", text.as_str()).into());
                 if let Err(err) = writer.send(echo).await {
                     break err.into();
                 }
             }
-            Some(Ok(_)) => {}
+            Ok(_) => {}
         }
     };
+    finish(&mut writer, &mut stream, ended).await
+}
+
+/// The rules every socket reads by: the stream's end, a client close or a broken
+/// read end the connection; a message over the size limit ends it with 1009.
+fn admit_incoming(
+    incoming: Option<Result<Message, axum::Error>>,
+    max_message_bytes: usize,
+) -> Result<Message, Ended> {
+    match incoming {
+        None | Some(Ok(Message::Close(_))) => Err(Ended::ClientGone),
+        Some(Err(err)) if is_too_big(&err) => Err(Ended::Closed(CloseCode::TooBig)),
+        Some(Err(_)) => Err(Ended::ClientGone),
+        Some(Ok(Message::Text(text))) if text.len() > max_message_bytes => {
+            Err(Ended::Closed(CloseCode::TooBig))
+        }
+        Some(Ok(message)) => Ok(message),
+    }
+}
+
+/// Sends the close frame when the server ended the connection; returns why it ended.
+async fn finish<S, R>(writer: &mut Writer<S>, stream: &mut R, ended: Ended) -> Ended
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
     if let Ended::Closed(code) = ended {
-        close(&mut writer, &mut stream, code).await;
+        close(writer, stream, code).await;
     }
     ended
 }

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::{AuthError, Identity};
-use crate::connection::{self, Ended, Writer};
+use crate::connection::{self, Ended};
 use crate::hub::Participant;
 use crate::startup::AppState;
 
@@ -34,10 +34,10 @@ pub async fn echo(ws: WebSocketUpgrade, State(state): State<AppState>) -> Respon
     let tasks = state.tasks.clone();
     configure(ws, &state).on_upgrade(move |socket| {
         tasks.track_future(async move {
-            let (sink, mut stream) = socket.split();
+            let (sink, stream) = socket.split();
             let Some(_permit) = permit else {
-                let mut writer = Writer::new(sink, state.connection.write_timeout);
-                connection::close(&mut writer, &mut stream, CloseCode::ServerFull).await;
+                let write_timeout = state.connection.write_timeout;
+                connection::refuse(sink, stream, CloseCode::ServerFull, write_timeout).await;
                 return;
             };
             let ended =
@@ -105,12 +105,11 @@ async fn serve_member(
     since: Option<u64>,
     admission: Result<(OwnedSemaphorePermit, Identity), CloseCode>,
 ) {
-    let (sink, mut stream) = socket.split();
+    let (sink, stream) = socket.split();
     let (_permit, identity) = match admission {
         Ok(admitted) => admitted,
         Err(code) => {
-            let mut writer = Writer::new(sink, state.connection.write_timeout);
-            connection::close(&mut writer, &mut stream, code).await;
+            connection::refuse(sink, stream, code, state.connection.write_timeout).await;
             return;
         }
     };
