@@ -165,8 +165,10 @@ impl Membership {
 
     /// Stores `content` as the room's next message and queues it for every member.
     pub fn publish(&self, content: String) -> Result<u64, PublishError> {
+        // Formatted before taking the lock: the room lock covers only what must be ordered.
+        let timestamp = room::now_rfc3339();
         let mut state = self.room.lock();
-        let outcome = state.publish(self.member_id, content);
+        let outcome = state.publish(self.member_id, content, timestamp);
         drop(state);
         let (id, emptied) = outcome?;
         if emptied {

@@ -137,6 +137,7 @@ impl RoomState {
         &mut self,
         member_id: MemberId,
         content: String,
+        timestamp: String,
     ) -> Result<(u64, bool), PublishError> {
         let seat = self
             .members
@@ -149,7 +150,7 @@ impl RoomState {
             id,
             user,
             content,
-            timestamp: now_rfc3339(),
+            timestamp,
         })
         .to_json()
         .into();
@@ -262,7 +263,7 @@ impl RoomState {
 }
 
 /// The current UTC time as RFC 3339 with millisecond precision, e.g. `2026-11-28T01:02:03.456Z`.
-pub(crate) fn now_rfc3339() -> String {
+pub(super) fn now_rfc3339() -> String {
     let format = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
     );
