@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use app::protocol::{ClientFrame, CloseCode, ErrorCode, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -107,7 +107,13 @@ async fn within(
     limit: Duration,
     write: impl Future<Output = Result<(), axum::Error>>,
 ) -> Result<(), WriteError> {
-    match timeout(limit, write).await {
+    let mut write = std::pin::pin!(write);
+    // Most writes complete at once; arm the deadline timer only for those that wait.
+    let outcome = match write.as_mut().now_or_never() {
+        Some(done) => Ok(done),
+        None => timeout(limit, write).await,
+    };
+    match outcome {
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(WriteError::Socket),
         Err(_) => Err(WriteError::TimedOut),
@@ -222,10 +228,14 @@ where
     tokio::pin!(token_expiry);
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
     let mut bucket = TokenBucket::new(settings.rate_limit, settings.rate_limit_burst);
+    // Registered once: every socket shares the token, so re-registering on each turn
+    // of the loop would contend on its lock.
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
 
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return Ended::Closed(CloseCode::GoingAway),
+            () = &mut shutting_down => return Ended::Closed(CloseCode::GoingAway),
             _ = &mut token_expiry => return Ended::Closed(CloseCode::TokenExpired),
             _ = &mut idle => {
                 if last_heard.elapsed() >= silence_limit {
@@ -303,9 +313,11 @@ where
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
     let mut writer = Writer::new(sink, settings.write_timeout);
+    let shutting_down = shutdown.cancelled();
+    tokio::pin!(shutting_down);
     let ended = loop {
         let incoming = tokio::select! {
-            _ = shutdown.cancelled() => break Ended::Closed(CloseCode::GoingAway),
+            () = &mut shutting_down => break Ended::Closed(CloseCode::GoingAway),
             incoming = stream.next() => incoming,
         };
         match admit_incoming(incoming, settings.max_message_bytes) {

@@ -20,7 +20,7 @@ use crate::hub::Participant;
 use crate::startup::AppState;
 
 /// Read and write buffers per socket: small, because there may be many sockets.
-const SOCKET_BUFFER_BYTES: usize = 16 * 1024;
+const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
 
 #[derive(Debug, Deserialize)]
 pub struct ChatParams {

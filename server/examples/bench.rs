@@ -1,0 +1,261 @@
+//! Fan-out benchmark: N members in one room, one sender, M messages.
+//!
+//! Starts the release server as a child process (or targets `--url`, e.g. the
+//! FastAPI peer), connects the members, then prints delivery throughput, latency
+//! percentiles, the server's resident memory per connection and its CPU time.
+//!
+//!     make bench                      # defaults: 2000 members, 200 messages at 50/s
+//!     target/release/examples/bench --members 5000 --messages 100 --rate 500
+//!     target/release/examples/bench --url ws://127.0.0.1:8001 --secret dev-secret-change-me
+//!
+//! Figures, not pass/fail: compare runs on the same machine.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chorus_server::auth::Auth;
+use clap::Parser;
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::net::TcpSocket;
+use tokio::sync::{Barrier, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Parser)]
+struct Args {
+    /// Members connected to the room (all receive every message).
+    #[arg(long, default_value_t = 2000)]
+    members: usize,
+    /// Messages the sender publishes.
+    #[arg(long, default_value_t = 200)]
+    messages: usize,
+    /// Messages per second from the sender.
+    #[arg(long, default_value_t = 50)]
+    rate: u32,
+    /// Bytes of filler per message.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// Target an already running server (`ws://host:port`) instead of starting one.
+    #[arg(long)]
+    url: Option<String>,
+    /// HS256 secret of the target server.
+    #[arg(long, default_value = "bench-secret")]
+    secret: String,
+    /// The server binary to start.
+    #[arg(long, default_value = "target/release/chorus")]
+    server: String,
+}
+
+struct Server {
+    child: tokio::process::Child,
+    base: String,
+}
+
+async fn start_server(args: &Args) -> Server {
+    let mut child = tokio::process::Command::new(&args.server)
+        .args(["--addr", "127.0.0.1:0", "--jwt-secret", &args.secret])
+        .args(["--max-connections", "100000", "--send-queue", "1024"])
+        .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {}: {err} (run `make bench`)", args.server));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines.next_line().await.unwrap().expect("server exited");
+        if let Some((_, addr)) = line.split_once("listening on http://") {
+            break format!("ws://{}", addr.trim());
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Server { child, base }
+}
+
+/// Resident memory of a process, in bytes.
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// User + system CPU time of a process.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Connects from 127.0.0.x, spreading clients over source addresses (one address has
+/// only ~28k ephemeral ports).
+async fn connect(url: &str, n: usize) -> Socket {
+    let host = url.trim_start_matches("ws://").split('/').next().unwrap();
+    let addr: SocketAddr = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    if addr.ip().is_loopback() {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (n / 20_000) as u8);
+        socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).unwrap();
+    }
+    let stream = socket.connect(addr).await.expect("connect");
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+    ws
+}
+
+fn percentile(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index] as f64 / 1000.0
+}
+
+#[tokio::main]
+async fn main() {
+    let args = Args::parse();
+    let server = match &args.url {
+        Some(_) => None,
+        None => Some(start_server(&args).await),
+    };
+    let base = args
+        .url
+        .clone()
+        .unwrap_or_else(|| server.as_ref().unwrap().base.clone());
+    let pid = server.as_ref().and_then(|s| s.child.id());
+    let auth = Auth::new(args.secret.as_bytes());
+    let url_for = |name: &str| {
+        let token = auth
+            .issue(name, Some(name), Duration::from_secs(3600))
+            .token;
+        format!("{base}/ws/chat/bench?token={token}")
+    };
+
+    let sender = connect(&url_for("sender"), 0).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let baseline = pid.and_then(rss_bytes);
+
+    let epoch = Instant::now();
+    let ready = Arc::new(Barrier::new(args.members + 1));
+    let (results, mut collected) = mpsc::unbounded_channel::<(usize, Vec<u64>)>();
+    let connect_started = Instant::now();
+    for n in 0..args.members {
+        let ws = connect(&url_for(&format!("member-{n}")), n + 1).await;
+        let (ready, results, expected) = (ready.clone(), results.clone(), args.messages);
+        tokio::spawn(async move {
+            let (_, mut read) = ws.split();
+            ready.wait().await;
+            let mut latencies = Vec::with_capacity(expected);
+            while latencies.len() < expected {
+                let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_secs(30), read.next()).await
+                else {
+                    break;
+                };
+                let Message::Text(text) = message else {
+                    continue;
+                };
+                let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+                    continue;
+                };
+                if frame["type"] != "message" {
+                    continue;
+                }
+                let content = frame["content"].as_str().unwrap_or_default();
+                if let Some(sent_us) = content
+                    .split(' ')
+                    .next()
+                    .and_then(|t| t.parse::<u64>().ok())
+                {
+                    latencies.push(epoch.elapsed().as_micros() as u64 - sent_us);
+                }
+            }
+            let _ = results.send((latencies.len(), latencies));
+        });
+    }
+    drop(results);
+    let connect_time = connect_started.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let connected_rss = pid.and_then(rss_bytes);
+    let cpu_before = pid.and_then(cpu_time);
+    ready.wait().await;
+
+    let filler = "x".repeat(args.size);
+    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
+    let send_started = Instant::now();
+    let (mut write, mut sender_read) = sender.split();
+    tokio::spawn(async move { while sender_read.next().await.is_some() {} });
+    for n in 0..args.messages {
+        tokio::time::sleep_until((send_started + interval * n as u32).into()).await;
+        let content = format!("{} {filler}", epoch.elapsed().as_micros());
+        let frame = serde_json::json!({"type": "message", "content": content}).to_string();
+        write.send(Message::text(frame)).await.expect("send");
+    }
+    let mut delivered = 0usize;
+    let mut latencies = Vec::with_capacity(args.members * args.messages);
+    while let Some((count, member_latencies)) = collected.recv().await {
+        delivered += count;
+        latencies.extend(member_latencies);
+    }
+    let elapsed = send_started.elapsed();
+    let cpu_used = pid
+        .and_then(cpu_time)
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    latencies.sort_unstable();
+
+    let expected = args.members * args.messages;
+    println!(
+        "chorus fan-out benchmark ({})",
+        args.url.as_deref().unwrap_or("release binary")
+    );
+    println!("  members            {}", args.members);
+    println!(
+        "  messages           {} × {} bytes at {}/s",
+        args.messages, args.size, args.rate
+    );
+    println!(
+        "  connect            {:.2} s ({:.0} connections/s)",
+        connect_time.as_secs_f64(),
+        args.members as f64 / connect_time.as_secs_f64()
+    );
+    println!(
+        "  delivered          {delivered} of {expected} ({:.2} %)",
+        delivered as f64 * 100.0 / expected as f64
+    );
+    println!(
+        "  throughput         {:.0} deliveries/s over {:.2} s",
+        delivered as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "  latency (ms)       p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.9),
+        percentile(&latencies, 0.99),
+        percentile(&latencies, 1.0)
+    );
+    if let (Some(base_rss), Some(rss)) = (baseline, connected_rss) {
+        println!(
+            "  server memory      {:.1} MiB idle, {:.1} MiB connected: {:.1} KiB per connection",
+            base_rss as f64 / 1048576.0,
+            rss as f64 / 1048576.0,
+            (rss.saturating_sub(base_rss)) as f64 / 1024.0 / args.members as f64
+        );
+    }
+    if let Some(cpu) = cpu_used {
+        println!(
+            "  server CPU         {:.2} s for the broadcast ({:.1} µs per delivery)",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64
+        );
+    }
+}
