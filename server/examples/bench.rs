@@ -6,7 +6,7 @@
 //!
 //!     make bench                      # defaults: 2000 members, 200 messages at 50/s
 //!     target/release/examples/bench --members 5000 --messages 100 --rate 500
-//!     target/release/examples/bench --url ws://127.0.0.1:8001 --secret dev-secret-change-me
+//!     target/release/examples/bench --url ws://127.0.0.1:8001 --secret dev-secret-change-me --pid PID
 //!
 //! Figures, not pass/fail: compare runs on the same machine.
 
@@ -40,6 +40,9 @@ struct Args {
     /// Target an already running server (`ws://host:port`) instead of starting one.
     #[arg(long)]
     url: Option<String>,
+    /// Process id of the `--url` server, to report its memory and CPU.
+    #[arg(long)]
+    pid: Option<u32>,
     /// HS256 secret of the target server.
     #[arg(long, default_value = "bench-secret")]
     secret: String,
@@ -130,7 +133,7 @@ async fn main() {
         .url
         .clone()
         .unwrap_or_else(|| server.as_ref().unwrap().base.clone());
-    let pid = server.as_ref().and_then(|s| s.child.id());
+    let pid = server.as_ref().and_then(|s| s.child.id()).or(args.pid);
     let auth = Auth::new(args.secret.as_bytes());
     let url_for = |name: &str| {
         let token = auth
@@ -140,6 +143,9 @@ async fn main() {
     };
 
     let sender = connect(&url_for("sender"), 0).await;
+    let (mut write, mut sender_read) = sender.split();
+    // Keep reading the sender's socket so it answers pings and never lags.
+    tokio::spawn(async move { while sender_read.next().await.is_some() {} });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let baseline = pid.and_then(rss_bytes);
 
@@ -150,8 +156,18 @@ async fn main() {
     for n in 0..args.members {
         let ws = connect(&url_for(&format!("member-{n}")), n + 1).await;
         let (ready, results, expected) = (ready.clone(), results.clone(), args.messages);
+        let last_joiner = format!("member-{}", args.members - 1);
         tokio::spawn(async move {
             let (_, mut read) = ws.split();
+            // Read through the join announcements of everyone after us (the room
+            // sends them in order), so the broadcast is measured on idle sockets.
+            while let Some(Ok(Message::Text(text))) = read.next().await {
+                let frame: serde_json::Value =
+                    serde_json::from_str(text.as_str()).unwrap_or_default();
+                if frame["event"] == "join" && frame["user"] == last_joiner.as_str() {
+                    break;
+                }
+            }
             ready.wait().await;
             let mut latencies = Vec::with_capacity(expected);
             while latencies.len() < expected {
@@ -183,16 +199,13 @@ async fn main() {
     }
     drop(results);
     let connect_time = connect_started.elapsed();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    ready.wait().await;
     let connected_rss = pid.and_then(rss_bytes);
     let cpu_before = pid.and_then(cpu_time);
-    ready.wait().await;
 
     let filler = "x".repeat(args.size);
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
     let send_started = Instant::now();
-    let (mut write, mut sender_read) = sender.split();
-    tokio::spawn(async move { while sender_read.next().await.is_some() {} });
     for n in 0..args.messages {
         tokio::time::sleep_until((send_started + interval * n as u32).into()).await;
         let content = format!("{} {filler}", epoch.elapsed().as_micros());

@@ -9,6 +9,7 @@ use app::{App, shell};
 use axum::Router;
 use axum::extract::FromRef;
 use axum::routing::{get, post};
+use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
@@ -145,7 +146,13 @@ impl Application {
             }
         });
         tracing::info!("listening on http://{}", self.addr);
-        let server = axum::serve(self.listener, self.router)
+        // Chat frames are small and latency-sensitive: no Nagle delay.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+            }
+        });
+        let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut serving = tokio::spawn(server.into_future());
         tokio::select! {
