@@ -155,27 +155,37 @@ impl Application {
         let server = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned());
         let mut serving = tokio::spawn(server.into_future());
+        let mut served = None;
         tokio::select! {
-            finished = &mut serving => {
-                // Only an error ends serving before shutdown.
-                finished.map_err(io::Error::other)??;
-                return Ok(());
-            }
+            finished = &mut serving => served = Some(finished),
             () = shutdown.cancelled() => {}
         }
+        if !shutdown.is_cancelled() {
+            // Serving stopped by itself: only an error does that.
+            let finished = served.expect("serving finished");
+            finished.map_err(io::Error::other)??;
+            return Ok(());
+        }
+        // Serving may finish at once (WebSocket upgrades are not HTTP requests it
+        // waits for); the sockets are ours to close either way.
         tracing::info!("shutting down: closing every socket with 1001");
         let deadline = Instant::now() + SHUTDOWN_BUDGET;
         self.tasks.close();
         if timeout_at(deadline, self.tasks.wait()).await.is_err() {
             tracing::warn!("some sockets did not close in time");
         }
-        match timeout_at(deadline, &mut serving).await {
-            Ok(finished) => finished.map_err(io::Error::other)??,
-            Err(_) => {
-                tracing::warn!("some HTTP requests did not finish in time");
-                serving.abort();
-            }
-        }
+        let finished = match served {
+            Some(finished) => finished,
+            None => match timeout_at(deadline, &mut serving).await {
+                Ok(finished) => finished,
+                Err(_) => {
+                    tracing::warn!("some HTTP requests did not finish in time");
+                    serving.abort();
+                    return Ok(());
+                }
+            },
+        };
+        finished.map_err(io::Error::other)??;
         Ok(())
     }
 }

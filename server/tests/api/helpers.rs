@@ -178,7 +178,14 @@ impl Client {
                 .await
                 .expect("timed out waiting for the close frame")
             {
-                Some(Ok(Message::Close(frame))) => return (frame, before),
+                Some(Ok(Message::Close(frame))) => {
+                    // Keep reading so the client's close reply is flushed, as a browser does.
+                    let _ = tokio::time::timeout(PATIENCE, async {
+                        while self.ws.next().await.is_some() {}
+                    })
+                    .await;
+                    return (frame, before);
+                }
                 Some(Ok(Message::Text(text))) => {
                     before.push(serde_json::from_str(text.as_str()).expect("JSON"))
                 }
