@@ -1,17 +1,30 @@
 //! The Chorus web client and the protocol it shares with the server.
 //!
-//! - [`protocol`]: wire frames, close codes and limits; no Leptos, used by the server too.
+//! - [`protocol`]: wire frames, close codes, limits and HTTP API bodies; no Leptos,
+//!   used by the server too.
+//! - [`timeline`] and [`backoff`]: what a member has seen, and when to reconnect;
+//!   plain data, unit-tested natively.
+//! - [`socket`]: `use_websocket(room)`, the reactive connection with reconnection
+//!   and `since` recovery; [`session`]: the guest token in `localStorage`.
+//! - `pages` (one per route) and `components`: the UI.
 //! - [`App`] / [`shell`]: the Leptos application, rendered on the server (`ssr`) and
-//!   hydrated in the browser (`hydrate`).
+//!   hydrated in the browser (`hydrate`). Browser APIs are used only under `hydrate`.
 
+pub mod backoff;
 pub mod protocol;
+pub mod session;
+pub mod socket;
+pub mod timeline;
+
+mod components;
+mod pages;
 
 use leptos::prelude::*;
 use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
-use leptos_router::{
-    StaticSegment,
-    components::{Route, Router, Routes},
-};
+use leptos_router::components::{Route, Router, Routes};
+use leptos_router::path;
+
+use pages::{HomePage, RoomPage};
 
 /// The HTML document around [`App`], rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -41,19 +54,10 @@ pub fn App() -> impl IntoView {
         <Router>
             <main>
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>
-                    <Route path=StaticSegment("") view=HomePage/>
+                    <Route path=path!("/") view=HomePage/>
+                    <Route path=path!("/room/:name") view=RoomPage/>
                 </Routes>
             </main>
         </Router>
-    }
-}
-
-#[component]
-fn HomePage() -> impl IntoView {
-    view! {
-        <section class="home">
-            <h1>"Chorus"</h1>
-            <p>"Real-time rooms. Connect a WebSocket client to " <code>"/ws/chat/{room}?token=JWT"</code> "."</p>
-        </section>
     }
 }

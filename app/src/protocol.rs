@@ -302,6 +302,37 @@ pub fn normalize_display_name(name: &str) -> Result<&str, DisplayNameError> {
     Ok(name)
 }
 
+/// `POST /api/token` request body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    pub name: String,
+}
+
+/// `POST /api/token` response body: a freshly issued token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedToken {
+    pub token: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+/// A live room as listed by `GET /api/rooms`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomSummary {
+    pub name: String,
+    /// Distinct users present.
+    pub members: usize,
+    /// Open connections, counting every tab of a user.
+    pub connections: usize,
+}
+
+/// The body of every HTTP API error: `{"error": "<code>", "message": "<human text>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiErrorBody {
+    pub error: String,
+    pub message: String,
+}
+
 /// How a client should react to a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reconnect {

@@ -1,45 +1,35 @@
 //! The HTTP API: guest tokens, the room list and the health check.
 
-use app::protocol::normalize_display_name;
+use app::protocol::{ApiErrorBody, IssuedToken, RoomSummary, TokenRequest, normalize_display_name};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
 
-use crate::auth::IssuedToken;
-use crate::hub::RoomSummary;
 use crate::startup::AppState;
 
-/// A JSON error body: `{"error": "<code>", "message": "<human text>"}`.
-#[derive(Debug, Serialize)]
+/// An HTTP status with a JSON [`ApiErrorBody`].
+#[derive(Debug)]
 pub struct ApiError {
-    #[serde(skip)]
     status: StatusCode,
-    error: &'static str,
-    message: String,
+    body: ApiErrorBody,
 }
 
 impl ApiError {
     fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            error,
+        let body = ApiErrorBody {
+            error: error.to_owned(),
             message: message.into(),
-        }
+        };
+        ApiError { status, body }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        (self.status, Json(self.body)).into_response()
     }
-}
-
-#[derive(Debug, Deserialize)]
-struct TokenRequest {
-    name: String,
 }
 
 /// `POST /api/token` with `{"name":"alice"}`: a guest token for the web UI.

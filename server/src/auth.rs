@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use app::protocol::IssuedToken;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -37,14 +38,6 @@ pub enum AuthError {
     Expired,
     #[error("the token is invalid: {0}")]
     Invalid(String),
-}
-
-/// A freshly issued token.
-#[derive(Debug, Clone, Serialize)]
-pub struct IssuedToken {
-    pub token: String,
-    /// RFC 3339, UTC.
-    pub expires_at: String,
 }
 
 /// Signs and verifies HS256 tokens with one secret.

@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use axum::extract::ws::Utf8Bytes;
-use serde::Serialize;
 use tokio::sync::mpsc;
 
+pub use app::protocol::RoomSummary;
 use room::{MemberId, Room};
 
 /// Bytes of one serialized server frame, shared by every queue it is pushed into.
@@ -39,16 +39,6 @@ pub struct HubSettings {
 pub struct Participant {
     pub id: String,
     pub name: String,
-}
-
-/// A live room as listed by `GET /api/rooms`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RoomSummary {
-    pub name: String,
-    /// Distinct users present.
-    pub members: usize,
-    /// Open connections, counting every tab of a user.
-    pub connections: usize,
 }
 
 /// What a new member receives; send `welcome`, then `backlog`, then drain `queue`.

@@ -1,0 +1,114 @@
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos_router::hooks::use_navigate;
+
+use crate::protocol::{RoomSummary, validate_room_name};
+use crate::session;
+
+/// The page of a room. Valid room names need no escaping in a path.
+pub fn room_path(room: &str) -> String {
+    format!("/room/{room}")
+}
+
+/// Join a room by name, or pick one of the active rooms.
+#[component]
+pub fn RoomPicker(
+    /// The room being shown, if any: highlighted in the list, and a change refreshes it.
+    #[prop(optional, into)]
+    current: Option<Signal<String>>,
+) -> impl IntoView {
+    let refreshes = RwSignal::new(0_u32);
+    let rooms = LocalResource::new(move || {
+        refreshes.track();
+        if let Some(current) = current {
+            current.track();
+        }
+        session::active_rooms()
+    });
+    let draft = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let navigate = use_navigate();
+    let join = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        let room = draft.get_untracked().trim().to_owned();
+        match validate_room_name(&room) {
+            Ok(()) => {
+                error.set(None);
+                draft.set(String::new());
+                navigate(&room_path(&room), Default::default());
+            }
+            Err(err) => error.set(Some(capitalize(&err.to_string()))),
+        }
+    };
+    let list = move || {
+        rooms.get().map(|result| match result {
+            Ok(rooms) if rooms.is_empty() => {
+                view! { <p class="muted">"No active rooms yet: start one above."</p> }.into_any()
+            }
+            Ok(rooms) => view! {
+                <ul class="room-list">
+                    {rooms.into_iter().map(|room| room_link(room, current)).collect_view()}
+                </ul>
+            }
+            .into_any(),
+            Err(err) => view! { <p class="field-error">{err.to_string()}</p> }.into_any(),
+        })
+    };
+    view! {
+        <section class="room-picker" aria-labelledby="room-picker-title">
+            <h2 id="room-picker-title">"Rooms"</h2>
+            <form class="join-room" on:submit=join novalidate>
+                <label for="room-name">"Room name"</label>
+                <div class="row">
+                    <input id="room-name" name="room" type="text" autocomplete="off"
+                        placeholder="e.g. general" spellcheck="false"
+                        aria-describedby="room-name-error"
+                        aria-invalid=move || error.with(Option::is_some).to_string()
+                        prop:value=move || draft.get()
+                        on:input=move |ev| {
+                            draft.set(event_target_value(&ev));
+                            error.set(None);
+                        }/>
+                    <button type="submit">"Join"</button>
+                </div>
+                <p class="field-error" id="room-name-error" role="alert">{move || error.get()}</p>
+            </form>
+            <div class="active-rooms">
+                <div class="row spread">
+                    <h3>"Active rooms"</h3>
+                    <button type="button" class="link" on:click=move |_| refreshes.update(|n| *n += 1)>
+                        "Refresh"
+                    </button>
+                </div>
+                <Transition fallback=|| view! { <p class="muted">"Loading rooms…"</p> }>{list}</Transition>
+            </div>
+        </section>
+    }
+}
+
+fn room_link(room: RoomSummary, current: Option<Signal<String>>) -> impl IntoView {
+    let name = room.name.clone();
+    let here = Signal::derive(move || {
+        current.is_some_and(|current| current.with(|current| *current == name))
+    });
+    let members = match room.members {
+        1 => "1 member".to_owned(),
+        n => format!("{n} members"),
+    };
+    view! {
+        <li class:here=here>
+            <a href=room_path(&room.name) aria-current=move || here.get().then_some("page")>
+                <span class="room-name">{room.name.clone()}</span>
+                <span class="muted">{members}</span>
+            </a>
+        </li>
+    }
+}
+
+pub fn capitalize(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

@@ -1,0 +1,123 @@
+use leptos::ev::SubmitEvent;
+use leptos::prelude::*;
+use leptos_router::hooks::{use_navigate, use_query_map};
+
+use crate::components::capitalize;
+use crate::components::{RoomPicker, room_path};
+use crate::protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
+use crate::session::{self, Session};
+
+/// `/`: sign in with a display name, then pick a room.
+///
+/// `?room=NAME` continues to that room after signing in; `?reason=unauthorized`
+/// explains why the room page sent the reader here.
+#[component]
+pub fn HomePage() -> impl IntoView {
+    let query = use_query_map();
+    // Read after hydration: the server renders every page signed out.
+    let signed_in = RwSignal::new(None::<Session>);
+    Effect::new(move |_| signed_in.set(session::load()));
+    let next_room = Signal::derive(move || {
+        query
+            .read()
+            .get("room")
+            .filter(|room| validate_room_name(room).is_ok())
+    });
+    let unauthorized = move || query.read().get("reason").as_deref() == Some("unauthorized");
+    let sign_out = move |_| {
+        session::clear();
+        signed_in.set(None);
+    };
+    view! {
+        <section class="home">
+            <header class="brand">
+                <h1>"Chorus"</h1>
+                <p class="tagline">"Real-time rooms for everyone in the conversation."</p>
+            </header>
+            <Show when=unauthorized>
+                <p class="notice" role="alert">
+                    "Your session is no longer valid. Choose a name to sign in again."
+                </p>
+            </Show>
+            <Show
+                when=move || signed_in.with(Option::is_some)
+                fallback=move || view! { <SignIn signed_in next_room/> }
+            >
+                <div class="card signed-in">
+                    <p>
+                        "Signed in as "
+                        <strong class="me">{move || signed_in.with(|s| s.as_ref().map(|s| s.name.clone()))}</strong>
+                        " · "
+                        <button type="button" class="link" on:click=sign_out>"Sign out"</button>
+                    </p>
+                </div>
+                <div class="card">
+                    <RoomPicker/>
+                </div>
+            </Show>
+        </section>
+    }
+}
+
+#[component]
+fn SignIn(
+    signed_in: RwSignal<Option<Session>>,
+    next_room: Signal<Option<String>>,
+) -> impl IntoView {
+    let name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let pending = RwSignal::new(false);
+    let navigate = use_navigate();
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        if pending.get_untracked() {
+            return;
+        }
+        let typed = name.get_untracked();
+        let chosen = match normalize_display_name(&typed) {
+            Ok(chosen) => chosen.to_owned(),
+            Err(err) => {
+                error.set(Some(capitalize(&err.to_string())));
+                return;
+            }
+        };
+        pending.set(true);
+        error.set(None);
+        let navigate = navigate.clone();
+        leptos::task::spawn_local(async move {
+            let result = session::sign_in(&chosen).await;
+            pending.try_set(false);
+            match result {
+                Ok(session) => {
+                    signed_in.try_set(Some(session));
+                    if let Some(room) = next_room.try_get_untracked().flatten() {
+                        navigate(&room_path(&room), Default::default());
+                    }
+                }
+                Err(err) => {
+                    error.try_set(Some(err.to_string()));
+                }
+            }
+        });
+    };
+    view! {
+        <form class="card sign-in" on:submit=submit novalidate>
+            <h2>"Sign in"</h2>
+            <label for="display-name">"Display name"</label>
+            <div class="row">
+                <input id="display-name" name="name" type="text" autocomplete="nickname"
+                    required maxlength=MAX_DISPLAY_NAME_CHARS.to_string()
+                    placeholder="How others will see you"
+                    aria-describedby="display-name-error"
+                    aria-invalid=move || error.with(Option::is_some).to_string()
+                    prop:value=move || name.get()
+                    on:input=move |ev| {
+                        name.set(event_target_value(&ev));
+                        error.set(None);
+                    }/>
+                <button type="submit" disabled=move || pending.get()>"Continue"</button>
+            </div>
+            <p class="field-error" id="display-name-error" role="alert">{move || error.get()}</p>
+        </form>
+    }
+}

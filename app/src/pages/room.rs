@@ -1,0 +1,87 @@
+use leptos::ev::SubmitEvent;
+use leptos::html;
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::NavigateOptions;
+use leptos_router::hooks::{use_navigate, use_params_map};
+
+use crate::components::{ConnectionBadge, MemberList, MessageList, RoomPicker};
+use crate::socket::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
+
+/// `/room/{name}`: the chat.
+#[component]
+pub fn RoomPage() -> impl IntoView {
+    let params = use_params_map();
+    let room = Signal::derive(move || params.read().get("name").unwrap_or_default());
+    let socket = use_websocket(room);
+    let navigate = use_navigate();
+    // Without a usable session the sign-in page takes over, then comes back here.
+    Effect::new(move |_| {
+        let reason = match socket.state().get() {
+            ConnectionState::Closed(ClosedReason::SignedOut) => "",
+            ConnectionState::Closed(ClosedReason::Unauthorized) => "reason=unauthorized&",
+            _ => return,
+        };
+        let to = format!("/?{reason}room={}", room.get_untracked());
+        let replace = NavigateOptions {
+            replace: true,
+            ..Default::default()
+        };
+        navigate(&to, replace);
+    });
+    view! {
+        <Title text=move || format!("#{} · Chorus", room.get())/>
+        <section class="room" aria-labelledby="room-title">
+            <header class="room-header">
+                <a class="leave" href="/">"← Leave"</a>
+                <h1 id="room-title">"#" {room}</h1>
+                <ConnectionBadge state=socket.state() missed=socket.missed()/>
+            </header>
+            <div class="room-body">
+                <MessageList entries=socket.messages() me=socket.me()/>
+                <aside class="sidebar">
+                    <MemberList users=socket.users() me=socket.me()/>
+                    <RoomPicker current=room/>
+                </aside>
+            </div>
+            <Composer socket/>
+        </section>
+    }
+}
+
+/// The message box: Enter sends, focus stays, a failed send keeps the text.
+#[component]
+fn Composer(socket: ChatSocket) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    let refused = RwSignal::new(None::<String>);
+    let input = NodeRef::<html::Input>::new();
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        match socket.send(&draft.get_untracked()) {
+            Ok(()) => {
+                draft.set(String::new());
+                refused.set(None);
+            }
+            Err(err) => refused.set(Some(err.to_string())),
+        }
+        if let Some(input) = input.get_untracked() {
+            let _ = input.focus();
+        }
+    };
+    let problem = move || refused.get().or_else(|| socket.problem().get());
+    view! {
+        <form class="composer" on:submit=submit>
+            <label for="composer-input" class="visually-hidden">"Message"</label>
+            <input id="composer-input" name="message" type="text" autocomplete="off"
+                placeholder="Write a message and press Enter" node_ref=input
+                aria-describedby="composer-problem"
+                prop:value=move || draft.get()
+                on:input=move |ev| {
+                    draft.set(event_target_value(&ev));
+                    refused.set(None);
+                }/>
+            <button type="submit">"Send"</button>
+            <p class="composer-problem" id="composer-problem" role="alert">{problem}</p>
+        </form>
+    }
+}

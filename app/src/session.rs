@@ -1,0 +1,140 @@
+//! The signed-in guest: kept in `localStorage` so every tab and reload shares it,
+//! and obtained from `POST /api/token`.
+//!
+//! The server renders every page signed out; pages read the session after
+//! hydration, in effects and event handlers, which only run in the browser. Built
+//! without `hydrate`, storage is empty and the HTTP calls report that they need one.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::RoomSummary;
+#[cfg(feature = "hydrate")]
+use crate::protocol::{ApiErrorBody, IssuedToken, TokenRequest};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub name: String,
+    pub token: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+/// Why an API call failed, worded for the person using the page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiFailure {
+    /// The server answered with an error body; `error` is its machine-readable code.
+    Rejected { error: String, message: String },
+    /// No usable answer: network down, server gone, or an unexpected body.
+    Unreachable(String),
+}
+
+impl fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiFailure::Rejected { message, .. } => f.write_str(message),
+            ApiFailure::Unreachable(detail) => write!(f, "The server is unreachable ({detail})."),
+        }
+    }
+}
+
+#[cfg(feature = "hydrate")]
+const STORAGE_KEY: &str = "chorus.session";
+
+#[cfg(feature = "hydrate")]
+fn storage() -> Option<web_sys::Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+/// The stored session, if any (always `None` on the server).
+pub fn load() -> Option<Session> {
+    #[cfg(feature = "hydrate")]
+    {
+        let text = storage()?.get_item(STORAGE_KEY).ok().flatten()?;
+        serde_json::from_str(&text).ok()
+    }
+    #[cfg(not(feature = "hydrate"))]
+    None
+}
+
+pub fn store(session: &Session) {
+    #[cfg(feature = "hydrate")]
+    if let Some(storage) = storage() {
+        let text = serde_json::to_string(session).expect("a session always serializes");
+        let _ = storage.set_item(STORAGE_KEY, &text);
+    }
+    #[cfg(not(feature = "hydrate"))]
+    let _ = session;
+}
+
+pub fn clear() {
+    #[cfg(feature = "hydrate")]
+    if let Some(storage) = storage() {
+        let _ = storage.remove_item(STORAGE_KEY);
+    }
+}
+
+#[cfg(not(feature = "hydrate"))]
+fn browser_only<T>() -> Result<T, ApiFailure> {
+    Err(ApiFailure::Unreachable(
+        "this call runs in the browser".into(),
+    ))
+}
+
+/// Signs in as a guest called `name` and stores the session.
+pub async fn sign_in(name: &str) -> Result<Session, ApiFailure> {
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = name;
+        browser_only()
+    }
+    #[cfg(feature = "hydrate")]
+    {
+        let request = gloo_net::http::Request::post("/api/token")
+            .json(&TokenRequest {
+                name: name.to_owned(),
+            })
+            .map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
+        let issued: IssuedToken = read_json(request.send().await).await?;
+        let session = Session {
+            name: name.trim().to_owned(),
+            token: issued.token,
+            expires_at: issued.expires_at,
+        };
+        store(&session);
+        Ok(session)
+    }
+}
+
+/// `GET /api/rooms`.
+pub async fn active_rooms() -> Result<Vec<RoomSummary>, ApiFailure> {
+    #[cfg(not(feature = "hydrate"))]
+    return browser_only();
+    #[cfg(feature = "hydrate")]
+    read_json(gloo_net::http::Request::get("/api/rooms").send().await).await
+}
+
+#[cfg(feature = "hydrate")]
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: Result<gloo_net::http::Response, gloo_net::Error>,
+) -> Result<T, ApiFailure> {
+    let response = response.map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
+    if response.ok() {
+        return response
+            .json()
+            .await
+            .map_err(|err| ApiFailure::Unreachable(err.to_string()));
+    }
+    match response.json::<ApiErrorBody>().await {
+        Ok(body) => Err(ApiFailure::Rejected {
+            error: body.error,
+            message: body.message,
+        }),
+        Err(_) => Err(ApiFailure::Unreachable(format!(
+            "HTTP {} {}",
+            response.status(),
+            response.status_text()
+        ))),
+    }
+}

@@ -1,0 +1,256 @@
+//! What a member has seen of a room: messages in id order without duplicates,
+//! system events, gaps, and the member list.
+//!
+//! Pure data, no Leptos and no browser: [`crate::socket`] feeds it server frames
+//! and publishes it through signals, and the unit tests below feed it directly.
+
+use std::sync::Arc;
+
+use crate::protocol::{ChatMessage, SystemEvent};
+
+/// How many entries a client keeps; older ones scroll away for good.
+pub const MAX_ENTRIES: usize = 1000;
+
+/// One line of the chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    Message(ChatMessage),
+    /// A member joined or left.
+    System {
+        seq: u64,
+        event: SystemEvent,
+        user: String,
+        text: String,
+    },
+    /// The server could not deliver everything sent while this client was away.
+    Gap {
+        seq: u64,
+    },
+}
+
+/// A stable identity for list rendering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EntryKey {
+    Message(u64),
+    Local(u64),
+}
+
+impl Entry {
+    pub fn key(&self) -> EntryKey {
+        match self {
+            Entry::Message(message) => EntryKey::Message(message.id),
+            Entry::System { seq, .. } | Entry::Gap { seq } => EntryKey::Local(*seq),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    /// Shared so a reactive list can clone the whole timeline cheaply.
+    entries: Vec<Arc<Entry>>,
+    users: Vec<String>,
+    last_id: Option<u64>,
+    /// Numbers local entries (system events, gaps), which have no server id.
+    next_seq: u64,
+    missed: bool,
+}
+
+impl Timeline {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn entries(&self) -> &[Arc<Entry>] {
+        &self.entries
+    }
+
+    /// Current members, sorted; a name appears once per user carrying it.
+    pub fn users(&self) -> &[String] {
+        &self.users
+    }
+
+    /// The newest message id seen: the `since` of the next connection.
+    pub fn last_id(&self) -> Option<u64> {
+        self.last_id
+    }
+
+    /// Whether some messages were lost for good at least once.
+    pub fn missed(&self) -> bool {
+        self.missed
+    }
+
+    /// A `welcome` frame: the member list restarts from the server's view.
+    pub fn welcome(&mut self, users: Vec<String>, recovered: bool) {
+        self.users = users;
+        self.users.sort();
+        if !recovered {
+            self.missed = true;
+            let seq = self.take_seq();
+            self.push(Entry::Gap { seq });
+        }
+    }
+
+    /// A chat message; returns `false` for one already shown.
+    pub fn message(&mut self, message: ChatMessage) -> bool {
+        let id = message.id;
+        match self.last_id {
+            Some(last) if id <= last => {
+                // Only a recovery replays old ids; never show one twice.
+                let position = self
+                    .entries
+                    .iter()
+                    .rposition(|entry| matches!(&**entry, Entry::Message(shown) if shown.id < id));
+                let insert_at = position.map_or(0, |index| index + 1);
+                let duplicate = self.entries[insert_at..]
+                    .iter()
+                    .any(|entry| matches!(&**entry, Entry::Message(shown) if shown.id == id));
+                if duplicate || self.entries.len() >= MAX_ENTRIES && insert_at == 0 {
+                    return false;
+                }
+                self.entries
+                    .insert(insert_at, Arc::new(Entry::Message(message)));
+                self.trim();
+            }
+            _ => {
+                self.last_id = Some(id);
+                self.push(Entry::Message(message));
+            }
+        }
+        true
+    }
+
+    /// A join or leave event; keeps the member list in step.
+    pub fn system(&mut self, event: SystemEvent, user: String, text: String) {
+        match event {
+            SystemEvent::Join => {
+                let at = self.users.partition_point(|name| name < &user);
+                self.users.insert(at, user.clone());
+            }
+            SystemEvent::Leave => {
+                if let Some(at) = self.users.iter().position(|name| name == &user) {
+                    self.users.remove(at);
+                }
+            }
+            SystemEvent::Unknown => {}
+        }
+        let seq = self.take_seq();
+        self.push(Entry::System {
+            seq,
+            event,
+            user,
+            text,
+        });
+    }
+
+    fn take_seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.entries.push(Arc::new(entry));
+        self.trim();
+    }
+
+    fn trim(&mut self) {
+        if self.entries.len() > MAX_ENTRIES {
+            let excess = self.entries.len() - MAX_ENTRIES;
+            self.entries.drain(..excess);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: u64) -> ChatMessage {
+        ChatMessage {
+            id,
+            user: "alice".into(),
+            content: format!("message {id}"),
+            timestamp: "2026-11-28T10:00:00.000Z".into(),
+        }
+    }
+
+    fn message_ids(timeline: &Timeline) -> Vec<u64> {
+        timeline
+            .entries()
+            .iter()
+            .filter_map(|entry| match &**entry {
+                Entry::Message(message) => Some(message.id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn messages_replayed_by_a_recovery_appear_once() {
+        let mut timeline = Timeline::new();
+        for id in [10, 11, 12] {
+            assert!(timeline.message(message(id)));
+        }
+        // The reconnect asked for since=12, but a server may resend what it has.
+        for id in [11, 12, 13, 14] {
+            timeline.message(message(id));
+        }
+        assert_eq!(message_ids(&timeline), [10, 11, 12, 13, 14]);
+        assert_eq!(timeline.last_id(), Some(14));
+        assert!(!timeline.message(message(13)));
+    }
+
+    #[test]
+    fn a_late_older_message_is_placed_in_id_order() {
+        let mut timeline = Timeline::new();
+        for id in [1, 2, 5] {
+            timeline.message(message(id));
+        }
+        timeline.system(SystemEvent::Join, "bob".into(), "bob joined".into());
+        assert!(timeline.message(message(3)));
+        assert_eq!(message_ids(&timeline), [1, 2, 3, 5]);
+        assert_eq!(timeline.last_id(), Some(5));
+    }
+
+    #[test]
+    fn joins_and_leaves_keep_the_member_list_sorted() {
+        let mut timeline = Timeline::new();
+        timeline.welcome(vec!["zoe".into(), "alice".into()], true);
+        assert_eq!(timeline.users(), ["alice", "zoe"]);
+        timeline.system(SystemEvent::Join, "bob".into(), "bob joined".into());
+        timeline.system(SystemEvent::Join, "bob".into(), "bob joined".into());
+        assert_eq!(timeline.users(), ["alice", "bob", "bob", "zoe"]);
+        timeline.system(SystemEvent::Leave, "bob".into(), "bob left".into());
+        timeline.system(SystemEvent::Leave, "carol".into(), "carol left".into());
+        assert_eq!(timeline.users(), ["alice", "bob", "zoe"]);
+        assert_eq!(timeline.entries().len(), 4);
+        // A new welcome replaces the list; nothing else changes.
+        timeline.welcome(vec!["alice".into()], true);
+        assert_eq!(timeline.users(), ["alice"]);
+        assert!(!timeline.missed());
+    }
+
+    #[test]
+    fn an_unrecovered_welcome_marks_a_gap() {
+        let mut timeline = Timeline::new();
+        timeline.message(message(1));
+        timeline.welcome(vec![], false);
+        assert!(timeline.missed());
+        assert!(matches!(&*timeline.entries()[1], Entry::Gap { .. }));
+        let keys: std::collections::HashSet<EntryKey> =
+            timeline.entries().iter().map(|entry| entry.key()).collect();
+        assert_eq!(keys.len(), 2);
+    }
+
+    #[test]
+    fn the_timeline_is_bounded() {
+        let mut timeline = Timeline::new();
+        for id in 1..=(MAX_ENTRIES as u64 + 10) {
+            timeline.message(message(id));
+        }
+        assert_eq!(timeline.entries().len(), MAX_ENTRIES);
+        assert_eq!(message_ids(&timeline)[0], 11);
+        // Older than anything kept: it would be trimmed at once.
+        assert!(!timeline.message(message(5)));
+        assert_eq!(timeline.entries().len(), MAX_ENTRIES);
+    }
+}
