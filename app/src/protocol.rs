@@ -55,6 +55,8 @@ pub enum ServerFrame {
     Welcome {
         room: String,
         user: String,
+        /// Who was present before this connection, sorted. The member's own `join`
+        /// follows if this is its first connection to the room.
         users: Vec<String>,
         /// `false` when a `since` recovery could not deliver every missed message.
         recovered: bool,

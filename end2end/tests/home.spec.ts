@@ -1,26 +1,57 @@
 import { test, expect } from '@playwright/test';
+import { collectProblems, expectNoProblems, signIn } from './support';
 
 test('the home page is server-rendered', async ({ browser }) => {
   const context = await browser.newContext({ javaScriptEnabled: false });
   const page = await context.newPage();
   await page.goto('/');
-  await expect(page.getByRole('heading', { name: 'Chorus' })).toBeVisible();
+  await expect(page.getByRole('heading', { name: 'Chorus', level: 1 })).toBeVisible();
   await expect(page).toHaveTitle('Chorus');
+  await expect(page.getByLabel('Display name')).toBeVisible();
   await context.close();
 });
 
-test('the WASM client loads and hydrates without errors', async ({ page }, testInfo) => {
-  const problems: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error') problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
+test('the WASM client hydrates without errors', async ({ page }, testInfo) => {
+  collectProblems(page);
   const wasm = page.waitForResponse((response) => response.url().endsWith('/pkg/chorus.wasm'));
-
   await page.goto('/');
   expect((await wasm).status()).toBe(200);
   await page.waitForLoadState('networkidle');
-  await expect(page.getByRole('heading', { name: 'Chorus' })).toBeVisible();
-  expect(problems).toEqual([]);
-  await page.screenshot({ path: testInfo.outputPath('home.png'), fullPage: true });
+  await expect(page.getByRole('heading', { name: 'Chorus', level: 1 })).toBeVisible();
+  expectNoProblems(page);
+  await page.screenshot({ path: testInfo.outputPath('home-signed-out.png'), fullPage: true });
+});
+
+test('names and room names are validated inline', async ({ page }, testInfo) => {
+  collectProblems(page);
+  await page.goto('/');
+  await page.waitForLoadState('networkidle');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.locator('#display-name-error')).toHaveText('Name is empty');
+  await expect(page.getByLabel('Display name')).toHaveAttribute('aria-invalid', 'true');
+
+  await signIn(page, 'Validator');
+  const roomName = page.getByLabel('Room name');
+  await roomName.fill('no spaces please');
+  await roomName.press('Enter');
+  await expect(page.locator('#room-name-error')).toContainText("only contain letters, digits");
+  await expect(page).toHaveURL(/\/$/);
+  await page.screenshot({ path: testInfo.outputPath('home-signed-in.png'), fullPage: true });
+
+  await roomName.fill('validated-room');
+  await roomName.press('Enter');
+  await expect(page).toHaveURL(/\/room\/validated-room$/);
+  await expect(page.getByRole('heading', { name: '#validated-room' })).toBeVisible();
+  expectNoProblems(page);
+});
+
+test('a room page without a session asks for a name, then returns to the room', async ({ page }) => {
+  collectProblems(page);
+  await page.goto('/room/straight-in');
+  await expect(page).toHaveURL(/\/\?room=straight-in$/);
+  await page.getByLabel('Display name').fill('Walk-in');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page).toHaveURL(/\/room\/straight-in$/);
+  await expect(page.locator('.badges [data-state]')).toHaveAttribute('data-state', 'live');
+  expectNoProblems(page);
 });

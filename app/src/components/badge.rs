@@ -36,4 +36,5 @@ pub fn ConnectionBadge(state: Signal<ConnectionState>, missed: Signal<bool>) -> 
             </Show>
         </div>
     }
+    .into_any()
 }

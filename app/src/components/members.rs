@@ -27,4 +27,5 @@ pub fn MemberList(users: Signal<Vec<String>>, me: Signal<Option<String>>) -> imp
             </ul>
         </section>
     }
+    .into_any()
 }

@@ -26,7 +26,8 @@ pub fn MessageList(entries: Signal<Vec<Arc<Entry>>>, me: Signal<Option<String>>)
         if following.get_value() {
             // After this change is rendered.
             request_animation_frame(move || {
-                if let Some(list) = list.get_untracked() {
+                // The page may have gone in the meantime.
+                if let Some(list) = list.try_get_untracked().flatten() {
                     list.set_scroll_top(list.scroll_height());
                 }
             });
@@ -43,6 +44,7 @@ pub fn MessageList(entries: Signal<Vec<Arc<Entry>>>, me: Signal<Option<String>>)
             </For>
         </ol>
     }
+    .into_any()
 }
 
 fn render_entry(entry: &Entry, me: Signal<Option<String>>) -> AnyView {

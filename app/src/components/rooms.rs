@@ -84,6 +84,7 @@ pub fn RoomPicker(
             </div>
         </section>
     }
+    .into_any()
 }
 
 fn room_link(room: RoomSummary, current: Option<Signal<String>>) -> impl IntoView {

@@ -12,7 +12,7 @@ use crate::session::{self, Session};
 /// `?room=NAME` continues to that room after signing in; `?reason=unauthorized`
 /// explains why the room page sent the reader here.
 #[component]
-pub fn HomePage() -> impl IntoView {
+pub fn HomePage() -> AnyView {
     let query = use_query_map();
     // Read after hydration: the server renders every page signed out.
     let signed_in = RwSignal::new(None::<Session>);
@@ -57,6 +57,7 @@ pub fn HomePage() -> impl IntoView {
             </Show>
         </section>
     }
+    .into_any()
 }
 
 #[component]
@@ -120,4 +121,5 @@ fn SignIn(
             <p class="field-error" id="display-name-error" role="alert">{move || error.get()}</p>
         </form>
     }
+    .into_any()
 }

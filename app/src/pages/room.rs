@@ -10,7 +10,7 @@ use crate::socket::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
 
 /// `/room/{name}`: the chat.
 #[component]
-pub fn RoomPage() -> impl IntoView {
+pub fn RoomPage() -> AnyView {
     let params = use_params_map();
     let room = Signal::derive(move || params.read().get("name").unwrap_or_default());
     let socket = use_websocket(room);
@@ -47,11 +47,12 @@ pub fn RoomPage() -> impl IntoView {
             <Composer socket/>
         </section>
     }
+    .into_any()
 }
 
 /// The message box: Enter sends, focus stays, a failed send keeps the text.
 #[component]
-fn Composer(socket: ChatSocket) -> impl IntoView {
+fn Composer(socket: ChatSocket) -> AnyView {
     let draft = RwSignal::new(String::new());
     let refused = RwSignal::new(None::<String>);
     let input = NodeRef::<html::Input>::new();
@@ -84,4 +85,5 @@ fn Composer(socket: ChatSocket) -> impl IntoView {
             <p class="composer-problem" id="composer-problem" role="alert">{problem}</p>
         </form>
     }
+    .into_any()
 }

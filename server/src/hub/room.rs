@@ -103,6 +103,9 @@ impl RoomState {
         queue: mpsc::Sender<FrameBytes>,
     ) -> (FrameBytes, Vec<FrameBytes>) {
         let (backlog, recovered) = self.backlog(since);
+        // Who was here before: the newcomer's own `join` (if this is its first
+        // connection) follows, so `users` plus the events is always the member list.
+        let users = self.user_names();
         let user_id: Arc<str> = Arc::from(who.id);
         self.members.insert(
             member_id,
@@ -121,7 +124,7 @@ impl RoomState {
         let welcome = ServerFrame::Welcome {
             room: room.to_owned(),
             user: who.name.clone(),
-            users: self.user_names(),
+            users,
             recovered,
         };
         if first_connection {

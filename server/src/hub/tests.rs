@@ -37,18 +37,18 @@ fn message_ids(frames: &[Value]) -> Vec<u64> {
 }
 
 #[test]
-fn join_welcomes_then_announces_to_everyone() {
+fn join_welcomes_with_those_present_then_announces_to_everyone() {
     let hub = hub(10, 16);
     let mut alice = hub.join("lobby", who("alice"), None);
     assert_eq!(
         parse(&alice.welcome),
-        json!({"type":"welcome","room":"lobby","user":"alice","users":["alice"],"recovered":true})
+        json!({"type":"welcome","room":"lobby","user":"alice","users":[],"recovered":true})
     );
     assert!(alice.backlog.is_empty());
     assert_eq!(drain(&mut alice.queue)[0]["event"], "join");
 
     let mut bob = hub.join("lobby", who("bob"), None);
-    assert_eq!(parse(&bob.welcome)["users"], json!(["alice", "bob"]));
+    assert_eq!(parse(&bob.welcome)["users"], json!(["alice"]));
     let bob_joined =
         json!({"type":"system","message":"bob joined the room","event":"join","user":"bob"});
     assert_eq!(drain(&mut bob.queue), std::slice::from_ref(&bob_joined));

@@ -120,8 +120,11 @@ async fn the_binary_shuts_down_gracefully_on_sigterm() {
         .issue("alice", None, Duration::from_secs(60))
         .token;
     let mut alice = Client::connect(&format!("ws://{addr}/ws/chat/lobby?token={token}")).await;
-    assert_eq!(alice.recv().await["users"], json!(["alice"]));
-    alice.recv().await;
+    assert_eq!(alice.recv().await["type"], "welcome");
+    assert_eq!(
+        alice.recv().await,
+        json!({"type": "system", "message": "alice joined the room", "event": "join", "user": "alice"})
+    );
 
     let started = Instant::now();
     let pid = child.id().expect("running").to_string();

@@ -1,0 +1,86 @@
+import { test, expect } from '@playwright/test';
+import { badge, expectNoProblems, expectState, member, messages, openRoom, say } from './support';
+
+test('two members see each other’s messages and comings and goings', async ({ browser }, testInfo) => {
+  const alice = await member(browser, 'Alice');
+  const bob = await member(browser, 'Bob');
+  await openRoom(alice, 'duet');
+  await openRoom(bob, 'duet');
+
+  await expect(alice.locator('.system-join')).toContainText(['Bob joined']);
+  await expect(alice.locator('.members li')).toHaveText(['Alice (you)', 'Bob']);
+  await expect(bob.locator('.members li')).toHaveText(['Alice', 'Bob (you)']);
+
+  await say(alice, 'Hello Bob');
+  await say(bob, 'Hi Alice');
+  await say(alice, 'How are you?');
+  for (const page of [alice, bob]) {
+    await expect(messages(page)).toHaveText(['Hello Bob', 'Hi Alice', 'How are you?']);
+  }
+  // Own messages are told apart.
+  await expect(alice.locator('.message.own .text')).toHaveText(['Hello Bob', 'How are you?']);
+  await expect(bob.locator('.message.own .text')).toHaveText(['Hi Alice']);
+  await expect(alice.locator('.message .author').first()).toHaveText('Alice');
+  await expect(alice.locator('.message time').first()).toHaveText(/^\d\d:\d\d$/);
+
+  await alice.screenshot({ path: testInfo.outputPath('room-desktop.png') });
+  await bob.setViewportSize({ width: 390, height: 844 });
+  await bob.screenshot({ path: testInfo.outputPath('room-phone.png') });
+
+  // Bob leaves through the page's own link: Alice sees it, the socket is gone.
+  await bob.getByRole('link', { name: '← Leave' }).click();
+  await expect(bob).toHaveURL(/\/$/);
+  await expect(alice.locator('.system-leave')).toContainText(['Bob left']);
+  await expect(alice.locator('.members li')).toHaveText(['Alice (you)']);
+  await expectState(alice, 'live');
+  expectNoProblems(alice);
+  expectNoProblems(bob);
+});
+
+test('the chat page is server-rendered, then hydration makes it live', async ({ browser }) => {
+  const noScript = await browser.newContext({ javaScriptEnabled: false });
+  const shell = await noScript.newPage();
+  await shell.goto('/room/rendered');
+  await expect(shell.getByRole('heading', { name: '#rendered' })).toBeVisible();
+  await expect(shell.getByRole('log', { name: 'Messages' })).toBeVisible();
+  await expect(shell.getByLabel('Message', { exact: true })).toBeVisible();
+  await expect(shell.getByRole('button', { name: 'Send' })).toBeVisible();
+  await expect(badge(shell)).toHaveText('Connecting…');
+  await expect(shell).toHaveTitle('#rendered · Chorus');
+  await noScript.close();
+
+  const page = await member(browser, 'Hydrated');
+  await openRoom(page, 'rendered');
+  await say(page, 'now live');
+  await expect(messages(page)).toHaveText(['now live']);
+  expectNoProblems(page);
+});
+
+test('a send while not connected is refused visibly and the text is kept', async ({ browser }) => {
+  const page = await member(browser, 'Impatient');
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.routeWebSocket(/\/ws\/chat\//, async (ws) => {
+    await held;
+    ws.connectToServer();
+  });
+  await page.goto('/room/refusals');
+  await page.locator('body[data-hydrated]').waitFor();
+  const input = page.getByLabel('Message', { exact: true });
+  const problem = page.locator('#composer-problem');
+
+  await input.fill('   ');
+  await input.press('Enter');
+  await expect(problem).toHaveText('message is empty');
+  await input.fill('kept for later');
+  await input.press('Enter');
+  await expect(problem).toHaveText('Not connected: the message was not sent.');
+  await expect(input).toHaveValue('kept for later');
+
+  release();
+  await expectState(page, 'live');
+  await input.press('Enter');
+  await expect(messages(page)).toHaveText(['kept for later']);
+  await expect(problem).toHaveText('');
+  expectNoProblems(page);
+});

@@ -1,0 +1,205 @@
+import { test, expect, type WebSocketRoute } from '@playwright/test';
+import {
+  ChorusServer,
+  badge,
+  collectProblems,
+  expectNoProblems,
+  expectState,
+  messages,
+  say,
+  signIn,
+} from './support';
+
+// These tests stop, restart and reconfigure servers of their own.
+test.describe.configure({ mode: 'serial' });
+
+test('a restarted server: the badge shows reconnecting, then live, and chat goes on', async ({ browser }, testInfo) => {
+  const server = new ChorusServer(3201);
+  await server.start();
+  try {
+    const context = await browser.newContext({ baseURL: server.url });
+    const page = await context.newPage();
+    collectProblems(page);
+    await signIn(page, 'Survivor');
+    await page.goto('/room/restarts');
+    await expectState(page, 'live');
+    await say(page, 'before the restart');
+
+    await server.stop();
+    await expectState(page, 'reconnecting');
+    await expect(badge(page)).toHaveText(/^Reconnecting in \d+ s$/);
+    await expect(badge(page)).toHaveAttribute('title', /^attempt \d+$/);
+    await page.screenshot({ path: testInfo.outputPath('room-reconnecting.png') });
+    const input = page.getByLabel('Message', { exact: true });
+    await input.fill('sent while down');
+    await input.press('Enter');
+    await expect(page.locator('#composer-problem')).toHaveText('Not connected: the message was not sent.');
+
+    await server.start();
+    await expectState(page, 'live', 20_000);
+    await input.press('Enter');
+    await expect(input).toHaveValue('');
+    await expect(messages(page)).toHaveText(['before the restart', 'sent while down']);
+    // The new server has no history of the old one: that is said, not hidden.
+    await expect(page.locator('.badge-missed')).toBeVisible();
+    expectNoProblems(page);
+    await context.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a dropped socket resumes with since and shows what was sent meanwhile, once', async ({ browser }) => {
+  const server = new ChorusServer(3202);
+  await server.start();
+  try {
+    const reader = await browser.newContext({ baseURL: server.url });
+    const writer = await browser.newContext({ baseURL: server.url });
+    const away = await reader.newPage();
+    const talker = await writer.newPage();
+    collectProblems(away);
+    await signIn(away, 'Away');
+    await signIn(talker, 'Talker');
+
+    // Every socket of the reader goes through the test; the reconnect waits for the gate.
+    const sockets: WebSocketRoute[] = [];
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    await away.routeWebSocket(/\/ws\/chat\//, async (ws) => {
+      sockets.push(ws);
+      if (sockets.length > 1) await gate;
+      ws.connectToServer();
+    });
+
+    await away.goto('/room/recovery');
+    await expectState(away, 'live');
+    await talker.goto('/room/recovery');
+    await expectState(talker, 'live');
+    await say(talker, 'one');
+    await expect(messages(away)).toHaveText(['one']);
+    const lastSeen = await away.locator('.message').last().getAttribute('data-id');
+
+    // 4008 is a close the protocol marks as reconnectable.
+    await sockets[0].close({ code: 4008, reason: 'Too slow to keep up' });
+    await expect.poll(() => sockets.length).toBe(2);
+    await say(talker, 'two');
+    await say(talker, 'three');
+    await expect(messages(talker)).toHaveText(['one', 'two', 'three']);
+    openGate();
+
+    await expectState(away, 'live');
+    expect(new URL(sockets[1].url()).searchParams.get('since')).toBe(lastSeen);
+    await expect(messages(away)).toHaveText(['one', 'two', 'three']);
+    await expect(away.locator('.badge-missed')).toHaveCount(0);
+    await say(away, 'back');
+    await expect(messages(talker)).toHaveText(['one', 'two', 'three', 'back']);
+    expectNoProblems(away);
+    await reader.close();
+    await writer.close();
+  } finally {
+    await server.stop();
+  }
+});
+
+test('a forged token leads back to the sign-in page without a reconnect loop', async ({ page, baseURL }) => {
+  collectProblems(page);
+  const sockets: string[] = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  await page.goto('/');
+  await page.evaluate(() =>
+    localStorage.setItem(
+      'chorus.session',
+      JSON.stringify({ name: 'Mallory', token: 'forged.token.value', expires_at: '2099-01-01T00:00:00Z' }),
+    ),
+  );
+  await page.goto('/room/vault');
+  await expect(page).toHaveURL(`${baseURL}/?reason=unauthorized&room=vault`);
+  await expect(page.getByRole('alert').filter({ hasText: 'session is no longer valid' })).toBeVisible();
+  await expect(page.getByLabel('Display name')).toBeVisible();
+  expect(await page.evaluate(() => localStorage.getItem('chorus.session'))).toBeNull();
+  await page.waitForTimeout(1500);
+  expect(sockets).toHaveLength(1);
+  expectNoProblems(page);
+});
+
+test('changing rooms closes the old socket: nothing from the old room appears', async ({ browser }) => {
+  const server = new ChorusServer(3203);
+  await server.start();
+  try {
+    const mover = await (await browser.newContext({ baseURL: server.url })).newPage();
+    const stayer = await (await browser.newContext({ baseURL: server.url })).newPage();
+    collectProblems(mover);
+    await signIn(mover, 'Mover');
+    await signIn(stayer, 'Stayer');
+    await mover.goto('/room/old-room');
+    await expectState(mover, 'live');
+    await stayer.goto('/room/old-room');
+    await expectState(stayer, 'live');
+    await say(stayer, 'for the old room');
+    await expect(messages(mover)).toHaveText(['for the old room']);
+
+    // A client-side navigation: same page component, new room.
+    const roomName = mover.getByLabel('Room name');
+    await roomName.fill('new-room');
+    await roomName.press('Enter');
+    await expect(mover).toHaveURL(/\/room\/new-room$/);
+    await expectState(mover, 'live');
+    await expect(mover.getByRole('heading', { name: '#new-room' })).toBeVisible();
+    await expect(messages(mover)).toHaveCount(0);
+    await expect(stayer.locator('.system-leave')).toContainText(['Mover left']);
+    await expect
+      .poll(async () => (await server.rooms()).map((room) => [room.name, room.connections]))
+      .toEqual([
+        ['new-room', 1],
+        ['old-room', 1],
+      ]);
+
+    await say(stayer, 'after the move');
+    await say(mover, 'hello new room');
+    await expect(messages(stayer)).toHaveText(['for the old room', 'after the move']);
+    await expect(messages(mover)).toHaveText(['hello new room']);
+
+    // Leaving unmounts the page: its socket closes and the room is gone.
+    await mover.getByRole('link', { name: '← Leave' }).click();
+    await expect(mover).toHaveURL(/\/$/);
+    await expect.poll(async () => (await server.rooms()).map((room) => room.name)).toEqual(['old-room']);
+    expectNoProblems(mover);
+  } finally {
+    await server.stop();
+  }
+});
+
+test('pings are answered, and an expired token is renewed without losing the room', async ({ browser }) => {
+  // Pings every 500 ms with 500 ms to answer; tokens valid for 1 s (plus 5 s leeway).
+  const server = new ChorusServer(3204, [
+    '--heartbeat-interval', '500ms',
+    '--heartbeat-timeout', '500ms',
+    '--guest-token-ttl', '1s',
+  ]);
+  await server.start();
+  try {
+    const page = await (await browser.newContext({ baseURL: server.url })).newPage();
+    collectProblems(page);
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await signIn(page, 'Longstay');
+    const firstToken = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!).token);
+    await page.goto('/room/heartbeat');
+    await expectState(page, 'live');
+    await say(page, 'still here');
+
+    // The token stops being accepted about 6 s in: 4002, a fresh token, a new socket.
+    await expect.poll(() => sockets.length, { timeout: 15_000 }).toBe(2);
+    await expectState(page, 'live');
+    const secondToken = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!).token);
+    expect(secondToken).not.toBe(firstToken);
+    expect(new URL(sockets[1]).searchParams.get('token')).toBe(secondToken);
+    await say(page, 'and still here');
+    await expect(messages(page)).toHaveText(['still here', 'and still here']);
+    // A missed pong would have closed the socket with 4009 long before.
+    expect(sockets).toHaveLength(2);
+    expectNoProblems(page);
+  } finally {
+    await server.stop();
+  }
+});

@@ -1,0 +1,114 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { expect, type Browser, type Page } from '@playwright/test';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+export const SECRET = 'end2end';
+
+/** A release server of our own, for tests that stop, restart or reconfigure it. */
+export class ChorusServer {
+  private child: ChildProcess | null = null;
+  readonly url: string;
+
+  constructor(
+    readonly port: number,
+    private readonly extraArgs: string[] = [],
+  ) {
+    this.url = `http://127.0.0.1:${port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(
+      path.join(repoRoot, 'target/release/chorus'),
+      ['--addr', `127.0.0.1:${this.port}`, '--jwt-secret', SECRET, ...this.extraArgs],
+      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
+    );
+    this.child = child;
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`chorus exited with ${child.exitCode}`);
+      try {
+        if ((await fetch(`${this.url}/healthz`)).ok) return;
+      } catch {
+        // not listening yet
+      }
+      if (Date.now() > deadline) throw new Error(`chorus did not start on ${this.url}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** SIGTERM and wait for the exit: sockets are closed with 1001. */
+  async stop(): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    await exited;
+    this.child = null;
+  }
+
+  async rooms(): Promise<{ name: string; members: number; connections: number }[]> {
+    return (await fetch(`${this.url}/api/rooms`)).json();
+  }
+}
+
+/** Signs in through the home page form. */
+export async function signIn(page: Page, name: string, baseURL = ''): Promise<void> {
+  await page.goto(`${baseURL}/`);
+  await page.getByLabel('Display name').fill(name);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.locator('.me')).toHaveText(name);
+}
+
+/** A signed-in page in its own browser context (its own localStorage). */
+export async function member(browser: Browser, name: string, baseURL?: string): Promise<Page> {
+  const context = await browser.newContext(baseURL ? { baseURL } : {});
+  const page = await context.newPage();
+  collectProblems(page);
+  await signIn(page, name);
+  return page;
+}
+
+export async function openRoom(page: Page, room: string): Promise<void> {
+  await page.goto(`/room/${room}`);
+  await expectState(page, 'live');
+}
+
+export function badge(page: Page) {
+  return page.locator('.badges [data-state]');
+}
+
+export async function expectState(page: Page, state: string, timeout = 10_000): Promise<void> {
+  await expect(badge(page)).toHaveAttribute('data-state', state, { timeout });
+}
+
+export async function say(page: Page, text: string): Promise<void> {
+  const input = page.getByLabel('Message', { exact: true });
+  await input.fill(text);
+  await input.press('Enter');
+  await expect(input).toHaveValue('');
+  await expect(input).toBeFocused();
+}
+
+export function messages(page: Page) {
+  return page.locator('.messages .message .text');
+}
+
+/** Console errors and uncaught exceptions, checked by `expectNoProblems`. */
+const problems = new WeakMap<Page, string[]>();
+
+export function collectProblems(page: Page): void {
+  const seen: string[] = [];
+  problems.set(page, seen);
+  page.on('console', (message) => {
+    // A refused or dropped socket is logged by the browser itself; it is expected here.
+    if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) {
+      seen.push(message.text());
+    }
+  });
+  page.on('pageerror', (error) => seen.push(error.message));
+}
+
+export function expectNoProblems(page: Page): void {
+  expect(problems.get(page) ?? []).toEqual([]);
+}
