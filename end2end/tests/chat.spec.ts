@@ -84,3 +84,30 @@ test('a send while not connected is refused visibly and the text is kept', async
   await expect(problem).toHaveText('');
   expectNoProblems(page);
 });
+
+test('the list follows new messages until the reader scrolls up', async ({ browser }) => {
+  const reader = await member(browser, 'Reader');
+  const writer = await member(browser, 'Writer');
+  await reader.setViewportSize({ width: 800, height: 500 });
+  await openRoom(reader, 'scrolling');
+  await openRoom(writer, 'scrolling');
+  const list = reader.getByRole('log', { name: 'Messages' });
+  const gapBelow = () => list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+
+  for (let n = 1; n <= 30; n++) await say(writer, `line ${n}`);
+  await expect(messages(reader).last()).toHaveText('line 30');
+  await expect.poll(gapBelow).toBeLessThan(5);
+
+  await list.evaluate((el) => el.scrollTo({ top: 0 }));
+  await say(writer, 'line 31');
+  await expect(messages(reader).last()).toHaveText('line 31');
+  await reader.waitForTimeout(300);
+  expect(await list.evaluate((el) => el.scrollTop)).toBe(0);
+
+  // Back at the bottom, it follows again.
+  await list.evaluate((el) => el.scrollTo({ top: el.scrollHeight }));
+  await say(writer, 'line 32');
+  await expect(messages(reader).last()).toHaveText('line 32');
+  await expect.poll(gapBelow).toBeLessThan(5);
+  expectNoProblems(reader);
+});

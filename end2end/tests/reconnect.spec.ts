@@ -203,3 +203,43 @@ test('pings are answered, and an expired token is renewed without losing the roo
     await server.stop();
   }
 });
+
+test('online and visibility events skip the backoff wait; leaving ends the retries', async ({ browser }) => {
+  const server = new ChorusServer(3205);
+  await server.start();
+  try {
+    const page = await (await browser.newContext({ baseURL: server.url })).newPage();
+    collectProblems(page);
+    const sockets: string[] = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
+    await signIn(page, 'Waker');
+    await page.goto('/room/wakeups');
+    await expectState(page, 'live');
+
+    for (const wake of ['online', 'visibilitychange']) {
+      await server.stop();
+      // From attempt 5 on a retry waits at least 4 s: long enough to tell a wake from the timer.
+      await expect(badge(page)).toHaveAttribute('title', /^attempt ([5-9]|\d{2,})$/, { timeout: 15_000 });
+      await server.start();
+      await page.evaluate((type) => {
+        const target = type === 'online' ? window : document;
+        target.dispatchEvent(new Event(type));
+      }, wake);
+      await expectState(page, 'live', 2_500);
+    }
+
+    // Down again; leaving the page must stop the retries for good.
+    await server.stop();
+    await expectState(page, 'reconnecting');
+    await page.getByRole('link', { name: '← Leave' }).click();
+    await expect(page).toHaveURL(/\/$/);
+    const attempts = sockets.length;
+    await server.start();
+    await page.waitForTimeout(3_000);
+    expect(sockets).toHaveLength(attempts);
+    expect(await server.rooms()).toEqual([]);
+    expectNoProblems(page);
+  } finally {
+    await server.stop();
+  }
+});

@@ -101,8 +101,9 @@ export function collectProblems(page: Page): void {
   const seen: string[] = [];
   problems.set(page, seen);
   page.on('console', (message) => {
-    // A refused or dropped socket is logged by the browser itself; it is expected here.
-    if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) {
+    // Tests stop servers on purpose; the browser logs the refused connections itself.
+    const expected = /WebSocket connection to .* failed|net::ERR_CONNECTION_REFUSED/;
+    if (message.type() === 'error' && !expected.test(message.text())) {
       seen.push(message.text());
     }
   });

@@ -13,15 +13,18 @@ pub fn room_path(room: &str) -> String {
 /// Join a room by name, or pick one of the active rooms.
 #[component]
 pub fn RoomPicker(
-    /// The room being shown, if any: highlighted in the list, and a change refreshes it.
+    /// The room being shown, if any: highlighted in the list.
     #[prop(optional, into)]
     current: Option<Signal<String>>,
+    /// The list is fetched again whenever this changes (e.g. on joining a room).
+    #[prop(optional, into)]
+    refresh_on: Option<Signal<u32>>,
 ) -> impl IntoView {
     let refreshes = RwSignal::new(0_u32);
     let rooms = LocalResource::new(move || {
         refreshes.track();
-        if let Some(current) = current {
-            current.track();
+        if let Some(trigger) = refresh_on {
+            trigger.track();
         }
         session::active_rooms()
     });

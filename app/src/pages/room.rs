@@ -14,6 +14,15 @@ pub fn RoomPage() -> AnyView {
     let params = use_params_map();
     let room = Signal::derive(move || params.read().get("name").unwrap_or_default());
     let socket = use_websocket(room);
+    // Counts welcomes, so the room list is fetched again once this member is in it.
+    let joins = RwSignal::new(0_u32);
+    Effect::new(move |was_open: Option<bool>| {
+        let open = socket.state().get() == ConnectionState::Open;
+        if open && was_open != Some(true) {
+            joins.update(|joins| *joins += 1);
+        }
+        open
+    });
     let navigate = use_navigate();
     // Without a usable session the sign-in page takes over, then comes back here.
     Effect::new(move |_| {
@@ -41,7 +50,7 @@ pub fn RoomPage() -> AnyView {
                 <MessageList entries=socket.messages() me=socket.me()/>
                 <aside class="sidebar">
                     <MemberList users=socket.users() me=socket.me()/>
-                    <RoomPicker current=room/>
+                    <RoomPicker current=room refresh_on=joins/>
                 </aside>
             </div>
             <Composer socket/>
