@@ -57,8 +57,15 @@ pub async fn issue_token(
 }
 
 /// `GET /api/rooms`: active rooms with their member counts.
-pub async fn list_rooms(State(state): State<AppState>) -> Json<Vec<RoomSummary>> {
-    Json(state.hub.rooms())
+pub async fn list_rooms(State(state): State<AppState>) -> Result<Json<Vec<RoomSummary>>, ApiError> {
+    let rooms = state.hub.rooms().await.map_err(|err| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            err.to_string(),
+        )
+    })?;
+    Ok(Json(rooms))
 }
 
 /// `GET /healthz`.

@@ -16,7 +16,7 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{FrameBytes, Joined};
+use crate::hub::{FrameBytes, Joined, PublishError};
 use crate::rate_limit::TokenBucket;
 
 /// How many queued frames are written before one flush.
@@ -268,10 +268,16 @@ where
                 let reply = match message {
                     Message::Text(text) => match ClientFrame::parse(&text) {
                         Ok(ClientFrame::Message { content }) if bucket.try_take() => {
-                            // An evicted member's publish fails; its queue has ended and
-                            // the next turn of the loop closes the socket with 4008.
-                            let _ = membership.publish(content);
-                            None
+                            match membership.publish(content).await {
+                                Ok(_) => None,
+                                // Evicted: the queue has ended, and the next turn of
+                                // the loop closes the socket with 4008.
+                                Err(PublishError::NotMember) => None,
+                                Err(PublishError::Unavailable) => Some(ServerFrame::error(
+                                    ErrorCode::Unavailable,
+                                    "messages cannot be stored right now; this one was not sent",
+                                )),
+                            }
                         }
                         Ok(ClientFrame::Message { .. }) => Some(ServerFrame::error(
                             ErrorCode::RateLimited,

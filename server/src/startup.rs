@@ -90,7 +90,7 @@ impl Application {
         let addr = listener.local_addr()?;
         let leptos_options = leptos_options(&config, addr)?;
         let state = AppState {
-            hub: Hub::new(HubSettings {
+            hub: Hub::memory(HubSettings {
                 history_size: config.history_size,
                 queue_capacity: config.send_queue as usize,
             }),

@@ -117,7 +117,16 @@ async fn serve_member(
         id: identity.id.clone(),
         name: identity.name.clone(),
     };
-    let joined = state.hub.join(&room, participant, since);
+    let joined = match state.hub.join(&room, participant, since).await {
+        Ok(joined) => joined,
+        Err(err) => {
+            // Worth retrying: the broker may be back by the client's next attempt.
+            tracing::warn!(room, error = %err, "cannot seat a member");
+            let write_timeout = state.connection.write_timeout;
+            connection::refuse(sink, stream, CloseCode::ServerFull, write_timeout).await;
+            return;
+        }
+    };
     tracing::debug!(room, user = identity.id, "member joined");
     let ended = connection::run_chat(
         sink,

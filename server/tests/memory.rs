@@ -6,7 +6,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
 
-use chorus_server::hub::{Hub, HubSettings, Participant};
+use chorus_server::hub::memory::MemoryHub;
+use chorus_server::hub::{HubSettings, Participant};
 
 struct Counting;
 
@@ -35,7 +36,7 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn busy_rooms(hub: &Hub, rooms: usize) {
+fn busy_rooms(hub: &MemoryHub, rooms: usize) {
     let mut members = Vec::new();
     for room in 0..rooms {
         for user in 0..3 {
@@ -59,7 +60,7 @@ fn busy_rooms(hub: &Hub, rooms: usize) {
 
 #[test]
 fn memory_returns_to_baseline_when_rooms_empty() {
-    let hub = Hub::new(HubSettings {
+    let hub = MemoryHub::new(HubSettings {
         history_size: 100,
         queue_capacity: 64,
     });

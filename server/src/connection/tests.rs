@@ -34,7 +34,7 @@ struct Peer {
 }
 
 impl Peer {
-    fn start(
+    async fn start(
         hub: &Hub,
         name: &str,
         token_valid_for: Duration,
@@ -42,14 +42,17 @@ impl Peer {
     ) -> Peer {
         let (to_server, server_stream) = futures_mpsc::unbounded();
         let (server_sink, from_server) = futures_mpsc::unbounded::<Message>();
-        let joined = hub.join(
-            "lobby",
-            Participant {
-                id: name.into(),
-                name: name.into(),
-            },
-            None,
-        );
+        let joined = hub
+            .join(
+                "lobby",
+                Participant {
+                    id: name.into(),
+                    name: name.into(),
+                },
+                None,
+            )
+            .await
+            .expect("the memory engine is always available");
         let shutdown = CancellationToken::new();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
@@ -98,7 +101,7 @@ impl Peer {
 }
 
 fn hub() -> Hub {
-    Hub::new(HubSettings {
+    Hub::memory(HubSettings {
         history_size: 100,
         queue_capacity: 16,
     })
@@ -107,7 +110,7 @@ fn hub() -> Hub {
 #[tokio::test(start_paused = true)]
 async fn pings_on_schedule_and_closes_silent_clients_with_4009() {
     let hub = hub();
-    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings());
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings()).await;
     let started = Instant::now();
     assert_eq!(peer.recv().await["type"], "welcome");
     assert_eq!(peer.recv().await["event"], "join");
@@ -124,7 +127,7 @@ async fn pings_on_schedule_and_closes_silent_clients_with_4009() {
 #[tokio::test(start_paused = true)]
 async fn any_frame_counts_as_life() {
     let hub = hub();
-    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings());
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings()).await;
     peer.recv().await;
     peer.recv().await;
     for _ in 0..5 {
@@ -141,7 +144,7 @@ async fn any_frame_counts_as_life() {
 #[tokio::test(start_paused = true)]
 async fn token_expiry_closes_with_4002() {
     let hub = hub();
-    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(12), settings());
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(12), settings()).await;
     let started = Instant::now();
     assert_eq!(peer.close_code().await, 4002);
     let elapsed = started.elapsed();
@@ -163,7 +166,8 @@ async fn rate_limit_allows_the_burst_then_the_rate() {
             rate_limit_burst: 2,
             ..settings()
         },
-    );
+    )
+    .await;
     peer.recv().await;
     peer.recv().await;
     for n in 0..3 {
@@ -188,7 +192,7 @@ async fn rate_limit_allows_the_burst_then_the_rate() {
 #[tokio::test(start_paused = true)]
 async fn oversized_text_closes_with_1009() {
     let hub = hub();
-    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings());
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings()).await;
     peer.send(&"x".repeat(2000));
     assert_eq!(peer.close_code().await, 1009);
 }
@@ -199,14 +203,17 @@ async fn a_write_that_never_completes_is_abandoned() {
     let (to_server, server_stream) = futures_mpsc::unbounded::<Result<Message, axum::Error>>();
     // A sink with room for nothing: every send waits forever, like a peer that stopped reading.
     let (server_sink, _never_read) = futures_mpsc::channel::<Message>(0);
-    let joined = hub.join(
-        "lobby",
-        Participant {
-            id: "stuck".into(),
-            name: "stuck".into(),
-        },
-        None,
-    );
+    let joined = hub
+        .join(
+            "lobby",
+            Participant {
+                id: "stuck".into(),
+                name: "stuck".into(),
+            },
+            None,
+        )
+        .await
+        .expect("the memory engine is always available");
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let ended = run_chat(

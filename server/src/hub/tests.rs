@@ -1,9 +1,10 @@
 use serde_json::{Value, json};
 
+use super::memory::MemoryHub;
 use super::*;
 
-fn hub(history_size: usize, queue_capacity: usize) -> Hub {
-    Hub::new(HubSettings {
+fn hub(history_size: usize, queue_capacity: usize) -> MemoryHub {
+    MemoryHub::new(HubSettings {
         history_size,
         queue_capacity,
     })

@@ -1,0 +1,357 @@
+//! The in-memory engine: one server, rooms in this process.
+//!
+//! Each room's lock covers its ids, history, presence and members, so allocating an
+//! id, storing the message and queueing it for every member is one step, and every
+//! member sees the room's frames in one order.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
+use tokio::sync::mpsc;
+
+use super::recovery::{self, RoomIds, Start};
+use super::seats::{MemberId, Seats};
+use super::{FrameBytes, HubSettings, Participant, PublishError, RoomSummary, lock};
+
+/// The rooms of one server.
+pub struct MemoryHub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    settings: HubSettings,
+    next_member_id: AtomicU64,
+}
+
+/// What [`MemoryHub::join`] hands back; see [`super::Joined`].
+pub struct MemoryJoined {
+    pub membership: MemoryMembership,
+    pub welcome: FrameBytes,
+    pub backlog: Vec<FrameBytes>,
+    pub queue: mpsc::Receiver<FrameBytes>,
+}
+
+impl MemoryHub {
+    pub fn new(settings: HubSettings) -> Self {
+        assert!(
+            settings.queue_capacity > 0,
+            "queue capacity must be positive"
+        );
+        MemoryHub {
+            shared: Arc::new(Shared {
+                rooms: Mutex::new(HashMap::new()),
+                settings,
+                next_member_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    /// Joins `room` (creating it if needed). With `since`, the backlog is every
+    /// retained message after that id; without it, the last [`JOIN_HISTORY`].
+    pub fn join(&self, room_name: &str, who: Participant, since: Option<u64>) -> MemoryJoined {
+        let (sender, queue) = mpsc::channel(self.shared.settings.queue_capacity);
+        let member_id = MemberId(self.shared.next_member_id.fetch_add(1, Ordering::Relaxed));
+
+        let mut rooms = lock(&self.shared.rooms);
+        let room = rooms
+            .entry(Arc::from(room_name))
+            .or_insert_with_key(|name| Arc::new(Room::new(name.clone(), &self.shared.settings)))
+            .clone();
+        let mut state = room.lock();
+        // The room cannot be removed while we hold its lock, and it will not be empty after.
+        drop(rooms);
+        let (welcome, backlog) = state.admit(room_name, member_id, who, since, sender);
+        drop(state);
+
+        MemoryJoined {
+            membership: MemoryMembership {
+                shared: self.shared.clone(),
+                room,
+                member_id,
+            },
+            welcome,
+            backlog,
+            queue,
+        }
+    }
+
+    /// Active rooms, sorted by name.
+    pub fn rooms(&self) -> Vec<RoomSummary> {
+        let rooms: Vec<Arc<Room>> = lock(&self.shared.rooms).values().cloned().collect();
+        let mut summaries: Vec<RoomSummary> = rooms.iter().map(|room| room.summary()).collect();
+        summaries.retain(|summary| summary.connections > 0);
+        summaries.sort_by(|a, b| a.name.cmp(&b.name));
+        summaries
+    }
+
+    pub fn room_count(&self) -> usize {
+        lock(&self.shared.rooms).len()
+    }
+}
+
+impl Shared {
+    fn remove_if_empty(&self, room: &Arc<Room>) {
+        let mut rooms = lock(&self.rooms);
+        let still_listed = rooms
+            .get(room.name())
+            .is_some_and(|listed| Arc::ptr_eq(listed, room));
+        if still_listed && room.lock().is_empty() {
+            rooms.remove(room.name());
+            // Give the memory of a burst of rooms back once they are gone.
+            if rooms.is_empty() || rooms.len() < rooms.capacity() / 4 {
+                rooms.shrink_to_fit();
+            }
+        }
+    }
+}
+
+/// A seat in a room; leaving the room is dropping it.
+pub struct MemoryMembership {
+    shared: Arc<Shared>,
+    room: Arc<Room>,
+    member_id: MemberId,
+}
+
+impl MemoryMembership {
+    pub fn room(&self) -> &str {
+        self.room.name()
+    }
+
+    /// Stores `content` as the room's next message and queues it for every member.
+    pub fn publish(&self, content: String) -> Result<u64, PublishError> {
+        // Formatted before taking the lock: the room lock covers only what must be ordered.
+        let timestamp = super::now_rfc3339();
+        let mut state = self.room.lock();
+        let outcome = state.publish(self.member_id, content, timestamp);
+        drop(state);
+        let (id, emptied) = outcome?;
+        if emptied {
+            self.shared.remove_if_empty(&self.room);
+        }
+        Ok(id)
+    }
+}
+
+impl Drop for MemoryMembership {
+    fn drop(&mut self) {
+        let emptied = self.room.lock().remove(self.member_id);
+        if emptied {
+            self.shared.remove_if_empty(&self.room);
+        }
+    }
+}
+
+struct Room {
+    name: Arc<str>,
+    state: Mutex<RoomState>,
+}
+
+impl Room {
+    fn new(name: Arc<str>, settings: &HubSettings) -> Self {
+        Room {
+            name,
+            state: Mutex::new(RoomState::new(settings.history_size)),
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn lock(&self) -> MutexGuard<'_, RoomState> {
+        lock(&self.state)
+    }
+
+    fn summary(&self) -> RoomSummary {
+        let state = self.lock();
+        RoomSummary {
+            name: self.name.to_string(),
+            members: state.presence.len(),
+            connections: state.seats.len(),
+        }
+    }
+}
+
+struct Presence {
+    name: Arc<str>,
+    connections: usize,
+}
+
+struct StoredMessage {
+    id: u64,
+    frame: FrameBytes,
+}
+
+struct RoomState {
+    /// The id of this room's first message. Seeded from the clock (microseconds since
+    /// the Unix epoch) so ids keep increasing when a room is emptied and re-created or
+    /// the server restarts: a client's `since` from before then never hides new messages.
+    first_id: u64,
+    next_id: u64,
+    history: VecDeque<StoredMessage>,
+    history_size: usize,
+    seats: Seats,
+    /// Keyed by user id: one entry per user however many tabs they have open.
+    presence: BTreeMap<Arc<str>, Presence>,
+}
+
+impl RoomState {
+    fn new(history_size: usize) -> Self {
+        let first_id = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |elapsed| elapsed.as_micros() as u64)
+            .max(1);
+        RoomState {
+            first_id,
+            next_id: first_id,
+            history: VecDeque::with_capacity(history_size.min(16)),
+            history_size,
+            seats: Seats::default(),
+            presence: BTreeMap::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.seats.is_empty()
+    }
+
+    /// Seats a new member. Returns its welcome frame and backlog; the join
+    /// announcement (first connection of a user only) goes through the queues, so
+    /// the newcomer receives it right after its backlog.
+    fn admit(
+        &mut self,
+        room: &str,
+        member_id: MemberId,
+        who: Participant,
+        since: Option<u64>,
+        queue: mpsc::Sender<FrameBytes>,
+    ) -> (FrameBytes, Vec<FrameBytes>) {
+        let (backlog, recovered) = self.backlog(since);
+        // Who was here before: the newcomer's own `join` (if this is its first
+        // connection) follows, so `users` plus the events is always the member list.
+        let users = self.user_names();
+        let user_id: Arc<str> = Arc::from(who.id);
+        self.seats.insert(member_id, user_id.clone(), queue, false);
+        let presence = self.presence.entry(user_id).or_insert_with(|| Presence {
+            name: Arc::from(who.name.as_str()),
+            connections: 0,
+        });
+        presence.connections += 1;
+        let first_connection = presence.connections == 1;
+
+        let welcome = ServerFrame::Welcome {
+            room: room.to_owned(),
+            user: who.name.clone(),
+            users,
+            recovered,
+        };
+        if first_connection {
+            self.deliver(ServerFrame::joined(&who.name).to_json().into());
+        }
+        (welcome.to_json().into(), backlog)
+    }
+
+    /// Allocates the next id, stores the message and queues it for every member.
+    /// Returns the id and whether the room is now empty (the sender itself may have
+    /// been evicted for not reading its own queue).
+    fn publish(
+        &mut self,
+        member_id: MemberId,
+        content: String,
+        timestamp: String,
+    ) -> Result<(u64, bool), PublishError> {
+        let user_id = self
+            .seats
+            .user_of(member_id)
+            .ok_or(PublishError::NotMember)?;
+        let user = self.presence[user_id].name.to_string();
+        let id = self.next_id;
+        self.next_id += 1;
+        let frame: FrameBytes = ServerFrame::Message(ChatMessage {
+            id,
+            user,
+            content,
+            timestamp,
+        })
+        .to_json()
+        .into();
+        if self.history_size > 0 {
+            if self.history.len() == self.history_size {
+                self.history.pop_front();
+            }
+            self.history.push_back(StoredMessage {
+                id,
+                frame: frame.clone(),
+            });
+        }
+        self.deliver(frame);
+        Ok((id, self.is_empty()))
+    }
+
+    /// Removes a member; announces the leave when it was the user's last connection.
+    /// Returns whether the room is now empty. Removing an absent member is a no-op.
+    fn remove(&mut self, member_id: MemberId) -> bool {
+        if let Some(user_id) = self.seats.remove(member_id)
+            && let Some(left) = self.disconnect(&user_id)
+        {
+            self.deliver(ServerFrame::left(&left).to_json().into());
+        }
+        self.is_empty()
+    }
+
+    /// One connection of `user_id` is gone; returns the user's name when it was the last.
+    fn disconnect(&mut self, user_id: &Arc<str>) -> Option<Arc<str>> {
+        let presence = self.presence.get_mut(user_id)?;
+        presence.connections -= 1;
+        if presence.connections > 0 {
+            return None;
+        }
+        self.presence.remove(user_id).map(|gone| gone.name)
+    }
+
+    /// Queues `frame` for every member. Members evicted for a full queue leave, and
+    /// their leave is announced the same way, which may evict further members.
+    fn deliver(&mut self, frame: FrameBytes) {
+        let mut pending = VecDeque::from([frame]);
+        while let Some(frame) = pending.pop_front() {
+            for user_id in self.seats.deliver(None, &frame) {
+                if let Some(left) = self.disconnect(&user_id) {
+                    pending.push_back(ServerFrame::left(&left).to_json().into());
+                }
+            }
+        }
+    }
+
+    /// The frames a joining member gets before live traffic, and whether they cover
+    /// everything it asked for.
+    fn backlog(&self, since: Option<u64>) -> (Vec<FrameBytes>, bool) {
+        let plan = recovery::plan(
+            since,
+            RoomIds {
+                first_id: self.first_id,
+                next_id: self.next_id,
+                oldest_retained: self.history.front().map(|oldest| oldest.id),
+            },
+        );
+        let from = match plan.start {
+            Start::Recent => self.history.len().saturating_sub(JOIN_HISTORY),
+            Start::After(seen) => self.history.partition_point(|stored| stored.id <= seen),
+        };
+        let frames = self
+            .history
+            .range(from..)
+            .map(|stored| stored.frame.clone())
+            .collect();
+        (frames, plan.recovered)
+    }
+
+    fn user_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.presence.values().map(|p| p.name.to_string()).collect();
+        names.sort();
+        names
+    }
+}
