@@ -3,7 +3,8 @@
 # toolchain, cargo-leptos, wasm-bindgen-cli at the version in Cargo.lock, and the
 # npm tools (wasm-opt from binaryen). A second run only checks versions.
 #
-# Usage: scripts/setup.sh [--e2e]   (--e2e also installs Chromium and Playwright)
+# Usage: scripts/setup.sh [--test]   (--test also installs what the tests run:
+#        Debian's chromium and redis-server, and Playwright)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,13 +38,16 @@ if [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-if [ "${1:-}" = "--e2e" ]; then
-  if ! command -v chromium >/dev/null; then
-    say "installing Debian chromium"
+if [ "${1:-}" = "--test" ]; then
+  missing=()
+  command -v chromium >/dev/null || missing+=(chromium)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  if [ ${#missing[@]} -gt 0 ]; then
+    say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
     $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq chromium >/dev/null
+    $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     say "installing Playwright (without its browser download)"

@@ -4,7 +4,7 @@
 # binary, and the Playwright end-to-end tests in Debian's Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --e2e
+scripts/setup.sh --test
 source scripts/env.sh
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 

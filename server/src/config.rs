@@ -55,6 +55,16 @@ pub struct Config {
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Share rooms with every server using this Redis (e.g. redis://127.0.0.1:6379).
+    /// Without it, rooms live in this process only.
+    #[arg(long, env = "CHORUS_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// With Redis: a server silent for this long is considered dead, and its members
+    /// leave the rooms' presence.
+    #[arg(long, env = "CHORUS_REDIS_NODE_TTL", default_value = "10s", value_parser = parse_positive_duration)]
+    pub redis_node_ttl: Duration,
+
     /// Frames queued per connection before it is closed with 4008 as too slow.
     #[arg(long, env = "CHORUS_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,

@@ -21,6 +21,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::connection::ConnectionSettings;
+use crate::hub::redis::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
 use crate::{api, ws};
 
@@ -56,6 +57,8 @@ pub enum StartupError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot read the Leptos configuration from LEPTOS_* variables: {0}")]
     LeptosConfig(String),
+    #[error(transparent)]
+    Redis(#[from] RedisStartError),
     #[error("server failed: {0}")]
     Serve(#[from] io::Error),
 }
@@ -67,6 +70,7 @@ pub struct Application {
     addr: SocketAddr,
     shutdown: CancellationToken,
     tasks: TaskTracker,
+    hub: Hub,
 }
 
 impl Application {
@@ -89,11 +93,22 @@ impl Application {
                 })?;
         let addr = listener.local_addr()?;
         let leptos_options = leptos_options(&config, addr)?;
+        let settings = HubSettings {
+            history_size: config.history_size,
+            queue_capacity: config.send_queue as usize,
+        };
+        let hub = match &config.redis_url {
+            Some(url) => {
+                let options = RedisOptions {
+                    url: url.clone(),
+                    node_ttl: config.redis_node_ttl,
+                };
+                Hub::redis(settings, options).await?
+            }
+            None => Hub::memory(settings),
+        };
         let state = AppState {
-            hub: Hub::memory(HubSettings {
-                history_size: config.history_size,
-                queue_capacity: config.send_queue as usize,
-            }),
+            hub: hub.clone(),
             auth: Arc::new(Auth::new(&secret)),
             connection: Arc::new(ConnectionSettings {
                 heartbeat_interval: config.heartbeat_interval,
@@ -117,6 +132,7 @@ impl Application {
             addr,
             shutdown,
             tasks,
+            hub,
         })
     }
 
@@ -173,6 +189,9 @@ impl Application {
         self.tasks.close();
         if timeout_at(deadline, self.tasks.wait()).await.is_err() {
             tracing::warn!("some sockets did not close in time");
+        }
+        if timeout_at(deadline, self.hub.close()).await.is_err() {
+            tracing::warn!("could not leave the shared rooms in time");
         }
         let finished = match served {
             Some(finished) => finished,

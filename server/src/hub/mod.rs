@@ -4,7 +4,7 @@
 //! does the work:
 //!
 //! - [`memory`]: one server, rooms in this process (the default).
-//! - `redis`: any number of servers sharing rooms through Redis (ids, history and
+//! - [`redis`]: any number of servers sharing rooms through Redis (ids, history and
 //!   presence in Redis; live fan-out by Pub/Sub).
 //!
 //! Either way, each member owns a bounded queue of serialized frames; a broadcast is
@@ -17,6 +17,7 @@
 
 pub mod memory;
 mod recovery;
+pub mod redis;
 mod seats;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,6 +27,7 @@ use tokio::sync::mpsc;
 
 pub use app::protocol::RoomSummary;
 use memory::{MemoryHub, MemoryJoined, MemoryMembership};
+use redis::{RedisHub, RedisJoined, RedisMembership, RedisOptions, RedisStartError};
 
 /// Bytes of one serialized server frame, shared by every queue it is pushed into.
 pub type FrameBytes = Utf8Bytes;
@@ -79,6 +81,7 @@ pub struct Hub {
 #[derive(Clone)]
 enum Engine {
     Memory(Arc<MemoryHub>),
+    Redis(Arc<RedisHub>),
 }
 
 impl Hub {
@@ -87,6 +90,18 @@ impl Hub {
         Hub {
             engine: Engine::Memory(Arc::new(MemoryHub::new(settings))),
         }
+    }
+
+    /// Rooms shared with every server using the same Redis; fails if Redis cannot be
+    /// reached now.
+    pub async fn redis(
+        settings: HubSettings,
+        options: RedisOptions,
+    ) -> Result<Self, RedisStartError> {
+        let hub = RedisHub::connect(settings, options).await?;
+        Ok(Hub {
+            engine: Engine::Redis(Arc::new(hub)),
+        })
     }
 
     /// Joins `room` (creating it if needed). With `since`, the backlog is every
@@ -112,6 +127,28 @@ impl Hub {
                     queue,
                 })
             }
+            Engine::Redis(hub) => {
+                let RedisJoined {
+                    membership,
+                    welcome,
+                    backlog,
+                    queue,
+                } = hub.join(room, who, since).await?;
+                Ok(Joined {
+                    membership: Membership(Seat::Redis(membership)),
+                    welcome,
+                    backlog,
+                    queue,
+                })
+            }
+        }
+    }
+
+    /// Called once every socket has closed at shutdown: a Redis hub leaves presence
+    /// at once instead of waiting for other servers to notice.
+    pub async fn close(&self) {
+        if let Engine::Redis(hub) = &self.engine {
+            hub.close().await;
         }
     }
 
@@ -119,6 +156,7 @@ impl Hub {
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         match &self.engine {
             Engine::Memory(hub) => Ok(hub.rooms()),
+            Engine::Redis(hub) => hub.rooms().await,
         }
     }
 }
@@ -128,12 +166,14 @@ pub struct Membership(Seat);
 
 enum Seat {
     Memory(MemoryMembership),
+    Redis(RedisMembership),
 }
 
 impl Membership {
     pub fn room(&self) -> &str {
         match &self.0 {
             Seat::Memory(seat) => seat.room(),
+            Seat::Redis(seat) => seat.room(),
         }
     }
 
@@ -141,6 +181,7 @@ impl Membership {
     pub async fn publish(&self, content: String) -> Result<u64, PublishError> {
         match &self.0 {
             Seat::Memory(seat) => seat.publish(content),
+            Seat::Redis(seat) => seat.publish(content).await,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `spawn_app()`: a real server on port 0, plus a WebSocket and HTTP client to poke it with.
 
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::Duration;
 
 use chorus_server::auth::Auth;
@@ -8,7 +9,7 @@ use chorus_server::config::Config;
 use chorus_server::startup::{Application, StartupError};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
@@ -237,7 +238,7 @@ impl HttpResponse {
 }
 
 /// A one-shot HTTP/1.1 request over a fresh connection; enough for JSON endpoints.
-async fn http_request(
+pub async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -286,4 +287,44 @@ fn dechunk(mut payload: &str) -> String {
         payload = &rest[size + 2..];
     }
     body
+}
+
+/// The `chorus` binary, started with `args`, and its log lines up to "listening on".
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    pub addr: String,
+    pub startup_log: Vec<String>,
+}
+
+pub async fn start_binary(args: &[&str], envs: &[(&str, &str)]) -> Binary {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+        .args(["--addr", "127.0.0.1:0", "--site-root", "target/no-site"])
+        .args(args)
+        .envs(envs.iter().copied())
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("binary starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut startup_log = Vec::new();
+    let addr = tokio::time::timeout(PATIENCE, async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            startup_log.push(line.clone());
+            if let Some((_, addr)) = line.split_once("listening on http://") {
+                return addr.trim().to_owned();
+            }
+        }
+        panic!("the server never said where it listens: {startup_log:?}");
+    })
+    .await
+    .expect("server starts in time");
+    Binary {
+        child,
+        lines,
+        addr,
+        startup_log,
+    }
 }

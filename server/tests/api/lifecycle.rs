@@ -1,10 +1,8 @@
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::helpers::{Client, PATIENCE, SECRET, spawn_app};
+use crate::helpers::{Binary, Client, SECRET, spawn_app, start_binary};
 
 #[tokio::test]
 async fn rooms_are_created_on_first_join_and_removed_when_empty() {
@@ -39,46 +37,6 @@ async fn shutdown_closes_every_socket_with_1001_and_stops_accepting() {
         tokio::net::TcpStream::connect(app.addr).await.is_err(),
         "no longer accepting"
     );
-}
-
-/// The `chorus` binary, started with `args`, and its log lines up to "listening on".
-struct Binary {
-    child: tokio::process::Child,
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    addr: String,
-    startup_log: Vec<String>,
-}
-
-async fn start_binary(args: &[&str], envs: &[(&str, &str)]) -> Binary {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
-        .args(["--addr", "127.0.0.1:0", "--site-root", "target/no-site"])
-        .args(args)
-        .envs(envs.iter().copied())
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut startup_log = Vec::new();
-    let addr = tokio::time::timeout(PATIENCE, async {
-        while let Some(line) = lines.next_line().await.unwrap() {
-            startup_log.push(line.clone());
-            if let Some((_, addr)) = line.split_once("listening on http://") {
-                return addr.trim().to_owned();
-            }
-        }
-        panic!("the server never said where it listens: {startup_log:?}");
-    })
-    .await
-    .expect("server starts in time");
-    Binary {
-        child,
-        lines,
-        addr,
-        startup_log,
-    }
 }
 
 #[tokio::test]

@@ -1,0 +1,1046 @@
+//! The Redis engine: any number of servers share rooms.
+//!
+//! Redis holds what must be shared; each server keeps only its own members' seats
+//! and queues. Per room `R` (all keys under the `chorus:` prefix):
+//!
+//! | key | type | what |
+//! | --- | --- | --- |
+//! | `room:R:seq` | string | last message id (`INCR`; a new room starts from the clock in µs) |
+//! | `room:R:first` | string | the room's first id, to tell whether a `since` is recoverable |
+//! | `room:R:log` | stream | message frames, entry id `<id>-0`, `MAXLEN ~ history-size` |
+//! | `room:R` | Pub/Sub | `"<id> <frame>"` (`0` for join/leave), fanned out to every server |
+//! | `room:R:users` / `:names` | hashes | user id → connections on all servers / display name |
+//! | `room:R:nodes` | hash | `"<node>\|<user id>"` → that server's connections |
+//! | `rooms` | set | rooms with members |
+//! | `node:N` / `node:N:rooms` / `nodes` | string with TTL / set / set | server liveness, for reaping |
+//!
+//! Every change that must be ordered is one Lua script: a message's id, its stream
+//! entry and its `PUBLISH` happen together, so Pub/Sub order is id order on every
+//! server. A server subscribes to a room's channel while it has members there (one
+//! subscription per room per server). A joining member's seat is held while its
+//! backlog is read from the stream; frames arriving meanwhile are kept and the ones
+//! the backlog already had are dropped, so nothing is lost or repeated.
+//!
+//! Faults: if Redis is unreachable a send fails with `unavailable` and joins are
+//! refused (1013); the subscriber reconnects with backoff, resubscribes, fills each
+//! room's gap from its stream, and writes this server's presence back. A server that
+//! dies without leaving stops refreshing its liveness key; the next server to notice
+//! removes its members from presence and announces their leave.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
+use futures_util::StreamExt;
+use rand::Rng;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Script};
+use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio::time::{MissedTickBehavior, sleep};
+use tokio_util::sync::CancellationToken;
+
+use super::recovery::{self, RoomIds, Start};
+use super::seats::{FrameId, MemberId, Seats};
+use super::{FrameBytes, HubSettings, Participant, PublishError, RoomSummary, Unavailable, lock};
+
+const PREFIX: &str = "chorus:";
+/// How long a Redis command may take before the caller is told `unavailable`.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// How to reach Redis, and how fast dead servers are noticed.
+#[derive(Debug, Clone)]
+pub struct RedisOptions {
+    pub url: String,
+    /// A server that has not refreshed its liveness key for this long is dead and
+    /// its members leave presence.
+    pub node_ttl: Duration,
+}
+
+/// Redis could not be used at start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot use Redis at {url}: {source}")]
+pub struct RedisStartError {
+    /// The URL without its password.
+    url: String,
+    #[source]
+    source: redis::RedisError,
+}
+
+/// The rooms of one server in a Redis-backed group.
+pub struct RedisHub {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    settings: HubSettings,
+    node: String,
+    node_ttl: Duration,
+    client: redis::Client,
+    redis: ConnectionManager,
+    rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    subscriptions: mpsc::UnboundedSender<Subscription>,
+    next_member_id: AtomicU64,
+    scripts: Scripts,
+    stop: CancellationToken,
+}
+
+struct Room {
+    name: Arc<str>,
+    keys: RoomKeys,
+    state: Mutex<RoomState>,
+    /// Set once this server is subscribed to the room's channel.
+    subscribed: OnceCell<()>,
+}
+
+#[derive(Default)]
+struct RoomState {
+    seats: Seats,
+    /// The newest message id queued to this server's members: Pub/Sub repeats and
+    /// gap fills below it are dropped.
+    last_delivered: u64,
+    /// This server's connections per user, to write presence back after an outage.
+    users: HashMap<Arc<str>, (Arc<str>, usize)>,
+}
+
+struct RoomKeys {
+    seq: String,
+    first: String,
+    log: String,
+    channel: String,
+    users: String,
+    names: String,
+    nodes: String,
+}
+
+impl RoomKeys {
+    fn new(room: &str) -> Self {
+        let base = format!("{PREFIX}room:{room}");
+        RoomKeys {
+            seq: format!("{base}:seq"),
+            first: format!("{base}:first"),
+            log: format!("{base}:log"),
+            users: format!("{base}:users"),
+            names: format!("{base}:names"),
+            nodes: format!("{base}:nodes"),
+            channel: base,
+        }
+    }
+}
+
+enum Subscription {
+    Subscribe(Arc<str>, oneshot::Sender<Result<(), Unavailable>>),
+    /// Unsubscribes unless the room has members again by then.
+    Unsubscribe(Arc<str>),
+}
+
+/// What [`RedisHub::join`] hands back; see [`super::Joined`].
+pub struct RedisJoined {
+    pub membership: RedisMembership,
+    pub welcome: FrameBytes,
+    pub backlog: Vec<FrameBytes>,
+    pub queue: mpsc::Receiver<FrameBytes>,
+}
+
+impl RedisHub {
+    /// Connects to Redis; fails if it cannot be reached now.
+    pub async fn connect(
+        settings: HubSettings,
+        options: RedisOptions,
+    ) -> Result<Self, RedisStartError> {
+        let start_error = |source| RedisStartError {
+            url: redact(&options.url),
+            source,
+        };
+        let client = redis::Client::open(options.url.as_str()).map_err(start_error)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(RECONNECT_MAX);
+        let mut redis = tokio::time::timeout(
+            COMMAND_TIMEOUT,
+            client.get_connection_manager_with_config(config),
+        )
+        .await
+        .map_err(|_| start_error(timed_out()))?
+        .map_err(start_error)?;
+        let _: () = redis::cmd("PING")
+            .query_async(&mut redis)
+            .await
+            .map_err(start_error)?;
+
+        let node = format!("{:016x}", rand::rng().random::<u64>());
+        let (subscriptions, requests) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            settings,
+            node,
+            node_ttl: options.node_ttl,
+            client,
+            redis,
+            rooms: Mutex::new(HashMap::new()),
+            subscriptions,
+            next_member_id: AtomicU64::new(1),
+            scripts: Scripts::new(),
+            stop: CancellationToken::new(),
+        });
+        shared.heartbeat().await.map_err(start_error)?;
+        tracing::info!(node = shared.node, url = %redact(&options.url), "sharing rooms through Redis");
+        tokio::spawn(subscriber(Arc::downgrade(&shared), requests));
+        tokio::spawn(liveness(Arc::downgrade(&shared)));
+        Ok(RedisHub { shared })
+    }
+
+    pub async fn join(
+        &self,
+        room_name: &str,
+        who: Participant,
+        since: Option<u64>,
+    ) -> Result<RedisJoined, Unavailable> {
+        let shared = &self.shared;
+        let (sender, queue) = mpsc::channel(shared.settings.queue_capacity);
+        let member_id = MemberId(shared.next_member_id.fetch_add(1, Ordering::Relaxed));
+        let user_id: Arc<str> = Arc::from(who.id.as_str());
+        let name: Arc<str> = Arc::from(who.name.as_str());
+
+        let room = {
+            let mut rooms = lock(&shared.rooms);
+            let room = rooms
+                .entry(Arc::from(room_name))
+                .or_insert_with_key(|name| Arc::new(Room::new(name.clone())))
+                .clone();
+            let mut state = lock(&room.state);
+            state.seats.insert(member_id, user_id.clone(), sender, true);
+            state
+                .users
+                .entry(user_id.clone())
+                .or_insert((name.clone(), 0))
+                .1 += 1;
+            drop(state);
+            room
+        };
+        // From here on, dropping the membership undoes the seat (and presence).
+        let mut membership = RedisMembership {
+            shared: shared.clone(),
+            room: room.clone(),
+            member_id,
+            user_id,
+            name,
+            present: false,
+        };
+        room.subscribed
+            .get_or_try_init(|| shared.subscribe(room.name.clone()))
+            .await?;
+
+        let joined = ServerFrame::joined(&who.name).to_json();
+        let mut users: Vec<String> = shared
+            .scripts
+            .join
+            .key(&room.keys.users)
+            .key(&room.keys.names)
+            .key(&room.keys.nodes)
+            .key(format!("{PREFIX}rooms"))
+            .key(shared.node_rooms_key())
+            .key(&room.keys.channel)
+            .arg(room_name)
+            .arg(&shared.node)
+            .arg(&who.id)
+            .arg(&who.name)
+            .arg(joined)
+            .invoke_async(&mut shared.redis.clone())
+            .await
+            .map_err(unavailable)?;
+        membership.present = true;
+        users.sort();
+
+        let (backlog, recovered) = shared.backlog(&room.keys, since).await?;
+        let covered_through = backlog.last().map(|(id, _)| *id);
+        let released = lock(&room.state).seats.release(member_id, covered_through);
+        if released.is_err() {
+            // Overflowed while the backlog was read; the empty queue reports 4008.
+            tracing::info!(room = room_name, "evicted a member before it went live");
+        }
+        let welcome = ServerFrame::Welcome {
+            room: room_name.to_owned(),
+            user: who.name,
+            users,
+            recovered,
+        };
+        Ok(RedisJoined {
+            membership,
+            welcome: welcome.to_json().into(),
+            backlog: backlog.into_iter().map(|(_, frame)| frame).collect(),
+            queue,
+        })
+    }
+
+    /// Rooms with members on any server, sorted by name.
+    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, Unavailable> {
+        let mut redis = self.shared.redis.clone();
+        let mut names: Vec<String> = redis
+            .smembers(format!("{PREFIX}rooms"))
+            .await
+            .map_err(unavailable)?;
+        names.sort();
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.hvals(RoomKeys::new(name).users);
+        }
+        let counts: Vec<Vec<usize>> = pipe.query_async(&mut redis).await.map_err(unavailable)?;
+        Ok(names
+            .into_iter()
+            .zip(counts)
+            .filter(|(_, users)| !users.is_empty())
+            .map(|(name, users)| RoomSummary {
+                name,
+                members: users.len(),
+                connections: users.iter().sum(),
+            })
+            .collect())
+    }
+
+    /// Leaves presence now instead of waiting to be reaped: for a graceful shutdown,
+    /// after every socket has closed.
+    pub async fn close(&self) {
+        let shared = &self.shared;
+        shared.stop.cancel();
+        let mut redis = shared.redis.clone();
+        let _: Result<(), _> = redis.del(shared.node_key()).await;
+        let reaped: Result<usize, _> = shared
+            .scripts
+            .reap
+            .key(format!("{PREFIX}nodes"))
+            .arg(&shared.node)
+            .arg(PREFIX)
+            .invoke_async(&mut redis)
+            .await;
+        if let Err(err) = reaped {
+            tracing::warn!(error = %err, "could not leave presence; other servers will reap it");
+        }
+    }
+}
+
+impl Room {
+    fn new(name: Arc<str>) -> Self {
+        Room {
+            keys: RoomKeys::new(&name),
+            name,
+            state: Mutex::new(RoomState::default()),
+            subscribed: OnceCell::new(),
+        }
+    }
+}
+
+impl Shared {
+    fn node_key(&self) -> String {
+        format!("{PREFIX}node:{}", self.node)
+    }
+
+    fn node_rooms_key(&self) -> String {
+        format!("{PREFIX}node:{}:rooms", self.node)
+    }
+
+    async fn subscribe(&self, room: Arc<str>) -> Result<(), Unavailable> {
+        let (done, confirmed) = oneshot::channel();
+        self.subscriptions
+            .send(Subscription::Subscribe(room, done))
+            .map_err(|_| Unavailable("the subscriber has stopped".into()))?;
+        confirmed
+            .await
+            .map_err(|_| Unavailable("the subscriber has stopped".into()))?
+    }
+
+    /// Marks this server alive and known, so others can reap it if it dies.
+    async fn heartbeat(&self) -> redis::RedisResult<()> {
+        let ttl = self.node_ttl.as_millis().max(1) as u64;
+        redis::pipe()
+            .cmd("SET")
+            .arg(self.node_key())
+            .arg(1)
+            .arg("PX")
+            .arg(ttl)
+            .ignore()
+            .sadd(format!("{PREFIX}nodes"), &self.node)
+            .ignore()
+            .query_async(&mut self.redis.clone())
+            .await
+    }
+
+    /// Removes the presence of servers whose liveness key has expired.
+    async fn reap_dead_nodes(&self) -> redis::RedisResult<()> {
+        let mut redis = self.redis.clone();
+        let nodes: Vec<String> = redis.smembers(format!("{PREFIX}nodes")).await?;
+        for node in nodes.iter().filter(|node| **node != self.node) {
+            let rooms: usize = self
+                .scripts
+                .reap
+                .key(format!("{PREFIX}nodes"))
+                .arg(node)
+                .arg(PREFIX)
+                .invoke_async(&mut redis)
+                .await?;
+            if rooms > 0 {
+                tracing::info!(node, rooms, "reaped the members of a server that stopped");
+            }
+        }
+        Ok(())
+    }
+
+    /// The frames (with ids) a joining member gets before live traffic.
+    async fn backlog(
+        &self,
+        keys: &RoomKeys,
+        since: Option<u64>,
+    ) -> Result<(Vec<(u64, FrameBytes)>, bool), Unavailable> {
+        let mut redis = self.redis.clone();
+        let (first, seq, oldest): (Option<u64>, Option<u64>, StreamRangeReply) = redis::pipe()
+            .get(&keys.first)
+            .get(&keys.seq)
+            .cmd("XRANGE")
+            .arg(&keys.log)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut redis)
+            .await
+            .map_err(unavailable)?;
+        // A room without messages yet starts at the clock, as its first id will.
+        let now = clock_micros();
+        let plan = recovery::plan(
+            since,
+            RoomIds {
+                first_id: first.unwrap_or(now),
+                next_id: seq.map_or(now, |seq| seq + 1),
+                oldest_retained: oldest.ids.first().and_then(|entry| entry_id(&entry.id)),
+            },
+        );
+        let entries: StreamRangeReply = match plan.start {
+            Start::Recent => {
+                let mut newest: StreamRangeReply = redis
+                    .xrevrange_count(&keys.log, "+", "-", JOIN_HISTORY)
+                    .await
+                    .map_err(unavailable)?;
+                newest.ids.reverse();
+                newest
+            }
+            Start::After(0) => redis.xrange_all(&keys.log).await.map_err(unavailable)?,
+            Start::After(seen) => redis
+                .xrange(&keys.log, format!("({seen}-0"), "+")
+                .await
+                .map_err(unavailable)?,
+        };
+        Ok((stored_frames(entries), plan.recovered))
+    }
+
+    /// Queues a frame from the room's channel for this server's members.
+    fn deliver(&self, channel: &str, payload: &[u8]) {
+        let Some(room_name) = channel
+            .strip_prefix(PREFIX)
+            .and_then(|c| c.strip_prefix("room:"))
+        else {
+            return;
+        };
+        let Some((id, frame)) = parse_payload(payload) else {
+            tracing::warn!(channel, "ignoring a malformed Pub/Sub message");
+            return;
+        };
+        let Some(room) = lock(&self.rooms).get(room_name).cloned() else {
+            return;
+        };
+        room.deliver(id, &frame);
+    }
+
+    /// After an outage: messages stored while this server was cut off, in order.
+    async fn fill_gap(&self, room: &Room) -> redis::RedisResult<()> {
+        let after = lock(&room.state).last_delivered;
+        if after == 0 {
+            return Ok(());
+        }
+        let entries: StreamRangeReply = self
+            .redis
+            .clone()
+            .xrange(&room.keys.log, format!("({after}-0"), "+")
+            .await?;
+        for (id, frame) in stored_frames(entries) {
+            room.deliver(Some(id), &frame);
+        }
+        Ok(())
+    }
+
+    /// After an outage: this server's connections, written back into presence
+    /// (Redis may have restarted empty, or reaped us while we were cut off).
+    async fn restore_presence(&self, room: &Room) -> redis::RedisResult<()> {
+        let users: Vec<(Arc<str>, Arc<str>, usize)> = lock(&room.state)
+            .users
+            .iter()
+            .map(|(id, (name, count))| (id.clone(), name.clone(), *count))
+            .collect();
+        let mut invocation = self.scripts.restore.prepare_invoke();
+        invocation
+            .key(&room.keys.users)
+            .key(&room.keys.names)
+            .key(&room.keys.nodes)
+            .key(format!("{PREFIX}rooms"))
+            .key(self.node_rooms_key())
+            .key(&room.keys.channel)
+            .arg(&*room.name)
+            .arg(&self.node);
+        for (id, name, count) in users {
+            invocation
+                .arg(&*id)
+                .arg(count)
+                .arg(ServerFrame::joined(&name).to_json())
+                .arg(ServerFrame::left(&name).to_json());
+        }
+        invocation.invoke_async(&mut self.redis.clone()).await
+    }
+}
+
+impl Room {
+    fn deliver(&self, id: FrameId, frame: &FrameBytes) {
+        let mut state = lock(&self.state);
+        if let Some(id) = id {
+            if id <= state.last_delivered {
+                return;
+            }
+            state.last_delivered = id;
+        }
+        // Evicted members' connections close with 4008 and leave presence as they drop.
+        state.seats.deliver(id, frame);
+    }
+}
+
+/// A seat in a room; leaving the room is dropping it.
+pub struct RedisMembership {
+    shared: Arc<Shared>,
+    room: Arc<Room>,
+    member_id: MemberId,
+    user_id: Arc<str>,
+    name: Arc<str>,
+    /// Whether Redis presence counts this connection.
+    present: bool,
+}
+
+impl RedisMembership {
+    pub fn room(&self) -> &str {
+        &self.room.name
+    }
+
+    /// Stores `content` as the room's next message; every server's members get it
+    /// through the room's channel, this one's included.
+    pub async fn publish(&self, content: String) -> Result<u64, PublishError> {
+        if lock(&self.room.state)
+            .seats
+            .user_of(self.member_id)
+            .is_none()
+        {
+            return Err(PublishError::NotMember);
+        }
+        let (prefix, suffix) = message_template(&self.name, content);
+        let shared = &self.shared;
+        let id: u64 = shared
+            .scripts
+            .publish
+            .key(&self.room.keys.seq)
+            .key(&self.room.keys.first)
+            .key(&self.room.keys.log)
+            .key(&self.room.keys.channel)
+            .arg(shared.settings.history_size)
+            .arg(prefix)
+            .arg(suffix)
+            .invoke_async(&mut shared.redis.clone())
+            .await
+            .map_err(|err| {
+                tracing::warn!(room = %self.room.name, error = %err, "cannot publish to Redis");
+                PublishError::Unavailable
+            })?;
+        Ok(id)
+    }
+}
+
+impl Drop for RedisMembership {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let local_room_empty = {
+            let mut rooms = lock(&shared.rooms);
+            let mut state = lock(&self.room.state);
+            state.seats.remove(self.member_id);
+            if let Some((_, count)) = state.users.get_mut(&self.user_id) {
+                *count -= 1;
+                if *count == 0 {
+                    state.users.remove(&self.user_id);
+                }
+            }
+            let empty = state.seats.is_empty();
+            drop(state);
+            let listed = rooms
+                .get(&self.room.name)
+                .is_some_and(|listed| Arc::ptr_eq(listed, &self.room));
+            if empty && listed {
+                rooms.remove(&self.room.name);
+                let _ = shared
+                    .subscriptions
+                    .send(Subscription::Unsubscribe(self.room.name.clone()));
+            }
+            empty
+        };
+        if !self.present {
+            return;
+        }
+        let shared = shared.clone();
+        let room = self.room.clone();
+        let user_id = self.user_id.clone();
+        let left = ServerFrame::left(&self.name).to_json();
+        tokio::spawn(async move {
+            let outcome: redis::RedisResult<i64> = shared
+                .scripts
+                .leave
+                .key(&room.keys.users)
+                .key(&room.keys.names)
+                .key(&room.keys.nodes)
+                .key(format!("{PREFIX}rooms"))
+                .key(shared.node_rooms_key())
+                .key(&room.keys.channel)
+                .arg(&*room.name)
+                .arg(&shared.node)
+                .arg(&*user_id)
+                .arg(left)
+                .arg(if local_room_empty { 1 } else { 0 })
+                .invoke_async(&mut shared.redis.clone())
+                .await;
+            if let Err(err) = outcome {
+                // Written back from the local seats when Redis returns.
+                tracing::warn!(room = %room.name, error = %err, "cannot record a leave in Redis");
+            }
+        });
+    }
+}
+
+/// Owns the Pub/Sub connection: subscribes and unsubscribes on request, delivers
+/// messages, and after a lost connection reconnects, resubscribes and fills gaps.
+async fn subscriber(shared: Weak<Shared>, mut requests: mpsc::UnboundedReceiver<Subscription>) {
+    let mut delay = RECONNECT_MIN;
+    let mut outage = false;
+    loop {
+        let Some(current) = shared.upgrade() else {
+            return;
+        };
+        let connected =
+            tokio::time::timeout(COMMAND_TIMEOUT, current.client.get_async_pubsub()).await;
+        let pubsub = match connected {
+            Ok(Ok(pubsub)) => pubsub,
+            failed => {
+                let error = match failed {
+                    Ok(Err(err)) => err.to_string(),
+                    _ => "timed out".to_owned(),
+                };
+                if !outage {
+                    tracing::warn!(error, "lost the Redis Pub/Sub connection; reconnecting");
+                    outage = true;
+                }
+                drop(current);
+                if !refuse_while_waiting(&mut requests, delay).await {
+                    return;
+                }
+                delay = (delay * 2).min(RECONNECT_MAX);
+                continue;
+            }
+        };
+        let (mut sink, mut messages) = pubsub.split();
+        if let Err(err) = resume(&current, &mut sink, outage).await {
+            tracing::warn!(error = %err, "could not resume after a Redis outage; retrying");
+            drop(current);
+            if !refuse_while_waiting(&mut requests, delay).await {
+                return;
+            }
+            continue;
+        }
+        if outage {
+            tracing::info!("Redis is back: resubscribed and caught up");
+        }
+        delay = RECONNECT_MIN;
+        drop(current);
+
+        loop {
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(request) = request else { return };
+                    let Some(current) = shared.upgrade() else { return };
+                    match request {
+                        Subscription::Subscribe(room, done) => {
+                            let channel = RoomKeys::new(&room).channel;
+                            let result = sink.subscribe(&channel).await.map_err(unavailable);
+                            let _ = done.send(result);
+                        }
+                        Subscription::Unsubscribe(room) => {
+                            if !lock(&current.rooms).contains_key(&room) {
+                                let channel = RoomKeys::new(&room).channel;
+                                let _ = sink.unsubscribe(&channel).await;
+                            }
+                        }
+                    }
+                }
+                message = messages.next() => {
+                    let Some(message) = message else { break };
+                    let Some(current) = shared.upgrade() else { return };
+                    current.deliver(message.get_channel_name(), message.get_payload_bytes());
+                }
+            }
+        }
+        outage = true;
+        tracing::warn!("lost the Redis Pub/Sub connection; reconnecting");
+        if !refuse_while_waiting(&mut requests, RECONNECT_MIN).await {
+            return;
+        }
+    }
+}
+
+/// On a fresh Pub/Sub connection: subscribe to every room with members here; after
+/// an outage also catch up on messages and write presence back.
+async fn resume(
+    shared: &Shared,
+    sink: &mut PubSubSink,
+    after_outage: bool,
+) -> redis::RedisResult<()> {
+    let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
+    for room in &rooms {
+        sink.subscribe(&room.keys.channel).await?;
+    }
+    if after_outage {
+        shared.heartbeat().await?;
+        for room in &rooms {
+            shared.restore_presence(room).await?;
+            shared.fill_gap(room).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Waits `delay` while answering subscription requests with `unavailable`; `false`
+/// once the hub is gone.
+async fn refuse_while_waiting(
+    requests: &mut mpsc::UnboundedReceiver<Subscription>,
+    delay: Duration,
+) -> bool {
+    let wait = sleep(delay);
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            () = &mut wait => return true,
+            request = requests.recv() => match request {
+                None => return false,
+                Some(Subscription::Subscribe(_, done)) => {
+                    let _ = done.send(Err(Unavailable("Redis is unreachable".into())));
+                }
+                Some(Subscription::Unsubscribe(_)) => {}
+            },
+        }
+    }
+}
+
+/// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.
+async fn liveness(shared: Weak<Shared>) {
+    let Some(period) = shared.upgrade().map(|shared| shared.node_ttl / 3) else {
+        return;
+    };
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(current) = shared.upgrade() else {
+            return;
+        };
+        if current.stop.is_cancelled() {
+            return;
+        }
+        let outcome = async {
+            current.heartbeat().await?;
+            current.reap_dead_nodes().await
+        }
+        .await;
+        if let Err(err) = outcome {
+            tracing::debug!(error = %err, "liveness check failed");
+        }
+    }
+}
+
+/// A message frame split around its id, so the id can be chosen inside Redis:
+/// `prefix + id + suffix` is the frame's JSON.
+fn message_template(user: &str, content: String) -> (String, String) {
+    let placeholder = ServerFrame::Message(ChatMessage {
+        id: 0,
+        user: user.to_owned(),
+        content,
+        timestamp: super::now_rfc3339(),
+    })
+    .to_json();
+    // `"id":0` cannot occur unescaped inside a string, and `id` is serialized before
+    // any user-provided text.
+    let at = placeholder
+        .find("\"id\":0")
+        .expect("a message frame has an id")
+        + "\"id\":".len();
+    (
+        placeholder[..at].to_owned(),
+        placeholder[at + 1..].to_owned(),
+    )
+}
+
+/// `"<id> <frame>"` → (`Some(id)` for messages, `None` for `0`, frame).
+fn parse_payload(payload: &[u8]) -> Option<(FrameId, FrameBytes)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (id, frame) = text.split_once(' ')?;
+    let id: u64 = id.parse().ok()?;
+    Some(((id > 0).then_some(id), FrameBytes::from(frame.to_owned())))
+}
+
+fn stored_frames(entries: StreamRangeReply) -> Vec<(u64, FrameBytes)> {
+    entries
+        .ids
+        .into_iter()
+        .filter_map(|entry| {
+            let id = entry_id(&entry.id)?;
+            let frame: String = entry.get("f")?;
+            Some((id, FrameBytes::from(frame)))
+        })
+        .collect()
+}
+
+/// `"<id>-0"` → id.
+fn entry_id(entry: &str) -> Option<u64> {
+    entry.split_once('-')?.0.parse().ok()
+}
+
+fn clock_micros() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |elapsed| elapsed.as_micros() as u64)
+}
+
+fn unavailable(err: redis::RedisError) -> Unavailable {
+    Unavailable(err.to_string())
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer within 2 s",
+    ))
+}
+
+/// The URL without a password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+struct Scripts {
+    publish: Script,
+    join: Script,
+    leave: Script,
+    restore: Script,
+    reap: Script,
+}
+
+impl Scripts {
+    fn new() -> Self {
+        Scripts {
+            publish: Script::new(PUBLISH_LUA),
+            join: Script::new(JOIN_LUA),
+            leave: Script::new(LEAVE_LUA),
+            restore: Script::new(RESTORE_LUA),
+            reap: Script::new(REAP_LUA),
+        }
+    }
+}
+
+/// KEYS: seq, first, log, channel. ARGV: history size, frame prefix, frame suffix.
+/// Returns the new message's id.
+const PUBLISH_LUA: &str = r#"
+local id = redis.call('INCR', KEYS[1])
+if id == 1 then
+  -- A new room (or a Redis that lost its data): ids start from the clock in
+  -- microseconds, so they keep increasing past anything a client has seen.
+  local now = redis.call('TIME')
+  id = tonumber(now[1]) * 1000000 + tonumber(now[2])
+  redis.call('SET', KEYS[1], string.format('%.0f', id))
+  redis.call('SET', KEYS[2], string.format('%.0f', id))
+end
+local sid = string.format('%.0f', id)
+local frame = ARGV[2] .. sid .. ARGV[3]
+if tonumber(ARGV[1]) > 0 then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], sid .. '-0', 'f', frame)
+end
+redis.call('PUBLISH', KEYS[4], sid .. ' ' .. frame)
+return sid
+"#;
+
+/// KEYS: users, names, nodes, rooms, node rooms, channel.
+/// ARGV: room, node, user id, name, join frame. Returns the names present before.
+const JOIN_LUA: &str = r#"
+local before = {}
+for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do
+  local name = redis.call('HGET', KEYS[2], user)
+  if name then table.insert(before, name) end
+end
+redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|' .. ARGV[3], 1)
+local total = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
+redis.call('SADD', KEYS[4], ARGV[1])
+redis.call('SADD', KEYS[5], ARGV[1])
+if total == 1 then
+  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('PUBLISH', KEYS[6], '0 ' .. ARGV[5])
+end
+return before
+"#;
+
+/// KEYS: users, names, nodes, rooms, node rooms, channel.
+/// ARGV: room, node, user id, leave frame, "1" if the node has no members left there.
+const LEAVE_LUA: &str = r#"
+if ARGV[5] == '1' then redis.call('SREM', KEYS[5], ARGV[1]) end
+local field = ARGV[2] .. '|' .. ARGV[3]
+local mine = redis.call('HINCRBY', KEYS[3], field, -1)
+if mine <= 0 then redis.call('HDEL', KEYS[3], field) end
+-- Nothing recorded for this connection (Redis lost it): nothing to undo.
+if mine < 0 then return 0 end
+local total = redis.call('HINCRBY', KEYS[1], ARGV[3], -1)
+if total <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[3])
+  redis.call('HDEL', KEYS[2], ARGV[3])
+  redis.call('PUBLISH', KEYS[6], '0 ' .. ARGV[4])
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
+end
+return total
+"#;
+
+/// KEYS: users, names, nodes, rooms, node rooms, channel.
+/// ARGV: room, node, then per local user: user id, connections, join frame, leave frame.
+/// Sets this node's share of presence to what it really has, announcing users who
+/// appear or disappear as a result.
+const RESTORE_LUA: &str = r#"
+local node = ARGV[2]
+local wanted = {}
+local frames = {}
+for i = 3, #ARGV, 4 do
+  wanted[ARGV[i]] = tonumber(ARGV[i + 1])
+  frames[ARGV[i]] = { ARGV[i + 2], ARGV[i + 3] }
+end
+local recorded = {}
+local fields = redis.call('HGETALL', KEYS[3])
+for i = 1, #fields, 2 do
+  local sep = string.find(fields[i], '|', 1, true)
+  if sep and string.sub(fields[i], 1, sep - 1) == node then
+    recorded[string.sub(fields[i], sep + 1)] = tonumber(fields[i + 1])
+  end
+end
+local users = {}
+for user in pairs(wanted) do users[user] = true end
+for user in pairs(recorded) do users[user] = true end
+for user in pairs(users) do
+  local delta = (wanted[user] or 0) - (recorded[user] or 0)
+  if delta ~= 0 then
+    local field = node .. '|' .. user
+    if (wanted[user] or 0) > 0 then
+      redis.call('HSET', KEYS[3], field, wanted[user])
+    else
+      redis.call('HDEL', KEYS[3], field)
+    end
+    local total = redis.call('HINCRBY', KEYS[1], user, delta)
+    if total <= 0 then
+      redis.call('HDEL', KEYS[1], user)
+      redis.call('HDEL', KEYS[2], user)
+      if frames[user] then redis.call('PUBLISH', KEYS[6], '0 ' .. frames[user][2]) end
+    elseif total == delta and frames[user] then
+      local name = cjson.decode(frames[user][1])['user']
+      redis.call('HSET', KEYS[2], user, name)
+      redis.call('PUBLISH', KEYS[6], '0 ' .. frames[user][1])
+    end
+  end
+end
+if next(wanted) then
+  redis.call('SADD', KEYS[4], ARGV[1])
+  redis.call('SADD', KEYS[5], ARGV[1])
+elseif redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('SREM', KEYS[4], ARGV[1])
+end
+return 1
+"#;
+
+/// KEYS: nodes. ARGV: node, key prefix. If the node's liveness key is gone, removes
+/// its members from every room's presence and announces the users who left.
+/// Returns how many rooms it had members in (0 if it is alive).
+const REAP_LUA: &str = r#"
+local node, p = ARGV[1], ARGV[2]
+if redis.call('EXISTS', p .. 'node:' .. node) == 1 then return 0 end
+local rooms = redis.call('SMEMBERS', p .. 'node:' .. node .. ':rooms')
+for _, room in ipairs(rooms) do
+  local base = p .. 'room:' .. room
+  local fields = redis.call('HGETALL', base .. ':nodes')
+  for i = 1, #fields, 2 do
+    local field, count = fields[i], tonumber(fields[i + 1])
+    local sep = string.find(field, '|', 1, true)
+    if sep and string.sub(field, 1, sep - 1) == node then
+      local user = string.sub(field, sep + 1)
+      redis.call('HDEL', base .. ':nodes', field)
+      local total = redis.call('HINCRBY', base .. ':users', user, -count)
+      if total <= 0 then
+        local name = redis.call('HGET', base .. ':names', user) or user
+        redis.call('HDEL', base .. ':users', user)
+        redis.call('HDEL', base .. ':names', user)
+        redis.call('PUBLISH', base, '0 ' .. cjson.encode({
+          type = 'system', message = name .. ' left the room', event = 'leave', user = name }))
+      end
+    end
+  end
+  if redis.call('HLEN', base .. ':users') == 0 then redis.call('SREM', p .. 'rooms', room) end
+end
+redis.call('DEL', p .. 'node:' .. node .. ':rooms')
+redis.call('SREM', KEYS[1], node)
+return #rooms
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_template_rebuilds_the_frame_around_any_id() {
+        let (prefix, suffix) = message_template("a\"id\":0,", "x \"id\":0, y".into());
+        let frame = format!("{prefix}1764293000000001{suffix}");
+        let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(parsed["id"], 1764293000000001_u64);
+        assert_eq!(parsed["user"], "a\"id\":0,");
+        assert_eq!(parsed["content"], "x \"id\":0, y");
+        assert_eq!(parsed["type"], "message");
+    }
+
+    #[test]
+    fn payloads_carry_an_id_or_zero() {
+        let (id, frame) = parse_payload(b"42 {\"type\":\"message\"}").unwrap();
+        assert_eq!(id, Some(42));
+        assert_eq!(frame.as_str(), "{\"type\":\"message\"}");
+        assert_eq!(parse_payload(b"0 {}").unwrap().0, None);
+        assert!(parse_payload(b"nonsense").is_none());
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact("redis://:secret@host:6379/0"),
+            "redis://:***@host:6379/0"
+        );
+        assert_eq!(redact("redis://user:pw@host"), "redis://user:***@host");
+        assert_eq!(redact("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+}

@@ -1,0 +1,434 @@
+//! Several real `chorus` processes sharing rooms through a real `redis-server`
+//! (Debian's package), each test with its own Redis on a free port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use chorus_server::auth::Auth;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use crate::helpers::{Client, PATIENCE, SECRET, http_request, start_binary};
+
+/// A `redis-server` of our own, with an append-only file so a restart keeps its data.
+struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    async fn start() -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("chorus-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for Redis");
+        let mut redis = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        redis.run().await;
+        redis
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server; scripts/setup.sh --test installs it)");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while !self.answers_ping().await {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        let mut reply = [0_u8; 7];
+        stream.write_all(b"PING\r\n").await.is_ok()
+            && stream.read_exact(&mut reply).await.is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+
+    /// Sends one command and returns Redis's raw reply.
+    async fn command(&self, command: &str) -> String {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .expect("Redis");
+        stream
+            .write_all(format!("{command}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut reply = vec![0_u8; 256];
+        let read = stream.read(&mut reply).await.unwrap();
+        String::from_utf8_lossy(&reply[..read]).into_owned()
+    }
+
+    /// Kills Redis outright; its append-only file keeps what it had acknowledged.
+    async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("redis-server stops");
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A `chorus` process using `redis`; dead servers are noticed after 1 s.
+struct Node {
+    addr: String,
+    child: Child,
+    _logs: JoinHandle<()>,
+}
+
+impl Node {
+    async fn start(redis: &RedisServer) -> Node {
+        let url = redis.url();
+        let binary = start_binary(
+            &[
+                "--jwt-secret",
+                SECRET,
+                "--redis-url",
+                &url,
+                "--redis-node-ttl",
+                "1s",
+            ],
+            &[],
+        )
+        .await;
+        let mut lines = binary.lines;
+        // Keep reading its log so the process never blocks on a full pipe.
+        let logs = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node {
+            addr: binary.addr,
+            child: binary.child,
+            _logs: logs,
+        }
+    }
+
+    async fn join(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
+        let token = Auth::new(SECRET.as_bytes())
+            .issue(name, Some(name), Duration::from_secs(3600))
+            .token;
+        let since = since.map(|id| format!("&since={id}")).unwrap_or_default();
+        let url = format!("ws://{}/ws/chat/{room}?token={token}{since}", self.addr);
+        let mut client = Client::connect(&url).await;
+        let welcome = client.recv().await;
+        assert_eq!(welcome["type"], "welcome", "first frame: {welcome}");
+        (client, welcome)
+    }
+
+    async fn rooms(&self) -> Value {
+        let addr: SocketAddr = self.addr.parse().unwrap();
+        http_request(addr, "GET", "/api/rooms", None).await.json()
+    }
+}
+
+/// The next `count` chat messages, as (id, content), skipping join/leave events.
+async fn messages(client: &mut Client, count: usize) -> Vec<(u64, String)> {
+    let mut seen = Vec::new();
+    while seen.len() < count {
+        let frame = client.recv().await;
+        match frame["type"].as_str() {
+            Some("message") => seen.push((
+                frame["id"].as_u64().expect("an id"),
+                frame["content"].as_str().expect("content").to_owned(),
+            )),
+            Some("system") => {}
+            _ => panic!("unexpected frame {frame}"),
+        }
+    }
+    seen
+}
+
+/// Waits for a frame matching `wanted`, skipping others.
+async fn wait_for(client: &mut Client, wanted: impl Fn(&Value) -> bool) -> Value {
+    loop {
+        let frame = client.recv().await;
+        if wanted(&frame) {
+            return frame;
+        }
+    }
+}
+
+fn strictly_increasing(ids: &[u64]) -> bool {
+    ids.windows(2).all(|pair| pair[0] < pair[1])
+}
+
+#[tokio::test]
+async fn members_on_three_nodes_see_every_message_once_in_the_same_order() {
+    let redis = RedisServer::start().await;
+    let nodes = [
+        Node::start(&redis).await,
+        Node::start(&redis).await,
+        Node::start(&redis).await,
+    ];
+    let mut members = Vec::new();
+    let mut names = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for seat in 0..2 {
+            let name = format!("user-{n}{seat}");
+            let (client, welcome) = node.join("lobby", &name, None).await;
+            // Presence covers every node: everyone who joined before, wherever.
+            assert_eq!(welcome["users"], json!(names), "welcome on node {n}");
+            names.push(name);
+            members.push(client);
+        }
+    }
+    assert_eq!(
+        nodes[2].rooms().await,
+        json!([{"name": "lobby", "members": 6, "connections": 6}])
+    );
+
+    for (m, member) in members.iter_mut().enumerate() {
+        for n in 0..5 {
+            member.say(&format!("{m}:{n}")).await;
+        }
+    }
+    let mut orders = Vec::new();
+    for member in &mut members {
+        orders.push(messages(member, 30).await);
+    }
+    let first = &orders[0];
+    let ids: Vec<u64> = first.iter().map(|(id, _)| *id).collect();
+    assert!(strictly_increasing(&ids), "ids in order: {ids:?}");
+    let mut contents: Vec<&str> = first.iter().map(|(_, text)| text.as_str()).collect();
+    contents.sort();
+    contents.dedup();
+    assert_eq!(contents.len(), 30, "every message once");
+    for (m, order) in orders.iter().enumerate() {
+        assert_eq!(order, first, "member {m} saw another order");
+    }
+    for member in &mut members {
+        member.expect_silence(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_moving_to_another_node_with_since_gets_exactly_what_it_missed() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut writer, _) = a.join("moves", "writer", None).await;
+    let (mut mover, _) = a.join("moves", "mover", None).await;
+    for n in 1..=3 {
+        writer.say(&format!("seen {n}")).await;
+    }
+    let seen = messages(&mut mover, 3).await;
+    mover.close().await;
+    for n in 1..=3 {
+        writer.say(&format!("missed {n}")).await;
+    }
+    let missed = messages(&mut writer, 6).await.split_off(3);
+
+    let (mut moved, welcome) = b.join("moves", "mover", Some(seen[2].0)).await;
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(welcome["users"], json!(["writer"]));
+    assert_eq!(messages(&mut moved, 3).await, missed);
+    let joined = moved.recv().await;
+    assert_eq!(joined["event"], "join", "then its own join: {joined}");
+    moved.expect_silence(Duration::from_millis(200)).await;
+
+    // History on join works on any node too.
+    let (mut late, _) = b.join("moves", "late", None).await;
+    let history = messages(&mut late, 6).await;
+    assert_eq!(history[..3], seen[..]);
+    assert_eq!(history[3..], missed[..]);
+}
+
+#[tokio::test]
+async fn a_killed_node_loses_nothing_and_its_members_leave_presence() {
+    let redis = RedisServer::start().await;
+    let (mut doomed, survivor) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut alice, _) = doomed.join("crash", "alice", None).await;
+    let (_carol, _) = doomed.join("crash", "carol", None).await;
+    let (mut bob, _) = survivor.join("crash", "bob", None).await;
+    bob.say("before").await;
+    let before = messages(&mut alice, 1).await;
+
+    doomed.child.kill().await.expect("SIGKILL");
+    bob.say("after 1").await;
+    bob.say("after 2").await;
+    let after = messages(&mut bob, 3).await.split_off(1);
+
+    // Alice's client reconnects to the surviving node and resumes.
+    let (mut alice, welcome) = survivor.join("crash", "alice", Some(before[0].0)).await;
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(messages(&mut alice, 2).await, after);
+
+    // Carol never comes back: the dead node's presence is reaped and her leave announced.
+    let left = tokio::time::timeout(
+        Duration::from_secs(10),
+        wait_for(&mut bob, |frame| frame["event"] == "leave"),
+    )
+    .await
+    .expect("the dead node's members leave within a few seconds");
+    assert_eq!(left["user"], "carol");
+    assert_eq!(
+        survivor.rooms().await,
+        json!([{"name": "crash", "members": 2, "connections": 2}])
+    );
+}
+
+#[tokio::test]
+async fn a_redis_restart_keeps_members_connected_and_loses_nothing() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut alice, _) = a.join("outage", "alice", None).await;
+    let (mut bob, _) = b.join("outage", "bob", None).await;
+    alice.say("one").await;
+    let mut bob_saw = messages(&mut bob, 1).await;
+    assert_eq!(messages(&mut alice, 1).await, bob_saw);
+
+    redis.kill().await;
+    alice.say("while down").await;
+    let refused = wait_for(&mut alice, |frame| frame["type"] != "system").await;
+    assert_eq!(refused["type"], "error", "{refused}");
+    assert_eq!(refused["code"], "unavailable");
+
+    redis.run().await;
+    // Senders retry until Redis takes messages again; nobody was disconnected.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        alice.say("after").await;
+        let frame = wait_for(&mut alice, |frame| frame["type"] != "system").await;
+        match frame["type"].as_str() {
+            Some("message") => break,
+            Some("error") if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => panic!("Redis did not come back in time: {frame}"),
+        }
+    }
+    bob.say("bob after").await;
+    let alice_saw = messages(&mut alice, 1).await;
+    bob_saw.extend(messages(&mut bob, 2).await);
+    let contents: Vec<&str> = bob_saw.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(contents, ["one", "after", "bob after"]);
+    let ids: Vec<u64> = bob_saw.iter().map(|(id, _)| *id).collect();
+    assert!(strictly_increasing(&ids), "{ids:?}");
+    assert_eq!(alice_saw, bob_saw[2..]);
+    // The stored history has no gap or repeat either.
+    let (mut reader, _) = b.join("outage", "reader", None).await;
+    assert_eq!(messages(&mut reader, 3).await, bob_saw);
+}
+
+#[tokio::test]
+async fn messages_sent_while_a_node_lost_its_subscription_are_caught_up_in_order() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut alice, _) = a.join("gaps", "alice", None).await;
+    let (mut bob, _) = b.join("gaps", "bob", None).await;
+    alice.say("before").await;
+    let mut bob_saw = messages(&mut bob, 1).await;
+
+    // Every node's Pub/Sub connection drops; commands keep working, so this message
+    // is stored while nobody is subscribed, and must come from the stream.
+    let killed = redis.command("CLIENT KILL TYPE pubsub").await;
+    assert_eq!(killed.trim(), ":2", "both nodes were subscribed");
+    alice.say("in the gap").await;
+    bob_saw.extend(messages(&mut bob, 1).await);
+    alice.say("after").await;
+    bob_saw.extend(messages(&mut bob, 1).await);
+
+    let contents: Vec<&str> = bob_saw.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(contents, ["before", "in the gap", "after"]);
+    assert_eq!(messages(&mut alice, 3).await, bob_saw);
+    bob.expect_silence(Duration::from_millis(300)).await;
+}
+
+#[tokio::test]
+async fn a_redis_that_comes_back_empty_gets_presence_back_and_ids_keep_increasing() {
+    let mut redis = RedisServer::start().await;
+    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut alice, _) = a.join("amnesia", "alice", None).await;
+    let (mut bob, _) = b.join("amnesia", "bob", None).await;
+    alice.say("before").await;
+    let before = messages(&mut bob, 1).await;
+
+    redis.kill().await;
+    std::fs::remove_dir_all(&redis.dir).unwrap();
+    std::fs::create_dir_all(&redis.dir).unwrap();
+    redis.run().await;
+
+    // Each node writes its members back as it reconnects.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while a.rooms().await != json!([{"name": "amnesia", "members": 2, "connections": 2}]) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "presence: {}",
+            a.rooms().await
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_carol, welcome) = b.join("amnesia", "carol", None).await;
+    assert_eq!(welcome["users"], json!(["alice", "bob"]));
+    alice.say("after").await;
+    let after = messages(&mut bob, 1).await;
+    assert!(
+        after[0].0 > before[0].0,
+        "ids keep increasing: {before:?} then {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_stops_the_server_from_starting() {
+    let url = format!("redis://127.0.0.1:{}", free_port());
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args([
+                "--addr",
+                "127.0.0.1:0",
+                "--jwt-secret",
+                SECRET,
+                "--redis-url",
+                &url,
+            ])
+            .output(),
+    )
+    .await
+    .expect("gives up in time")
+    .expect("runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!("cannot use Redis at {url}")),
+        "stderr: {stderr}"
+    );
+}
