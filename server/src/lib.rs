@@ -5,7 +5,8 @@
 //! ```text
 //! socket ─▶ ws (admission: capacity, token, room name)
 //!        ─▶ connection (read loop: parse, validate, rate-limit)
-//!        ─▶ hub (id, history, serialize once, fan out to bounded member queues)
+//!        ─▶ hub (id, history, serialize once; with Redis: script + Pub/Sub)
+//!        ─▶ hub seats (fan out to bounded member queues)
 //!        ─▶ connection (write loop: batch, flush, heartbeat, close codes) ─▶ socket
 //! ```
 //!
@@ -16,7 +17,8 @@
 //! - [`ws`]: the WebSocket routes and admission checks.
 //! - [`connection`]: one socket's loop, generic over `Sink`/`Stream`.
 //! - [`rate_limit`]: the per-connection token bucket.
-//! - [`hub`]: rooms, members, presence, message ids, history and fan-out.
+//! - [`hub`]: rooms, members, presence, message ids, history and fan-out, in memory
+//!   ([`hub::memory`]) or shared through Redis ([`hub::redis`]).
 //! - [`api`]: `POST /api/token`, `GET /api/rooms`, `GET /healthz`.
 //!
 //! The wire format itself lives in [`app::protocol`], shared with the browser client.
