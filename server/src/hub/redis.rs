@@ -103,6 +103,10 @@ struct RoomState {
     /// The newest message id queued to this server's members: Pub/Sub repeats and
     /// gap fills below it are dropped.
     last_delivered: u64,
+    /// The room's last id when its first member here read the backlog: messages up
+    /// to it reached every member here through backlogs, so an outage's gap starts
+    /// no earlier.
+    anchor: u64,
     /// This server's connections per user, to write presence back after an outage.
     users: HashMap<Arc<str>, (Arc<str>, usize)>,
 }
@@ -257,9 +261,15 @@ impl RedisHub {
         membership.present = true;
         users.sort();
 
-        let (backlog, recovered) = shared.backlog(&room.keys, since).await?;
+        let (backlog, recovered, last_id) = shared.backlog(&room.keys, since).await?;
         let covered_through = backlog.last().map(|(id, _)| *id);
-        let released = lock(&room.state).seats.release(member_id, covered_through);
+        let released = {
+            let mut state = lock(&room.state);
+            if state.anchor == 0 {
+                state.anchor = last_id;
+            }
+            state.seats.release(member_id, covered_through)
+        };
         if released.is_err() {
             // Overflowed while the backlog was read; the empty queue reports 4008.
             tracing::info!(room = room_name, "evicted a member before it went live");
@@ -390,12 +400,13 @@ impl Shared {
         Ok(())
     }
 
-    /// The frames (with ids) a joining member gets before live traffic.
+    /// The frames (with ids) a joining member gets before live traffic, whether they
+    /// cover what it asked for, and the room's last id at the time.
     async fn backlog(
         &self,
         keys: &RoomKeys,
         since: Option<u64>,
-    ) -> Result<(Vec<(u64, FrameBytes)>, bool), Unavailable> {
+    ) -> Result<(Vec<(u64, FrameBytes)>, bool, u64), Unavailable> {
         let mut redis = self.redis.clone();
         let (first, seq, oldest): (Option<u64>, Option<u64>, StreamRangeReply) = redis::pipe()
             .get(&keys.first)
@@ -434,7 +445,7 @@ impl Shared {
                 .await
                 .map_err(unavailable)?,
         };
-        Ok((stored_frames(entries), plan.recovered))
+        Ok((stored_frames(entries), plan.recovered, seq.unwrap_or(0)))
     }
 
     /// Queues a frame from the room's channel for this server's members.
@@ -457,14 +468,19 @@ impl Shared {
 
     /// After an outage: messages stored while this server was cut off, in order.
     async fn fill_gap(&self, room: &Room) -> redis::RedisResult<()> {
-        let after = lock(&room.state).last_delivered;
-        if after == 0 {
-            return Ok(());
-        }
+        let after = {
+            let state = lock(&room.state);
+            state.last_delivered.max(state.anchor)
+        };
+        // Nothing delivered and the room was empty at the first join: all of it is new.
+        let start = match after {
+            0 => "-".to_owned(),
+            after => format!("({after}-0"),
+        };
         let entries: StreamRangeReply = self
             .redis
             .clone()
-            .xrange(&room.keys.log, format!("({after}-0"), "+")
+            .xrange(&room.keys.log, start, "+")
             .await?;
         for (id, frame) in stored_frames(entries) {
             room.deliver(Some(id), &frame);

@@ -354,6 +354,9 @@ async fn messages_sent_while_a_node_lost_its_subscription_are_caught_up_in_order
     let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
     let (mut alice, _) = a.join("gaps", "alice", None).await;
     let (mut bob, _) = b.join("gaps", "bob", None).await;
+    // A second room where nothing was said yet: its gap starts at the beginning.
+    let (mut alice_quiet, _) = a.join("quiet", "alice", None).await;
+    let (mut bob_quiet, _) = b.join("quiet", "bob", None).await;
     alice.say("before").await;
     let mut bob_saw = messages(&mut bob, 1).await;
 
@@ -361,6 +364,7 @@ async fn messages_sent_while_a_node_lost_its_subscription_are_caught_up_in_order
     // is stored while nobody is subscribed, and must come from the stream.
     let killed = redis.command("CLIENT KILL TYPE pubsub").await;
     assert_eq!(killed.trim(), ":2", "both nodes were subscribed");
+    alice_quiet.say("first words").await;
     alice.say("in the gap").await;
     bob_saw.extend(messages(&mut bob, 1).await);
     alice.say("after").await;
@@ -370,6 +374,9 @@ async fn messages_sent_while_a_node_lost_its_subscription_are_caught_up_in_order
     assert_eq!(contents, ["before", "in the gap", "after"]);
     assert_eq!(messages(&mut alice, 3).await, bob_saw);
     bob.expect_silence(Duration::from_millis(300)).await;
+    let quiet = messages(&mut bob_quiet, 1).await;
+    assert_eq!(quiet[0].1, "first words");
+    assert_eq!(messages(&mut alice_quiet, 1).await, quiet);
 }
 
 #[tokio::test]
