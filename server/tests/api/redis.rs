@@ -238,6 +238,27 @@ async fn members_on_three_nodes_see_every_message_once_in_the_same_order() {
     for member in &mut members {
         member.expect_silence(Duration::from_millis(200)).await;
     }
+
+    // One subscription per room per node, not per member; none once a node's
+    // members are gone.
+    let subscribers = || redis.command("PUBSUB NUMSUB chorus:room:lobby");
+    assert!(
+        subscribers().await.ends_with(":3\r\n"),
+        "{}",
+        subscribers().await
+    );
+    for member in members.drain(..2) {
+        member.close().await;
+    }
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !subscribers().await.ends_with(":2\r\n") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{}",
+            subscribers().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
