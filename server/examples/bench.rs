@@ -46,6 +46,9 @@ struct Args {
     /// HS256 secret of the target server.
     #[arg(long, default_value = "bench-secret")]
     secret: String,
+    /// Start the server with `--redis-url` (the Redis engine) instead of in-memory rooms.
+    #[arg(long)]
+    redis_url: Option<String>,
     /// The server binary to start.
     #[arg(long, default_value = "target/release/chorus")]
     server: String,
@@ -61,6 +64,7 @@ async fn start_server(args: &Args) -> Server {
         .args(["--addr", "127.0.0.1:0", "--jwt-secret", &args.secret])
         .args(["--max-connections", "100000", "--send-queue", "1024"])
         .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
+        .args(args.redis_url.iter().flat_map(|url| ["--redis-url", url.as_str()]))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

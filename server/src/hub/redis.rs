@@ -38,7 +38,7 @@ use rand::Rng;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, Script};
-use tokio::sync::{OnceCell, mpsc, oneshot};
+use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio::time::{MissedTickBehavior, sleep};
 use tokio_util::sync::CancellationToken;
 
@@ -49,6 +49,8 @@ use super::{FrameBytes, HubSettings, Participant, PublishError, RoomSummary, Una
 const PREFIX: &str = "chorus:";
 /// How long a Redis command may take before the caller is told `unavailable`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Joins in flight to Redis at once; more wait their turn.
+const CONCURRENT_JOINS: usize = 32;
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
@@ -85,6 +87,8 @@ struct Shared {
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     subscriptions: mpsc::UnboundedSender<Subscription>,
     next_member_id: AtomicU64,
+    /// Joins talking to Redis at once.
+    joins: Semaphore,
     scripts: Scripts,
     stop: CancellationToken,
 }
@@ -189,6 +193,7 @@ impl RedisHub {
             rooms: Mutex::new(HashMap::new()),
             subscriptions,
             next_member_id: AtomicU64::new(1),
+            joins: Semaphore::new(CONCURRENT_JOINS),
             scripts: Scripts::new(),
             stop: CancellationToken::new(),
         });
@@ -240,7 +245,16 @@ impl RedisHub {
             .get_or_try_init(|| shared.subscribe(room.name.clone()))
             .await?;
 
+        // A join storm (say, every client of a restarted server at once) waits here
+        // rather than queueing thousands of scripts that would all time out.
+        let _turn = shared
+            .joins
+            .acquire()
+            .await
+            .map_err(|_| Unavailable("the server is shutting down".into()))?;
         let joined = ServerFrame::joined(&who.name).to_json();
+        // If the script's outcome is unknown (a timeout), leaving undoes whatever it did.
+        membership.present = true;
         let mut users: Vec<String> = shared
             .scripts
             .join
@@ -258,7 +272,6 @@ impl RedisHub {
             .invoke_async(&mut shared.redis.clone())
             .await
             .map_err(unavailable)?;
-        membership.present = true;
         users.sort();
 
         let (backlog, recovered, last_id) = shared.backlog(&room.keys, since).await?;
@@ -905,11 +918,7 @@ return sid
 /// KEYS: users, names, nodes, rooms, node rooms, channel.
 /// ARGV: room, node, user id, name, join frame. Returns the names present before.
 const JOIN_LUA: &str = r#"
-local before = {}
-for _, user in ipairs(redis.call('HKEYS', KEYS[1])) do
-  local name = redis.call('HGET', KEYS[2], user)
-  if name then table.insert(before, name) end
-end
+local before = redis.call('HVALS', KEYS[2])
 redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|' .. ARGV[3], 1)
 local total = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 redis.call('SADD', KEYS[4], ARGV[1])
