@@ -64,7 +64,11 @@ async fn start_server(args: &Args) -> Server {
         .args(["--addr", "127.0.0.1:0", "--jwt-secret", &args.secret])
         .args(["--max-connections", "100000", "--send-queue", "1024"])
         .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
-        .args(args.redis_url.iter().flat_map(|url| ["--redis-url", url.as_str()]))
+        .args(
+            args.redis_url
+                .iter()
+                .flat_map(|url| ["--redis-url", url.as_str()]),
+        )
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
         .kill_on_drop(true)
