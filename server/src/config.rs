@@ -65,6 +65,10 @@ pub struct Config {
     #[arg(long, env = "CHORUS_REDIS_NODE_TTL", default_value = "10s", value_parser = parse_positive_duration)]
     pub redis_node_ttl: Duration,
 
+    /// With Redis: a room's history and ids are dropped after this long without a message.
+    #[arg(long, env = "CHORUS_REDIS_RETENTION", default_value = "7d", value_parser = parse_positive_duration)]
+    pub redis_retention: Duration,
+
     /// Frames queued per connection before it is closed with 4008 as too slow.
     #[arg(long, env = "CHORUS_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
@@ -81,7 +85,7 @@ impl Config {
     }
 }
 
-/// Parses `250ms`, `30s`, `5m`, `24h`, or a bare number of seconds (`1.5`).
+/// Parses `250ms`, `30s`, `5m`, `24h`, `7d`, or a bare number of seconds (`1.5`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -90,15 +94,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text.split_at(split);
     let value: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 5m or 24h"))?;
+        .map_err(|_| format!("{text:?} is not a duration like 500ms, 30s, 5m, 24h or 7d"))?;
     let seconds = match unit.trim() {
         "ms" => value / 1000.0,
         "" | "s" => value,
         "m" => value * 60.0,
         "h" => value * 3600.0,
+        "d" => value * 86400.0,
         other => {
             return Err(format!(
-                "unknown duration unit {other:?}; use ms, s, m or h"
+                "unknown duration unit {other:?}; use ms, s, m, h or d"
             ));
         }
     };
@@ -123,6 +128,7 @@ mod tests {
         assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
         assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
         assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86_400)));
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_positive_duration("0s").is_err());

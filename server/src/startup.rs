@@ -102,6 +102,7 @@ impl Application {
                 let options = RedisOptions {
                     url: url.clone(),
                     node_ttl: config.redis_node_ttl,
+                    retention: config.redis_retention,
                 };
                 Hub::redis(settings, options).await?
             }

@@ -6,6 +6,7 @@
 //! | key | type | what |
 //! | --- | --- | --- |
 //! | `room:R:seq` | string | last message id (`INCR`; a new room starts from the clock in µs) |
+//! |  |  | (`seq`, `first` and `log` expire after `--redis-retention` without messages) |
 //! | `room:R:first` | string | the room's first id, to tell whether a `since` is recoverable |
 //! | `room:R:log` | stream | message frames, entry id `<id>-0`, `MAXLEN ~ history-size` |
 //! | `room:R` | Pub/Sub | `"<id> <frame>"` (`0` for join/leave), fanned out to every server |
@@ -61,6 +62,8 @@ pub struct RedisOptions {
     /// A server that has not refreshed its liveness key for this long is dead and
     /// its members leave presence.
     pub node_ttl: Duration,
+    /// A room's history and id sequence are dropped after this long without a message.
+    pub retention: Duration,
 }
 
 /// Redis could not be used at start.
@@ -82,6 +85,7 @@ struct Shared {
     settings: HubSettings,
     node: String,
     node_ttl: Duration,
+    retention: Duration,
     client: redis::Client,
     redis: ConnectionManager,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
@@ -188,6 +192,7 @@ impl RedisHub {
             settings,
             node,
             node_ttl: options.node_ttl,
+            retention: options.retention,
             client,
             redis,
             rooms: Mutex::new(HashMap::new()),
@@ -582,6 +587,7 @@ impl RedisMembership {
             .arg(shared.settings.history_size)
             .arg(prefix)
             .arg(suffix)
+            .arg(shared.retention.as_millis().max(1) as u64)
             .invoke_async(&mut shared.redis.clone())
             .await
             .map_err(|err| {
@@ -894,7 +900,8 @@ impl Scripts {
     }
 }
 
-/// KEYS: seq, first, log, channel. ARGV: history size, frame prefix, frame suffix.
+/// KEYS: seq, first, log, channel.
+/// ARGV: history size, frame prefix, frame suffix, retention in ms.
 /// Returns the new message's id.
 const PUBLISH_LUA: &str = r#"
 local id = redis.call('INCR', KEYS[1])
@@ -912,6 +919,9 @@ if tonumber(ARGV[1]) > 0 then
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], sid .. '-0', 'f', frame)
 end
 redis.call('PUBLISH', KEYS[4], sid .. ' ' .. frame)
+-- A quiet room's history and ids go away; a later message starts a new sequence
+-- from the clock, so ids still only increase.
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 return sid
 "#;
 

@@ -123,19 +123,17 @@ impl Node {
     }
 
     async fn start_with_ttl(redis: &RedisServer, node_ttl: &str) -> Node {
+        Node::start_with(redis, &["--redis-node-ttl", node_ttl]).await
+    }
+
+    async fn start_with(redis: &RedisServer, args: &[&str]) -> Node {
         let url = redis.url();
-        let binary = start_binary(
-            &[
-                "--jwt-secret",
-                SECRET,
-                "--redis-url",
-                &url,
-                "--redis-node-ttl",
-                node_ttl,
-            ],
-            &[],
-        )
-        .await;
+        let mut all = vec!["--jwt-secret", SECRET, "--redis-url", &url];
+        if !args.contains(&"--redis-node-ttl") {
+            all.extend(["--redis-node-ttl", "1s"]);
+        }
+        all.extend_from_slice(args);
+        let binary = start_binary(&all, &[]).await;
         let mut lines = binary.lines;
         // Keep reading its log so the process never blocks on a full pipe.
         let logs = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
@@ -463,6 +461,32 @@ async fn a_node_stopped_gracefully_leaves_presence_at_once() {
         staying.rooms().await,
         json!([{"name": "farewell", "members": 1, "connections": 1}])
     );
+}
+
+#[tokio::test]
+async fn a_quiet_rooms_history_expires_and_its_ids_still_increase() {
+    let redis = RedisServer::start().await;
+    let node = Node::start_with(&redis, &["--redis-retention", "1s"]).await;
+    let (mut alice, _) = node.join("ephemeral", "alice", None).await;
+    alice.say("soon gone").await;
+    let first = messages(&mut alice, 1).await;
+    let stored = || redis.command("EXISTS chorus:room:ephemeral:log chorus:room:ephemeral:seq");
+    assert_eq!(stored().await.trim(), ":2");
+
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while stored().await.trim() != ":0" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "history never expired"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut bob, welcome) = node.join("ephemeral", "bob", Some(first[0].0)).await;
+    // The server can no longer tell what came after that id: it says so.
+    assert_eq!(welcome["recovered"], false);
+    alice.say("new sequence").await;
+    let next = messages(&mut bob, 1).await;
+    assert!(next[0].0 > first[0].0, "{first:?} then {next:?}");
 }
 
 #[tokio::test]
