@@ -49,6 +49,10 @@ struct Args {
     /// Start the server with `--redis-url` (the Redis engine) instead of in-memory rooms.
     #[arg(long)]
     redis_url: Option<String>,
+    /// With `--redis-url`: servers to start; members are spread over them round-robin
+    /// and the sender uses the first, so most deliveries cross servers.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    nodes: u32,
     /// The server binary to start.
     #[arg(long, default_value = "target/release/chorus")]
     server: String,
@@ -133,36 +137,58 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
-    let server = match &args.url {
-        Some(_) => None,
-        None => Some(start_server(&args).await),
+    assert!(
+        args.nodes == 1 || (args.redis_url.is_some() && args.url.is_none()),
+        "--nodes needs --redis-url (servers share rooms through Redis)"
+    );
+    let mut servers = Vec::new();
+    if args.url.is_none() {
+        for _ in 0..args.nodes {
+            servers.push(start_server(&args).await);
+        }
+    }
+    let bases: Vec<String> = match &args.url {
+        Some(url) => vec![url.clone()],
+        None => servers.iter().map(|server| server.base.clone()).collect(),
     };
-    let base = args
-        .url
-        .clone()
-        .unwrap_or_else(|| server.as_ref().unwrap().base.clone());
-    let pid = server.as_ref().and_then(|s| s.child.id()).or(args.pid);
+    let pids: Vec<u32> = match &args.url {
+        Some(_) => args.pid.into_iter().collect(),
+        None => servers
+            .iter()
+            .filter_map(|server| server.child.id())
+            .collect(),
+    };
+    // Every server's resident memory and CPU time, summed.
+    let measured = !pids.is_empty();
+    let rss = || -> Option<u64> {
+        let total: Option<u64> = pids.iter().map(|pid| rss_bytes(*pid)).sum();
+        total.filter(|_| measured)
+    };
+    let cpu = || -> Option<Duration> {
+        let total: Option<Duration> = pids.iter().map(|pid| cpu_time(*pid)).sum();
+        total.filter(|_| measured)
+    };
     let auth = Auth::new(args.secret.as_bytes());
-    let url_for = |name: &str| {
+    let url_for = |name: &str, n: usize| {
         let token = auth
             .issue(name, Some(name), Duration::from_secs(3600))
             .token;
-        format!("{base}/ws/chat/bench?token={token}")
+        format!("{}/ws/chat/bench?token={token}", bases[n % bases.len()])
     };
 
-    let sender = connect(&url_for("sender"), 0).await;
+    let sender = connect(&url_for("sender", 0), 0).await;
     let (mut write, mut sender_read) = sender.split();
     // Keep reading the sender's socket so it answers pings and never lags.
     tokio::spawn(async move { while sender_read.next().await.is_some() {} });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let baseline = pid.and_then(rss_bytes);
+    let baseline = rss();
 
     let epoch = Instant::now();
     let ready = Arc::new(Barrier::new(args.members + 1));
     let (results, mut collected) = mpsc::unbounded_channel::<(usize, Vec<u64>)>();
     let connect_started = Instant::now();
     for n in 0..args.members {
-        let ws = connect(&url_for(&format!("member-{n}")), n + 1).await;
+        let ws = connect(&url_for(&format!("member-{n}"), n + 1), n + 1).await;
         let (ready, results, expected) = (ready.clone(), results.clone(), args.messages);
         let last_joiner = format!("member-{}", args.members - 1);
         tokio::spawn(async move {
@@ -208,8 +234,8 @@ async fn main() {
     drop(results);
     let connect_time = connect_started.elapsed();
     ready.wait().await;
-    let connected_rss = pid.and_then(rss_bytes);
-    let cpu_before = pid.and_then(cpu_time);
+    let connected_rss = rss();
+    let cpu_before = cpu();
 
     let filler = "x".repeat(args.size);
     let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
@@ -227,17 +253,16 @@ async fn main() {
         latencies.extend(member_latencies);
     }
     let elapsed = send_started.elapsed();
-    let cpu_used = pid
-        .and_then(cpu_time)
-        .zip(cpu_before)
-        .map(|(after, before)| after - before);
+    let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
     latencies.sort_unstable();
 
     let expected = args.members * args.messages;
-    println!(
-        "chorus fan-out benchmark ({})",
-        args.url.as_deref().unwrap_or("release binary")
-    );
+    let engine = match (&args.url, &args.redis_url) {
+        (Some(url), _) => url.clone(),
+        (None, Some(_)) => format!("release binary × {} on Redis", args.nodes),
+        (None, None) => "release binary, in-memory rooms".to_owned(),
+    };
+    println!("chorus fan-out benchmark ({engine})");
     println!("  members            {}", args.members);
     println!(
         "  messages           {} × {} bytes at {}/s",
