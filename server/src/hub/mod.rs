@@ -9,7 +9,7 @@
 //!
 //! Either way, each member owns a bounded queue of serialized frames; a broadcast is
 //! serialized once and the same bytes are pushed into every local queue with
-//! `try_send` ([`seats`]). A member whose queue is full is evicted instead of slowing
+//! `try_send` (`seats`). A member whose queue is full is evicted instead of slowing
 //! the room: its queue is closed, which its connection reports as close code 4008.
 //!
 //! Locks are plain `std` mutexes and are never held across an `.await`. Lock

@@ -6,7 +6,6 @@
 //! | key | type | what |
 //! | --- | --- | --- |
 //! | `room:R:seq` | string | last message id (`INCR`; a new room starts from the clock in µs) |
-//! |  |  | (`seq`, `first` and `log` expire after `--redis-retention` without messages) |
 //! | `room:R:first` | string | the room's first id, to tell whether a `since` is recoverable |
 //! | `room:R:log` | stream | message frames, entry id `<id>-0`, `MAXLEN ~ history-size` |
 //! | `room:R` | Pub/Sub | `"<id> <frame>"` (`0` for join/leave), fanned out to every server |
@@ -14,6 +13,8 @@
 //! | `room:R:nodes` | hash | `"<node>\|<user id>"` → that server's connections |
 //! | `rooms` | set | rooms with members |
 //! | `node:N` / `node:N:rooms` / `nodes` | string with TTL / set / set | server liveness, for reaping |
+//!
+//! `seq`, `first` and `log` expire after `--redis-retention` without a message.
 //!
 //! Every change that must be ordered is one Lua script: a message's id, its stream
 //! entry and its `PUBLISH` happen together, so Pub/Sub order is id order on every
@@ -27,21 +28,28 @@
 //! room's gap from its stream, and writes this server's presence back. A server that
 //! dies without leaving stops refreshing its liveness key; the next server to notice
 //! removes its members from presence and announces their leave.
+//!
+//! Here: joining, publishing, leaving, and recovery reads. `scripts`: the Lua.
+//! `subscriber`: the Pub/Sub task and the liveness loop.
+
+mod scripts;
+mod subscriber;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
-use futures_util::StreamExt;
 use rand::Rng;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::AsyncCommands;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, Script};
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
-use tokio::time::{MissedTickBehavior, sleep};
 use tokio_util::sync::CancellationToken;
+
+use scripts::Scripts;
+use subscriber::{Subscription, liveness, subscriber};
 
 use super::recovery::{self, RoomIds, Start};
 use super::seats::{FrameId, MemberId, Seats};
@@ -142,12 +150,6 @@ impl RoomKeys {
             channel: base,
         }
     }
-}
-
-enum Subscription {
-    Subscribe(Arc<str>, oneshot::Sender<Result<(), Unavailable>>),
-    /// Unsubscribes unless the room has members again by then.
-    Unsubscribe(Arc<str>),
 }
 
 /// What [`RedisHub::join`] hands back; see [`super::Joined`].
@@ -656,154 +658,6 @@ impl Drop for RedisMembership {
     }
 }
 
-/// Owns the Pub/Sub connection: subscribes and unsubscribes on request, delivers
-/// messages, and after a lost connection reconnects, resubscribes and fills gaps.
-async fn subscriber(shared: Weak<Shared>, mut requests: mpsc::UnboundedReceiver<Subscription>) {
-    let mut delay = RECONNECT_MIN;
-    let mut outage = false;
-    loop {
-        let Some(current) = shared.upgrade() else {
-            return;
-        };
-        let connected =
-            tokio::time::timeout(COMMAND_TIMEOUT, current.client.get_async_pubsub()).await;
-        let pubsub = match connected {
-            Ok(Ok(pubsub)) => pubsub,
-            failed => {
-                let error = match failed {
-                    Ok(Err(err)) => err.to_string(),
-                    _ => "timed out".to_owned(),
-                };
-                if !outage {
-                    tracing::warn!(error, "lost the Redis Pub/Sub connection; reconnecting");
-                    outage = true;
-                }
-                drop(current);
-                if !refuse_while_waiting(&mut requests, delay).await {
-                    return;
-                }
-                delay = (delay * 2).min(RECONNECT_MAX);
-                continue;
-            }
-        };
-        let (mut sink, mut messages) = pubsub.split();
-        if let Err(err) = resume(&current, &mut sink, outage).await {
-            tracing::warn!(error = %err, "could not resume after a Redis outage; retrying");
-            drop(current);
-            if !refuse_while_waiting(&mut requests, delay).await {
-                return;
-            }
-            continue;
-        }
-        if outage {
-            tracing::info!("Redis is back: resubscribed and caught up");
-        }
-        delay = RECONNECT_MIN;
-        drop(current);
-
-        loop {
-            tokio::select! {
-                request = requests.recv() => {
-                    let Some(request) = request else { return };
-                    let Some(current) = shared.upgrade() else { return };
-                    match request {
-                        Subscription::Subscribe(room, done) => {
-                            let channel = RoomKeys::new(&room).channel;
-                            let result = sink.subscribe(&channel).await.map_err(unavailable);
-                            let _ = done.send(result);
-                        }
-                        Subscription::Unsubscribe(room) => {
-                            if !lock(&current.rooms).contains_key(&room) {
-                                let channel = RoomKeys::new(&room).channel;
-                                let _ = sink.unsubscribe(&channel).await;
-                            }
-                        }
-                    }
-                }
-                message = messages.next() => {
-                    let Some(message) = message else { break };
-                    let Some(current) = shared.upgrade() else { return };
-                    current.deliver(message.get_channel_name(), message.get_payload_bytes());
-                }
-            }
-        }
-        outage = true;
-        tracing::warn!("lost the Redis Pub/Sub connection; reconnecting");
-        if !refuse_while_waiting(&mut requests, RECONNECT_MIN).await {
-            return;
-        }
-    }
-}
-
-/// On a fresh Pub/Sub connection: subscribe to every room with members here; after
-/// an outage also catch up on messages and write presence back.
-async fn resume(
-    shared: &Shared,
-    sink: &mut PubSubSink,
-    after_outage: bool,
-) -> redis::RedisResult<()> {
-    let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
-    for room in &rooms {
-        sink.subscribe(&room.keys.channel).await?;
-    }
-    if after_outage {
-        shared.heartbeat().await?;
-        for room in &rooms {
-            shared.restore_presence(room).await?;
-            shared.fill_gap(room).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Waits `delay` while answering subscription requests with `unavailable`; `false`
-/// once the hub is gone.
-async fn refuse_while_waiting(
-    requests: &mut mpsc::UnboundedReceiver<Subscription>,
-    delay: Duration,
-) -> bool {
-    let wait = sleep(delay);
-    tokio::pin!(wait);
-    loop {
-        tokio::select! {
-            () = &mut wait => return true,
-            request = requests.recv() => match request {
-                None => return false,
-                Some(Subscription::Subscribe(_, done)) => {
-                    let _ = done.send(Err(Unavailable("Redis is unreachable".into())));
-                }
-                Some(Subscription::Unsubscribe(_)) => {}
-            },
-        }
-    }
-}
-
-/// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.
-async fn liveness(shared: Weak<Shared>) {
-    let Some(period) = shared.upgrade().map(|shared| shared.node_ttl / 3) else {
-        return;
-    };
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(current) = shared.upgrade() else {
-            return;
-        };
-        if current.stop.is_cancelled() {
-            return;
-        }
-        let outcome = async {
-            current.heartbeat().await?;
-            current.reap_dead_nodes().await
-        }
-        .await;
-        if let Err(err) = outcome {
-            tracing::debug!(error = %err, "liveness check failed");
-        }
-    }
-}
-
 /// A message frame split around its id, so the id can be chosen inside Redis:
 /// `prefix + id + suffix` is the frame's JSON.
 fn message_template(user: &str, content: String) -> (String, String) {
@@ -879,171 +733,6 @@ fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
-
-struct Scripts {
-    publish: Script,
-    join: Script,
-    leave: Script,
-    restore: Script,
-    reap: Script,
-}
-
-impl Scripts {
-    fn new() -> Self {
-        Scripts {
-            publish: Script::new(PUBLISH_LUA),
-            join: Script::new(JOIN_LUA),
-            leave: Script::new(LEAVE_LUA),
-            restore: Script::new(RESTORE_LUA),
-            reap: Script::new(REAP_LUA),
-        }
-    }
-}
-
-/// KEYS: seq, first, log, channel.
-/// ARGV: history size, frame prefix, frame suffix, retention in ms.
-/// Returns the new message's id.
-const PUBLISH_LUA: &str = r#"
-local id = redis.call('INCR', KEYS[1])
-if id == 1 then
-  -- A new room (or a Redis that lost its data): ids start from the clock in
-  -- microseconds, so they keep increasing past anything a client has seen.
-  local now = redis.call('TIME')
-  id = tonumber(now[1]) * 1000000 + tonumber(now[2])
-  redis.call('SET', KEYS[1], string.format('%.0f', id))
-  redis.call('SET', KEYS[2], string.format('%.0f', id))
-end
-local sid = string.format('%.0f', id)
-local frame = ARGV[2] .. sid .. ARGV[3]
-if tonumber(ARGV[1]) > 0 then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[1], sid .. '-0', 'f', frame)
-end
-redis.call('PUBLISH', KEYS[4], sid .. ' ' .. frame)
--- A quiet room's history and ids go away; a later message starts a new sequence
--- from the clock, so ids still only increase.
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
-return sid
-"#;
-
-/// KEYS: users, names, nodes, rooms, node rooms, channel.
-/// ARGV: room, node, user id, name, join frame. Returns the names present before.
-const JOIN_LUA: &str = r#"
-local before = redis.call('HVALS', KEYS[2])
-redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|' .. ARGV[3], 1)
-local total = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
-redis.call('SADD', KEYS[4], ARGV[1])
-redis.call('SADD', KEYS[5], ARGV[1])
-if total == 1 then
-  redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-  redis.call('PUBLISH', KEYS[6], '0 ' .. ARGV[5])
-end
-return before
-"#;
-
-/// KEYS: users, names, nodes, rooms, node rooms, channel.
-/// ARGV: room, node, user id, leave frame, "1" if the node has no members left there.
-const LEAVE_LUA: &str = r#"
-if ARGV[5] == '1' then redis.call('SREM', KEYS[5], ARGV[1]) end
-local field = ARGV[2] .. '|' .. ARGV[3]
-local mine = redis.call('HINCRBY', KEYS[3], field, -1)
-if mine <= 0 then redis.call('HDEL', KEYS[3], field) end
--- Nothing recorded for this connection (Redis lost it): nothing to undo.
-if mine < 0 then return 0 end
-local total = redis.call('HINCRBY', KEYS[1], ARGV[3], -1)
-if total <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[3])
-  redis.call('HDEL', KEYS[2], ARGV[3])
-  redis.call('PUBLISH', KEYS[6], '0 ' .. ARGV[4])
-  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('SREM', KEYS[4], ARGV[1]) end
-end
-return total
-"#;
-
-/// KEYS: users, names, nodes, rooms, node rooms, channel.
-/// ARGV: room, node, then per local user: user id, connections, join frame, leave frame.
-/// Sets this node's share of presence to what it really has, announcing users who
-/// appear or disappear as a result.
-const RESTORE_LUA: &str = r#"
-local node = ARGV[2]
-local wanted = {}
-local frames = {}
-for i = 3, #ARGV, 4 do
-  wanted[ARGV[i]] = tonumber(ARGV[i + 1])
-  frames[ARGV[i]] = { ARGV[i + 2], ARGV[i + 3] }
-end
-local recorded = {}
-local fields = redis.call('HGETALL', KEYS[3])
-for i = 1, #fields, 2 do
-  local sep = string.find(fields[i], '|', 1, true)
-  if sep and string.sub(fields[i], 1, sep - 1) == node then
-    recorded[string.sub(fields[i], sep + 1)] = tonumber(fields[i + 1])
-  end
-end
-local users = {}
-for user in pairs(wanted) do users[user] = true end
-for user in pairs(recorded) do users[user] = true end
-for user in pairs(users) do
-  local delta = (wanted[user] or 0) - (recorded[user] or 0)
-  if delta ~= 0 then
-    local field = node .. '|' .. user
-    if (wanted[user] or 0) > 0 then
-      redis.call('HSET', KEYS[3], field, wanted[user])
-    else
-      redis.call('HDEL', KEYS[3], field)
-    end
-    local total = redis.call('HINCRBY', KEYS[1], user, delta)
-    if total <= 0 then
-      redis.call('HDEL', KEYS[1], user)
-      redis.call('HDEL', KEYS[2], user)
-      if frames[user] then redis.call('PUBLISH', KEYS[6], '0 ' .. frames[user][2]) end
-    elseif total == delta and frames[user] then
-      local name = cjson.decode(frames[user][1])['user']
-      redis.call('HSET', KEYS[2], user, name)
-      redis.call('PUBLISH', KEYS[6], '0 ' .. frames[user][1])
-    end
-  end
-end
-if next(wanted) then
-  redis.call('SADD', KEYS[4], ARGV[1])
-  redis.call('SADD', KEYS[5], ARGV[1])
-elseif redis.call('HLEN', KEYS[1]) == 0 then
-  redis.call('SREM', KEYS[4], ARGV[1])
-end
-return 1
-"#;
-
-/// KEYS: nodes. ARGV: node, key prefix. If the node's liveness key is gone, removes
-/// its members from every room's presence and announces the users who left.
-/// Returns how many rooms it had members in (0 if it is alive).
-const REAP_LUA: &str = r#"
-local node, p = ARGV[1], ARGV[2]
-if redis.call('EXISTS', p .. 'node:' .. node) == 1 then return 0 end
-local rooms = redis.call('SMEMBERS', p .. 'node:' .. node .. ':rooms')
-for _, room in ipairs(rooms) do
-  local base = p .. 'room:' .. room
-  local fields = redis.call('HGETALL', base .. ':nodes')
-  for i = 1, #fields, 2 do
-    local field, count = fields[i], tonumber(fields[i + 1])
-    local sep = string.find(field, '|', 1, true)
-    if sep and string.sub(field, 1, sep - 1) == node then
-      local user = string.sub(field, sep + 1)
-      redis.call('HDEL', base .. ':nodes', field)
-      local total = redis.call('HINCRBY', base .. ':users', user, -count)
-      if total <= 0 then
-        local name = redis.call('HGET', base .. ':names', user) or user
-        redis.call('HDEL', base .. ':users', user)
-        redis.call('HDEL', base .. ':names', user)
-        redis.call('PUBLISH', base, '0 ' .. cjson.encode({
-          type = 'system', message = name .. ' left the room', event = 'leave', user = name }))
-      end
-    end
-  end
-  if redis.call('HLEN', base .. ':users') == 0 then redis.call('SREM', p .. 'rooms', room) end
-end
-redis.call('DEL', p .. 'node:' .. node .. ':rooms')
-redis.call('SREM', KEYS[1], node)
-return #rooms
-"#;
 
 #[cfg(test)]
 mod tests {
