@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every check CI runs: formatting, clippy (server and WASM), unit and integration
 # tests, the release build of server + WASM client, a smoke test of the release
-# binary, and the Playwright end-to-end tests in Debian's Chromium.
+# binary, and the Playwright end-to-end tests in Debian's Chromium (once on in-memory
+# rooms, once with every server on a redis-server).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
@@ -25,5 +26,8 @@ cargo leptos build --release
 step "release binary smoke test"
 node scripts/smoke.mjs
 
-step "end-to-end tests (Playwright, Chromium)"
+step "end-to-end tests (Playwright, Chromium), in-memory rooms"
 (cd end2end && npx playwright test)
+
+step "end-to-end tests again, every server on Redis"
+(cd end2end && CHORUS_E2E_ENGINE=redis npx playwright test)

@@ -1,6 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { expect, type Browser, type Page } from '@playwright/test';
+import { engineArgs, redisUrl } from '../engine';
+
+export const onRedis = redisUrl !== undefined;
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 export const SECRET = 'end2end';
@@ -20,7 +23,7 @@ export class ChorusServer {
   async start(): Promise<void> {
     const child = spawn(
       path.join(repoRoot, 'target/release/chorus'),
-      ['--addr', `127.0.0.1:${this.port}`, '--jwt-secret', SECRET, ...this.extraArgs],
+      ['--addr', `127.0.0.1:${this.port}`, '--jwt-secret', SECRET, ...engineArgs(this.port - 3200), ...this.extraArgs],
       { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
     );
     this.child = child;

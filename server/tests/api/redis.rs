@@ -201,6 +201,7 @@ async fn members_on_three_nodes_see_every_message_once_in_the_same_order() {
         Node::start(&redis).await,
         Node::start(&redis).await,
     ];
+    assert_eq!(nodes[0].rooms().await, json!([]));
     let mut members = Vec::new();
     let mut names = Vec::new();
     for (n, node) in nodes.iter().enumerate() {

@@ -315,6 +315,10 @@ impl RedisHub {
             .smembers(format!("{PREFIX}rooms"))
             .await
             .map_err(unavailable)?;
+        if names.is_empty() {
+            // Redis answers an empty pipeline with nothing at all, not an empty list.
+            return Ok(Vec::new());
+        }
         names.sort();
         let mut pipe = redis::pipe();
         for name in &names {
