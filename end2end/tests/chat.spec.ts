@@ -10,6 +10,8 @@ test('two members see each other’s messages and comings and goings', async ({ 
   await expect(alice.locator('.system-join')).toContainText(['Bob joined']);
   await expect(alice.locator('.members li')).toHaveText(['Alice (you)', 'Bob']);
   await expect(bob.locator('.members li')).toHaveText(['Alice', 'Bob (you)']);
+  // The room list counts the current room live.
+  await expect(alice.locator('.room-list .here')).toContainText('2 members');
 
   await say(alice, 'Hello Bob');
   await say(bob, 'Hi Alice');
@@ -32,6 +34,7 @@ test('two members see each other’s messages and comings and goings', async ({ 
   await expect(bob).toHaveURL(/\/$/);
   await expect(alice.locator('.system-leave')).toContainText(['Bob left']);
   await expect(alice.locator('.members li')).toHaveText(['Alice (you)']);
+  await expect(alice.locator('.room-list .here')).toContainText('1 member');
   await expectState(alice, 'live');
   expectNoProblems(alice);
   expectNoProblems(bob);

@@ -16,6 +16,10 @@ pub fn RoomPicker(
     /// The room being shown, if any: highlighted in the list.
     #[prop(optional, into)]
     current: Option<Signal<String>>,
+    /// The current room's member count as the page knows it, shown instead of the
+    /// fetched one.
+    #[prop(optional, into)]
+    live_members: Option<Signal<usize>>,
     /// The list is fetched again whenever this changes (e.g. on joining a room).
     #[prop(optional, into)]
     refresh_on: Option<Signal<u32>>,
@@ -50,7 +54,7 @@ pub fn RoomPicker(
             }
             Ok(rooms) => view! {
                 <ul class="room-list">
-                    {rooms.into_iter().map(|room| room_link(room, current)).collect_view()}
+                    {rooms.into_iter().map(|room| room_link(room, current, live_members)).collect_view()}
                 </ul>
             }
             .into_any(),
@@ -90,19 +94,32 @@ pub fn RoomPicker(
     .into_any()
 }
 
-fn room_link(room: RoomSummary, current: Option<Signal<String>>) -> impl IntoView {
+fn room_link(
+    room: RoomSummary,
+    current: Option<Signal<String>>,
+    live_members: Option<Signal<usize>>,
+) -> impl IntoView {
     let name = room.name.clone();
     let here = Signal::derive(move || {
         current.is_some_and(|current| current.with(|current| *current == name))
     });
-    let members = match room.members {
-        1 => "1 member".to_owned(),
-        n => format!("{n} members"),
+    // The room being shown counts its members live; the others as last fetched.
+    let members = move || {
+        let count = match live_members {
+            Some(live) if here.get() => live.get(),
+            _ => room.members,
+        };
+        match count {
+            1 => "1 member".to_owned(),
+            n => format!("{n} members"),
+        }
     };
+    let name_shown = room.name.clone();
+    let path = room_path(&room.name);
     view! {
         <li class:here=here>
-            <a href=room_path(&room.name) aria-current=move || here.get().then_some("page")>
-                <span class="room-name">{room.name.clone()}</span>
+            <a href=path aria-current=move || here.get().then_some("page")>
+                <span class="room-name">{name_shown}</span>
                 <span class="muted">{members}</span>
             </a>
         </li>

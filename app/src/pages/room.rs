@@ -14,6 +14,8 @@ pub fn RoomPage() -> AnyView {
     let params = use_params_map();
     let room = Signal::derive(move || params.read().get("name").unwrap_or_default());
     let socket = use_websocket(room);
+    let users = socket.users();
+    let member_count = Signal::derive(move || users.with(Vec::len));
     // Counts welcomes, so the room list is fetched again once this member is in it.
     let joins = RwSignal::new(0_u32);
     Effect::new(move |was_open: Option<bool>| {
@@ -50,7 +52,7 @@ pub fn RoomPage() -> AnyView {
                 <MessageList entries=socket.messages() me=socket.me()/>
                 <aside class="sidebar">
                     <MemberList users=socket.users() me=socket.me()/>
-                    <RoomPicker current=room refresh_on=joins/>
+                    <RoomPicker current=room refresh_on=joins live_members=member_count/>
                 </aside>
             </div>
             <Composer socket/>
