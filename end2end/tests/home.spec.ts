@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { collectProblems, expectNoProblems, signIn } from './support';
+import { collectProblems, expectNoProblems, member, openRoom, signIn } from './support';
 
 test('the home page is server-rendered', async ({ browser }) => {
   const context = await browser.newContext({ javaScriptEnabled: false });
@@ -54,4 +54,17 @@ test('a room page without a session asks for a name, then returns to the room', 
   await expect(page).toHaveURL(/\/room\/straight-in$/);
   await expect(page.locator('.badges [data-state]')).toHaveAttribute('data-state', 'live');
   expectNoProblems(page);
+});
+
+test('active rooms are listed with their members and can be joined from the list', async ({ browser }) => {
+  const host = await member(browser, 'Host');
+  await openRoom(host, 'listed-room');
+  const guest = await member(browser, 'Guest');
+  const link = guest.getByRole('link', { name: /listed-room/ });
+  await expect(link).toContainText('1 member');
+  await link.click();
+  await expect(guest).toHaveURL(/\/room\/listed-room$/);
+  await expect(guest.locator('.badges [data-state]')).toHaveAttribute('data-state', 'live');
+  await expect(guest.locator('.members li')).toHaveText(['Guest (you)', 'Host']);
+  expectNoProblems(guest);
 });
