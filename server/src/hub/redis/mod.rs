@@ -42,9 +42,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
 use rand::Rng;
-use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Script, ScriptInvocation};
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -263,16 +263,7 @@ impl RedisHub {
         // If the script's outcome is unknown (a timeout), leaving undoes whatever it did.
         membership.present = true;
         let mut users: Vec<String> = shared
-            .scripts
-            .join
-            .key(&room.keys.users)
-            .key(&room.keys.names)
-            .key(&room.keys.nodes)
-            .key(format!("{PREFIX}rooms"))
-            .key(shared.node_rooms_key())
-            .key(&room.keys.channel)
-            .arg(room_name)
-            .arg(&shared.node)
+            .presence_script(&shared.scripts.join, &room)
             .arg(&who.id)
             .arg(&who.name)
             .arg(joined)
@@ -376,6 +367,22 @@ impl Shared {
 
     fn node_rooms_key(&self) -> String {
         format!("{PREFIX}node:{}:rooms", self.node)
+    }
+
+    /// A presence script (join, leave, restore) with what they all take first:
+    /// KEYS users, names, nodes, rooms, node rooms, channel; ARGV room, node.
+    fn presence_script<'a>(&self, script: &'a Script, room: &Room) -> ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        invocation
+            .key(&room.keys.users)
+            .key(&room.keys.names)
+            .key(&room.keys.nodes)
+            .key(format!("{PREFIX}rooms"))
+            .key(self.node_rooms_key())
+            .key(&room.keys.channel)
+            .arg(&*room.name)
+            .arg(&self.node);
+        invocation
     }
 
     async fn subscribe(&self, room: Arc<str>) -> Result<(), Unavailable> {
@@ -520,16 +527,7 @@ impl Shared {
             .iter()
             .map(|(id, (name, count))| (id.clone(), name.clone(), *count))
             .collect();
-        let mut invocation = self.scripts.restore.prepare_invoke();
-        invocation
-            .key(&room.keys.users)
-            .key(&room.keys.names)
-            .key(&room.keys.nodes)
-            .key(format!("{PREFIX}rooms"))
-            .key(self.node_rooms_key())
-            .key(&room.keys.channel)
-            .arg(&*room.name)
-            .arg(&self.node);
+        let mut invocation = self.presence_script(&self.scripts.restore, room);
         for (id, name, count) in users {
             invocation
                 .arg(&*id)
@@ -639,16 +637,7 @@ impl Drop for RedisMembership {
         let left = ServerFrame::left(&self.name).to_json();
         tokio::spawn(async move {
             let outcome: redis::RedisResult<i64> = shared
-                .scripts
-                .leave
-                .key(&room.keys.users)
-                .key(&room.keys.names)
-                .key(&room.keys.nodes)
-                .key(format!("{PREFIX}rooms"))
-                .key(shared.node_rooms_key())
-                .key(&room.keys.channel)
-                .arg(&*room.name)
-                .arg(&shared.node)
+                .presence_script(&shared.scripts.leave, &room)
                 .arg(&*user_id)
                 .arg(left)
                 .arg(if local_room_empty { 1 } else { 0 })
