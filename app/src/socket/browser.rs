@@ -29,6 +29,8 @@ use crate::timeline::Timeline;
 pub(super) fn drive(room: Signal<String>, socket: ChatSocket) {
     let control = socket.control.get_value();
     let cleanup = control.clone();
+    // Only a different room name reconnects, not every change upstream of it.
+    let room = Memo::new(move |_| room.get());
     Effect::new(move |_| {
         let room = room.get();
         let generation = control.generation.fetch_add(1, Ordering::SeqCst) + 1;
