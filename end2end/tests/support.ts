@@ -104,8 +104,9 @@ export function collectProblems(page: Page): void {
   const seen: string[] = [];
   problems.set(page, seen);
   page.on('console', (message) => {
-    // Tests stop servers on purpose; the browser logs the refused connections itself.
-    const expected = /WebSocket connection to .* failed|net::ERR_CONNECTION_REFUSED/;
+    // Tests stop servers on purpose; the browser logs the failed connections itself
+    // (refused, reset, not connected, ...). HTTP error statuses still count.
+    const expected = /WebSocket connection to .* failed|Failed to load resource: net::ERR_/;
     if (message.type() === 'error' && !expected.test(message.text())) {
       seen.push(message.text());
     }
