@@ -9,15 +9,14 @@ import {
   onRedis,
   say,
   signIn,
+  withServer,
 } from './support';
 
 // These tests stop, restart and reconfigure servers of their own.
 test.describe.configure({ mode: 'serial' });
 
 test('a restarted server: the badge shows reconnecting, then live, and chat goes on', async ({ browser }, testInfo) => {
-  const server = new ChorusServer(3201);
-  await server.start();
-  try {
+  await withServer(new ChorusServer(3201), async (server) => {
     const context = await browser.newContext({ baseURL: server.url });
     const page = await context.newPage();
     collectProblems(page);
@@ -50,15 +49,11 @@ test('a restarted server: the badge shows reconnecting, then live, and chat goes
     }
     expectNoProblems(page);
     await context.close();
-  } finally {
-    await server.stop();
-  }
+  });
 });
 
 test('a dropped socket resumes with since and shows what was sent meanwhile, once', async ({ browser }) => {
-  const server = new ChorusServer(3202);
-  await server.start();
-  try {
+  await withServer(new ChorusServer(3202), async (server) => {
     const reader = await browser.newContext({ baseURL: server.url });
     const writer = await browser.newContext({ baseURL: server.url });
     const away = await reader.newPage();
@@ -102,9 +97,7 @@ test('a dropped socket resumes with since and shows what was sent meanwhile, onc
     expectNoProblems(away);
     await reader.close();
     await writer.close();
-  } finally {
-    await server.stop();
-  }
+  });
 });
 
 test('a forged token leads back to the sign-in page without a reconnect loop', async ({ page, baseURL }) => {
@@ -129,9 +122,7 @@ test('a forged token leads back to the sign-in page without a reconnect loop', a
 });
 
 test('changing rooms closes the old socket: nothing from the old room appears', async ({ browser }) => {
-  const server = new ChorusServer(3203);
-  await server.start();
-  try {
+  await withServer(new ChorusServer(3203), async (server) => {
     const mover = await (await browser.newContext({ baseURL: server.url })).newPage();
     const stayer = await (await browser.newContext({ baseURL: server.url })).newPage();
     collectProblems(mover);
@@ -170,20 +161,16 @@ test('changing rooms closes the old socket: nothing from the old room appears', 
     await expect(mover).toHaveURL(/\/$/);
     await expect.poll(async () => (await server.rooms()).map((room) => room.name)).toEqual(['old-room']);
     expectNoProblems(mover);
-  } finally {
-    await server.stop();
-  }
+  });
 });
 
 test('pings are answered, and an expired token is renewed without losing the room', async ({ browser }) => {
   // Pings every 500 ms with 500 ms to answer; tokens valid for 1 s (plus 5 s leeway).
-  const server = new ChorusServer(3204, [
+  await withServer(new ChorusServer(3204, [
     '--heartbeat-interval', '500ms',
     '--heartbeat-timeout', '500ms',
     '--guest-token-ttl', '1s',
-  ]);
-  await server.start();
-  try {
+  ]), async (server) => {
     const page = await (await browser.newContext({ baseURL: server.url })).newPage();
     collectProblems(page);
     const sockets: string[] = [];
@@ -205,15 +192,11 @@ test('pings are answered, and an expired token is renewed without losing the roo
     // A missed pong would have closed the socket with 4009 long before.
     expect(sockets).toHaveLength(2);
     expectNoProblems(page);
-  } finally {
-    await server.stop();
-  }
+  });
 });
 
 test('online and visibility events skip the backoff wait; leaving ends the retries', async ({ browser }) => {
-  const server = new ChorusServer(3205);
-  await server.start();
-  try {
+  await withServer(new ChorusServer(3205), async (server) => {
     const page = await (await browser.newContext({ baseURL: server.url })).newPage();
     collectProblems(page);
     const sockets: string[] = [];
@@ -245,7 +228,5 @@ test('online and visibility events skip the backoff wait; leaving ends the retri
     expect(sockets).toHaveLength(attempts);
     expect(await server.rooms()).toEqual([]);
     expectNoProblems(page);
-  } finally {
-    await server.stop();
-  }
+  });
 });

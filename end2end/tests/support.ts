@@ -55,6 +55,19 @@ export class ChorusServer {
   }
 }
 
+/** Runs `body` with `server` started, and stops the server however `body` ends. */
+export async function withServer(
+  server: ChorusServer,
+  body: (server: ChorusServer) => Promise<void>,
+): Promise<void> {
+  await server.start();
+  try {
+    await body(server);
+  } finally {
+    await server.stop();
+  }
+}
+
 /** Signs in through the home page form. */
 export async function signIn(page: Page, name: string, baseURL = ''): Promise<void> {
   await page.goto(`${baseURL}/`);
