@@ -10,6 +10,17 @@
 //! - [`App`] / [`shell`]: the Leptos application, rendered on the server (`ssr`) and
 //!   hydrated in the browser (`hydrate`). Browser APIs are used only under `hydrate`.
 
+// `ssr` and `hydrate` together would put browser-only code (which needs a browser's
+// event loop) into the server, whose pages would then panic on the first request.
+// That happens when one `cargo build` covers both the server and the `frontend`
+// crate, e.g. `cargo build --workspace`: cargo unifies the features of `app`.
+#[cfg(all(feature = "ssr", feature = "hydrate"))]
+compile_error!(
+    "`app` was built with both `ssr` and `hydrate`: build the server alone \
+     (`cargo build`, `cargo build -p chorus-server`, `cargo leptos build`) \
+     and the WASM client with `cargo leptos build`, never the whole workspace in one build"
+);
+
 pub mod backoff;
 pub mod protocol;
 pub mod session;
