@@ -5,6 +5,12 @@
 #
 # Usage: scripts/setup.sh [--test]   (--test also installs what the tests run:
 #        Debian's chromium and redis-server, and Playwright)
+#
+# The slow installs run side by side: each `cargo install` ends in one long
+# single-threaded crate (cargo-leptos ≈ 20 minutes on 2 cores), so two of them at
+# once keep both cores busy, and the downloads (apt, npm) overlap the compiling.
+# Each job logs to target/setup/<job>.log, shown in full if it fails; at the end a
+# table says how long each step took.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,27 +21,58 @@ export PATH="$HOME/.cargo/bin:$PATH"
 command -v rustup >/dev/null || { echo "setup: rustup is required (https://rustup.rs)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "setup: node and npm are required" >&2; exit 1; }
 
+LOGS=target/setup
+mkdir -p "$LOGS"
+timings=()
+setup_started=$SECONDS
+
+# Runs "$@" in the background as job $1, logging to $LOGS/$1.log.
+declare -A job_pids=() job_started=()
+start_job() {
+  local name=$1; shift
+  say "$name: started (log: $LOGS/$name.log)"
+  job_started[$name]=$SECONDS
+  ("$@") >"$LOGS/$name.log" 2>&1 &
+  job_pids[$name]=$!
+}
+# Waits for every job; fails after all have ended if any failed, with its log.
+wait_jobs() {
+  local failed=()
+  for name in "${!job_pids[@]}"; do
+    if wait "${job_pids[$name]}"; then
+      timings+=("$name:$((SECONDS - job_started[$name]))")
+    else
+      failed+=("$name")
+    fi
+  done
+  for name in "${failed[@]}"; do
+    echo "setup: $name failed; its log:" >&2
+    cat "$LOGS/$name.log" >&2
+  done
+  [ ${#failed[@]} -eq 0 ]
+}
+
 # rustup 1.29 does not install the toolchain named in rust-toolchain.toml by itself.
-rustup toolchain install >/dev/null 2>&1 || rustup toolchain install
+# Everything below compiles with it, so it comes first.
+started=$SECONDS
+if ! rustup toolchain install >/dev/null 2>&1; then rustup toolchain install; fi
+timings+=("rust toolchain:$((SECONDS - started))")
 
 installed_version() { "$@" --version 2>/dev/null | awk '{print $2}' || true; }
 
 if [ "$(installed_version cargo-leptos)" != "$CARGO_LEPTOS_VERSION" ]; then
-  say "installing cargo-leptos $CARGO_LEPTOS_VERSION (15-30 minutes the first time)"
-  cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
+  start_job cargo-leptos cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
 fi
 
 WASM_BINDGEN_VERSION=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
 if [ "$(installed_version wasm-bindgen)" != "$WASM_BINDGEN_VERSION" ]; then
-  say "installing wasm-bindgen-cli $WASM_BINDGEN_VERSION (about 10 minutes the first time)"
   # Not --locked: the registry lacks one of its locked dependency versions.
-  cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
+  start_job wasm-bindgen-cli cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --force
 fi
 
 # wasm-opt for release builds, from npm's binaryen.
 if [ ! -x node_modules/.bin/wasm-opt ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm tools"
-  npm ci --no-audit --no-fund --loglevel=error
+  start_job npm-tools npm ci --no-audit --no-fund --loglevel=error
 fi
 
 if [ "${1:-}" = "--test" ]; then
@@ -43,14 +80,29 @@ if [ "${1:-}" = "--test" ]; then
   command -v chromium >/dev/null || missing+=(chromium)
   command -v redis-server >/dev/null || missing+=(redis-server)
   if [ ${#missing[@]} -gt 0 ]; then
-    say "installing Debian packages: ${missing[*]}"
-    export DEBIAN_FRONTEND=noninteractive
-    SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-    $SUDO apt-get update -qq
-    $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt_install() {
+      export DEBIAN_FRONTEND=noninteractive
+      local sudo; sudo=$([ "$(id -u)" = 0 ] || echo sudo)
+      $sudo apt-get update -qq
+      # No recommends: chromium's (the setuid sandbox, extra fonts, desktop
+      # integration) are not used by a headless --no-sandbox test browser.
+      $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    }
+    start_job apt apt_install
   fi
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
-    say "installing Playwright (without its browser download)"
-    (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+    playwright_install() {
+      cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+    }
+    start_job playwright playwright_install
   fi
+fi
+
+wait_jobs
+
+if [ ${#job_pids[@]} -gt 0 ]; then
+  say "done in $((SECONDS - setup_started)) s; each step:"
+  for timing in "${timings[@]}"; do
+    printf '  %-28s %5d s\n' "${timing%:*}" "${timing##*:}"
+  done
 fi
