@@ -249,6 +249,34 @@ impl fmt::Display for RoomNameError {
 
 impl std::error::Error for RoomNameError {}
 
+/// A room name that passed [`validate_room_name`]: parsed once where it enters (the
+/// server's admission), then trusted everywhere behind it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName(String);
+
+impl RoomName {
+    pub fn parse(name: &str) -> Result<RoomName, RoomNameError> {
+        validate_room_name(name)?;
+        Ok(RoomName(name.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for RoomName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Room names: 1–64 characters of `[A-Za-z0-9_.-]`.
 pub fn validate_room_name(name: &str) -> Result<(), RoomNameError> {
     if name.is_empty() {
@@ -590,6 +618,18 @@ mod tests {
             validate_room_name("a/b"),
             Err(RoomNameError::InvalidCharacter('/'))
         );
+    }
+
+    #[test]
+    fn room_name_parses_only_valid_names() {
+        let name = RoomName::parse("lobby-2").unwrap();
+        assert_eq!(name.as_str(), "lobby-2");
+        assert_eq!(name.to_string(), "lobby-2");
+        assert_eq!(
+            RoomName::parse("a b"),
+            Err(RoomNameError::InvalidCharacter(' '))
+        );
+        assert_eq!(RoomName::parse(""), Err(RoomNameError::Empty));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::telemetry::ErrorChain;
 
 /// An HTTP status with a JSON [`ApiErrorBody`].
 #[derive(Debug)]
@@ -62,7 +63,7 @@ pub async fn list_rooms(State(state): State<AppState>) -> Result<Json<Vec<RoomSu
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            err.to_string(),
+            ErrorChain(&err).to_string(),
         )
     })?;
     Ok(Json(rooms))

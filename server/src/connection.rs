@@ -2,10 +2,10 @@
 //! rate limiting and close codes.
 //!
 //! A connection is a single task that `select!`s over the client's frames, its
-//! queue from the hub, its timers and the server's shutdown signal. It is generic
-//! over `Sink`/`Stream`, so it runs the same over a real socket or over channels in
-//! a unit test. Every write has a deadline: a peer that stops reading cannot pin
-//! the task forever.
+//! queue from the hub, its timers and the server's shutdown signal. It runs over a
+//! [`Socket`], generic over `Sink`/`Stream`, so it runs the same over a real socket
+//! or over channels in a unit test. Every write has a deadline: a peer that stops
+//! reading cannot pin the task forever.
 
 use std::iter;
 use std::time::{Duration, SystemTime};
@@ -16,7 +16,7 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
-use crate::hub::{FrameBytes, Joined, PublishError};
+use crate::hub::{FrameBytes, Joined, Membership, PublishError};
 use crate::rate_limit::TokenBucket;
 
 /// How many queued frames are written before one flush.
@@ -62,19 +62,26 @@ impl From<WriteError> for Ended {
     }
 }
 
-/// The sending half of a socket, with a deadline on every write.
-struct Writer<S> {
+/// The sending half of a WebSocket: axum's, or a channel in unit tests.
+pub trait MessageSink: Sink<Message, Error = axum::Error> + Unpin {}
+impl<T: Sink<Message, Error = axum::Error> + Unpin> MessageSink for T {}
+
+/// The receiving half of a WebSocket: axum's, or a channel in unit tests.
+pub trait MessageStream: Stream<Item = Result<Message, axum::Error>> + Unpin {}
+impl<T: Stream<Item = Result<Message, axum::Error>> + Unpin> MessageStream for T {}
+
+/// Both halves of one WebSocket, with a deadline on every write.
+pub struct Socket<S, R> {
     sink: S,
+    stream: R,
     write_timeout: Duration,
 }
 
-impl<S> Writer<S>
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-{
-    fn new(sink: S, write_timeout: Duration) -> Self {
-        Writer {
+impl<S: MessageSink, R: MessageStream> Socket<S, R> {
+    pub fn new(sink: S, stream: R, write_timeout: Duration) -> Self {
+        Socket {
             sink,
+            stream,
             write_timeout,
         }
     }
@@ -101,6 +108,40 @@ where
         })
         .await
     }
+
+    /// The next read, judged by the rules every socket reads by.
+    async fn receive(&mut self, max_message_bytes: usize) -> Result<Message, Ended> {
+        message_or_end(self.stream.next().await, max_message_bytes)
+    }
+
+    /// Sends a close frame with `code`, then waits (briefly) for the client's close
+    /// reply so the close frame is not lost to a TCP reset.
+    pub async fn close(mut self, code: CloseCode) {
+        let frame = CloseFrame {
+            code: code.code(),
+            reason: Utf8Bytes::from_static(code.reason()),
+        };
+        if self.send(Message::Close(Some(frame))).await.is_err() {
+            return;
+        }
+        let stream = &mut self.stream;
+        let _ = timeout(CLOSE_HANDSHAKE, async {
+            while let Some(Ok(message)) = stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Sends the close frame when the server ended the connection; returns why it ended.
+    async fn finish(self, ended: Ended) -> Ended {
+        if let Ended::Closed(code) = ended {
+            self.close(code).await;
+        }
+        ended
+    }
 }
 
 async fn within(
@@ -120,40 +161,6 @@ async fn within(
     }
 }
 
-/// Closes a socket that was refused at admission (after the upgrade, so that a
-/// browser can read the code).
-pub async fn refuse<S, R>(sink: S, mut stream: R, code: CloseCode, write_timeout: Duration)
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    close(&mut Writer::new(sink, write_timeout), &mut stream, code).await;
-}
-
-/// Sends a close frame with `code`, then waits (briefly) for the client's close
-/// reply so the close frame is not lost to a TCP reset.
-async fn close<S, R>(writer: &mut Writer<S>, stream: &mut R, code: CloseCode)
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    let frame = CloseFrame {
-        code: code.code(),
-        reason: Utf8Bytes::from_static(code.reason()),
-    };
-    if writer.send(Message::Close(Some(frame))).await.is_err() {
-        return;
-    }
-    let _ = timeout(CLOSE_HANDSHAKE, async {
-        while let Some(Ok(message)) = stream.next().await {
-            if matches!(message, Message::Close(_)) {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
 /// Whether a read error means the client's message exceeded the size limit.
 fn is_too_big(err: &axum::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
@@ -167,53 +174,57 @@ fn is_too_big(err: &axum::Error) -> bool {
     false
 }
 
-/// Runs a chat member's connection until it ends, then closes it with the right code.
-pub async fn run_chat<S, R>(
-    sink: S,
-    mut stream: R,
-    joined: Joined,
-    token_valid_until: SystemTime,
-    settings: &ConnectionSettings,
-    shutdown: &CancellationToken,
-) -> Ended
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    let mut writer = Writer::new(sink, settings.write_timeout);
-    let ended = chat_loop(
-        &mut writer,
-        &mut stream,
-        joined,
-        token_valid_until,
-        settings,
-        shutdown,
-    )
-    .await;
-    finish(&mut writer, &mut stream, ended).await
+/// The rules every socket reads by: a message to handle, or why the connection ends
+/// (the stream's end, a client close or a broken read; 1009 for a message over the
+/// size limit).
+fn message_or_end(
+    incoming: Option<Result<Message, axum::Error>>,
+    max_message_bytes: usize,
+) -> Result<Message, Ended> {
+    match incoming {
+        None | Some(Ok(Message::Close(_))) => Err(Ended::ClientGone),
+        Some(Err(err)) if is_too_big(&err) => Err(Ended::Closed(CloseCode::TooBig)),
+        Some(Err(_)) => Err(Ended::ClientGone),
+        Some(Ok(Message::Text(text))) if text.len() > max_message_bytes => {
+            Err(Ended::Closed(CloseCode::TooBig))
+        }
+        Some(Ok(message)) => Ok(message),
+    }
 }
 
-async fn chat_loop<S, R>(
-    writer: &mut Writer<S>,
-    stream: &mut R,
+/// Runs a chat member's connection until it ends, then closes it with the right code.
+pub async fn run_chat<S: MessageSink, R: MessageStream>(
+    mut socket: Socket<S, R>,
     joined: Joined,
     token_valid_until: SystemTime,
     settings: &ConnectionSettings,
     shutdown: &CancellationToken,
-) -> Ended
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
+) -> Ended {
+    let ended = chat_loop(&mut socket, joined, token_valid_until, settings, shutdown).await;
+    socket.finish(ended).await
+}
+
+async fn chat_loop<S: MessageSink, R: MessageStream>(
+    socket: &mut Socket<S, R>,
+    joined: Joined,
+    token_valid_until: SystemTime,
+    settings: &ConnectionSettings,
+    shutdown: &CancellationToken,
+) -> Ended {
     let Joined {
         membership,
         welcome,
         backlog,
         mut queue,
     } = joined;
-    if let Err(err) = writer.send_batch(iter::once(welcome).chain(backlog)).await {
+    if let Err(err) = socket.send_batch(iter::once(welcome).chain(backlog)).await {
         return err.into();
     }
+    let mut member = Member {
+        membership,
+        bucket: TokenBucket::new(settings.rate_limit, settings.rate_limit_burst),
+        rate_limit: settings.rate_limit,
+    };
 
     let silence_limit = settings.heartbeat_interval + settings.heartbeat_timeout;
     let mut last_heard = Instant::now();
@@ -227,7 +238,6 @@ where
     let token_expiry = sleep_until(deadline_from(token_valid_until));
     tokio::pin!(token_expiry);
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
-    let mut bucket = TokenBucket::new(settings.rate_limit, settings.rate_limit_burst);
     // Registered once: every socket shares the token, so re-registering on each turn
     // of the loop would contend on its lock.
     let shutting_down = shutdown.cancelled();
@@ -244,7 +254,7 @@ where
                 idle.as_mut().reset(last_heard + silence_limit);
             }
             _ = ping.tick() => {
-                if let Err(err) = writer.send(Message::Text(ping_frame.clone())).await {
+                if let Err(err) = socket.send(Message::Text(ping_frame.clone())).await {
                     return err.into();
                 }
             }
@@ -252,53 +262,21 @@ where
                 Some(first) => {
                     // Whatever else is already queued goes out with it, under one flush.
                     let ready = iter::from_fn(|| queue.try_recv().ok()).take(WRITE_BATCH - 1);
-                    if let Err(err) = writer.send_batch(iter::once(first).chain(ready)).await {
+                    if let Err(err) = socket.send_batch(iter::once(first).chain(ready)).await {
                         return err.into();
                     }
                 }
                 // The hub dropped our queue: we fell too far behind.
                 None => return Ended::Closed(CloseCode::TooSlow),
             },
-            incoming = stream.next() => {
-                let message = match admit_incoming(incoming, settings.max_message_bytes) {
+            incoming = socket.receive(settings.max_message_bytes) => {
+                let message = match incoming {
                     Ok(message) => message,
                     Err(ended) => return ended,
                 };
                 last_heard = Instant::now();
-                let reply = match message {
-                    Message::Text(text) => match ClientFrame::parse(&text) {
-                        Ok(ClientFrame::Message { content }) if bucket.try_take() => {
-                            match membership.publish(content).await {
-                                Ok(_) => None,
-                                // Evicted: the queue has ended, and the next turn of
-                                // the loop closes the socket with 4008.
-                                Err(PublishError::NotMember) => None,
-                                Err(PublishError::Unavailable) => Some(ServerFrame::error(
-                                    ErrorCode::Unavailable,
-                                    "messages cannot be stored right now; this one was not sent",
-                                )),
-                            }
-                        }
-                        Ok(ClientFrame::Message { .. }) => Some(ServerFrame::error(
-                            ErrorCode::RateLimited,
-                            format!(
-                                "more than {} messages per second; this one was dropped (retry in {} ms)",
-                                settings.rate_limit,
-                                bucket.retry_after().as_millis().max(1)
-                            ),
-                        )),
-                        Ok(ClientFrame::Pong) => None,
-                        Err(err) => Some(err.into_frame()),
-                    },
-                    Message::Binary(_) => Some(ServerFrame::error(
-                        ErrorCode::BinaryNotSupported,
-                        "binary frames are not supported; send JSON text frames",
-                    )),
-                    // Pings are answered by the WebSocket layer; both count as life.
-                    Message::Ping(_) | Message::Pong(_) | Message::Close(_) => None,
-                };
-                if let Some(reply) = reply
-                    && let Err(err) = writer.send_frame(&reply).await
+                if let Some(reply) = member.reply_to(message).await
+                    && let Err(err) = socket.send_frame(&reply).await
                 {
                     return err.into();
                 }
@@ -307,66 +285,80 @@ where
     }
 }
 
+/// A chat member's side of the conversation: what it may send, and where it goes.
+struct Member {
+    membership: Membership,
+    bucket: TokenBucket,
+    rate_limit: u32,
+}
+
+impl Member {
+    /// Handles one message from the client; returns the frame to answer with, if any.
+    async fn reply_to(&mut self, message: Message) -> Option<ServerFrame> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return Some(ServerFrame::error(
+                    ErrorCode::BinaryNotSupported,
+                    "binary frames are not supported; send JSON text frames",
+                ));
+            }
+            // Pings are answered by the WebSocket layer; both count as life.
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return None,
+        };
+        let content = match ClientFrame::parse(&text) {
+            Ok(ClientFrame::Message { content }) => content,
+            Ok(ClientFrame::Pong) => return None,
+            Err(err) => return Some(err.into_frame()),
+        };
+        if !self.bucket.try_take() {
+            return Some(ServerFrame::error(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} messages per second; this one was dropped (retry in {} ms)",
+                    self.rate_limit,
+                    self.bucket.retry_after().as_millis().max(1)
+                ),
+            ));
+        }
+        match self.membership.publish(content).await {
+            Ok(_) => None,
+            // Evicted: the queue has ended, and the next turn of the loop closes the
+            // socket with 4008.
+            Err(PublishError::NotMember) => None,
+            Err(PublishError::Unavailable) => Some(ServerFrame::error(
+                ErrorCode::Unavailable,
+                "messages cannot be stored right now; this one was not sent",
+            )),
+        }
+    }
+}
+
 /// Runs the echo endpoint: every text frame `X` is answered with `Echo: X`.
-pub async fn run_echo<S, R>(
-    sink: S,
-    mut stream: R,
+pub async fn run_echo<S: MessageSink, R: MessageStream>(
+    mut socket: Socket<S, R>,
     settings: &ConnectionSettings,
     shutdown: &CancellationToken,
-) -> Ended
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    let mut writer = Writer::new(sink, settings.write_timeout);
+) -> Ended {
     let shutting_down = shutdown.cancelled();
     tokio::pin!(shutting_down);
     let ended = loop {
         let incoming = tokio::select! {
             () = &mut shutting_down => break Ended::Closed(CloseCode::GoingAway),
-            incoming = stream.next() => incoming,
+            incoming = socket.receive(settings.max_message_bytes) => incoming,
         };
-        match admit_incoming(incoming, settings.max_message_bytes) {
+        match incoming {
             Err(ended) => break ended,
             Ok(Message::Text(text)) => {
                 let echo = Message::Text(format!("Echo: {}", text.as_str()).into());
-                if let Err(err) = writer.send(echo).await {
+                if let Err(err) = socket.send(echo).await {
                     break err.into();
                 }
             }
             Ok(_) => {}
         }
     };
-    finish(&mut writer, &mut stream, ended).await
-}
-
-/// The rules every socket reads by: the stream's end, a client close or a broken
-/// read end the connection; a message over the size limit ends it with 1009.
-fn admit_incoming(
-    incoming: Option<Result<Message, axum::Error>>,
-    max_message_bytes: usize,
-) -> Result<Message, Ended> {
-    match incoming {
-        None | Some(Ok(Message::Close(_))) => Err(Ended::ClientGone),
-        Some(Err(err)) if is_too_big(&err) => Err(Ended::Closed(CloseCode::TooBig)),
-        Some(Err(_)) => Err(Ended::ClientGone),
-        Some(Ok(Message::Text(text))) if text.len() > max_message_bytes => {
-            Err(Ended::Closed(CloseCode::TooBig))
-        }
-        Some(Ok(message)) => Ok(message),
-    }
-}
-
-/// Sends the close frame when the server ended the connection; returns why it ended.
-async fn finish<S, R>(writer: &mut Writer<S>, stream: &mut R, ended: Ended) -> Ended
-where
-    S: Sink<Message, Error = axum::Error> + Unpin,
-    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
-{
-    if let Ended::Closed(code) = ended {
-        close(writer, stream, code).await;
-    }
-    ended
+    socket.finish(ended).await
 }
 
 /// Turns a wall-clock deadline into a timer deadline (now, if it has passed).

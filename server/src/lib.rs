@@ -12,13 +12,14 @@
 //!
 //! - [`config`]: command-line flags with `CHORUS_*` environment fallbacks.
 //! - [`telemetry`]: `tracing` setup.
-//! - [`startup`]: shared state, router, listener and graceful shutdown.
+//! - [`startup`]: configuration into state, the listener and graceful shutdown;
+//!   [`state`]: what every handler shares; [`routes`]: which handler serves which path.
 //! - [`auth`]: HS256 JWT verification and guest tokens.
 //! - [`ws`]: the WebSocket routes and admission checks.
 //! - [`connection`]: one socket's loop, generic over `Sink`/`Stream`.
 //! - [`rate_limit`]: the per-connection token bucket.
 //! - [`hub`]: rooms, members, presence, message ids, history and fan-out, in memory
-//!   ([`hub::memory`]) or shared through Redis ([`hub::redis`]).
+//!   ([`hub::memory`]) or shared through Redis ([`hub::redis_engine`]).
 //! - [`api`]: `POST /api/token`, `GET /api/rooms`, `GET /healthz`.
 //!
 //! The wire format itself lives in [`app::protocol`], shared with the browser client.
@@ -29,6 +30,8 @@ pub mod config;
 pub mod connection;
 pub mod hub;
 pub mod rate_limit;
+pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 pub mod ws;

@@ -1,6 +1,6 @@
 use chorus_server::config::Config;
 use chorus_server::startup::Application;
-use chorus_server::telemetry;
+use chorus_server::telemetry::{self, ErrorChain};
 use clap::Parser;
 
 #[tokio::main]
@@ -17,6 +17,8 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
+            // The one place a startup error is printed, with every cause.
+            let err = ErrorChain(&err);
             tracing::error!("{err}");
             eprintln!("chorus: {err}");
             std::process::ExitCode::FAILURE

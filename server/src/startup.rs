@@ -1,17 +1,14 @@
-//! Wiring: shared state, the router, the listener, and graceful shutdown.
+//! Starting and stopping: configuration into [`AppState`], the listener, and
+//! graceful shutdown.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use app::{App, shell};
 use axum::Router;
-use axum::extract::FromRef;
-use axum::routing::{get, post};
 use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
-use leptos_axum::{LeptosRoutes, generate_route_list};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
@@ -21,45 +18,23 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::config::Config;
 use crate::connection::ConnectionSettings;
-use crate::hub::redis::{RedisOptions, RedisStartError};
+use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
-use crate::{api, ws};
+use crate::routes::router;
+use crate::state::AppState;
 
 /// Everything between the shutdown signal and the process exit fits in this.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
 
-/// State shared by every request handler.
-#[derive(Clone)]
-pub struct AppState {
-    pub hub: Hub,
-    pub auth: Arc<Auth>,
-    pub connection: Arc<ConnectionSettings>,
-    /// `None` when guest login is disabled.
-    pub guest_token_ttl: Option<Duration>,
-    /// One permit per open WebSocket.
-    pub permits: Arc<Semaphore>,
-    /// Cancelled when the server shuts down; every socket then closes with 1001.
-    pub shutdown: CancellationToken,
-    /// Tracks socket tasks so shutdown can wait for their close frames.
-    pub tasks: TaskTracker,
-    pub leptos_options: LeptosOptions,
-}
-
-impl FromRef<AppState> for LeptosOptions {
-    fn from_ref(state: &AppState) -> Self {
-        state.leptos_options.clone()
-    }
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: io::Error },
-    #[error("cannot read the Leptos configuration from LEPTOS_* variables: {0}")]
-    LeptosConfig(String),
+    #[error("cannot read the Leptos configuration from LEPTOS_* variables")]
+    LeptosConfig(#[source] leptos::config::errors::LeptosConfigError),
     #[error(transparent)]
     Redis(#[from] RedisStartError),
-    #[error("server failed: {0}")]
+    #[error("server failed")]
     Serve(#[from] io::Error),
 }
 
@@ -210,26 +185,12 @@ impl Application {
     }
 }
 
-fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
-    let options = state.leptos_options.clone();
-    Router::new()
-        .route("/ws", get(ws::echo))
-        .route("/ws/chat/{room}", get(ws::chat))
-        .route("/api/token", post(api::issue_token))
-        .route("/api/rooms", get(api::list_rooms))
-        .route("/healthz", get(api::healthz))
-        .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
-        .with_state(state)
-}
-
 /// Where the built web client is. Under `cargo leptos watch/serve` the `LEPTOS_*`
 /// variables say; the release binary uses `--site-root` instead.
 fn leptos_options(config: &Config, addr: SocketAddr) -> Result<LeptosOptions, StartupError> {
     let mut options = if std::env::var_os("LEPTOS_OUTPUT_NAME").is_some() {
         leptos::config::get_configuration(None)
-            .map_err(|err| StartupError::LeptosConfig(err.to_string()))?
+            .map_err(StartupError::LeptosConfig)?
             .leptos_options
     } else {
         LeptosOptions::builder()

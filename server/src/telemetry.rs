@@ -1,5 +1,7 @@
-//! Logging setup. Levels come from `RUST_LOG` (default `info`).
+//! Logging setup, and how errors are printed. Levels come from `RUST_LOG` (default `info`).
 
+use std::error::Error;
+use std::fmt;
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
@@ -12,4 +14,37 @@ pub fn init() {
         .with_target(false)
         .with_ansi(std::io::stdout().is_terminal())
         .try_init();
+}
+
+/// Displays an error with its whole chain of causes, `outer: cause: root cause`.
+///
+/// Errors here keep their cause as `source` and leave it out of their own message,
+/// so the chain is printed once, where the error is finally reported.
+pub struct ErrorChain<'a>(pub &'a (dyn Error + 'static));
+
+impl fmt::Display for ErrorChain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot start")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn a_chain_prints_every_cause_once() {
+        let err = Outer(std::io::Error::other("disk full"));
+        assert_eq!(ErrorChain(&err).to_string(), "cannot start: disk full");
+    }
 }

@@ -4,23 +4,34 @@
 //! A refused socket is still upgraded and then closed with a close code
 //! (4001, 4004, 1013): a browser cannot see why an upgrade failed, but it can
 //! read a close code.
+//!
+//! Every socket runs in its own `socket` tracing span (connection id, room, user
+//! id), so its log lines need not repeat them.
 
-use app::protocol::{CloseCode, validate_room_name};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use app::protocol::{CloseCode, RoomName};
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use futures_util::stream::{SplitSink, SplitStream};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
 
 use crate::auth::{AuthError, Identity};
 use crate::connection::{self, Ended};
 use crate::hub::Participant;
-use crate::startup::AppState;
+use crate::state::AppState;
+use crate::telemetry::ErrorChain;
 
 /// Read and write buffers per socket: small, because there may be many sockets.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+
+type Socket =
+    connection::Socket<SplitSink<WebSocket, axum::extract::ws::Message>, SplitStream<WebSocket>>;
 
 #[derive(Debug, Deserialize)]
 pub struct ChatParams {
@@ -32,18 +43,20 @@ pub struct ChatParams {
 pub async fn echo(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
     let permit = state.permits.clone().try_acquire_owned().ok();
     let tasks = state.tasks.clone();
+    let span = tracing::info_span!("socket", id = next_connection_id(), path = "/ws");
     configure(ws, &state).on_upgrade(move |socket| {
-        tasks.track_future(async move {
-            let (sink, stream) = socket.split();
-            let Some(_permit) = permit else {
-                let write_timeout = state.connection.write_timeout;
-                connection::refuse(sink, stream, CloseCode::ServerFull, write_timeout).await;
-                return;
-            };
-            let ended =
-                connection::run_echo(sink, stream, &state.connection, &state.shutdown).await;
-            tracing::debug!(?ended, "echo socket ended");
-        })
+        tasks.track_future(
+            async move {
+                let socket = split(socket, &state);
+                let Some(_permit) = permit else {
+                    socket.close(CloseCode::ServerFull).await;
+                    return;
+                };
+                let ended = connection::run_echo(socket, &state.connection, &state.shutdown).await;
+                tracing::debug!(?ended, "echo socket ended");
+            }
+            .instrument(span),
+        )
     })
 }
 
@@ -65,19 +78,37 @@ pub async fn chat(
                 .into_response();
         }
     };
-    let admission = admit(&state, params.token.as_deref(), &room);
+    let span = tracing::info_span!(
+        "socket",
+        id = next_connection_id(),
+        room,
+        user = tracing::field::Empty
+    );
+    let admission = span.in_scope(|| admit(&state, params.token.as_deref(), &room));
+    if let Ok(admitted) = &admission {
+        span.record("user", admitted.identity.id.as_str());
+    }
     let tasks = state.tasks.clone();
     configure(ws, &state).on_upgrade(move |socket| {
-        tasks.track_future(serve_member(socket, state, room, since, admission))
+        tasks.track_future(serve_member(socket, state, since, admission).instrument(span))
     })
 }
 
+/// Tells sockets apart in logs.
+fn next_connection_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// A socket that may join its room.
+struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    identity: Identity,
+    room: RoomName,
+}
+
 /// Decides, before the upgrade completes, whether the socket may join.
-fn admit(
-    state: &AppState,
-    token: Option<&str>,
-    room: &str,
-) -> Result<(OwnedSemaphorePermit, Identity), CloseCode> {
+fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, CloseCode> {
     let permit = state
         .permits
         .clone()
@@ -86,51 +117,53 @@ fn admit(
     let identity = state.auth.verify(token).map_err(|err| {
         // Never log the token itself.
         match err {
-            AuthError::Missing => tracing::debug!(room, "refused a socket without a token"),
-            _ => tracing::info!(room, error = %err, "refused a socket with a bad token"),
+            AuthError::Missing => tracing::debug!("refused a socket without a token"),
+            _ => tracing::info!(error = %err, "refused a socket with a bad token"),
         }
         CloseCode::Unauthorized
     })?;
-    validate_room_name(room).map_err(|err| {
-        tracing::debug!(room, error = %err, "refused a socket for an invalid room");
+    let room = RoomName::parse(room).map_err(|err| {
+        tracing::debug!(error = %err, "refused a socket for an invalid room");
         CloseCode::InvalidRoom
     })?;
-    Ok((permit, identity))
+    Ok(Admitted {
+        _permit: permit,
+        identity,
+        room,
+    })
 }
 
 async fn serve_member(
     socket: WebSocket,
     state: AppState,
-    room: String,
     since: Option<u64>,
-    admission: Result<(OwnedSemaphorePermit, Identity), CloseCode>,
+    admission: Result<Admitted, CloseCode>,
 ) {
-    let (sink, stream) = socket.split();
-    let (_permit, identity) = match admission {
+    let socket = split(socket, &state);
+    let admitted = match admission {
         Ok(admitted) => admitted,
         Err(code) => {
-            connection::refuse(sink, stream, code, state.connection.write_timeout).await;
+            socket.close(code).await;
             return;
         }
     };
+    let identity = &admitted.identity;
     let participant = Participant {
         id: identity.id.clone(),
         name: identity.name.clone(),
     };
-    let joined = match state.hub.join(&room, participant, since).await {
+    let joined = match state.hub.join(&admitted.room, participant, since).await {
         Ok(joined) => joined,
         Err(err) => {
             // Worth retrying: the broker may be back by the client's next attempt.
-            tracing::warn!(room, error = %err, "cannot seat a member");
-            let write_timeout = state.connection.write_timeout;
-            connection::refuse(sink, stream, CloseCode::ServerFull, write_timeout).await;
+            tracing::warn!(error = %ErrorChain(&err), "cannot seat a member");
+            socket.close(CloseCode::ServerFull).await;
             return;
         }
     };
-    tracing::debug!(room, user = identity.id, "member joined");
+    tracing::debug!("member joined");
     let ended = connection::run_chat(
-        sink,
-        stream,
+        socket,
         joined,
         identity.valid_until,
         &state.connection,
@@ -138,16 +171,14 @@ async fn serve_member(
     )
     .await;
     match ended {
-        Ended::Closed(code) => {
-            tracing::debug!(
-                room,
-                user = identity.id,
-                code = code.code(),
-                "member closed"
-            )
-        }
-        other => tracing::debug!(room, user = identity.id, ended = ?other, "member left"),
+        Ended::Closed(code) => tracing::debug!(code = code.code(), "member closed"),
+        other => tracing::debug!(ended = ?other, "member left"),
     }
+}
+
+fn split(socket: WebSocket, state: &AppState) -> Socket {
+    let (sink, stream) = socket.split();
+    connection::Socket::new(sink, stream, state.connection.write_timeout)
 }
 
 fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {

@@ -15,7 +15,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use chorus_server::hub::memory::MemoryHub;
-use chorus_server::hub::{HubSettings, Participant};
+use chorus_server::hub::{HubSettings, Participant, RoomName};
 
 struct Counting;
 
@@ -73,7 +73,8 @@ fn busy_rooms(hub: &MemoryHub, rooms: usize) -> isize {
                 id: format!("user-{user}"),
                 name: format!("User {user}"),
             };
-            members.push(hub.join(&format!("room-{room}"), who, None));
+            let room = RoomName::parse(&format!("room-{room}")).unwrap();
+            members.push(hub.join(&room, who, None));
         }
     }
     for (n, joined) in members.iter().enumerate() {

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::hub::{Hub, HubSettings, Participant};
+use crate::hub::{Hub, HubSettings, Participant, RoomName};
 
 const INTERVAL: Duration = Duration::from_secs(30);
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,7 +44,7 @@ impl Peer {
         let (server_sink, from_server) = futures_mpsc::unbounded::<Message>();
         let joined = hub
             .join(
-                "lobby",
+                &RoomName::parse("lobby").unwrap(),
                 Participant {
                     id: name.into(),
                     name: name.into(),
@@ -58,8 +58,11 @@ impl Peer {
             let shutdown = shutdown.clone();
             async move {
                 run_chat(
-                    server_sink.sink_map_err(axum::Error::new),
-                    server_stream,
+                    Socket::new(
+                        server_sink.sink_map_err(axum::Error::new),
+                        server_stream,
+                        settings.write_timeout,
+                    ),
                     joined,
                     SystemTime::now() + token_valid_for,
                     &settings,
@@ -205,7 +208,7 @@ async fn a_write_that_never_completes_is_abandoned() {
     let (server_sink, _never_read) = futures_mpsc::channel::<Message>(0);
     let joined = hub
         .join(
-            "lobby",
+            &RoomName::parse("lobby").unwrap(),
             Participant {
                 id: "stuck".into(),
                 name: "stuck".into(),
@@ -217,8 +220,11 @@ async fn a_write_that_never_completes_is_abandoned() {
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let ended = run_chat(
-        server_sink.sink_map_err(axum::Error::new),
-        server_stream,
+        Socket::new(
+            server_sink.sink_map_err(axum::Error::new),
+            server_stream,
+            settings().write_timeout,
+        ),
         joined,
         SystemTime::now() + Duration::from_secs(3600),
         &settings(),

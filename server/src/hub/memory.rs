@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 
 use super::recovery::{self, RoomIds, Start};
 use super::seats::{MemberId, Seats};
-use super::{FrameBytes, HubSettings, Participant, PublishError, RoomSummary, lock};
+use super::{
+    FrameBytes, HubSettings, Joined, Participant, PublishError, RoomName, RoomSummary, lock,
+};
 
 /// The rooms of one server.
 pub struct MemoryHub {
@@ -25,14 +27,6 @@ struct Shared {
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     settings: HubSettings,
     next_member_id: AtomicU64,
-}
-
-/// What [`MemoryHub::join`] hands back; see [`super::Joined`].
-pub struct MemoryJoined {
-    pub membership: MemoryMembership,
-    pub welcome: FrameBytes,
-    pub backlog: Vec<FrameBytes>,
-    pub queue: mpsc::Receiver<FrameBytes>,
 }
 
 impl MemoryHub {
@@ -52,7 +46,13 @@ impl MemoryHub {
 
     /// Joins `room` (creating it if needed). With `since`, the backlog is every
     /// retained message after that id; without it, the last [`JOIN_HISTORY`].
-    pub fn join(&self, room_name: &str, who: Participant, since: Option<u64>) -> MemoryJoined {
+    pub fn join(
+        &self,
+        room: &RoomName,
+        who: Participant,
+        since: Option<u64>,
+    ) -> Joined<MemoryMembership> {
+        let room_name = room.as_str();
         let (sender, queue) = mpsc::channel(self.shared.settings.queue_capacity);
         let member_id = MemberId(self.shared.next_member_id.fetch_add(1, Ordering::Relaxed));
 
@@ -67,7 +67,7 @@ impl MemoryHub {
         let (welcome, backlog) = state.admit(room_name, member_id, who, since, sender);
         drop(state);
 
-        MemoryJoined {
+        Joined {
             membership: MemoryMembership {
                 shared: self.shared.clone(),
                 room,

@@ -4,7 +4,7 @@
 //! does the work:
 //!
 //! - [`memory`]: one server, rooms in this process (the default).
-//! - [`redis`]: any number of servers sharing rooms through Redis (ids, history and
+//! - [`redis_engine`]: any number of servers sharing rooms through Redis (ids, history and
 //!   presence in Redis; live fan-out by Pub/Sub).
 //!
 //! Either way, each member owns a bounded queue of serialized frames; a broadcast is
@@ -17,7 +17,7 @@
 
 pub mod memory;
 mod recovery;
-pub mod redis;
+pub mod redis_engine;
 mod seats;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,9 +25,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 
-pub use app::protocol::RoomSummary;
-use memory::{MemoryHub, MemoryJoined, MemoryMembership};
-use redis::{RedisHub, RedisJoined, RedisMembership, RedisOptions, RedisStartError};
+pub use app::protocol::{RoomName, RoomSummary};
+use memory::{MemoryHub, MemoryMembership};
+use redis_engine::{RedisHub, RedisMembership, RedisOptions, RedisStartError};
 
 /// Bytes of one serialized server frame, shared by every queue it is pushed into.
 pub type FrameBytes = Utf8Bytes;
@@ -49,12 +49,24 @@ pub struct Participant {
 }
 
 /// What a new member receives; send `welcome`, then `backlog`, then drain `queue`.
-pub struct Joined {
-    pub membership: Membership,
+/// Engines hand it back with their own membership type; [`Hub::join`] with [`Membership`].
+pub struct Joined<M = Membership> {
+    pub membership: M,
     pub welcome: FrameBytes,
     pub backlog: Vec<FrameBytes>,
     /// Live frames. Ends (`None`) when the hub evicted this member for being too slow.
     pub queue: mpsc::Receiver<FrameBytes>,
+}
+
+impl<M> Joined<M> {
+    fn map_membership<N>(self, wrap: impl FnOnce(M) -> N) -> Joined<N> {
+        Joined {
+            membership: wrap(self.membership),
+            welcome: self.welcome,
+            backlog: self.backlog,
+            queue: self.queue,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -67,10 +79,18 @@ pub enum PublishError {
     Unavailable,
 }
 
-/// The engine cannot serve the request right now (the broker is unreachable).
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("rooms are unavailable right now: {0}")]
-pub struct Unavailable(pub String);
+/// The engine cannot serve the request right now.
+#[derive(Debug, thiserror::Error)]
+pub enum Unavailable {
+    /// Redis refused the request or did not answer in time.
+    #[error("rooms are unavailable right now")]
+    Redis(#[from] redis::RedisError),
+    /// The Pub/Sub connection is down (being re-established) or its task has ended.
+    #[error("rooms are unavailable right now: the Redis subscription is down")]
+    NotSubscribed,
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
 
 /// Shared handle to the hub; cheap to clone.
 #[derive(Clone)]
@@ -108,40 +128,20 @@ impl Hub {
     /// retained message after that id; without it, the last [`app::protocol::JOIN_HISTORY`].
     pub async fn join(
         &self,
-        room: &str,
+        room: &RoomName,
         who: Participant,
         since: Option<u64>,
     ) -> Result<Joined, Unavailable> {
-        match &self.engine {
-            Engine::Memory(hub) => {
-                let MemoryJoined {
-                    membership,
-                    welcome,
-                    backlog,
-                    queue,
-                } = hub.join(room, who, since);
-                Ok(Joined {
-                    membership: Membership(Seat::Memory(membership)),
-                    welcome,
-                    backlog,
-                    queue,
-                })
-            }
-            Engine::Redis(hub) => {
-                let RedisJoined {
-                    membership,
-                    welcome,
-                    backlog,
-                    queue,
-                } = hub.join(room, who, since).await?;
-                Ok(Joined {
-                    membership: Membership(Seat::Redis(membership)),
-                    welcome,
-                    backlog,
-                    queue,
-                })
-            }
-        }
+        let joined = match &self.engine {
+            Engine::Memory(hub) => hub
+                .join(room, who, since)
+                .map_membership(EngineMembership::Memory),
+            Engine::Redis(hub) => hub
+                .join(room, who, since)
+                .await?
+                .map_membership(EngineMembership::Redis),
+        };
+        Ok(joined.map_membership(Membership))
     }
 
     /// Called once every socket has closed at shutdown: a Redis hub leaves presence
@@ -161,10 +161,10 @@ impl Hub {
     }
 }
 
-/// A seat in a room; leaving the room is dropping it.
-pub struct Membership(Seat);
+/// A member of a room; leaving the room is dropping it.
+pub struct Membership(EngineMembership);
 
-enum Seat {
+enum EngineMembership {
     Memory(MemoryMembership),
     Redis(RedisMembership),
 }
@@ -172,16 +172,16 @@ enum Seat {
 impl Membership {
     pub fn room(&self) -> &str {
         match &self.0 {
-            Seat::Memory(seat) => seat.room(),
-            Seat::Redis(seat) => seat.room(),
+            EngineMembership::Memory(member) => member.room(),
+            EngineMembership::Redis(member) => member.room(),
         }
     }
 
     /// Stores `content` as the room's next message and queues it for every member.
     pub async fn publish(&self, content: String) -> Result<u64, PublishError> {
         match &self.0 {
-            Seat::Memory(seat) => seat.publish(content),
-            Seat::Redis(seat) => seat.publish(content).await,
+            EngineMembership::Memory(member) => member.publish(content),
+            EngineMembership::Redis(member) => member.publish(content).await,
         }
     }
 }

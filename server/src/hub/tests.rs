@@ -17,6 +17,10 @@ fn who(name: &str) -> Participant {
     }
 }
 
+fn lobby() -> RoomName {
+    RoomName::parse("lobby").unwrap()
+}
+
 fn parse(frame: &FrameBytes) -> Value {
     serde_json::from_str(frame.as_str()).unwrap()
 }
@@ -40,7 +44,7 @@ fn message_ids(frames: &[Value]) -> Vec<u64> {
 #[test]
 fn join_welcomes_with_those_present_then_announces_to_everyone() {
     let hub = hub(10, 16);
-    let mut alice = hub.join("lobby", who("alice"), None);
+    let mut alice = hub.join(&lobby(), who("alice"), None);
     assert_eq!(
         parse(&alice.welcome),
         json!({"type":"welcome","room":"lobby","user":"alice","users":[],"recovered":true})
@@ -48,7 +52,7 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
     assert!(alice.backlog.is_empty());
     assert_eq!(drain(&mut alice.queue)[0]["event"], "join");
 
-    let mut bob = hub.join("lobby", who("bob"), None);
+    let mut bob = hub.join(&lobby(), who("bob"), None);
     assert_eq!(parse(&bob.welcome)["users"], json!(["alice"]));
     let bob_joined =
         json!({"type":"system","message":"bob joined the room","event":"join","user":"bob"});
@@ -62,8 +66,8 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
 #[test]
 fn every_member_gets_the_same_bytes_in_id_order() {
     let hub = hub(100, 64);
-    let mut alice = hub.join("lobby", who("alice"), None);
-    let mut bob = hub.join("lobby", who("bob"), None);
+    let mut alice = hub.join(&lobby(), who("alice"), None);
+    let mut bob = hub.join(&lobby(), who("bob"), None);
     drain(&mut alice.queue);
     drain(&mut bob.queue);
     let first = alice.membership.publish("one".into()).unwrap();
@@ -81,43 +85,43 @@ fn every_member_gets_the_same_bytes_in_id_order() {
 #[test]
 fn history_is_bounded_and_since_recovers() {
     let hub = hub(5, 64);
-    let alice = hub.join("lobby", who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None);
     let ids: Vec<u64> = (0..8)
         .map(|n| alice.membership.publish(format!("m{n}")).unwrap())
         .collect();
 
-    let latest = hub.join("lobby", who("bob"), None);
+    let latest = hub.join(&lobby(), who("bob"), None);
     let backlog: Vec<Value> = latest.backlog.iter().map(parse).collect();
     assert_eq!(message_ids(&backlog), ids[3..]);
 
-    let recent = hub.join("lobby", who("carol"), Some(ids[5]));
+    let recent = hub.join(&lobby(), who("carol"), Some(ids[5]));
     assert_eq!(parse(&recent.welcome)["recovered"], true);
     assert_eq!(
         message_ids(&recent.backlog.iter().map(parse).collect::<Vec<_>>()),
         ids[6..]
     );
 
-    let stale = hub.join("lobby", who("dave"), Some(ids[0]));
+    let stale = hub.join(&lobby(), who("dave"), Some(ids[0]));
     assert_eq!(parse(&stale.welcome)["recovered"], false);
     assert_eq!(
         message_ids(&stale.backlog.iter().map(parse).collect::<Vec<_>>()),
         ids[3..]
     );
 
-    let up_to_date = hub.join("lobby", who("erin"), Some(ids[7]));
+    let up_to_date = hub.join(&lobby(), who("erin"), Some(ids[7]));
     assert_eq!(parse(&up_to_date.welcome)["recovered"], true);
     assert!(up_to_date.backlog.is_empty());
 
-    let from_the_future = hub.join("lobby", who("frank"), Some(ids[7] + 1000));
+    let from_the_future = hub.join(&lobby(), who("frank"), Some(ids[7] + 1000));
     assert_eq!(parse(&from_the_future.welcome)["recovered"], false);
 }
 
 #[test]
 fn since_zero_means_everything_still_retained() {
     let hub = hub(5, 64);
-    let alice = hub.join("lobby", who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None);
     alice.membership.publish("a".into()).unwrap();
-    let bob = hub.join("lobby", who("bob"), Some(0));
+    let bob = hub.join(&lobby(), who("bob"), Some(0));
     assert_eq!(parse(&bob.welcome)["recovered"], true);
     assert_eq!(bob.backlog.len(), 1);
 }
@@ -125,11 +129,11 @@ fn since_zero_means_everything_still_retained() {
 #[test]
 fn join_history_is_capped_at_fifty() {
     let hub = hub(100, 128);
-    let alice = hub.join("lobby", who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None);
     for n in 0..70 {
         alice.membership.publish(format!("m{n}")).unwrap();
     }
-    let bob = hub.join("lobby", who("bob"), None);
+    let bob = hub.join(&lobby(), who("bob"), None);
     assert_eq!(bob.backlog.len(), app::protocol::JOIN_HISTORY);
     assert_eq!(parse(bob.backlog.last().unwrap())["content"], "m69");
 }
@@ -137,8 +141,8 @@ fn join_history_is_capped_at_fifty() {
 #[test]
 fn a_full_queue_evicts_only_that_member() {
     let hub = hub(100, 4);
-    let slow = hub.join("lobby", who("slow"), None);
-    let mut fast = hub.join("lobby", who("fast"), None);
+    let slow = hub.join(&lobby(), who("slow"), None);
+    let mut fast = hub.join(&lobby(), who("fast"), None);
     let mut slow_queue = slow.queue;
     let mut fast_frames = drain(&mut fast.queue);
     // The slow member's queue holds its join and fast's join; two more messages fill it.
@@ -175,8 +179,8 @@ fn a_full_queue_evicts_only_that_member() {
 #[test]
 fn presence_counts_users_not_tabs() {
     let hub = hub(10, 16);
-    let mut first = hub.join("lobby", who("alice"), None);
-    let second = hub.join("lobby", who("alice"), None);
+    let mut first = hub.join(&lobby(), who("alice"), None);
+    let second = hub.join(&lobby(), who("alice"), None);
     assert_eq!(parse(&second.welcome)["users"], json!(["alice"]));
     assert_eq!(
         drain(&mut first.queue).len(),
@@ -201,14 +205,14 @@ fn presence_counts_users_not_tabs() {
 #[test]
 fn empty_rooms_are_removed_and_recreated_with_higher_ids() {
     let hub = hub(10, 16);
-    let alice = hub.join("lobby", who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None);
     let first = alice.membership.publish("hello".into()).unwrap();
     assert_eq!(hub.room_count(), 1);
     drop(alice);
     assert_eq!(hub.room_count(), 0);
     assert!(hub.rooms().is_empty());
 
-    let bob = hub.join("lobby", who("bob"), Some(first));
+    let bob = hub.join(&lobby(), who("bob"), Some(first));
     assert!(bob.backlog.is_empty(), "history went with the room");
     assert_eq!(parse(&bob.welcome)["recovered"], false);
     assert!(bob.membership.publish("again".into()).unwrap() > first);
@@ -217,8 +221,8 @@ fn empty_rooms_are_removed_and_recreated_with_higher_ids() {
 #[test]
 fn a_member_whose_connection_is_gone_is_removed_on_the_next_broadcast() {
     let hub = hub(10, 16);
-    let alice = hub.join("lobby", who("alice"), None);
-    let bob = hub.join("lobby", who("bob"), None);
+    let alice = hub.join(&lobby(), who("alice"), None);
+    let bob = hub.join(&lobby(), who("bob"), None);
     let mut alice_queue = alice.queue;
     drain(&mut alice_queue);
     drop(bob.queue);

@@ -1,15 +1,25 @@
-//! The Redis engine's background tasks: the Pub/Sub subscriber and the liveness loop.
+//! The Pub/Sub subscriber: one task per server owns the Pub/Sub connection,
+//! subscribes to a room's channel while this server has members there, and
+//! delivers what arrives. After a lost connection it reconnects, resubscribes, fills
+//! each room's gap from its stream and writes this server's presence back.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use redis::AsyncCommands;
 use redis::aio::PubSubSink;
+use redis::streams::StreamRangeReply;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::{MissedTickBehavior, sleep};
+use tokio::time::sleep;
 
-use super::{COMMAND_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, Room, RoomKeys, Shared, unavailable};
-use crate::hub::{Unavailable, lock};
+use app::protocol::ServerFrame;
+
+use super::keys::{self, RoomKeys};
+use super::payload::{parse_payload, stored_frames};
+use super::{COMMAND_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, Room, Shared};
+use crate::hub::seats::FrameId;
+use crate::hub::{FrameBytes, Unavailable, lock};
 
 pub(super) enum Subscription {
     Subscribe(Arc<str>, oneshot::Sender<Result<(), Unavailable>>),
@@ -73,7 +83,7 @@ pub(super) async fn subscriber(
                     match request {
                         Subscription::Subscribe(room, done) => {
                             let channel = RoomKeys::new(&room).channel;
-                            let result = sink.subscribe(&channel).await.map_err(unavailable);
+                            let result = sink.subscribe(&channel).await.map_err(Unavailable::from);
                             let _ = done.send(result);
                         }
                         Subscription::Unsubscribe(room) => {
@@ -134,7 +144,7 @@ async fn refuse_while_waiting(
             request = requests.recv() => match request {
                 None => return false,
                 Some(Subscription::Subscribe(_, done)) => {
-                    let _ = done.send(Err(Unavailable("Redis is unreachable".into())));
+                    let _ = done.send(Err(Unavailable::NotSubscribed));
                 }
                 Some(Subscription::Unsubscribe(_)) => {}
             },
@@ -142,28 +152,74 @@ async fn refuse_while_waiting(
     }
 }
 
-/// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.
-pub(super) async fn liveness(shared: Weak<Shared>) {
-    let Some(period) = shared.upgrade().map(|shared| shared.node_ttl / 3) else {
-        return;
-    };
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(current) = shared.upgrade() else {
+impl Shared {
+    /// Queues a frame from the room's channel for this server's members.
+    fn deliver(&self, channel: &str, payload: &[u8]) {
+        let Some(room_name) = keys::room_of_channel(channel) else {
             return;
         };
-        if current.stop.is_cancelled() {
+        let Some((id, frame)) = parse_payload(payload) else {
+            tracing::warn!(channel, "ignoring a malformed Pub/Sub message");
             return;
+        };
+        let Some(room) = lock(&self.rooms).get(room_name).cloned() else {
+            return;
+        };
+        room.deliver(id, &frame);
+    }
+
+    /// After an outage: messages stored while this server was cut off, in order.
+    async fn fill_gap(&self, room: &Room) -> redis::RedisResult<()> {
+        let after = {
+            let state = lock(&room.state);
+            state.last_delivered.max(state.anchor)
+        };
+        // Nothing delivered and the room was empty at the first join: all of it is new.
+        let start = match after {
+            0 => "-".to_owned(),
+            after => format!("({after}-0"),
+        };
+        let entries: StreamRangeReply = self
+            .redis
+            .clone()
+            .xrange(&room.keys.log, start, "+")
+            .await?;
+        for (id, frame) in stored_frames(entries) {
+            room.deliver(Some(id), &frame);
         }
-        let outcome = async {
-            current.heartbeat().await?;
-            current.reap_dead_nodes().await
+        Ok(())
+    }
+
+    /// After an outage: this server's connections, written back into presence
+    /// (Redis may have restarted empty, or reaped us while we were cut off).
+    async fn restore_presence(&self, room: &Room) -> redis::RedisResult<()> {
+        let users: Vec<(Arc<str>, Arc<str>, usize)> = lock(&room.state)
+            .users
+            .iter()
+            .map(|(id, (name, count))| (id.clone(), name.clone(), *count))
+            .collect();
+        let mut invocation = self.presence_script(&self.scripts.restore, room);
+        for (id, name, count) in users {
+            invocation
+                .arg(&*id)
+                .arg(count)
+                .arg(ServerFrame::joined(&name).to_json())
+                .arg(ServerFrame::left(&name).to_json());
         }
-        .await;
-        if let Err(err) = outcome {
-            tracing::debug!(error = %err, "liveness check failed");
+        invocation.invoke_async(&mut self.redis.clone()).await
+    }
+}
+
+impl Room {
+    fn deliver(&self, id: FrameId, frame: &FrameBytes) {
+        let mut state = lock(&self.state);
+        if let Some(id) = id {
+            if id <= state.last_delivered {
+                return;
+            }
+            state.last_delivered = id;
         }
+        // Evicted members' connections close with 4008 and leave presence as they drop.
+        state.seats.deliver(id, frame);
     }
 }

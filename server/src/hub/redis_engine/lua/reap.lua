@@ -1,0 +1,30 @@
+-- KEYS: nodes. ARGV: node, key prefix. If the node's liveness key is gone, removes
+-- its members from every room's presence and announces the users who left.
+-- Returns how many rooms it had members in (0 if it is alive).
+local node, p = ARGV[1], ARGV[2]
+if redis.call('EXISTS', p .. 'node:' .. node) == 1 then return 0 end
+local rooms = redis.call('SMEMBERS', p .. 'node:' .. node .. ':rooms')
+for _, room in ipairs(rooms) do
+  local base = p .. 'room:' .. room
+  local fields = redis.call('HGETALL', base .. ':nodes')
+  for i = 1, #fields, 2 do
+    local field, count = fields[i], tonumber(fields[i + 1])
+    local sep = string.find(field, '|', 1, true)
+    if sep and string.sub(field, 1, sep - 1) == node then
+      local user = string.sub(field, sep + 1)
+      redis.call('HDEL', base .. ':nodes', field)
+      local total = redis.call('HINCRBY', base .. ':users', user, -count)
+      if total <= 0 then
+        local name = redis.call('HGET', base .. ':names', user) or user
+        redis.call('HDEL', base .. ':users', user)
+        redis.call('HDEL', base .. ':names', user)
+        redis.call('PUBLISH', base, '0 ' .. cjson.encode({
+          type = 'system', message = name .. ' left the room', event = 'leave', user = name }))
+      end
+    end
+  end
+  if redis.call('HLEN', base .. ':users') == 0 then redis.call('SREM', p .. 'rooms', room) end
+end
+redis.call('DEL', p .. 'node:' .. node .. ':rooms')
+redis.call('SREM', KEYS[1], node)
+return #rooms

@@ -1,0 +1,109 @@
+//! A member's seat in a room on this server: publishing, and leaving (the `Drop`).
+
+use std::sync::Arc;
+
+use app::protocol::ServerFrame;
+
+use super::payload::message_template;
+use super::subscriber::Subscription;
+use super::{Room, Shared};
+use crate::hub::seats::MemberId;
+use crate::hub::{PublishError, lock};
+
+/// A seat in a room; leaving the room is dropping it.
+pub struct RedisMembership {
+    pub(super) shared: Arc<Shared>,
+    pub(super) room: Arc<Room>,
+    pub(super) member_id: MemberId,
+    pub(super) user_id: Arc<str>,
+    pub(super) name: Arc<str>,
+    /// Whether Redis presence counts this connection.
+    pub(super) present: bool,
+}
+
+impl RedisMembership {
+    pub fn room(&self) -> &str {
+        &self.room.name
+    }
+
+    /// Stores `content` as the room's next message; every server's members get it
+    /// through the room's channel, this one's included.
+    pub async fn publish(&self, content: String) -> Result<u64, PublishError> {
+        if lock(&self.room.state)
+            .seats
+            .user_of(self.member_id)
+            .is_none()
+        {
+            return Err(PublishError::NotMember);
+        }
+        let (prefix, suffix) = message_template(&self.name, content);
+        let shared = &self.shared;
+        let id: u64 = shared
+            .scripts
+            .publish
+            .key(&self.room.keys.seq)
+            .key(&self.room.keys.first)
+            .key(&self.room.keys.log)
+            .key(&self.room.keys.channel)
+            .arg(shared.settings.history_size)
+            .arg(prefix)
+            .arg(suffix)
+            .arg(shared.retention.as_millis().max(1) as u64)
+            .invoke_async(&mut shared.redis.clone())
+            .await
+            .map_err(|err| {
+                tracing::warn!(room = %self.room.name, error = %err, "cannot publish to Redis");
+                PublishError::Unavailable
+            })?;
+        Ok(id)
+    }
+}
+
+impl Drop for RedisMembership {
+    fn drop(&mut self) {
+        let shared = &self.shared;
+        let local_room_empty = {
+            let mut rooms = lock(&shared.rooms);
+            let mut state = lock(&self.room.state);
+            state.seats.remove(self.member_id);
+            if let Some((_, count)) = state.users.get_mut(&self.user_id) {
+                *count -= 1;
+                if *count == 0 {
+                    state.users.remove(&self.user_id);
+                }
+            }
+            let empty = state.seats.is_empty();
+            drop(state);
+            let listed = rooms
+                .get(&self.room.name)
+                .is_some_and(|listed| Arc::ptr_eq(listed, &self.room));
+            if empty && listed {
+                rooms.remove(&self.room.name);
+                let _ = shared
+                    .subscriptions
+                    .send(Subscription::Unsubscribe(self.room.name.clone()));
+            }
+            empty
+        };
+        if !self.present {
+            return;
+        }
+        let shared = shared.clone();
+        let room = self.room.clone();
+        let user_id = self.user_id.clone();
+        let left = ServerFrame::left(&self.name).to_json();
+        tokio::spawn(async move {
+            let outcome: redis::RedisResult<i64> = shared
+                .presence_script(&shared.scripts.leave, &room)
+                .arg(&*user_id)
+                .arg(left)
+                .arg(if local_room_empty { 1 } else { 0 })
+                .invoke_async(&mut shared.redis.clone())
+                .await;
+            if let Err(err) = outcome {
+                // Written back from the local seats when Redis returns.
+                tracing::warn!(room = %room.name, error = %err, "cannot record a leave in Redis");
+            }
+        });
+    }
+}

@@ -1,0 +1,90 @@
+//! What the engine writes into Redis and reads back: message frames built around an
+//! id chosen inside Redis, Pub/Sub payloads, and stream entries.
+
+use app::protocol::{ChatMessage, ServerFrame};
+use redis::streams::StreamRangeReply;
+
+use crate::hub::FrameBytes;
+use crate::hub::seats::FrameId;
+
+/// A message frame split around its id, so the id can be chosen inside Redis:
+/// `prefix + id + suffix` is the frame's JSON.
+pub(super) fn message_template(user: &str, content: String) -> (String, String) {
+    let placeholder = ServerFrame::Message(ChatMessage {
+        id: 0,
+        user: user.to_owned(),
+        content,
+        timestamp: crate::hub::now_rfc3339(),
+    })
+    .to_json();
+    // `"id":0` cannot occur unescaped inside a string, and `id` is serialized before
+    // any user-provided text.
+    let at = placeholder
+        .find("\"id\":0")
+        .expect("a message frame has an id")
+        + "\"id\":".len();
+    (
+        placeholder[..at].to_owned(),
+        placeholder[at + 1..].to_owned(),
+    )
+}
+
+/// `"<id> <frame>"` → (`Some(id)` for messages, `None` for `0`, frame).
+pub(super) fn parse_payload(payload: &[u8]) -> Option<(FrameId, FrameBytes)> {
+    let text = std::str::from_utf8(payload).ok()?;
+    let (id, frame) = text.split_once(' ')?;
+    let id: u64 = id.parse().ok()?;
+    Some(((id > 0).then_some(id), FrameBytes::from(frame.to_owned())))
+}
+
+/// Stream entries (field `f` holds the frame) → (id, frame), in stream order.
+pub(super) fn stored_frames(entries: StreamRangeReply) -> Vec<(u64, FrameBytes)> {
+    entries
+        .ids
+        .into_iter()
+        .filter_map(|entry| {
+            let id = entry_id(&entry.id)?;
+            let frame: String = entry.get("f")?;
+            Some((id, FrameBytes::from(frame)))
+        })
+        .collect()
+}
+
+/// `"<id>-0"` → id.
+pub(super) fn entry_id(entry: &str) -> Option<u64> {
+    entry.split_once('-')?.0.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_template_rebuilds_the_frame_around_any_id() {
+        let (prefix, suffix) = message_template("a\"id\":0,", "x \"id\":0, y".into());
+        let frame = format!("{prefix}1764293000000001{suffix}");
+        let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
+        assert_eq!(parsed["id"], 1764293000000001_u64);
+        assert_eq!(parsed["user"], "a\"id\":0,");
+        assert_eq!(parsed["content"], "x \"id\":0, y");
+        assert_eq!(parsed["type"], "message");
+    }
+
+    #[test]
+    fn payloads_carry_an_id_or_zero() {
+        let (id, frame) = parse_payload(b"42 {\"type\":\"message\"}").unwrap();
+        assert_eq!(id, Some(42));
+        assert_eq!(frame.as_str(), "{\"type\":\"message\"}");
+        assert_eq!(parse_payload(b"0 {}").unwrap().0, None);
+        assert!(parse_payload(b"nonsense").is_none());
+        assert!(parse_payload(b"-1 {}").is_none());
+        assert!(parse_payload(b"\xff {}").is_none());
+    }
+
+    #[test]
+    fn entry_ids_are_the_message_ids() {
+        assert_eq!(entry_id("1764293000000001-0"), Some(1764293000000001));
+        assert_eq!(entry_id("nonsense"), None);
+        assert_eq!(entry_id("x-0"), None);
+    }
+}

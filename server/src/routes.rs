@@ -1,0 +1,25 @@
+//! Which handler answers which path.
+
+use app::{App, shell};
+use axum::Router;
+use axum::routing::{get, post};
+use leptos_axum::{LeptosRoutes, generate_route_list};
+
+use crate::state::AppState;
+use crate::{api, ws};
+
+/// The WebSocket routes, the HTTP API, and the server-rendered pages with the built
+/// web client's files.
+pub fn router(state: AppState) -> Router {
+    let routes = generate_route_list(App);
+    let options = state.leptos_options.clone();
+    Router::new()
+        .route("/ws", get(ws::echo))
+        .route("/ws/chat/{room}", get(ws::chat))
+        .route("/api/token", post(api::issue_token))
+        .route("/api/rooms", get(api::list_rooms))
+        .route("/healthz", get(api::healthz))
+        .leptos_routes(&state, routes, move || shell(options.clone()))
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .with_state(state)
+}

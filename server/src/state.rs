@@ -1,0 +1,37 @@
+//! What every request handler shares.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::auth::Auth;
+use crate::connection::ConnectionSettings;
+use crate::hub::Hub;
+
+/// State shared by every request handler; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub auth: Arc<Auth>,
+    pub connection: Arc<ConnectionSettings>,
+    /// `None` when guest login is disabled.
+    pub guest_token_ttl: Option<Duration>,
+    /// One permit per open WebSocket.
+    pub permits: Arc<Semaphore>,
+    /// Cancelled when the server shuts down; every socket then closes with 1001.
+    pub shutdown: CancellationToken,
+    /// Tracks socket tasks so shutdown can wait for their close frames.
+    pub tasks: TaskTracker,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
