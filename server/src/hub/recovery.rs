@@ -53,3 +53,102 @@ pub(super) fn plan(since: Option<u64>, room: RoomIds) -> Plan {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const fn ids(first_id: u64, next_id: u64, oldest_retained: Option<u64>) -> RoomIds {
+        RoomIds {
+            first_id,
+            next_id,
+            oldest_retained,
+        }
+    }
+
+    #[test]
+    fn what_a_since_gets() {
+        // Ids 100..=109 issued, 105..=109 still retained.
+        let trimmed = ids(100, 110, Some(105));
+        // Ids 100..=109 issued and all retained.
+        let whole = ids(100, 110, Some(100));
+        // A room with no message yet: its first id will be 1000.
+        let fresh = ids(1000, 1000, None);
+        let cases = [
+            // (room, since, start, recovered, why)
+            (
+                trimmed,
+                None,
+                Start::Recent,
+                true,
+                "no since: recent history",
+            ),
+            (
+                trimmed,
+                Some(0),
+                Start::After(0),
+                false,
+                "seen nothing, 100..104 gone",
+            ),
+            (
+                whole,
+                Some(0),
+                Start::After(0),
+                true,
+                "seen nothing, all retained",
+            ),
+            (
+                fresh,
+                Some(0),
+                Start::After(0),
+                true,
+                "seen nothing, nothing sent",
+            ),
+            (
+                trimmed,
+                Some(104),
+                Start::After(104),
+                true,
+                "next missed is retained",
+            ),
+            (trimmed, Some(109), Start::After(109), true, "up to date"),
+            (trimmed, Some(103), Start::After(103), false, "104 is gone"),
+            (
+                whole,
+                Some(99),
+                Start::After(99),
+                true,
+                "the id before this room's first",
+            ),
+            (
+                trimmed,
+                Some(50),
+                Start::After(50),
+                false,
+                "an earlier incarnation",
+            ),
+            (
+                trimmed,
+                Some(110),
+                Start::Recent,
+                false,
+                "an id never issued",
+            ),
+            (trimmed, Some(u64::MAX), Start::Recent, false, "a bogus id"),
+            (
+                fresh,
+                Some(999),
+                Start::After(999),
+                true,
+                "just before a fresh room",
+            ),
+        ];
+        for (room, since, start, recovered, why) in cases {
+            assert_eq!(
+                plan(since, room),
+                Plan { start, recovered },
+                "{why}: since {since:?} in {room:?}"
+            );
+        }
+    }
+}

@@ -124,3 +124,107 @@ impl Seats {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seats_with(capacity: usize, held: bool) -> (Seats, mpsc::Receiver<FrameBytes>) {
+        let mut seats = Seats::default();
+        let (queue, receiver) = mpsc::channel(capacity);
+        seats.insert(MemberId(1), Arc::from("alice"), queue, held);
+        (seats, receiver)
+    }
+
+    fn frame(text: &'static str) -> FrameBytes {
+        FrameBytes::from_static(text)
+    }
+
+    fn drain(receiver: &mut mpsc::Receiver<FrameBytes>) -> Vec<String> {
+        std::iter::from_fn(|| receiver.try_recv().ok())
+            .map(|frame| frame.as_str().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn deliver_queues_until_full_then_evicts() {
+        let (mut seats, mut receiver) = seats_with(2, false);
+        assert!(seats.deliver(Some(1), &frame("a")).is_empty());
+        assert!(seats.deliver(None, &frame("b")).is_empty());
+        let evicted = seats.deliver(Some(2), &frame("c"));
+        assert_eq!(evicted, [Arc::from("alice")]);
+        assert!(seats.is_empty());
+        assert_eq!(drain(&mut receiver), ["a", "b"]);
+    }
+
+    #[test]
+    fn deliver_removes_members_whose_queue_is_gone() {
+        let (mut seats, receiver) = seats_with(2, false);
+        drop(receiver);
+        assert_eq!(seats.deliver(Some(1), &frame("a")), [Arc::from("alice")]);
+        assert!(seats.is_empty());
+    }
+
+    #[test]
+    fn release_keeps_only_what_the_backlog_did_not_cover() {
+        type Held = &'static [(FrameId, &'static str)];
+        // (held frames, covered through, what reaches the queue)
+        let cases: [(Held, Option<u64>, &[&str]); 5] = [
+            (&[], Some(5), &[]),
+            (
+                &[(Some(4), "m4"), (Some(5), "m5"), (Some(6), "m6")],
+                Some(5),
+                &["m6"],
+            ),
+            (
+                &[(Some(4), "m4"), (None, "join"), (Some(6), "m6")],
+                Some(5),
+                &["join", "m6"],
+            ),
+            (&[(Some(4), "m4"), (Some(5), "m5")], None, &["m4", "m5"]),
+            (&[(None, "leave")], Some(9), &["leave"]),
+        ];
+        for (held, covered_through, expected) in cases {
+            let (mut seats, mut receiver) = seats_with(8, true);
+            for (id, text) in held {
+                assert!(seats.deliver(*id, &frame(text)).is_empty());
+            }
+            assert_eq!(
+                drain(&mut receiver),
+                Vec::<String>::new(),
+                "held, not queued"
+            );
+            assert_eq!(seats.release(MemberId(1), covered_through), Ok(()));
+            assert_eq!(
+                drain(&mut receiver),
+                expected,
+                "{held:?} through {covered_through:?}"
+            );
+            // Live from now on.
+            assert!(seats.deliver(Some(99), &frame("live")).is_empty());
+            assert_eq!(drain(&mut receiver), ["live"]);
+        }
+    }
+
+    #[test]
+    fn a_held_seat_that_overflows_is_evicted() {
+        let (mut seats, _receiver) = seats_with(2, true);
+        assert!(seats.deliver(Some(1), &frame("a")).is_empty());
+        assert!(seats.deliver(Some(2), &frame("b")).is_empty());
+        assert_eq!(seats.deliver(Some(3), &frame("c")), [Arc::from("alice")]);
+        assert_eq!(seats.release(MemberId(1), None), Err(None), "already gone");
+    }
+
+    #[test]
+    fn release_evicts_when_the_queue_cannot_take_what_was_held() {
+        let (mut seats, receiver) = seats_with(2, true);
+        seats.deliver(Some(1), &frame("a"));
+        seats.deliver(Some(2), &frame("b"));
+        drop(receiver);
+        assert_eq!(
+            seats.release(MemberId(1), None),
+            Err(Some(Arc::from("alice")))
+        );
+        assert!(seats.is_empty());
+    }
+}

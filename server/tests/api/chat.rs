@@ -106,8 +106,7 @@ async fn a_second_tab_of_the_same_user_does_not_repeat_presence() {
 #[tokio::test]
 async fn history_on_join_is_the_last_50_messages_in_order() {
     let app = spawn_app_with(|config| config.rate_limit_burst = 100).await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let mut sent = Vec::new();
     for n in 0..60 {
         alice.say(&format!("message {n}")).await;
@@ -124,11 +123,8 @@ async fn history_on_join_is_the_last_50_messages_in_order() {
 #[tokio::test]
 async fn since_recovers_exactly_the_missed_messages() {
     let app = spawn_app().await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
-    let (mut bob, _) = app.join("lobby", "bob").await;
-    bob.recv().await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
+    let mut bob = app.join_settled("lobby", "bob", &mut [&mut alice]).await;
 
     alice.say("before").await;
     alice.recv_message().await;
@@ -158,8 +154,7 @@ async fn since_recovers_exactly_the_missed_messages() {
 #[tokio::test]
 async fn since_beyond_retained_history_says_not_recovered() {
     let app = spawn_app_with(|config| config.history_size = 5).await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let mut sent = Vec::new();
     for n in 0..8 {
         alice.say(&format!("m{n}")).await;
@@ -181,8 +176,7 @@ async fn since_beyond_retained_history_says_not_recovered() {
 #[tokio::test]
 async fn ids_keep_increasing_when_a_room_is_recreated() {
     let app = spawn_app().await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     alice.say("first life").await;
     let first = id(&alice.recv_message().await);
     alice.close().await;

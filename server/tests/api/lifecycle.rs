@@ -20,8 +20,7 @@ async fn rooms_are_created_on_first_join_and_removed_when_empty() {
 #[tokio::test]
 async fn shutdown_closes_every_socket_with_1001_and_stops_accepting() {
     let app = spawn_app().await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let mut echo = app.connect("/ws").await;
     let started = Instant::now();
     app.shutdown.cancel();

@@ -10,8 +10,7 @@ use crate::helpers::{Client, PATIENCE, spawn_app, spawn_app_with};
 #[tokio::test]
 async fn frames_over_the_size_limit_close_with_1009() {
     let app = spawn_app_with(|config| config.max_message_bytes = 1024).await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let fits = json!({"type": "message", "content": "x".repeat(950)}).to_string();
     assert!(fits.len() <= 1024);
     alice.send_text(&fits).await;
@@ -27,11 +26,8 @@ async fn frames_over_the_size_limit_close_with_1009() {
 #[tokio::test]
 async fn bad_frames_get_an_error_and_are_not_broadcast() {
     let app = spawn_app().await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
-    let (mut bob, _) = app.join("lobby", "bob").await;
-    bob.recv().await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
+    let mut bob = app.join_settled("lobby", "bob", &mut [&mut alice]).await;
 
     let too_long = json!({"type": "message", "content": "é".repeat(4001)}).to_string();
     for (frame, code) in [
@@ -72,8 +68,7 @@ async fn messages_beyond_the_rate_limit_are_dropped_with_an_error() {
         config.rate_limit_burst = 5;
     })
     .await;
-    let (mut alice, _) = app.join("lobby", "alice").await;
-    alice.recv().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     for n in 0..8 {
         alice.say(&format!("flood {n}")).await;
     }

@@ -1,166 +1,12 @@
 //! Several real `chorus` processes sharing rooms through a real `redis-server`
 //! (Debian's package), each test with its own Redis on a free port.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
-use chorus_server::auth::Auth;
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-use tokio::task::JoinHandle;
+use tokio::process::Command;
 
-use crate::helpers::{Client, PATIENCE, SECRET, http_request, start_binary};
-
-/// A `redis-server` of our own, with an append-only file so a restart keeps its data.
-struct RedisServer {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl RedisServer {
-    async fn start() -> RedisServer {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("chorus-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a directory for Redis");
-        let mut redis = RedisServer {
-            port,
-            dir,
-            child: None,
-        };
-        redis.run().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn run(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-            .arg("--dir")
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server runs (apt-get install redis-server; scripts/setup.sh --test installs it)");
-        self.child = Some(child);
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        while !self.answers_ping().await {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    async fn answers_ping(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)).await else {
-            return false;
-        };
-        let mut reply = [0_u8; 7];
-        stream.write_all(b"PING\r\n").await.is_ok()
-            && stream.read_exact(&mut reply).await.is_ok()
-            && &reply == b"+PONG\r\n"
-    }
-
-    /// Sends one command and returns Redis's raw reply.
-    async fn command(&self, command: &str) -> String {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .expect("Redis");
-        stream
-            .write_all(format!("{command}\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut reply = vec![0_u8; 256];
-        let read = stream.read(&mut reply).await.unwrap();
-        String::from_utf8_lossy(&reply[..read]).into_owned()
-    }
-
-    /// Kills Redis outright; its append-only file keeps what it had acknowledged.
-    async fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.expect("redis-server stops");
-        }
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.child {
-            let _ = child.start_kill();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
-}
-
-/// A `chorus` process using `redis`; dead servers are noticed after 1 s.
-struct Node {
-    addr: String,
-    child: Child,
-    _logs: JoinHandle<()>,
-}
-
-impl Node {
-    async fn start(redis: &RedisServer) -> Node {
-        Node::start_with_ttl(redis, "1s").await
-    }
-
-    async fn start_with_ttl(redis: &RedisServer, node_ttl: &str) -> Node {
-        Node::start_with(redis, &["--redis-node-ttl", node_ttl]).await
-    }
-
-    async fn start_with(redis: &RedisServer, args: &[&str]) -> Node {
-        let url = redis.url();
-        let mut all = vec!["--jwt-secret", SECRET, "--redis-url", &url];
-        if !args.contains(&"--redis-node-ttl") {
-            all.extend(["--redis-node-ttl", "1s"]);
-        }
-        all.extend_from_slice(args);
-        let binary = start_binary(&all, &[]).await;
-        let mut lines = binary.lines;
-        // Keep reading its log so the process never blocks on a full pipe.
-        let logs = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Node {
-            addr: binary.addr,
-            child: binary.child,
-            _logs: logs,
-        }
-    }
-
-    async fn join(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
-        let token = Auth::new(SECRET.as_bytes())
-            .issue(name, Some(name), Duration::from_secs(3600))
-            .token;
-        let since = since.map(|id| format!("&since={id}")).unwrap_or_default();
-        let url = format!("ws://{}/ws/chat/{room}?token={token}{since}", self.addr);
-        let mut client = Client::connect(&url).await;
-        let welcome = client.recv().await;
-        assert_eq!(welcome["type"], "welcome", "first frame: {welcome}");
-        (client, welcome)
-    }
-
-    async fn rooms(&self) -> Value {
-        let addr: SocketAddr = self.addr.parse().unwrap();
-        http_request(addr, "GET", "/api/rooms", None).await.json()
-    }
-}
+use crate::helpers::{Client, Node, PATIENCE, RedisServer, SECRET, free_port};
 
 /// The next `count` chat messages, as (id, content), skipping join/leave events.
 async fn messages(client: &mut Client, count: usize) -> Vec<(u64, String)> {
@@ -244,20 +90,22 @@ async fn members_on_three_nodes_see_every_message_once_in_the_same_order() {
 
     // One subscription per room per node, not per member; none once a node's
     // members are gone.
-    let subscribers = || redis.command("PUBSUB NUMSUB chorus:room:lobby");
-    assert!(
-        subscribers().await.ends_with(":3\r\n"),
-        "{}",
-        subscribers().await
-    );
+    let subscribers = || async {
+        let numsub = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg("chorus:room:lobby")
+            .clone();
+        redis.query::<(String, usize)>(&numsub).await.1
+    };
+    assert_eq!(subscribers().await, 3);
     for member in members.drain(..2) {
         member.close().await;
     }
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !subscribers().await.ends_with(":2\r\n") {
+    while subscribers().await != 2 {
         assert!(
             tokio::time::Instant::now() < deadline,
-            "{}",
+            "{} subscribers",
             subscribers().await
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -387,8 +235,13 @@ async fn messages_sent_while_a_node_lost_its_subscription_are_caught_up_in_order
 
     // Every node's Pub/Sub connection drops; commands keep working, so this message
     // is stored while nobody is subscribed, and must come from the stream.
-    let killed = redis.command("CLIENT KILL TYPE pubsub").await;
-    assert_eq!(killed.trim(), ":2", "both nodes were subscribed");
+    let kill_subscribers = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .clone();
+    let killed: usize = redis.query(&kill_subscribers).await;
+    assert_eq!(killed, 2, "both nodes were subscribed");
     alice_quiet.say("first words").await;
     alice.say("in the gap").await;
     bob_saw.extend(messages(&mut bob, 1).await);
@@ -414,8 +267,7 @@ async fn a_redis_that_comes_back_empty_gets_presence_back_and_ids_keep_increasin
     let before = messages(&mut bob, 1).await;
 
     redis.kill().await;
-    std::fs::remove_dir_all(&redis.dir).unwrap();
-    std::fs::create_dir_all(&redis.dir).unwrap();
+    redis.forget_everything();
     redis.run().await;
 
     // Each node writes its members back as it reconnects.
@@ -471,11 +323,15 @@ async fn a_quiet_rooms_history_expires_and_its_ids_still_increase() {
     let (mut alice, _) = node.join("ephemeral", "alice", None).await;
     alice.say("soon gone").await;
     let first = messages(&mut alice, 1).await;
-    let stored = || redis.command("EXISTS chorus:room:ephemeral:log chorus:room:ephemeral:seq");
-    assert_eq!(stored().await.trim(), ":2");
+    let exists = redis::cmd("EXISTS")
+        .arg("chorus:room:ephemeral:log")
+        .arg("chorus:room:ephemeral:seq")
+        .clone();
+    let stored = || redis.query::<usize>(&exists);
+    assert_eq!(stored().await, 2);
 
     let deadline = tokio::time::Instant::now() + PATIENCE;
-    while stored().await.trim() != ":0" {
+    while stored().await != 0 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "history never expired"

@@ -1,0 +1,115 @@
+//! `spawn_app()`: a real server on port 0, in this process.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use chorus_server::auth::Auth;
+use chorus_server::config::Config;
+use chorus_server::startup::{Application, StartupError};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Client, HttpResponse, PATIENCE, SECRET, http_request, ws_client};
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub server: JoinHandle<Result<(), StartupError>>,
+    auth: Auth,
+}
+
+/// Starts a server with default settings on a free port.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// Starts a server on a free port after `configure` adjusted the defaults.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+    // Logs only on request (`TEST_LOG=1 cargo test`), so test output stays readable.
+    if std::env::var_os("TEST_LOG").is_some() {
+        chorus_server::telemetry::init();
+    }
+    let mut config = Config::defaults();
+    config.addr = "127.0.0.1:0".parse().unwrap();
+    config.jwt_secret = Some(SECRET.into());
+    config.site_root = "target/no-site-in-api-tests".into();
+    configure(&mut config);
+    let app = Application::build(config).await.expect("server builds");
+    let addr = app.local_addr();
+    let shutdown = app.shutdown_token();
+    let server = tokio::spawn(app.run_until(std::future::pending()));
+    TestApp {
+        addr,
+        shutdown,
+        server,
+        auth: Auth::new(SECRET.as_bytes()),
+    }
+}
+
+impl TestApp {
+    /// A valid token whose `sub` and `name` are both `name`.
+    pub fn token(&self, name: &str) -> String {
+        self.auth
+            .issue(name, Some(name), Duration::from_secs(3600))
+            .token
+    }
+
+    pub fn ws_url(&self, path_and_query: &str) -> String {
+        format!("ws://{}{}", self.addr, path_and_query)
+    }
+
+    pub async fn connect(&self, path_and_query: &str) -> Client {
+        Client::connect(&self.ws_url(path_and_query)).await
+    }
+
+    /// Joins `room` as `name` and checks the welcome frame; returns the client and the welcome.
+    pub async fn join(&self, room: &str, name: &str) -> (Client, Value) {
+        self.join_since(room, name, None).await
+    }
+
+    pub async fn join_since(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
+        ws_client::join(&self.addr.to_string(), room, name, since).await
+    }
+
+    /// Joins `room` as `name` and waits until the join has been announced to the
+    /// newcomer and to every member in `present`: what most tests start with.
+    pub async fn join_settled(
+        &self,
+        room: &str,
+        name: &str,
+        present: &mut [&mut Client],
+    ) -> Client {
+        let (mut client, _) = self.join(room, name).await;
+        client.settle_join(name, present).await;
+        client
+    }
+
+    pub async fn get(&self, path: &str) -> HttpResponse {
+        http_request(self.addr, "GET", path, None).await
+    }
+
+    pub async fn post_json(&self, path: &str, body: &str) -> HttpResponse {
+        http_request(self.addr, "POST", path, Some(body)).await
+    }
+
+    /// Waits until every room is gone (members leave asynchronously after their socket closes).
+    pub async fn wait_until_no_rooms(&self) {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.rooms().await != json!([]) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "rooms still listed: {}",
+                self.rooms().await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// `GET /api/rooms` as JSON.
+    pub async fn rooms(&self) -> Value {
+        let response = self.get("/api/rooms").await;
+        assert_eq!(response.status, 200);
+        response.json()
+    }
+}

@@ -1,0 +1,27 @@
+//! What the integration tests drive the server with, one module each:
+//!
+//! - `app`: `spawn_app()`, the real server on port 0 in this process, and `TestApp`
+//!   to join rooms, issue tokens and call the API;
+//! - `ws_client`: `Client`, a WebSocket client that asserts on exact frames;
+//! - `http_client`: `http_request`, a one-shot HTTP/1.1 request;
+//! - `process`: `start_binary`, the `chorus` binary as a child process;
+//! - `redis_server`: a `redis-server` of a test's own, and `Node`, a `chorus`
+//!   process using it.
+
+mod app;
+mod http_client;
+mod process;
+mod redis_server;
+mod ws_client;
+
+use std::time::Duration;
+
+pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use http_client::{HttpResponse, http_request};
+pub use process::{Binary, start_binary};
+pub use redis_server::{Node, RedisServer, free_port};
+pub use ws_client::Client;
+
+pub const SECRET: &str = "integration-test-secret";
+/// Longest wait for anything the server should do promptly.
+pub const PATIENCE: Duration = Duration::from_secs(5);

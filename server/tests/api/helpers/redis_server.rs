@@ -1,0 +1,160 @@
+//! A `redis-server` of a test's own (Debian's package, append-only, free port), and
+//! `Node`: a `chorus` process sharing rooms through it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use serde_json::Value;
+use tokio::process::{Child, Command};
+use tokio::task::JoinHandle;
+
+use super::{Client, PATIENCE, SECRET, http_request, start_binary, ws_client};
+
+/// A `redis-server` of our own, with an append-only file so a restart keeps its data.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> RedisServer {
+        let port = free_port();
+        let dir = std::env::temp_dir().join(format!("chorus-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for Redis");
+        let mut redis = RedisServer {
+            port,
+            dir,
+            child: None,
+        };
+        redis.run().await;
+        redis
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts (or restarts) the process and waits until it answers.
+    pub async fn run(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("redis-server runs (apt-get install redis-server; scripts/setup.sh --test installs it)");
+        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.try_connect().await.is_none() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A connection that has answered a PING, if Redis is up.
+    async fn try_connect(&self) -> Option<MultiplexedConnection> {
+        let client = redis::Client::open(self.url()).ok()?;
+        let connect = client.get_multiplexed_async_connection();
+        let mut connection = tokio::time::timeout(PATIENCE, connect).await.ok()?.ok()?;
+        let pong: String = redis::cmd("PING").query_async(&mut connection).await.ok()?;
+        (pong == "PONG").then_some(connection)
+    }
+
+    /// A connection to this Redis, for a test to look at or change what it holds.
+    pub async fn connection(&self) -> MultiplexedConnection {
+        self.try_connect().await.expect("Redis answers")
+    }
+
+    /// Runs one command on a fresh connection and returns its reply as `T`.
+    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+        command
+            .query_async(&mut self.connection().await)
+            .await
+            .unwrap_or_else(|err| panic!("Redis refused a command: {err}"))
+    }
+
+    /// Deletes the append-only file of a stopped Redis: it comes back empty.
+    pub fn forget_everything(&self) {
+        assert!(self.child.is_none(), "stop Redis first");
+        std::fs::remove_dir_all(&self.dir).expect("Redis's directory");
+        std::fs::create_dir_all(&self.dir).expect("a directory for Redis");
+    }
+
+    /// Kills Redis outright; its append-only file keeps what it had acknowledged.
+    pub async fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().await.expect("redis-server stops");
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A `chorus` process using `redis`; dead servers are noticed after 1 s.
+pub struct Node {
+    pub addr: String,
+    pub child: Child,
+    _logs: JoinHandle<()>,
+}
+
+impl Node {
+    pub async fn start(redis: &RedisServer) -> Node {
+        Node::start_with_ttl(redis, "1s").await
+    }
+
+    pub async fn start_with_ttl(redis: &RedisServer, node_ttl: &str) -> Node {
+        Node::start_with(redis, &["--redis-node-ttl", node_ttl]).await
+    }
+
+    pub async fn start_with(redis: &RedisServer, args: &[&str]) -> Node {
+        let url = redis.url();
+        let mut all = vec!["--jwt-secret", SECRET, "--redis-url", &url];
+        if !args.contains(&"--redis-node-ttl") {
+            all.extend(["--redis-node-ttl", "1s"]);
+        }
+        all.extend_from_slice(args);
+        let binary = start_binary(&all, &[]).await;
+        let mut lines = binary.lines;
+        // Keep reading its log so the process never blocks on a full pipe.
+        let logs = tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Node {
+            addr: binary.addr,
+            child: binary.child,
+            _logs: logs,
+        }
+    }
+
+    pub async fn join(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
+        ws_client::join(&self.addr, room, name, since).await
+    }
+
+    pub async fn rooms(&self) -> Value {
+        let addr: SocketAddr = self.addr.parse().unwrap();
+        http_request(addr, "GET", "/api/rooms", None).await.json()
+    }
+}
