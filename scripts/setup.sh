@@ -26,24 +26,27 @@ mkdir -p "$LOGS"
 timings=()
 setup_started=$SECONDS
 
-# Runs "$@" in the background as job $1, logging to $LOGS/$1.log.
-declare -A job_pids=() job_started=()
+# Runs "$@" in the background as job $1, logging to $LOGS/$1.log; the job writes
+# how long it took to $LOGS/$1.seconds when it ends.
+declare -A job_pids=()
 start_job() {
   local name=$1; shift
   say "$name: started (log: $LOGS/$name.log)"
-  job_started[$name]=$SECONDS
-  ("$@") >"$LOGS/$name.log" 2>&1 &
+  rm -f "$LOGS/$name.seconds"
+  (
+    started=$SECONDS
+    if "$@"; then status=0; else status=$?; fi
+    echo $((SECONDS - started)) >"$LOGS/$name.seconds"
+    exit $status
+  ) >"$LOGS/$name.log" 2>&1 &
   job_pids[$name]=$!
 }
 # Waits for every job; fails after all have ended if any failed, with its log.
 wait_jobs() {
   local failed=()
   for name in "${!job_pids[@]}"; do
-    if wait "${job_pids[$name]}"; then
-      timings+=("$name:$((SECONDS - job_started[$name]))")
-    else
-      failed+=("$name")
-    fi
+    wait "${job_pids[$name]}" || failed+=("$name")
+    timings+=("$name:$(cat "$LOGS/$name.seconds" 2>/dev/null || echo 0)")
   done
   for name in "${failed[@]}"; do
     echo "setup: $name failed; its log:" >&2
