@@ -12,14 +12,40 @@ pub const MAX_DELAY: Duration = Duration::from_secs(30);
 /// starts the backoff over.
 pub const STABLE_AFTER: Duration = Duration::from_secs(5);
 
+/// The bounds of a backoff schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BackoffPolicy {
+    /// The first step (the first delay is drawn from its upper half).
+    pub first: Duration,
+    /// No step is longer.
+    pub max: Duration,
+    /// A connection open this long resets the schedule.
+    pub stable_after: Duration,
+}
+
+impl Default for BackoffPolicy {
+    fn default() -> Self {
+        BackoffPolicy {
+            first: FIRST_DELAY,
+            max: MAX_DELAY,
+            stable_after: STABLE_AFTER,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Backoff {
+    policy: BackoffPolicy,
     attempt: u32,
 }
 
 impl Backoff {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_policy(policy: BackoffPolicy) -> Self {
+        Backoff { policy, attempt: 0 }
     }
 
     /// Reconnect attempts since the last healthy connection.
@@ -31,15 +57,17 @@ impl Backoff {
     /// attempt. `jitter` is a uniform random number in `[0, 1)`.
     pub fn next_delay(&mut self, jitter: f64) -> Duration {
         self.attempt = self.attempt.saturating_add(1);
-        let step = FIRST_DELAY
+        let step = self
+            .policy
+            .first
             .saturating_mul(1 << (self.attempt - 1).min(16))
-            .min(MAX_DELAY);
+            .min(self.policy.max);
         step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
     }
 
     /// A connection stayed open for `open_for`: forget old failures if it was long enough.
     pub fn connected_for(&mut self, open_for: Duration) {
-        if open_for >= STABLE_AFTER {
+        if open_for >= self.policy.stable_after {
             self.attempt = 0;
         }
     }
@@ -85,6 +113,23 @@ mod tests {
         backoff.connected_for(STABLE_AFTER);
         assert_eq!(backoff.attempt(), 0);
         assert_eq!(backoff.next_delay(0.0), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_policy_sets_the_bounds() {
+        let mut backoff = Backoff::with_policy(BackoffPolicy {
+            first: Duration::from_millis(100),
+            max: Duration::from_millis(300),
+            stable_after: Duration::from_secs(1),
+        });
+        let delays: Vec<Duration> = (0..4).map(|_| backoff.next_delay(1.0)).collect();
+        assert_eq!(
+            delays,
+            [100, 200, 300, 300].map(Duration::from_millis),
+            "doubling from the first step up to the cap"
+        );
+        backoff.connected_for(Duration::from_secs(1));
+        assert_eq!(backoff.attempt(), 0);
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //!   used by the server too.
 //! - [`timeline`] and [`backoff`]: what a member has seen, and when to reconnect;
 //!   plain data, unit-tested natively.
-//! - [`socket`]: `use_websocket(room)`, the reactive connection with reconnection
-//!   and `since` recovery; [`session`]: the guest token in `localStorage`.
+//! - [`socket`]: a reconnecting WebSocket for any Leptos app, generic over a
+//!   [`socket::Codec`] (backoff, wake on return, close-code policy, resume point).
+//! - [`chat`]: `use_websocket(room)`, the chat room on top of it (timeline, members,
+//!   `send`, `since` recovery); [`session`]: the guest token in `localStorage`.
 //! - `pages` (one per route) and `components`: the UI.
 //! - [`App`] / [`shell`]: the Leptos application, rendered on the server (`ssr`) and
 //!   hydrated in the browser (`hydrate`). Browser APIs are used only under `hydrate`.
@@ -22,6 +24,7 @@ compile_error!(
 );
 
 pub mod backoff;
+pub mod chat;
 pub mod protocol;
 pub mod session;
 pub mod socket;

@@ -173,6 +173,11 @@ impl fmt::Display for FrameError {
 impl std::error::Error for FrameError {}
 
 impl ClientFrame {
+    /// Serializes to JSON text. Infallible: every field is a plain string.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client frames always serialize")
+    }
+
     /// Parses and validates a text frame from a client.
     pub fn parse(text: &str) -> Result<ClientFrame, FrameError> {
         let frame = match serde_json::from_str::<ClientFrame>(text) {
@@ -478,15 +483,12 @@ mod tests {
             ClientFrame::parse(r#"{"type":"pong"}"#).unwrap(),
             ClientFrame::Pong
         );
-        let text = serde_json::to_string(&ClientFrame::Message {
+        let text = ClientFrame::Message {
             content: "hi".into(),
-        })
-        .unwrap();
+        }
+        .to_json();
         assert_eq!(text, r#"{"type":"message","content":"hi"}"#);
-        assert_eq!(
-            serde_json::to_string(&ClientFrame::Pong).unwrap(),
-            r#"{"type":"pong"}"#
-        );
+        assert_eq!(ClientFrame::Pong.to_json(), r#"{"type":"pong"}"#);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::socket::ConnectionState;
+use crate::chat::ConnectionState;
 
 /// Where the connection stands, in a word and a colour, announced to screen readers.
 #[component]

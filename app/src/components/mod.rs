@@ -1,4 +1,7 @@
-//! Pieces of the room and home pages.
+//! Pieces of the room and home pages, each taking signals as props and owning no
+//! connection: `badge` (where the connection stands), `messages` (the timeline,
+//! auto-scrolling unless the reader scrolled up), `members`, and `rooms` (the active
+//! rooms list and the join-by-name form).
 
 mod badge;
 mod members;

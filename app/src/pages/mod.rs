@@ -1,4 +1,8 @@
-//! One component per route.
+//! One component per route: `home` (`/`: sign in as a guest, pick or name a room)
+//! and `room` (`/room/{name}`: the chat, its members and the composer). A page reads
+//! its state from hooks (`chat::use_websocket`, `session`) and lays out
+//! `components`; it renders on the server in the signed-out, connecting state and
+//! comes alive after hydration.
 
 mod home;
 mod room;

@@ -5,8 +5,8 @@ use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
+use crate::chat::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
 use crate::components::{ConnectionBadge, MemberList, MessageList, RoomPicker};
-use crate::socket::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
 
 /// `/room/{name}`: the chat.
 #[component]

@@ -1,10 +1,11 @@
-//! The connection task behind [`super::use_websocket`], in the browser only.
+//! The connection task behind [`super::use_reconnecting_socket`], in the browser only.
 //!
-//! One task per room: connect, read frames until the socket closes, decide from
-//! the close code whether and when to try again. Commands from the page (send,
-//! wake, stop) arrive on one channel, which the task always reads first, so a
-//! stop is never overtaken by a frame from the old room.
+//! One task per key: connect, read frames until the socket closes, decide from the
+//! close code whether and when to try again. Commands from the page (send, wake,
+//! stop) arrive on one channel, which the task always reads first, so a stop is
+//! never overtaken by a frame for the old key.
 
+use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -16,115 +17,68 @@ use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use web_sys::VisibilityState;
 
-use super::{ChatSocket, ClosedReason, Command, ConnectionState, Control};
-use crate::backoff::Backoff;
-use crate::protocol::{
-    ClientFrame, CloseCode, ErrorCode, Reconnect, ServerFrame, reconnect_for_code,
+use super::{
+    ABNORMAL_CLOSURE, Codec, Command, Control, Countdown, Handler, NORMAL_CLOSURE, Next, Renewal,
+    SendFailure, SocketEvent, SocketOptions, SocketState, Stopped,
 };
-use crate::session::{self, ApiFailure};
-use crate::timeline::Timeline;
+use crate::backoff::Backoff;
 
-/// Starts a task for the current room, replaces it whenever the room changes,
-/// and stops it when the owning component goes away.
-pub(super) fn drive(room: Signal<String>, socket: ChatSocket) {
-    let control = socket.control.get_value();
+/// Starts a task for the current key, replaces it whenever the key changes, and
+/// stops it when the owning component goes away.
+pub(super) fn drive<C: Codec, H: Handler<C>>(
+    key: Signal<H::Key>,
+    options: SocketOptions,
+    handler: H,
+    control: Control,
+) {
+    let handler = Rc::new(handler);
     let cleanup = control.clone();
-    // Only a different room name reconnects, not every change upstream of it.
-    let room = Memo::new(move |_| room.get());
+    // Only a different key reconnects, not every change upstream of it.
+    let key = Memo::new(move |_| key.get());
     Effect::new(move |_| {
-        let room = room.get();
+        let key = key.get();
         let generation = control.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        socket.state.set(ConnectionState::Connecting);
-        socket.timeline.set(Timeline::new());
-        socket.me.set(None);
-        socket.problem.set(None);
         let (commands, inbox) = unbounded();
         control.replace(Some(commands.clone()));
         let link = Link {
-            socket,
+            handler: handler.clone(),
             control: control.clone(),
             generation,
+            codec: std::marker::PhantomData,
         };
-        leptos::task::spawn_local(run(room, link, commands, inbox));
+        link.emit(SocketEvent::Started);
+        link.emit(SocketEvent::State(SocketState::Connecting));
+        leptos::task::spawn_local(run(key, options.clone(), link, commands, inbox));
     });
     on_cleanup(move || cleanup.replace(None));
 }
 
-/// The task's handle on the page's signals; writes stop once a newer task exists.
-struct Link {
-    socket: ChatSocket,
+/// The task's handle on the app; events stop once a newer task exists.
+struct Link<C: Codec, H: Handler<C>> {
+    handler: Rc<H>,
     control: Control,
     generation: u64,
+    // `C` only appears in `H`'s bounds.
+    #[allow(dead_code)]
+    codec: std::marker::PhantomData<fn() -> C>,
 }
 
-impl Link {
-    fn current(&self) -> bool {
-        self.control.generation.load(Ordering::SeqCst) == self.generation
-    }
-
-    fn set_state(&self, state: ConnectionState) {
-        if self.current() {
-            self.socket.state.try_set(state);
-        }
-    }
-
-    fn update_timeline(&self, change: impl FnOnce(&mut Timeline)) {
-        if self.current() {
-            self.socket.timeline.try_update(change);
-        }
-    }
-
-    fn report(&self, problem: String) {
-        if self.current() {
-            self.socket.problem.try_set(Some(problem));
-        }
-    }
-
-    fn last_id(&self) -> Option<u64> {
-        self.socket
-            .timeline
-            .try_with_untracked(Timeline::last_id)
-            .flatten()
-    }
-
-    fn apply(&self, frame: ServerFrame) {
-        match frame {
-            ServerFrame::Welcome {
-                user,
-                users,
-                recovered,
-                ..
-            } => {
-                if self.current() {
-                    self.socket.me.try_set(Some(user));
-                }
-                self.update_timeline(|timeline| timeline.welcome(users, recovered));
-                self.set_state(ConnectionState::Open);
-            }
-            ServerFrame::Message(message) => self.update_timeline(|timeline| {
-                timeline.message(message);
-            }),
-            ServerFrame::System {
-                message,
-                event,
-                user,
-            } => self.update_timeline(|timeline| timeline.system(event, user, message)),
-            ServerFrame::Error { code, message } => self.report(describe_error(code, &message)),
-            // Answered by the caller, which owns the socket.
-            ServerFrame::Ping => {}
-            ServerFrame::Unknown => {}
+impl<C: Codec, H: Handler<C>> Link<C, H> {
+    fn emit(&self, event: SocketEvent<C>) {
+        if self.control.generation.load(Ordering::SeqCst) == self.generation {
+            self.handler.on_event(event);
         }
     }
 }
 
-fn describe_error(code: ErrorCode, message: &str) -> String {
-    match code {
-        ErrorCode::RateLimited => "You are sending too fast; that message was not sent.".into(),
-        ErrorCode::Unavailable => {
-            "The server cannot store messages right now; that message was not sent.".into()
-        }
-        _ => format!("The server refused a message: {message}"),
-    }
+/// What woke a connected task.
+enum Event {
+    /// A command from the page; `None` once the page dropped its sender.
+    Command(Option<Command>),
+    /// A message or error from the socket; `None` once it ended.
+    Socket(Option<Result<Message, WebSocketError>>),
+    /// Nothing arrived within the liveness timeout.
+    Silent,
 }
 
 /// How one connection ended.
@@ -134,27 +88,29 @@ enum Ended {
     Closed {
         code: u16,
         reason: String,
-        /// How long the connection stayed welcomed.
+        /// How long the connection stayed ready.
         open_for: Duration,
     },
 }
 
-async fn run(
-    room: String,
-    link: Link,
+async fn run<C: Codec, H: Handler<C>>(
+    key: H::Key,
+    options: SocketOptions,
+    link: Link<C, H>,
     wake: UnboundedSender<Command>,
     mut inbox: UnboundedReceiver<Command>,
 ) {
-    let _wake_listeners = wake_on_return(wake);
-    let mut backoff = Backoff::new();
+    let _wake_listeners = wake_on_return(wake, &options);
+    let mut backoff = Backoff::with_policy(options.backoff);
+    let mut resume: Option<C::Resume> = None;
     loop {
-        let Some(current) = session::load() else {
-            link.set_state(ConnectionState::Closed(ClosedReason::SignedOut));
+        let Some(url) = link.handler.url(&key, resume.as_ref()) else {
+            link.emit(SocketEvent::Stopped(Stopped::NoUrl));
             return;
         };
-        link.set_state(ConnectionState::Connecting);
-        let url = chat_url(&room, &current.token, link.last_id());
-        let (code, reason) = match connect(&url, &link, &mut inbox).await {
+        link.emit(SocketEvent::State(SocketState::Connecting));
+        let ended = connect(&url, &link, &mut resume, &options, &mut inbox).await;
+        let (code, reason) = match ended {
             Ended::Stopped => return,
             Ended::Closed {
                 code,
@@ -165,33 +121,22 @@ async fn run(
                 (code, reason)
             }
         };
-        match reconnect_for_code(code) {
-            Reconnect::Never => {
-                let reason = match CloseCode::from_code(code) {
-                    Some(CloseCode::Unauthorized) => {
-                        session::clear();
-                        ClosedReason::Unauthorized
-                    }
-                    Some(CloseCode::InvalidRoom) => ClosedReason::InvalidRoom,
-                    _ => ClosedReason::Other { code, reason },
-                };
-                link.set_state(ConnectionState::Closed(reason));
+        match C::after_close(code) {
+            Next::Stop => {
+                link.emit(SocketEvent::Stopped(Stopped::Closed { code, reason }));
                 return;
             }
-            Reconnect::WithFreshToken => {
-                match until_stopped(&mut inbox, &link, session::sign_in(&current.name)).await {
-                    None => return,
-                    Some(Ok(_fresh)) => continue,
-                    Some(Err(ApiFailure::Rejected { .. })) => {
-                        session::clear();
-                        link.set_state(ConnectionState::Closed(ClosedReason::Unauthorized));
-                        return;
-                    }
-                    // The server is unreachable: retry later like any lost connection.
-                    Some(Err(ApiFailure::Unreachable(_))) => {}
+            Next::Renew => match until_stopped(&mut inbox, &link, link.handler.renew()).await {
+                None => return,
+                Some(Renewal::Renewed) => continue,
+                Some(Renewal::Refused) => {
+                    link.emit(SocketEvent::Stopped(Stopped::RenewalRefused));
+                    return;
                 }
-            }
-            Reconnect::WithBackoff => {}
+                // Unreachable: retry later like any lost connection.
+                Some(Renewal::Unreachable) => {}
+            },
+            Next::Retry => {}
         }
         let delay = backoff.next_delay(js_sys::Math::random());
         if !wait_to_retry(delay, backoff.attempt(), &link, &mut inbox).await {
@@ -200,82 +145,95 @@ async fn run(
     }
 }
 
-/// `ws://host/ws/chat/{room}?token=..[&since=..]` on the page's own origin.
-fn chat_url(room: &str, token: &str, since: Option<u64>) -> String {
-    let location = window().location();
-    let secure = location
-        .protocol()
-        .is_ok_and(|protocol| protocol == "https:");
-    let host = location.host().unwrap_or_default();
-    let scheme = if secure { "wss" } else { "ws" };
-    let room = String::from(js_sys::encode_uri_component(room));
-    let token = String::from(js_sys::encode_uri_component(token));
-    let mut url = format!("{scheme}://{host}/ws/chat/{room}?token={token}");
-    if let Some(since) = since {
-        url.push_str(&format!("&since={since}"));
-    }
-    url
-}
-
 /// One connection, from open to close.
-async fn connect(url: &str, link: &Link, inbox: &mut UnboundedReceiver<Command>) -> Ended {
+async fn connect<C: Codec, H: Handler<C>>(
+    url: &str,
+    link: &Link<C, H>,
+    resume: &mut Option<C::Resume>,
+    options: &SocketOptions,
+    inbox: &mut UnboundedReceiver<Command>,
+) -> Ended {
     let mut socket = match WebSocket::open(url) {
         Ok(socket) => socket,
         Err(err) => {
             return Ended::Closed {
-                code: 1006,
+                code: ABNORMAL_CLOSURE,
                 reason: err.to_string(),
                 open_for: Duration::ZERO,
             };
         }
     };
-    let mut welcomed_at = None;
+    let mut ready_at = None;
+    let mut last_heard = now_ms();
     loop {
-        let event = select_biased! {
-            command = inbox.next() => Err(command),
-            frame = socket.next().fuse() => Ok(frame),
+        let silence = match options.liveness_timeout {
+            Some(limit) => {
+                let left = last_heard + limit.as_secs_f64() * 1000.0 - now_ms();
+                TimeoutFuture::new(left.max(0.0).ceil() as u32).left_future()
+            }
+            None => futures_util::future::pending().right_future(),
         };
+        let event = select_biased! {
+            command = inbox.next() => Event::Command(command),
+            message = socket.next().fuse() => Event::Socket(message),
+            () = silence.fuse() => Event::Silent,
+        };
+        if matches!(event, Event::Socket(_)) {
+            last_heard = now_ms();
+        }
         match event {
-            Err(None | Some(Command::Stop)) => {
-                let _ = socket.close(Some(CloseCode::Normal.code()), Some("left the room"));
+            Event::Command(None | Some(Command::Stop)) => {
+                let _ = socket.close(Some(NORMAL_CLOSURE), Some("closed by the client"));
                 return Ended::Stopped;
             }
-            Err(Some(Command::Wake)) => {}
-            Err(Some(Command::Send(text))) => {
+            Event::Command(Some(Command::Wake)) => {}
+            Event::Command(Some(Command::Send(text))) => {
                 if socket.send(Message::Text(text)).await.is_err() {
-                    link.report("The connection dropped; that message was not sent.".into());
+                    link.emit(SocketEvent::SendFailed(SendFailure::Dropped));
                 }
             }
-            Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str::<ServerFrame>(&text) {
-                Ok(ServerFrame::Ping) => {
-                    let pong = serde_json::to_string(&ClientFrame::Pong)
-                        .expect("client frames always serialize");
-                    let _ = socket.send(Message::Text(pong)).await;
-                }
+            Event::Socket(Some(Ok(Message::Text(text)))) => match C::decode(&text) {
                 Ok(frame) => {
-                    if matches!(frame, ServerFrame::Welcome { .. }) {
-                        welcomed_at = Some(now_ms());
+                    if let Some(reply) = C::auto_reply(&frame) {
+                        let _ = socket.send(Message::Text(C::encode(&reply))).await;
+                        continue;
                     }
-                    link.apply(frame);
+                    if let Some(point) = C::resume_point(&frame) {
+                        *resume = Some(point);
+                    }
+                    let ready = C::is_ready(&frame);
+                    link.emit(SocketEvent::Frame(frame));
+                    if ready {
+                        ready_at = Some(now_ms());
+                        link.emit(SocketEvent::State(SocketState::Open));
+                    }
                 }
                 Err(err) => leptos::logging::warn!("ignoring an unreadable frame: {err}"),
             },
-            // Binary frames are not part of the protocol.
-            Ok(Some(Ok(Message::Bytes(_)))) => {}
-            Ok(Some(Err(WebSocketError::ConnectionClose(close)))) => {
+            // Binary frames are not passed on: every codec here speaks text.
+            Event::Socket(Some(Ok(Message::Bytes(_)))) => {}
+            Event::Socket(Some(Err(WebSocketError::ConnectionClose(close)))) => {
                 return Ended::Closed {
                     code: close.code,
                     reason: close.reason,
-                    open_for: since_ms(welcomed_at),
+                    open_for: since_ms(ready_at),
                 };
             }
             // An error event; the close event follows.
-            Ok(Some(Err(_))) => {}
-            Ok(None) => {
+            Event::Socket(Some(Err(_))) => {}
+            Event::Socket(None) => {
                 return Ended::Closed {
-                    code: 1006,
+                    code: ABNORMAL_CLOSURE,
                     reason: String::new(),
-                    open_for: since_ms(welcomed_at),
+                    open_for: since_ms(ready_at),
+                };
+            }
+            Event::Silent => {
+                let _ = socket.close(Some(NORMAL_CLOSURE), Some("no sign of life"));
+                return Ended::Closed {
+                    code: ABNORMAL_CLOSURE,
+                    reason: "no sign of life from the server".into(),
+                    open_for: since_ms(ready_at),
                 };
             }
         }
@@ -283,41 +241,36 @@ async fn connect(url: &str, link: &Link, inbox: &mut UnboundedReceiver<Command>)
 }
 
 /// Waits out a backoff delay, showing the countdown; `false` if told to stop.
-async fn wait_to_retry(
+async fn wait_to_retry<C: Codec, H: Handler<C>>(
     delay: Duration,
     attempt: u32,
-    link: &Link,
+    link: &Link<C, H>,
     inbox: &mut UnboundedReceiver<Command>,
 ) -> bool {
     let deadline = now_ms() + delay.as_secs_f64() * 1000.0;
     loop {
         let offline = !window().navigator().on_line();
-        let remaining = deadline - now_ms();
-        if !offline && remaining <= 0.0 {
-            return true;
-        }
-        let tick = if offline {
-            link.set_state(ConnectionState::Offline);
-            None
-        } else {
-            let seconds = (remaining / 1000.0).ceil();
-            link.set_state(ConnectionState::Reconnecting {
-                attempt,
-                retry_in_secs: seconds as u32,
-            });
-            // Wake at the next whole second of the countdown.
-            Some(remaining - (seconds - 1.0) * 1000.0)
-        };
-        let sleep = match tick {
-            Some(millis) => TimeoutFuture::new(millis.ceil() as u32).left_future(),
-            // Offline: only the `online` event (a wake) ends the wait.
-            None => futures_util::future::pending().right_future(),
+        let countdown = Countdown::at(deadline - now_ms());
+        let sleep = match (offline, countdown) {
+            (false, None) => return true,
+            (true, _) => {
+                link.emit(SocketEvent::State(SocketState::Offline));
+                // Only the `online` event (a wake) ends the wait.
+                futures_util::future::pending().right_future()
+            }
+            (false, Some(countdown)) => {
+                link.emit(SocketEvent::State(SocketState::Reconnecting {
+                    attempt,
+                    retry_in_secs: countdown.retry_in_secs,
+                }));
+                TimeoutFuture::new(countdown.next_tick_ms).left_future()
+            }
         };
         select_biased! {
             command = inbox.next() => match command {
                 None | Some(Command::Stop) => return false,
                 Some(Command::Wake) => return true,
-                Some(Command::Send(_)) => not_connected(link),
+                Some(Command::Send(_)) => link.emit(SocketEvent::SendFailed(SendFailure::NotConnected)),
             },
             () = sleep.fuse() => {}
         }
@@ -325,9 +278,9 @@ async fn wait_to_retry(
 }
 
 /// Runs `work` unless the page says stop first (`None`).
-async fn until_stopped<T>(
+async fn until_stopped<C: Codec, H: Handler<C>, T>(
     inbox: &mut UnboundedReceiver<Command>,
-    link: &Link,
+    link: &Link<C, H>,
     work: impl Future<Output = T>,
 ) -> Option<T> {
     let work = work.fuse();
@@ -337,31 +290,35 @@ async fn until_stopped<T>(
             command = inbox.next() => match command {
                 None | Some(Command::Stop) => return None,
                 Some(Command::Wake) => {}
-                Some(Command::Send(_)) => not_connected(link),
+                Some(Command::Send(_)) => link.emit(SocketEvent::SendFailed(SendFailure::NotConnected)),
             },
             done = work => return Some(done),
         }
     }
 }
 
-fn not_connected(link: &Link) {
-    link.report(super::SendError::NotConnected.to_string());
-}
-
-/// Wakes the task when the network comes back or the tab becomes visible.
-fn wake_on_return(wake: UnboundedSender<Command>) -> [EventListener; 2] {
-    let online = {
+/// Wakes the task when the network comes back or the tab becomes visible, as the
+/// options ask.
+fn wake_on_return(wake: UnboundedSender<Command>, options: &SocketOptions) -> Vec<EventListener> {
+    let mut listeners = Vec::new();
+    if options.wake_on_online {
         let wake = wake.clone();
-        EventListener::new(&window(), "online", move |_| {
+        listeners.push(EventListener::new(&window(), "online", move |_| {
             let _ = wake.unbounded_send(Command::Wake);
-        })
-    };
-    let visible = EventListener::new(&document(), "visibilitychange", move |_| {
-        if document().visibility_state() == VisibilityState::Visible {
-            let _ = wake.unbounded_send(Command::Wake);
-        }
-    });
-    [online, visible]
+        }));
+    }
+    if options.wake_on_visible {
+        listeners.push(EventListener::new(
+            &document(),
+            "visibilitychange",
+            move |_| {
+                if document().visibility_state() == VisibilityState::Visible {
+                    let _ = wake.unbounded_send(Command::Wake);
+                }
+            },
+        ));
+    }
+    listeners
 }
 
 fn now_ms() -> f64 {

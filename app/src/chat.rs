@@ -1,0 +1,469 @@
+//! `use_websocket(room)`: a chat room's live connection as reactive state.
+//!
+//! The chat layer on top of [`crate::socket`]: [`ChatCodec`] speaks
+//! [`crate::protocol`] (pings answered, `welcome` means ready, message ids are the
+//! resume point, close codes per [`CloseCode::reconnect`]), and the room's
+//! [`Timeline`], member list and problems are signals the page reads. The URL
+//! carries the stored guest token and `since=<last id>`; a 4002 renews the token
+//! ([`session::sign_in`]); a 4001 or a refused renewal clears the session.
+//!
+//! ```no_run
+//! # use leptos::prelude::*;
+//! # use app::chat::{SendError, use_websocket};
+//! # fn page() -> Result<(), SendError> {
+//! let room = Signal::derive(|| "lobby".to_owned());
+//! let socket = use_websocket(room);       // ChatSocket: Copy
+//! let state = socket.state();             // Signal<ConnectionState>
+//! let messages = socket.messages();       // Signal<Vec<Arc<Entry>>>, in id order, each once
+//! let users = socket.users();             // Signal<Vec<String>>
+//! socket.send("hello")?;                  // Err(SendError::NotConnected | Invalid(..))
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! On the server (`ssr`) the hook only creates its signals: the page renders in
+//! the connecting state and the browser takes over after hydration.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use leptos::prelude::*;
+
+use crate::protocol::{
+    ClientFrame, CloseCode, ErrorCode, FrameError, Reconnect, ServerFrame, reconnect_for_code,
+    validate_content,
+};
+use crate::session::{self, ApiFailure};
+use crate::socket::{
+    Codec, Handler, Next, ReconnectingSocket, Renewal, SendFailure, SocketEvent, SocketOptions,
+    SocketState, Stopped, socket_url, use_reconnecting_socket,
+};
+use crate::timeline::{Entry, Timeline};
+
+/// Where the connection stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Opening the socket and waiting for the server's `welcome`.
+    Connecting,
+    /// Welcomed: messages flow both ways.
+    Open,
+    /// Lost; attempt number `attempt` starts in `retry_in_secs` seconds.
+    Reconnecting { attempt: u32, retry_in_secs: u32 },
+    /// The browser reports no network; the next attempt waits for it.
+    Offline,
+    /// Will not reconnect by itself.
+    Closed(ClosedReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClosedReason {
+    /// No session in this browser: sign in first.
+    SignedOut,
+    /// The server refused the token (4001), or a fresh one could not be had.
+    Unauthorized,
+    /// The server refused the room name (4004).
+    InvalidRoom,
+    /// Any other close the protocol says not to retry.
+    Other { code: u16, reason: String },
+}
+
+impl fmt::Display for ClosedReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClosedReason::SignedOut => f.write_str("not signed in"),
+            ClosedReason::Unauthorized => f.write_str("your session is no longer valid"),
+            ClosedReason::InvalidRoom => f.write_str("this room name is not allowed"),
+            ClosedReason::Other { code, reason } if reason.is_empty() => {
+                write!(f, "closed by the server ({code})")
+            }
+            ClosedReason::Other { code, reason } => write!(f, "{reason} ({code})"),
+        }
+    }
+}
+
+impl From<SocketState> for ConnectionState {
+    fn from(state: SocketState) -> Self {
+        match state {
+            SocketState::Connecting => ConnectionState::Connecting,
+            SocketState::Open => ConnectionState::Open,
+            SocketState::Reconnecting {
+                attempt,
+                retry_in_secs,
+            } => ConnectionState::Reconnecting {
+                attempt,
+                retry_in_secs,
+            },
+            SocketState::Offline => ConnectionState::Offline,
+        }
+    }
+}
+
+impl From<Stopped> for ClosedReason {
+    fn from(stopped: Stopped) -> Self {
+        match stopped {
+            Stopped::NoUrl => ClosedReason::SignedOut,
+            Stopped::RenewalRefused => ClosedReason::Unauthorized,
+            Stopped::Closed { code, reason } => match CloseCode::from_code(code) {
+                Some(CloseCode::Unauthorized) => ClosedReason::Unauthorized,
+                Some(CloseCode::InvalidRoom) => ClosedReason::InvalidRoom,
+                _ => ClosedReason::Other { code, reason },
+            },
+        }
+    }
+}
+
+/// Why [`ChatSocket::send`] did not send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// The socket is not open; the text stays with the caller.
+    NotConnected,
+    /// Blank or too long; the server would refuse it.
+    Invalid(FrameError),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::NotConnected => f.write_str("Not connected: the message was not sent."),
+            SendError::Invalid(err) => f.write_str(&err.message),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// The chat protocol as the reconnecting socket sees it.
+pub struct ChatCodec;
+
+impl Codec for ChatCodec {
+    type Incoming = ServerFrame;
+    type Outgoing = ClientFrame;
+    /// The last message id seen: the next connection asks for `since=<id>`.
+    type Resume = u64;
+
+    fn encode(frame: &ClientFrame) -> String {
+        frame.to_json()
+    }
+
+    fn decode(text: &str) -> Result<ServerFrame, String> {
+        serde_json::from_str(text).map_err(|err| err.to_string())
+    }
+
+    fn auto_reply(frame: &ServerFrame) -> Option<ClientFrame> {
+        matches!(frame, ServerFrame::Ping).then_some(ClientFrame::Pong)
+    }
+
+    fn is_ready(frame: &ServerFrame) -> bool {
+        matches!(frame, ServerFrame::Welcome { .. })
+    }
+
+    fn resume_point(frame: &ServerFrame) -> Option<u64> {
+        match frame {
+            ServerFrame::Message(message) => Some(message.id),
+            _ => None,
+        }
+    }
+
+    fn after_close(code: u16) -> Next {
+        match reconnect_for_code(code) {
+            Reconnect::Never => Next::Stop,
+            Reconnect::WithBackoff => Next::Retry,
+            Reconnect::WithFreshToken => Next::Renew,
+        }
+    }
+}
+
+/// A room's connection: reactive reads and a `send` function. Cheap to copy.
+#[derive(Clone, Copy)]
+pub struct ChatSocket {
+    signals: Signals,
+    socket: ReconnectingSocket<ChatCodec>,
+}
+
+/// What the page reads, written by [`Room`] as socket events arrive.
+#[derive(Clone, Copy)]
+struct Signals {
+    state: RwSignal<ConnectionState>,
+    timeline: RwSignal<Timeline>,
+    me: RwSignal<Option<String>>,
+    problem: RwSignal<Option<String>>,
+}
+
+impl ChatSocket {
+    pub fn state(&self) -> Signal<ConnectionState> {
+        self.signals.state.into()
+    }
+
+    /// Messages, system events and gaps, in id order, each once.
+    pub fn messages(&self) -> Signal<Vec<Arc<Entry>>> {
+        let timeline = self.signals.timeline;
+        Signal::derive(move || timeline.with(|timeline| timeline.entries().to_vec()))
+    }
+
+    /// The room's members, sorted.
+    pub fn users(&self) -> Signal<Vec<String>> {
+        let timeline = self.signals.timeline;
+        Signal::derive(move || timeline.with(|timeline| timeline.users().to_vec()))
+    }
+
+    /// This member's display name, as the server's `welcome` gave it.
+    pub fn me(&self) -> Signal<Option<String>> {
+        self.signals.me.into()
+    }
+
+    /// Whether the server said some messages could not be recovered.
+    pub fn missed(&self) -> Signal<bool> {
+        let timeline = self.signals.timeline;
+        Signal::derive(move || timeline.with(Timeline::missed))
+    }
+
+    /// The latest thing that went wrong with sending (an `error` frame, a lost send).
+    pub fn problem(&self) -> Signal<Option<String>> {
+        self.signals.problem.into()
+    }
+
+    pub fn dismiss_problem(&self) {
+        self.signals.problem.set(None);
+    }
+
+    /// Sends a chat message, or says why it cannot.
+    pub fn send(&self, content: &str) -> Result<(), SendError> {
+        validate_content(content).map_err(SendError::Invalid)?;
+        if self.signals.state.get_untracked() != ConnectionState::Open {
+            return Err(SendError::NotConnected);
+        }
+        let frame = ClientFrame::Message {
+            content: content.to_owned(),
+        };
+        if self.socket.send(&frame) {
+            self.signals.problem.set(None);
+            Ok(())
+        } else {
+            Err(SendError::NotConnected)
+        }
+    }
+}
+
+/// The chat's [`Handler`]: builds the room's URL, renews guest tokens, and turns
+/// socket events into the page's signals.
+struct Room {
+    signals: Signals,
+}
+
+impl Handler<ChatCodec> for Room {
+    type Key = String;
+
+    fn url(&self, room: &String, since: Option<&u64>) -> Option<String> {
+        let session = session::load()?;
+        let since = since.map(u64::to_string);
+        let mut query = vec![("token", session.token.as_str())];
+        if let Some(since) = &since {
+            query.push(("since", since));
+        }
+        let (secure, host) = page_origin();
+        Some(socket_url(secure, &host, &["ws", "chat", room], &query))
+    }
+
+    fn renew(&self) -> Pin<Box<dyn Future<Output = Renewal>>> {
+        Box::pin(async {
+            let Some(current) = session::load() else {
+                return Renewal::Refused;
+            };
+            match session::sign_in(&current.name).await {
+                Ok(_) => Renewal::Renewed,
+                Err(ApiFailure::Rejected { .. }) => {
+                    session::clear();
+                    Renewal::Refused
+                }
+                Err(ApiFailure::Unreachable(_)) => Renewal::Unreachable,
+            }
+        })
+    }
+
+    fn on_event(&self, event: SocketEvent<ChatCodec>) {
+        let signals = self.signals;
+        match event {
+            SocketEvent::Started => {
+                signals.timeline.try_set(Timeline::new());
+                signals.me.try_set(None);
+                signals.problem.try_set(None);
+            }
+            SocketEvent::State(state) => {
+                signals.state.try_set(state.into());
+            }
+            SocketEvent::Frame(frame) => self.apply(frame),
+            SocketEvent::SendFailed(failure) => {
+                let problem = match failure {
+                    SendFailure::Dropped => {
+                        "The connection dropped; that message was not sent.".to_owned()
+                    }
+                    SendFailure::NotConnected => SendError::NotConnected.to_string(),
+                };
+                signals.problem.try_set(Some(problem));
+            }
+            SocketEvent::Stopped(stopped) => {
+                let reason = ClosedReason::from(stopped);
+                if reason == ClosedReason::Unauthorized {
+                    session::clear();
+                }
+                signals.state.try_set(ConnectionState::Closed(reason));
+            }
+        }
+    }
+}
+
+impl Room {
+    fn apply(&self, frame: ServerFrame) {
+        let signals = self.signals;
+        match frame {
+            ServerFrame::Welcome {
+                user,
+                users,
+                recovered,
+                ..
+            } => {
+                signals.me.try_set(Some(user));
+                signals
+                    .timeline
+                    .try_update(|timeline| timeline.welcome(users, recovered));
+            }
+            ServerFrame::Message(message) => {
+                signals.timeline.try_update(|timeline| {
+                    timeline.message(message);
+                });
+            }
+            ServerFrame::System {
+                message,
+                event,
+                user,
+            } => {
+                signals
+                    .timeline
+                    .try_update(|timeline| timeline.system(event, user, message));
+            }
+            ServerFrame::Error { code, message } => {
+                signals
+                    .problem
+                    .try_set(Some(describe_error(code, &message)));
+            }
+            // Answered by the socket itself.
+            ServerFrame::Ping => {}
+            ServerFrame::Unknown => {}
+        }
+    }
+}
+
+/// Whether the page is `https:`, and its `host:port`.
+fn page_origin() -> (bool, String) {
+    #[cfg(feature = "hydrate")]
+    {
+        let location = window().location();
+        let secure = location
+            .protocol()
+            .is_ok_and(|protocol| protocol == "https:");
+        (secure, location.host().unwrap_or_default())
+    }
+    #[cfg(not(feature = "hydrate"))]
+    (false, String::new())
+}
+
+fn describe_error(code: ErrorCode, message: &str) -> String {
+    match code {
+        ErrorCode::RateLimited => "You are sending too fast; that message was not sent.".into(),
+        ErrorCode::Unavailable => {
+            "The server cannot store messages right now; that message was not sent.".into()
+        }
+        _ => format!("The server refused a message: {message}"),
+    }
+}
+
+/// Connects to `room` and follows it as it changes; see the module docs.
+pub fn use_websocket(room: Signal<String>) -> ChatSocket {
+    let signals = Signals {
+        state: RwSignal::new(ConnectionState::Connecting),
+        timeline: RwSignal::new(Timeline::new()),
+        me: RwSignal::new(None),
+        problem: RwSignal::new(None),
+    };
+    let socket = use_reconnecting_socket(room, SocketOptions::default(), Room { signals });
+    ChatSocket { signals, socket }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ChatMessage;
+
+    #[test]
+    fn the_codec_answers_pings_and_is_ready_on_welcome() {
+        let ping = ChatCodec::decode(r#"{"type":"ping"}"#).unwrap();
+        assert_eq!(ChatCodec::auto_reply(&ping), Some(ClientFrame::Pong));
+        assert_eq!(ChatCodec::encode(&ClientFrame::Pong), r#"{"type":"pong"}"#);
+        let welcome = ChatCodec::decode(
+            r#"{"type":"welcome","room":"r","user":"u","users":[],"recovered":true}"#,
+        )
+        .unwrap();
+        assert!(ChatCodec::is_ready(&welcome));
+        assert_eq!(ChatCodec::auto_reply(&welcome), None);
+        assert!(!ChatCodec::is_ready(&ping));
+        assert!(ChatCodec::decode("not json").is_err());
+    }
+
+    #[test]
+    fn messages_are_the_resume_points() {
+        let message = ServerFrame::Message(ChatMessage {
+            id: 42,
+            user: "a".into(),
+            content: "hi".into(),
+            timestamp: "2026-11-28T00:00:00.000Z".into(),
+        });
+        assert_eq!(ChatCodec::resume_point(&message), Some(42));
+        assert_eq!(ChatCodec::resume_point(&ServerFrame::joined("a")), None);
+    }
+
+    #[test]
+    fn close_codes_decide_what_follows() {
+        let expected = [
+            (1000, Next::Stop),
+            (1001, Next::Retry),
+            (1006, Next::Retry),
+            (1009, Next::Retry),
+            (1011, Next::Retry),
+            (1013, Next::Retry),
+            (4001, Next::Stop),
+            (4002, Next::Renew),
+            (4004, Next::Stop),
+            (4008, Next::Retry),
+            (4009, Next::Retry),
+        ];
+        for (code, next) in expected {
+            assert_eq!(ChatCodec::after_close(code), next, "close code {code}");
+        }
+    }
+
+    #[test]
+    fn a_stop_becomes_the_reason_the_page_shows() {
+        let closed = |code: u16, reason: &str| {
+            ClosedReason::from(Stopped::Closed {
+                code,
+                reason: reason.into(),
+            })
+        };
+        assert_eq!(closed(4001, "Unauthorized"), ClosedReason::Unauthorized);
+        assert_eq!(closed(4004, "Invalid room name"), ClosedReason::InvalidRoom);
+        assert_eq!(
+            closed(1000, "bye"),
+            ClosedReason::Other {
+                code: 1000,
+                reason: "bye".into()
+            }
+        );
+        assert_eq!(ClosedReason::from(Stopped::NoUrl), ClosedReason::SignedOut);
+        assert_eq!(
+            ClosedReason::from(Stopped::RenewalRefused),
+            ClosedReason::Unauthorized
+        );
+    }
+}
