@@ -117,24 +117,35 @@ impl Auth {
     }
 }
 
+/// Signs any claims as an HS256 token with `secret`: for a backend (or a test)
+/// minting tokens this server accepts, or deliberately bad ones.
+pub fn sign_hs256(secret: &[u8], claims: &impl Serialize) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .expect("HS256 signing cannot fail")
+}
+
+/// Seconds since the Unix epoch, as `exp` counts them.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn sign(secret: &[u8], claims: serde_json::Value) -> String {
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            &EncodingKey::from_secret(secret),
-        )
-        .unwrap()
+        sign_hs256(secret, &claims)
     }
 
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
+        unix_now()
     }
 
     #[test]

@@ -74,80 +74,27 @@ mod tests {
         let whole = ids(100, 110, Some(100));
         // A room with no message yet: its first id will be 1000.
         let fresh = ids(1000, 1000, None);
+        use Start::{After, Recent};
+        // (room, since, start, recovered), each with why.
         let cases = [
-            // (room, since, start, recovered, why)
-            (
-                trimmed,
-                None,
-                Start::Recent,
-                true,
-                "no since: recent history",
-            ),
-            (
-                trimmed,
-                Some(0),
-                Start::After(0),
-                false,
-                "seen nothing, 100..104 gone",
-            ),
-            (
-                whole,
-                Some(0),
-                Start::After(0),
-                true,
-                "seen nothing, all retained",
-            ),
-            (
-                fresh,
-                Some(0),
-                Start::After(0),
-                true,
-                "seen nothing, nothing sent",
-            ),
-            (
-                trimmed,
-                Some(104),
-                Start::After(104),
-                true,
-                "next missed is retained",
-            ),
-            (trimmed, Some(109), Start::After(109), true, "up to date"),
-            (trimmed, Some(103), Start::After(103), false, "104 is gone"),
-            (
-                whole,
-                Some(99),
-                Start::After(99),
-                true,
-                "the id before this room's first",
-            ),
-            (
-                trimmed,
-                Some(50),
-                Start::After(50),
-                false,
-                "an earlier incarnation",
-            ),
-            (
-                trimmed,
-                Some(110),
-                Start::Recent,
-                false,
-                "an id never issued",
-            ),
-            (trimmed, Some(u64::MAX), Start::Recent, false, "a bogus id"),
-            (
-                fresh,
-                Some(999),
-                Start::After(999),
-                true,
-                "just before a fresh room",
-            ),
+            (trimmed, None, Recent, true),            // no since: recent history
+            (trimmed, Some(0), After(0), false),      // seen nothing, 100..104 gone
+            (whole, Some(0), After(0), true),         // seen nothing, all retained
+            (fresh, Some(0), After(0), true),         // seen nothing, nothing sent
+            (trimmed, Some(104), After(104), true),   // the next missed is retained
+            (trimmed, Some(109), After(109), true),   // up to date
+            (trimmed, Some(103), After(103), false),  // 104 is gone
+            (whole, Some(99), After(99), true),       // the id before this room's first
+            (trimmed, Some(50), After(50), false),    // an earlier incarnation of the room
+            (trimmed, Some(110), Recent, false),      // an id never issued
+            (trimmed, Some(u64::MAX), Recent, false), // a bogus id
+            (fresh, Some(999), After(999), true),     // just before a fresh room's first
         ];
-        for (room, since, start, recovered, why) in cases {
+        for (n, (room, since, start, recovered)) in cases.into_iter().enumerate() {
             assert_eq!(
                 plan(since, room),
                 Plan { start, recovered },
-                "{why}: since {since:?} in {room:?}"
+                "case {n}: since {since:?} in {room:?}"
             );
         }
     }

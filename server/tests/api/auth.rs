@@ -1,24 +1,16 @@
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use jsonwebtoken::{EncodingKey, Header};
+use chorus_server::auth::{sign_hs256, unix_now};
 use serde_json::json;
 
 use crate::helpers::{SECRET, spawn_app};
 
 fn sign(secret: &str, claims: serde_json::Value) -> String {
-    jsonwebtoken::encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
+    sign_hs256(secret.as_bytes(), &claims)
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    unix_now()
 }
 
 #[tokio::test]

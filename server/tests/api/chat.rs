@@ -107,11 +107,7 @@ async fn a_second_tab_of_the_same_user_does_not_repeat_presence() {
 async fn history_on_join_is_the_last_50_messages_in_order() {
     let app = spawn_app_with(|config| config.rate_limit_burst = 100).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
-    let mut sent = Vec::new();
-    for n in 0..60 {
-        alice.say(&format!("message {n}")).await;
-        sent.push(alice.recv_message().await);
-    }
+    let sent = alice.say_numbered("message ", 60).await;
     let (mut bob, welcome) = app.join("lobby", "bob").await;
     assert_eq!(welcome["recovered"], true);
     for expected in &sent[10..] {
@@ -132,11 +128,7 @@ async fn since_recovers_exactly_the_missed_messages() {
     bob.close().await;
     assert_eq!(alice.recv().await, left("bob"));
 
-    let mut missed = Vec::new();
-    for n in 0..3 {
-        alice.say(&format!("missed {n}")).await;
-        missed.push(alice.recv_message().await);
-    }
+    let missed = alice.say_numbered("missed ", 3).await;
     let (mut bob, welcome) = app.join_since("lobby", "bob", Some(last_seen)).await;
     assert_eq!(welcome["recovered"], true);
     for expected in &missed {
@@ -155,11 +147,7 @@ async fn since_recovers_exactly_the_missed_messages() {
 async fn since_beyond_retained_history_says_not_recovered() {
     let app = spawn_app_with(|config| config.history_size = 5).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
-    let mut sent = Vec::new();
-    for n in 0..8 {
-        alice.say(&format!("m{n}")).await;
-        sent.push(alice.recv_message().await);
-    }
+    let sent = alice.say_numbered("m", 8).await;
     // Seen only the first message: m1 and m2 are gone, m3..m7 are retained.
     let (mut bob, welcome) = app.join_since("lobby", "bob", Some(id(&sent[0]))).await;
     assert_eq!(welcome["recovered"], false);

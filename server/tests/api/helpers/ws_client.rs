@@ -55,6 +55,16 @@ impl Client {
             .await;
     }
 
+    /// Says `{prefix}0`, `{prefix}1`, … `count` times, reading each back; returns them.
+    pub async fn say_numbered(&mut self, prefix: &str, count: usize) -> Vec<Value> {
+        let mut sent = Vec::with_capacity(count);
+        for n in 0..count {
+            self.say(&format!("{prefix}{n}")).await;
+            sent.push(self.recv_message().await);
+        }
+        sent
+    }
+
     /// The next frame, which must be a JSON text frame.
     pub async fn recv(&mut self) -> Value {
         match self.next().await {
