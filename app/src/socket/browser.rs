@@ -19,7 +19,7 @@ use web_sys::VisibilityState;
 
 use super::{
     ABNORMAL_CLOSURE, Codec, Command, Control, Countdown, Handler, NORMAL_CLOSURE, Next, Renewal,
-    SendFailure, SocketEvent, SocketOptions, SocketState, Stopped,
+    SendFailure, SocketEvent, SocketOptions, SocketState, Stopped, silence_left_ms,
 };
 use crate::backoff::Backoff;
 
@@ -166,11 +166,8 @@ async fn connect<C: Codec, H: Handler<C>>(
     let mut ready_at = None;
     let mut last_heard = now_ms();
     loop {
-        let silence = match options.liveness_timeout {
-            Some(limit) => {
-                let left = last_heard + limit.as_secs_f64() * 1000.0 - now_ms();
-                TimeoutFuture::new(left.max(0.0).ceil() as u32).left_future()
-            }
+        let silence = match silence_left_ms(options.liveness_timeout, last_heard, now_ms()) {
+            Some(left) => TimeoutFuture::new(left).left_future(),
             None => futures_util::future::pending().right_future(),
         };
         let event = select_biased! {

@@ -269,6 +269,14 @@ impl Countdown {
     }
 }
 
+/// How long a connection last heard from at `last_heard_ms` may stay silent, from
+/// `now_ms`, before the liveness timeout `limit` drops it; `None` without a limit.
+pub fn silence_left_ms(limit: Option<Duration>, last_heard_ms: f64, now_ms: f64) -> Option<u32> {
+    let limit = limit?;
+    let left = last_heard_ms + limit.as_secs_f64() * 1000.0 - now_ms;
+    Some(left.max(0.0).ceil() as u32)
+}
+
 /// What the page tells the connection task.
 // Only the browser runs a connection task; the server build merely renders.
 #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
@@ -407,6 +415,20 @@ mod tests {
         assert_eq!(Countdown::at(0.0), None);
         assert_eq!(Countdown::at(-5.0), None);
         assert_eq!(Countdown::at(f64::NAN), None);
+    }
+
+    #[test]
+    fn silence_is_measured_from_the_last_frame_heard() {
+        let limit = Some(Duration::from_secs(45));
+        assert_eq!(silence_left_ms(None, 0.0, 1e9), None);
+        assert_eq!(silence_left_ms(limit, 1000.0, 1000.0), Some(45_000));
+        assert_eq!(silence_left_ms(limit, 1000.0, 31_000.5), Some(15_000));
+        assert_eq!(silence_left_ms(limit, 1000.0, 46_000.0), Some(0));
+        assert_eq!(
+            silence_left_ms(limit, 1000.0, 99_000.0),
+            Some(0),
+            "overdue: at once"
+        );
     }
 
     #[test]
