@@ -21,7 +21,7 @@ export PATH="$HOME/.cargo/bin:$PATH"
 command -v rustup >/dev/null || { echo "setup: rustup is required (https://rustup.rs)" >&2; exit 1; }
 command -v npm >/dev/null || { echo "setup: node and npm are required" >&2; exit 1; }
 
-LOGS=target/setup
+LOGS=$PWD/target/setup
 mkdir -p "$LOGS"
 timings=()
 setup_started=$SECONDS
@@ -31,7 +31,7 @@ setup_started=$SECONDS
 declare -A job_pids=()
 start_job() {
   local name=$1; shift
-  say "$name: started (log: $LOGS/$name.log)"
+  say "$name: started (log: ${LOGS#"$PWD"/}/$name.log)"
   rm -f "$LOGS/$name.seconds"
   (
     started=$SECONDS
@@ -95,7 +95,7 @@ if [ "${1:-}" = "--test" ]; then
   fi
   if [ ! -d end2end/node_modules/@playwright/test ] || [ end2end/package-lock.json -nt end2end/node_modules/.package-lock.json ]; then
     playwright_install() {
-      cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+      (cd end2end && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
     }
     start_job playwright playwright_install
   fi
