@@ -63,6 +63,12 @@ timings+=("rust toolchain:$((SECONDS - started))")
 
 installed_version() { "$@" --version 2>/dev/null | awk '{print $2}' || true; }
 
+# Build tools are not shipped: compile them without their release profiles' fat LTO
+# and single codegen unit (cargo-leptos sets both), whose last crate would otherwise
+# hold one core for most of the install. Measured here: cargo-leptos 951 s and
+# wasm-bindgen-cli 285 s side by side, from 1315 s and ~700 s.
+export CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16
+
 if [ "$(installed_version cargo-leptos)" != "$CARGO_LEPTOS_VERSION" ]; then
   start_job cargo-leptos cargo install cargo-leptos --version "$CARGO_LEPTOS_VERSION" --locked --features no_downloads
 fi

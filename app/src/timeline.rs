@@ -1,7 +1,7 @@
 //! What a member has seen of a room: messages in id order without duplicates,
 //! system events, gaps, and the member list.
 //!
-//! Pure data, no Leptos and no browser: [`crate::socket`] feeds it server frames
+//! Pure data, no Leptos and no browser: [`crate::chat`] feeds it server frames
 //! and publishes it through signals, and the unit tests below feed it directly.
 
 use std::sync::Arc;
