@@ -4,8 +4,10 @@
 //! [`crate::protocol`] (pings answered, `welcome` means ready, message ids are the
 //! resume point, close codes per [`CloseCode::reconnect`]), and the room's
 //! [`Timeline`], member list and problems are signals the page reads. The URL
-//! carries the stored guest token and `since=<last id>`; a 4002 renews the token
-//! ([`session::sign_in`]); a 4001 or a refused renewal clears the session.
+//! carries the stored guest token and `since=<last id>`; a 4002 (at connect or while
+//! connected) renews the token keeping the identity ([`session::refresh`], or a new
+//! guest with the same name if the server refuses); a 4001 or a renewal that cannot
+//! be had at all clears the session.
 //!
 //! ```no_run
 //! # use leptos::prelude::*;
@@ -271,7 +273,13 @@ impl Handler<ChatCodec> for Room {
             let Some(current) = session::load() else {
                 return Renewal::Refused;
             };
-            match session::sign_in(&current.name).await {
+            // The same identity if the server still honours the token; otherwise a
+            // new guest with the same name, rather than signing the user out.
+            let renewed = match session::refresh(&current).await {
+                Err(ApiFailure::Rejected { .. }) => session::sign_in(&current.name).await,
+                other => other,
+            };
+            match renewed {
                 Ok(_) => Renewal::Renewed,
                 Err(ApiFailure::Rejected { .. }) => {
                     session::clear();

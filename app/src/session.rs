@@ -107,6 +107,29 @@ pub async fn sign_in(name: &str) -> Result<Session, ApiFailure> {
     }
 }
 
+/// Exchanges the stored guest token for a fresh one with the same identity
+/// (`POST /api/token/refresh`) and stores it.
+pub async fn refresh(current: &Session) -> Result<Session, ApiFailure> {
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = current;
+        browser_only()
+    }
+    #[cfg(feature = "hydrate")]
+    {
+        let request = gloo_net::http::Request::post("/api/token/refresh")
+            .header("Authorization", &format!("Bearer {}", current.token));
+        let issued: IssuedToken = read_json(request.send().await).await?;
+        let session = Session {
+            name: current.name.clone(),
+            token: issued.token,
+            expires_at: issued.expires_at,
+        };
+        store(&session);
+        Ok(session)
+    }
+}
+
 /// `GET /api/rooms`.
 pub async fn active_rooms() -> Result<Vec<RoomSummary>, ApiFailure> {
     #[cfg(not(feature = "hydrate"))]

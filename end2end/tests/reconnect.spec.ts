@@ -9,6 +9,8 @@ import {
   onRedis,
   say,
   signIn,
+  signToken,
+  tokenClaims,
   withServer,
 } from './support';
 
@@ -186,6 +188,8 @@ test('pings are answered, and an expired token is renewed without losing the roo
     await expectState(page, 'live');
     const secondToken = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!).token);
     expect(secondToken).not.toBe(firstToken);
+    // Renewed, not replaced: the same user.
+    expect(tokenClaims(secondToken).sub).toBe(tokenClaims(firstToken).sub);
     expect(new URL(sockets[1]).searchParams.get('token')).toBe(secondToken);
     await say(page, 'and still here');
     await expect(messages(page)).toHaveText(['still here', 'and still here']);
@@ -193,6 +197,35 @@ test('pings are answered, and an expired token is renewed without losing the roo
     expect(sockets).toHaveLength(2);
     expectNoProblems(page);
   });
+});
+
+test('an expired stored token at page load is renewed silently, keeping the identity', async ({ page, baseURL }) => {
+  collectProblems(page);
+  const sockets: string[] = [];
+  page.on('websocket', (ws) => sockets.push(ws.url()));
+  const sub = 'guest-00000000000000aa';
+  const expired = signToken({ sub, name: 'Sleeper', exp: Math.floor(Date.now() / 1000) - 3600, guest: true });
+  await page.goto('/');
+  await page.evaluate((token) =>
+    localStorage.setItem(
+      'chorus.session',
+      JSON.stringify({ name: 'Sleeper', token, expires_at: '2026-01-01T00:00:00Z' }),
+    ),
+    expired,
+  );
+  await page.goto('/room/sleepers');
+  await expectState(page, 'live');
+  await expect(page).toHaveURL(`${baseURL}/room/sleepers`);
+  await expect(page.locator('.members')).toContainText('Sleeper');
+  const session = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!));
+  expect(session.token).not.toBe(expired);
+  expect(tokenClaims(session.token).sub).toBe(sub);
+  // The first socket was refused with 4002; the second used the renewed token.
+  expect(sockets).toHaveLength(2);
+  expect(new URL(sockets[1]).searchParams.get('token')).toBe(session.token);
+  await say(page, 'awake again');
+  await expect(messages(page)).toHaveText(['awake again']);
+  expectNoProblems(page);
 });
 
 test('online and visibility events skip the backoff wait; leaving ends the retries', async ({ browser }) => {

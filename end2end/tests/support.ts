@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import { expect, type Browser, type Page } from '@playwright/test';
 import { engineArgs, redisUrl } from '../engine';
@@ -129,4 +130,17 @@ export function collectProblems(page: Page): void {
 
 export function expectNoProblems(page: Page): void {
   expect(problems.get(page) ?? []).toEqual([]);
+}
+
+/** The claims of a JWT (no verification). */
+export function tokenClaims(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString());
+}
+
+/** An HS256 token signed with the test servers' secret. */
+export function signToken(claims: Record<string, unknown>): string {
+  const encode = (part: object) => Buffer.from(JSON.stringify(part)).toString('base64url');
+  const unsigned = `${encode({ alg: 'HS256', typ: 'JWT' })}.${encode(claims)}`;
+  const signature = createHmac('sha256', SECRET).update(unsigned).digest('base64url');
+  return `${unsigned}.${signature}`;
 }

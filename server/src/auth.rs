@@ -17,6 +17,9 @@ struct Claims {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     name: Option<String>,
     exp: u64,
+    /// Set on tokens this server issued to guests: only those may be refreshed here.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    guest: bool,
 }
 
 /// The user a verified token speaks for.
@@ -38,6 +41,10 @@ pub enum AuthError {
     Expired,
     #[error("the token is invalid: {0}")]
     Invalid(String),
+    #[error("only guest tokens issued by this server can be refreshed")]
+    NotGuest,
+    #[error("the token expired too long ago to be refreshed; sign in again")]
+    TooOld,
 }
 
 /// Signs and verifies HS256 tokens with one secret.
@@ -45,6 +52,8 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// The same checks without `exp`, for refreshing expired guest tokens.
+    refresh_validation: Validation,
 }
 
 impl Auth {
@@ -52,10 +61,13 @@ impl Auth {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY.as_secs();
         validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut refresh_validation = validation.clone();
+        refresh_validation.validate_exp = false;
         Auth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             validation,
+            refresh_validation,
         }
     }
 
@@ -91,6 +103,10 @@ impl Auth {
 
     /// Signs a token for `sub` (shown as `name`) that expires after `ttl`.
     pub fn issue(&self, sub: &str, name: Option<&str>, ttl: Duration) -> IssuedToken {
+        self.sign(sub, name, ttl, false)
+    }
+
+    fn sign(&self, sub: &str, name: Option<&str>, ttl: Duration, guest: bool) -> IssuedToken {
         let expires = SystemTime::now() + ttl;
         let exp = expires
             .duration_since(UNIX_EPOCH)
@@ -100,6 +116,7 @@ impl Auth {
             sub: sub.to_owned(),
             name: name.map(str::to_owned),
             exp,
+            guest,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail");
@@ -113,7 +130,31 @@ impl Auth {
     /// Issues a guest token with a fresh random `sub`.
     pub fn issue_guest(&self, name: &str, ttl: Duration) -> IssuedToken {
         let id: u64 = rand::rng().random();
-        self.issue(&format!("guest-{id:016x}"), Some(name), ttl)
+        self.sign(&format!("guest-{id:016x}"), Some(name), ttl, true)
+    }
+
+    /// A new guest token for the same `sub` and name as `token`, which must be a
+    /// guest token signed here, still valid or expired for less than `grace`.
+    pub fn refresh_guest(
+        &self,
+        token: &str,
+        grace: Duration,
+        ttl: Duration,
+    ) -> Result<IssuedToken, AuthError> {
+        if token.is_empty() {
+            return Err(AuthError::Missing);
+        }
+        let claims =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.refresh_validation)
+                .map_err(|err| AuthError::Invalid(err.to_string()))?
+                .claims;
+        if !claims.guest || claims.sub.is_empty() {
+            return Err(AuthError::NotGuest);
+        }
+        if claims.exp.saturating_add(grace.as_secs()) < unix_now() {
+            return Err(AuthError::TooOld);
+        }
+        Ok(self.sign(&claims.sub, claims.name.as_deref(), ttl, true))
     }
 }
 
@@ -200,6 +241,52 @@ mod tests {
             serde_json::json!({"sub": "u1", "exp": now() - 10}),
         );
         assert_eq!(auth.verify(Some(&expired)), Err(AuthError::Expired));
+    }
+
+    #[test]
+    fn a_guest_token_refreshes_to_the_same_identity_within_the_grace() {
+        let auth = Auth::new(b"secret");
+        let hour = Duration::from_secs(3600);
+        let issued = auth.issue_guest("alice", hour);
+        let refreshed = auth.refresh_guest(&issued.token, hour, hour).unwrap();
+        let (before, after) = (
+            auth.verify(Some(&issued.token)).unwrap(),
+            auth.verify(Some(&refreshed.token)).unwrap(),
+        );
+        assert_eq!((after.id, after.name), (before.id, before.name));
+
+        let guest = |exp: u64| {
+            sign(
+                b"secret",
+                serde_json::json!({"sub": "guest-1", "name": "bob", "exp": exp, "guest": true}),
+            )
+        };
+        let expired = guest(now() - 600);
+        assert!(
+            auth.refresh_guest(&expired, hour, hour).is_ok(),
+            "within the grace"
+        );
+        assert_eq!(
+            auth.refresh_guest(&expired, Duration::from_secs(60), hour),
+            Err(AuthError::TooOld)
+        );
+        let not_guest = sign(
+            b"secret",
+            serde_json::json!({"sub": "u1", "exp": now() + 60}),
+        );
+        assert_eq!(
+            auth.refresh_guest(&not_guest, hour, hour),
+            Err(AuthError::NotGuest)
+        );
+        let forged = sign(
+            b"other",
+            serde_json::json!({"sub": "guest-1", "exp": now() + 60, "guest": true}),
+        );
+        assert!(matches!(
+            auth.refresh_guest(&forged, hour, hour),
+            Err(AuthError::Invalid(_))
+        ));
+        assert_eq!(auth.refresh_guest("", hour, hour), Err(AuthError::Missing));
     }
 
     #[test]

@@ -27,6 +27,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_GUEST_TOKEN_TTL", default_value = "24h", value_parser = parse_duration)]
     pub guest_token_ttl: Duration,
 
+    /// How long after expiring a guest token may still be exchanged for a fresh one
+    /// with the same identity (`POST /api/token/refresh`).
+    #[arg(long, env = "CHORUS_GUEST_REFRESH_GRACE", default_value = "7d", value_parser = parse_duration)]
+    pub guest_refresh_grace: Duration,
+
     /// Messages kept per room in memory, for history on join and `since` recovery.
     #[arg(long, env = "CHORUS_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,
@@ -139,6 +144,7 @@ mod tests {
         let config = Config::defaults();
         assert_eq!(config.addr, "127.0.0.1:3000".parse().unwrap());
         assert_eq!(config.history_size, 100);
+        assert_eq!(config.guest_refresh_grace, Duration::from_secs(7 * 86400));
         assert_eq!(config.heartbeat_interval, Duration::from_secs(30));
         assert_eq!(config.heartbeat_timeout, Duration::from_secs(10));
         assert_eq!(config.max_message_bytes, 65536);

@@ -17,6 +17,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws", get(ws::echo))
         .route("/ws/chat/{room}", get(ws::chat))
         .route("/api/token", post(api::issue_token))
+        .route("/api/token/refresh", post(api::refresh_token))
         .route("/api/rooms", get(api::list_rooms))
         .route("/healthz", get(api::healthz))
         .leptos_routes(&state, routes, move || shell(options.clone()))

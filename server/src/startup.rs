@@ -21,7 +21,7 @@ use crate::connection::ConnectionSettings;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
 use crate::routes::router;
-use crate::state::AppState;
+use crate::state::{AppState, GuestTokens};
 
 /// Everything between the shutdown signal and the process exit fits in this.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -94,7 +94,10 @@ impl Application {
                 rate_limit_burst: config.rate_limit_burst,
                 write_timeout: config.heartbeat_timeout,
             }),
-            guest_token_ttl: (!config.no_guest_login).then_some(config.guest_token_ttl),
+            guests: (!config.no_guest_login).then_some(GuestTokens {
+                ttl: config.guest_token_ttl,
+                refresh_grace: config.guest_refresh_grace,
+            }),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

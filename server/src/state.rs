@@ -13,6 +13,14 @@ use crate::auth::Auth;
 use crate::connection::ConnectionSettings;
 use crate::hub::Hub;
 
+/// How guest tokens are issued and refreshed.
+#[derive(Debug, Clone, Copy)]
+pub struct GuestTokens {
+    pub ttl: Duration,
+    /// How long after expiring a guest token may still be refreshed.
+    pub refresh_grace: Duration,
+}
+
 /// State shared by every request handler; cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
@@ -20,7 +28,7 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     pub connection: Arc<ConnectionSettings>,
     /// `None` when guest login is disabled.
-    pub guest_token_ttl: Option<Duration>,
+    pub guests: Option<GuestTokens>,
     /// One permit per open WebSocket.
     pub permits: Arc<Semaphore>,
     /// Cancelled when the server shuts down; every socket then closes with 1001.

@@ -118,9 +118,14 @@ fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, 
         // Never log the token itself.
         match err {
             AuthError::Missing => tracing::debug!("refused a socket without a token"),
+            AuthError::Expired => tracing::debug!("refused a socket with an expired token"),
             _ => tracing::info!(error = %err, "refused a socket with a bad token"),
         }
-        CloseCode::Unauthorized
+        // An expired token is renewable (4002); a missing or forged one is not (4001).
+        match err {
+            AuthError::Expired => CloseCode::TokenExpired,
+            _ => CloseCode::Unauthorized,
+        }
     })?;
     let room = RoomName::parse(room).map_err(|err| {
         tracing::debug!(error = %err, "refused a socket for an invalid room");

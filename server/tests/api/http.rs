@@ -1,6 +1,9 @@
+use std::time::Duration;
+
+use chorus_server::auth::{Auth, sign_hs256, unix_now};
 use serde_json::json;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{SECRET, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_answers_200() {
@@ -75,4 +78,92 @@ async fn rooms_lists_active_rooms_with_member_counts() {
             {"name": "zeta", "members": 1, "connections": 1},
         ])
     );
+}
+
+/// The identity (`sub`, name) a token speaks for, as the server sees it.
+fn identity(token: &str) -> (String, String) {
+    let identity = Auth::new(SECRET.as_bytes())
+        .verify(Some(token))
+        .expect("a valid token");
+    (identity.id, identity.name)
+}
+
+#[tokio::test]
+async fn a_guest_token_refreshes_to_the_same_identity() {
+    let app = spawn_app().await;
+    let issued = app
+        .post_json("/api/token", r#"{"name":"alice"}"#)
+        .await
+        .json();
+    let token = issued["token"].as_str().unwrap();
+    let response = app.post_bearer("/api/token/refresh", token).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let refreshed = response.json();
+    let fresh = refreshed["token"].as_str().expect("a token");
+    assert!(
+        refreshed["expires_at"]
+            .as_str()
+            .is_some_and(|at| at.ends_with('Z'))
+    );
+    assert_eq!(identity(fresh), identity(token));
+    assert!(identity(fresh).0.starts_with("guest-"));
+    // The refreshed token joins as the same user.
+    let mut client = app.connect(&format!("/ws/chat/lobby?token={fresh}")).await;
+    assert_eq!(client.recv().await["user"], "alice");
+}
+
+#[tokio::test]
+async fn an_expired_guest_token_refreshes_within_the_grace_only() {
+    let app = spawn_app_with(|config| config.guest_refresh_grace = Duration::from_secs(3600)).await;
+    let guest = |exp: u64| {
+        sign_hs256(
+            SECRET.as_bytes(),
+            &json!({"sub": "guest-00ff", "name": "bob", "exp": exp, "guest": true}),
+        )
+    };
+    let recently = guest(unix_now() - 600);
+    let response = app.post_bearer("/api/token/refresh", &recently).await;
+    assert_eq!(response.status, 200, "{}", response.body);
+    let fresh = response.json()["token"].as_str().unwrap().to_owned();
+    assert_eq!(identity(&fresh), ("guest-00ff".into(), "bob".into()));
+
+    let long_ago = guest(unix_now() - 7200);
+    let response = app.post_bearer("/api/token/refresh", &long_ago).await;
+    assert_eq!(response.status, 401);
+    assert_eq!(response.json()["error"], "invalid_token");
+}
+
+#[tokio::test]
+async fn forged_missing_and_non_guest_tokens_cannot_be_refreshed() {
+    let app = spawn_app().await;
+    let forged = sign_hs256(
+        b"not-the-secret",
+        &json!({"sub": "guest-1", "exp": unix_now() + 600, "guest": true}),
+    );
+    // Issued by a backend with the shared secret, not by guest login.
+    let not_guest = sign_hs256(
+        SECRET.as_bytes(),
+        &json!({"sub": "u1", "exp": unix_now() + 600}),
+    );
+    for token in [forged.as_str(), not_guest.as_str(), "", "garbage"] {
+        let response = app.post_bearer("/api/token/refresh", token).await;
+        assert_eq!(response.status, 401, "{token}: {}", response.body);
+        assert_eq!(response.json()["error"], "invalid_token");
+        assert!(
+            response.json()["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty())
+        );
+    }
+    let response = app.post_json("/api/token/refresh", "").await;
+    assert_eq!(response.status, 401, "no Authorization header");
+}
+
+#[tokio::test]
+async fn refresh_is_404_without_guest_login() {
+    let app = spawn_app_with(|config| config.no_guest_login = true).await;
+    let token = app.token("alice");
+    let response = app.post_bearer("/api/token/refresh", &token).await;
+    assert_eq!(response.status, 404);
+    assert_eq!(response.json()["error"], "guest_login_disabled");
 }

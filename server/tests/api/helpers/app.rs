@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Client, HttpResponse, PATIENCE, SECRET, http_request, ws_client};
+use super::{Client, HttpResponse, PATIENCE, SECRET, http_request, http_request_with, ws_client};
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -91,6 +91,12 @@ impl TestApp {
 
     pub async fn post_json(&self, path: &str, body: &str) -> HttpResponse {
         http_request(self.addr, "POST", path, Some(body)).await
+    }
+
+    /// `POST` with no body and `Authorization: Bearer <token>`.
+    pub async fn post_bearer(&self, path: &str, token: &str) -> HttpResponse {
+        let bearer = format!("Bearer {token}");
+        http_request_with(self.addr, "POST", path, &[("Authorization", &bearer)], None).await
     }
 
     /// Waits until every room is gone (members leave asynchronously after their socket closes).

@@ -17,7 +17,7 @@ mod ws_client;
 use std::time::Duration;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
-pub use http_client::{HttpResponse, http_request};
+pub use http_client::{HttpResponse, http_request, http_request_with};
 pub use process::{Binary, start_binary};
 pub use redis_server::{Node, RedisServer, free_port};
 pub use ws_client::Client;
