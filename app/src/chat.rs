@@ -30,6 +30,7 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use leptos::prelude::*;
 
@@ -161,9 +162,27 @@ impl Codec for ChatCodec {
         matches!(frame, ServerFrame::Welcome { .. })
     }
 
-    fn resume_point(frame: &ServerFrame) -> Option<u64> {
+    fn resume_point(frame: &ServerFrame, current: Option<&u64>) -> Option<u64> {
         match frame {
             ServerFrame::Message(message) => Some(message.id),
+            // Seen nothing yet: resume after whatever the room had when we joined.
+            // With a resume point already, the backlog that follows moves it.
+            ServerFrame::Welcome { last_id, .. } if current.is_none() => Some(*last_id),
+            _ => None,
+        }
+    }
+
+    /// The server pings every interval and gives up after the timeout: hearing
+    /// nothing for both together means the connection is gone.
+    fn liveness_timeout(frame: &ServerFrame) -> Option<Duration> {
+        match frame {
+            ServerFrame::Welcome {
+                heartbeat_interval_ms,
+                heartbeat_timeout_ms,
+                ..
+            } => Some(Duration::from_millis(
+                heartbeat_interval_ms.saturating_add(*heartbeat_timeout_ms),
+            )),
             _ => None,
         }
     }
@@ -409,26 +428,51 @@ mod tests {
         let ping = ChatCodec::decode(r#"{"type":"ping"}"#).unwrap();
         assert_eq!(ChatCodec::auto_reply(&ping), Some(ClientFrame::Pong));
         assert_eq!(ChatCodec::encode(&ClientFrame::Pong), r#"{"type":"pong"}"#);
-        let welcome = ChatCodec::decode(
-            r#"{"type":"welcome","room":"r","user":"u","users":[],"recovered":true}"#,
-        )
-        .unwrap();
+        let welcome = ChatCodec::decode(WELCOME).unwrap();
         assert!(ChatCodec::is_ready(&welcome));
         assert_eq!(ChatCodec::auto_reply(&welcome), None);
         assert!(!ChatCodec::is_ready(&ping));
         assert!(ChatCodec::decode("not json").is_err());
     }
 
+    const WELCOME: &str = r#"{"type":"welcome","room":"r","user":"u","users":[],"recovered":true,
+        "last_id":41,"heartbeat_interval_ms":30000,"heartbeat_timeout_ms":10000}"#;
+
     #[test]
-    fn messages_are_the_resume_points() {
+    fn messages_and_a_first_welcome_are_the_resume_points() {
         let message = ServerFrame::Message(ChatMessage {
             id: 42,
             user: "a".into(),
             content: "hi".into(),
             timestamp: "2026-11-28T00:00:00.000Z".into(),
         });
-        assert_eq!(ChatCodec::resume_point(&message), Some(42));
-        assert_eq!(ChatCodec::resume_point(&ServerFrame::joined("a")), None);
+        assert_eq!(ChatCodec::resume_point(&message, None), Some(42));
+        assert_eq!(ChatCodec::resume_point(&message, Some(&7)), Some(42));
+        assert_eq!(
+            ChatCodec::resume_point(&ServerFrame::joined("a"), None),
+            None
+        );
+        let welcome = ChatCodec::decode(WELCOME).unwrap();
+        assert_eq!(
+            ChatCodec::resume_point(&welcome, None),
+            Some(41),
+            "seen nothing yet"
+        );
+        assert_eq!(
+            ChatCodec::resume_point(&welcome, Some(&7)),
+            None,
+            "keeps since=7"
+        );
+    }
+
+    #[test]
+    fn the_welcome_sets_the_liveness_timeout() {
+        let welcome = ChatCodec::decode(WELCOME).unwrap();
+        assert_eq!(
+            ChatCodec::liveness_timeout(&welcome),
+            Some(Duration::from_secs(40))
+        );
+        assert_eq!(ChatCodec::liveness_timeout(&ServerFrame::Ping), None);
     }
 
     #[test]

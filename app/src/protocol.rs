@@ -60,6 +60,14 @@ pub enum ServerFrame {
         users: Vec<String>,
         /// `false` when a `since` recovery could not deliver every missed message.
         recovered: bool,
+        /// The room's newest message id (the id just before its first when it has
+        /// none yet): a client that has seen no message resumes with `since=last_id`.
+        last_id: u64,
+        /// The server pings this often...
+        heartbeat_interval_ms: u64,
+        /// ...and closes with 4009 after this much more silence. A client that hears
+        /// nothing for both together may treat the connection as dead.
+        heartbeat_timeout_ms: u64,
     },
     Message(ChatMessage),
     System {
@@ -521,8 +529,12 @@ mod tests {
                 user: "alice".into(),
                 users: vec!["alice".into(), "bob".into()],
                 recovered: true,
+                last_id: 1764293000000000,
+                heartbeat_interval_ms: 30000,
+                heartbeat_timeout_ms: 10000,
             },
-            json!({"type":"welcome","room":"lobby","user":"alice","users":["alice","bob"],"recovered":true}),
+            json!({"type":"welcome","room":"lobby","user":"alice","users":["alice","bob"],"recovered":true,
+                   "last_id":1764293000000000_u64,"heartbeat_interval_ms":30000,"heartbeat_timeout_ms":10000}),
         );
         assert_json(
             &ServerFrame::Message(ChatMessage {

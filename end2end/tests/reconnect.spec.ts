@@ -102,6 +102,48 @@ test('a dropped socket resumes with since and shows what was sent meanwhile, onc
   });
 });
 
+test('a member who saw no message yet resumes from the welcome: more than a history of messages, none lost', async ({ browser }) => {
+  await withServer(new ChorusServer(3207, ['--rate-limit-burst', '100']), async (server) => {
+    const reader = await browser.newContext({ baseURL: server.url });
+    const writer = await browser.newContext({ baseURL: server.url });
+    const away = await reader.newPage();
+    const talker = await writer.newPage();
+    collectProblems(away);
+    await signIn(away, 'Away');
+    await signIn(talker, 'Talker');
+    const sockets: WebSocketRoute[] = [];
+    let openGate!: () => void;
+    const gate = new Promise<void>((resolve) => (openGate = resolve));
+    await away.routeWebSocket(/\/ws\/chat\//, async (ws) => {
+      sockets.push(ws);
+      if (sockets.length > 1) await gate;
+      ws.connectToServer();
+    });
+    await talker.goto('/room/quiet');
+    await expectState(talker, 'live');
+    await away.goto('/room/quiet');
+    await expectState(away, 'live');
+
+    // Dropped before any message: the next attempt still has a since (the welcome's
+    // last_id), so the 55 messages sent meanwhile (more than the 50 of a plain join)
+    // all come back.
+    await sockets[0].close({ code: 4008, reason: 'Too slow to keep up' });
+    await expect.poll(() => sockets.length).toBe(2);
+    const sent = Array.from({ length: 55 }, (_, n) => `while away ${n}`);
+    for (const text of sent) await say(talker, text);
+    await expect(messages(talker)).toHaveText(sent);
+    openGate();
+
+    await expectState(away, 'live');
+    expect(new URL(sockets[1].url()).searchParams.get('since')).toMatch(/^\d+$/);
+    await expect(messages(away)).toHaveText(sent);
+    await expect(away.locator('.badge-missed')).toHaveCount(0);
+    expectNoProblems(away);
+    await reader.close();
+    await writer.close();
+  });
+});
+
 test('a forged token leads back to the sign-in page without a reconnect loop', async ({ page, baseURL }) => {
   collectProblems(page);
   const sockets: string[] = [];
@@ -226,6 +268,28 @@ test('an expired stored token at page load is renewed silently, keeping the iden
   await say(page, 'awake again');
   await expect(messages(page)).toHaveText(['awake again']);
   expectNoProblems(page);
+});
+
+test('a frozen server is noticed within interval + timeout; the room comes back when it thaws', async ({ browser }) => {
+  // Pings every second with a second to answer: silence beyond 2 s means dead.
+  await withServer(new ChorusServer(3206, ['--heartbeat-interval', '1s', '--heartbeat-timeout', '1s']), async (server) => {
+    const page = await (await browser.newContext({ baseURL: server.url })).newPage();
+    collectProblems(page);
+    await signIn(page, 'Watcher');
+    await page.goto('/room/frozen');
+    await expectState(page, 'live');
+    await say(page, 'before the freeze');
+    await expect(messages(page)).toHaveText(['before the freeze']);
+
+    server.freeze();
+    // 2 s of silence, plus the time for the page to notice: well within 5 s.
+    await expect(badge(page)).not.toHaveAttribute('data-state', 'live', { timeout: 5_000 });
+    server.thaw();
+    await expectState(page, 'live', 20_000);
+    await say(page, 'after the thaw');
+    await expect(messages(page)).toHaveText(['before the freeze', 'after the thaw']);
+    expectNoProblems(page);
+  });
 });
 
 test('online and visibility events skip the backoff wait; leaving ends the retries', async ({ browser }) => {

@@ -46,9 +46,20 @@ export class ChorusServer {
     const child = this.child;
     if (!child || child.exitCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGCONT');
     child.kill('SIGTERM');
     await exited;
     this.child = null;
+  }
+
+  /** SIGSTOP: the process stops answering, but its sockets stay open. */
+  freeze(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  /** SIGCONT after `freeze`. */
+  thaw(): void {
+    this.child?.kill('SIGCONT');
   }
 
   async rooms(): Promise<{ name: string; members: number; connections: number }[]> {

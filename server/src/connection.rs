@@ -217,6 +217,8 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         backlog,
         mut queue,
     } = joined;
+    let welcome = welcome.into_frame(settings.heartbeat_interval, settings.heartbeat_timeout);
+    let welcome = FrameBytes::from(welcome.to_json());
     if let Err(err) = socket.send_batch(iter::once(welcome).chain(backlog)).await {
         return err.into();
     }

@@ -165,8 +165,17 @@ async fn connect<C: Codec, H: Handler<C>>(
     };
     let mut ready_at = None;
     let mut last_heard = now_ms();
+    // Until ready, the ready timeout bounds the silence; then the liveness timeout
+    // (the options', or what the server announced).
+    let ready_limit = options.ready_timeout;
+    let mut liveness = options.liveness_timeout;
     loop {
-        let silence = match silence_left_ms(options.liveness_timeout, last_heard, now_ms()) {
+        let limit = if ready_at.is_some() {
+            liveness
+        } else {
+            ready_limit
+        };
+        let silence = match silence_left_ms(limit, last_heard, now_ms()) {
             Some(left) => TimeoutFuture::new(left).left_future(),
             None => futures_util::future::pending().right_future(),
         };
@@ -183,7 +192,13 @@ async fn connect<C: Codec, H: Handler<C>>(
                 let _ = socket.close(Some(NORMAL_CLOSURE), Some("closed by the client"));
                 return Ended::Stopped;
             }
-            Event::Command(Some(Command::Wake)) => {}
+            // Back online or visible: timers may have been throttled meanwhile, so
+            // check at once whether the server has been silent too long.
+            Event::Command(Some(Command::Wake)) => {
+                if silence_left_ms(limit, last_heard, now_ms()) == Some(0) {
+                    return dead(socket, ready_at);
+                }
+            }
             Event::Command(Some(Command::Send(text))) => {
                 if socket.send(Message::Text(text)).await.is_err() {
                     link.emit(SocketEvent::SendFailed(SendFailure::Dropped));
@@ -195,8 +210,11 @@ async fn connect<C: Codec, H: Handler<C>>(
                         let _ = socket.send(Message::Text(C::encode(&reply))).await;
                         continue;
                     }
-                    if let Some(point) = C::resume_point(&frame) {
+                    if let Some(point) = C::resume_point(&frame, resume.as_ref()) {
                         *resume = Some(point);
+                    }
+                    if let Some(limit) = C::liveness_timeout(&frame) {
+                        liveness = Some(limit);
                     }
                     let ready = C::is_ready(&frame);
                     link.emit(SocketEvent::Frame(frame));
@@ -225,15 +243,21 @@ async fn connect<C: Codec, H: Handler<C>>(
                     open_for: since_ms(ready_at),
                 };
             }
-            Event::Silent => {
-                let _ = socket.close(Some(NORMAL_CLOSURE), Some("no sign of life"));
-                return Ended::Closed {
-                    code: ABNORMAL_CLOSURE,
-                    reason: "no sign of life from the server".into(),
-                    open_for: since_ms(ready_at),
-                };
-            }
+            Event::Silent => return dead(socket, ready_at),
         }
+    }
+}
+
+/// Gives up on a connection the server has gone silent on (or that never became
+/// ready): closed here, and retried like a dropped one.
+fn dead(socket: WebSocket, ready_at: Option<f64>) -> Ended {
+    // The close frame may never arrive (a frozen server); the browser tears the
+    // connection down either way.
+    let _ = socket.close(Some(NORMAL_CLOSURE), Some("no sign of life"));
+    Ended::Closed {
+        code: ABNORMAL_CLOSURE,
+        reason: "no sign of life from the server".into(),
+        open_for: since_ms(ready_at),
     }
 }
 

@@ -104,9 +104,17 @@ pub trait Codec: 'static {
     /// Whether this frame means the server accepted the connection: the socket is
     /// then [`SocketState::Open`].
     fn is_ready(frame: &Self::Incoming) -> bool;
-    /// The resume point this frame advances to, if any. Frames arrive in order, so
-    /// the latest one is where to resume.
-    fn resume_point(_frame: &Self::Incoming) -> Option<Self::Resume> {
+    /// The resume point this frame moves to, given the `current` one (`None`: none
+    /// yet); `None` leaves it as it is.
+    fn resume_point(
+        _frame: &Self::Incoming,
+        _current: Option<&Self::Resume>,
+    ) -> Option<Self::Resume> {
+        None
+    }
+    /// How long the connection may stay silent, as this frame announces (the ready
+    /// frame, typically, carrying the server's heartbeat); `None`: no change.
+    fn liveness_timeout(_frame: &Self::Incoming) -> Option<Duration> {
         None
     }
     /// What to do after the connection closed with `code` (1006 for a dropped one).
@@ -197,8 +205,12 @@ pub trait Handler<C: Codec>: 'static {
 pub struct SocketOptions {
     pub backoff: BackoffPolicy,
     /// A connection on which nothing arrives for this long is closed and retried
-    /// (as 1006). `None`: rely on the browser noticing.
+    /// (as 1006). `None`: rely on the browser noticing, unless the server announces
+    /// one ([`Codec::liveness_timeout`]).
     pub liveness_timeout: Option<Duration>,
+    /// A connection that has not become ready this long after opening is closed and
+    /// retried. `None`: wait as long as the browser does.
+    pub ready_timeout: Option<Duration>,
     /// Skip the backoff wait when the browser comes back `online`.
     pub wake_on_online: bool,
     /// Skip the backoff wait when the tab becomes visible.
@@ -210,6 +222,7 @@ impl Default for SocketOptions {
         SocketOptions {
             backoff: BackoffPolicy::default(),
             liveness_timeout: None,
+            ready_timeout: Some(Duration::from_secs(10)),
             wake_on_online: true,
             wake_on_visible: true,
         }
@@ -432,10 +445,11 @@ mod tests {
     }
 
     #[test]
-    fn options_default_to_waking_on_return_without_a_liveness_timeout() {
+    fn options_default_to_waking_on_return_and_a_ready_timeout() {
         let options = SocketOptions::default();
         assert!(options.wake_on_online && options.wake_on_visible);
         assert_eq!(options.liveness_timeout, None);
+        assert_eq!(options.ready_timeout, Some(Duration::from_secs(10)));
         assert_eq!(options.backoff, BackoffPolicy::default());
     }
 }

@@ -15,7 +15,8 @@ use tokio::sync::mpsc;
 use super::recovery::{self, RoomIds, Start};
 use super::seats::{MemberId, Seats};
 use super::{
-    FrameBytes, HubSettings, Joined, Participant, PublishError, RoomName, RoomSummary, lock,
+    FrameBytes, HubSettings, Joined, Participant, PublishError, RoomName, RoomSummary, Welcome,
+    lock,
 };
 
 /// The rooms of one server.
@@ -229,7 +230,7 @@ impl RoomState {
         who: Participant,
         since: Option<u64>,
         queue: mpsc::Sender<FrameBytes>,
-    ) -> (FrameBytes, Vec<FrameBytes>) {
+    ) -> (Welcome, Vec<FrameBytes>) {
         let (backlog, recovered) = self.backlog(since);
         // Who was here before: the newcomer's own `join` (if this is its first
         // connection) follows, so `users` plus the events is always the member list.
@@ -243,16 +244,19 @@ impl RoomState {
         presence.connections += 1;
         let first_connection = presence.connections == 1;
 
-        let welcome = ServerFrame::Welcome {
+        let welcome = Welcome {
             room: room.to_owned(),
             user: who.name.clone(),
             users,
             recovered,
+            // Ids are consecutive from `first_id`; before the first, this is the id
+            // just below it.
+            last_id: self.next_id - 1,
         };
         if first_connection {
             self.deliver(ServerFrame::joined(&who.name).to_json().into());
         }
-        (welcome.to_json().into(), backlog)
+        (welcome, backlog)
     }
 
     /// Allocates the next id, stores the message and queues it for every member.

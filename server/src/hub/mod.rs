@@ -21,10 +21,12 @@ pub mod redis_engine;
 mod seats;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 
+use app::protocol::ServerFrame;
 pub use app::protocol::{RoomName, RoomSummary};
 use memory::{MemoryHub, MemoryMembership};
 use redis_engine::{RedisHub, RedisMembership, RedisOptions, RedisStartError};
@@ -48,11 +50,44 @@ pub struct Participant {
     pub name: String,
 }
 
+/// What the hub knows for a member's `welcome` frame; the connection adds its own
+/// part (the heartbeat timing) in [`Welcome::into_frame`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcome {
+    pub room: String,
+    /// The member's display name.
+    pub user: String,
+    /// Who was present before this connection, sorted.
+    pub users: Vec<String>,
+    pub recovered: bool,
+    /// The newest message id in the room when the backlog was read (the id just
+    /// before its first message when it has none yet).
+    pub last_id: u64,
+}
+
+impl Welcome {
+    pub fn into_frame(
+        self,
+        heartbeat_interval: Duration,
+        heartbeat_timeout: Duration,
+    ) -> ServerFrame {
+        ServerFrame::Welcome {
+            room: self.room,
+            user: self.user,
+            users: self.users,
+            recovered: self.recovered,
+            last_id: self.last_id,
+            heartbeat_interval_ms: heartbeat_interval.as_millis() as u64,
+            heartbeat_timeout_ms: heartbeat_timeout.as_millis() as u64,
+        }
+    }
+}
+
 /// What a new member receives; send `welcome`, then `backlog`, then drain `queue`.
 /// Engines hand it back with their own membership type; [`Hub::join`] with [`Membership`].
 pub struct Joined<M = Membership> {
     pub membership: M,
-    pub welcome: FrameBytes,
+    pub welcome: Welcome,
     pub backlog: Vec<FrameBytes>,
     /// Live frames. Ends (`None`) when the hub evicted this member for being too slow.
     pub queue: mpsc::Receiver<FrameBytes>,

@@ -46,14 +46,20 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
     let hub = hub(10, 16);
     let mut alice = hub.join(&lobby(), who("alice"), None);
     assert_eq!(
-        parse(&alice.welcome),
-        json!({"type":"welcome","room":"lobby","user":"alice","users":[],"recovered":true})
+        alice.welcome,
+        Welcome {
+            room: "lobby".into(),
+            user: "alice".into(),
+            users: vec![],
+            recovered: true,
+            last_id: alice.welcome.last_id,
+        }
     );
     assert!(alice.backlog.is_empty());
     assert_eq!(drain(&mut alice.queue)[0]["event"], "join");
 
     let mut bob = hub.join(&lobby(), who("bob"), None);
-    assert_eq!(parse(&bob.welcome)["users"], json!(["alice"]));
+    assert_eq!(bob.welcome.users, ["alice"]);
     let bob_joined =
         json!({"type":"system","message":"bob joined the room","event":"join","user":"bob"});
     assert_eq!(drain(&mut bob.queue), std::slice::from_ref(&bob_joined));
@@ -95,25 +101,25 @@ fn history_is_bounded_and_since_recovers() {
     assert_eq!(message_ids(&backlog), ids[3..]);
 
     let recent = hub.join(&lobby(), who("carol"), Some(ids[5]));
-    assert_eq!(parse(&recent.welcome)["recovered"], true);
+    assert!(recent.welcome.recovered);
     assert_eq!(
         message_ids(&recent.backlog.iter().map(parse).collect::<Vec<_>>()),
         ids[6..]
     );
 
     let stale = hub.join(&lobby(), who("dave"), Some(ids[0]));
-    assert_eq!(parse(&stale.welcome)["recovered"], false);
+    assert!(!stale.welcome.recovered);
     assert_eq!(
         message_ids(&stale.backlog.iter().map(parse).collect::<Vec<_>>()),
         ids[3..]
     );
 
     let up_to_date = hub.join(&lobby(), who("erin"), Some(ids[7]));
-    assert_eq!(parse(&up_to_date.welcome)["recovered"], true);
+    assert!(up_to_date.welcome.recovered);
     assert!(up_to_date.backlog.is_empty());
 
     let from_the_future = hub.join(&lobby(), who("frank"), Some(ids[7] + 1000));
-    assert_eq!(parse(&from_the_future.welcome)["recovered"], false);
+    assert!(!from_the_future.welcome.recovered);
 }
 
 #[test]
@@ -122,7 +128,7 @@ fn since_zero_means_everything_still_retained() {
     let alice = hub.join(&lobby(), who("alice"), None);
     alice.membership.publish("a".into()).unwrap();
     let bob = hub.join(&lobby(), who("bob"), Some(0));
-    assert_eq!(parse(&bob.welcome)["recovered"], true);
+    assert!(bob.welcome.recovered);
     assert_eq!(bob.backlog.len(), 1);
 }
 
@@ -181,7 +187,7 @@ fn presence_counts_users_not_tabs() {
     let hub = hub(10, 16);
     let mut first = hub.join(&lobby(), who("alice"), None);
     let second = hub.join(&lobby(), who("alice"), None);
-    assert_eq!(parse(&second.welcome)["users"], json!(["alice"]));
+    assert_eq!(second.welcome.users, ["alice"]);
     assert_eq!(
         drain(&mut first.queue).len(),
         1,
@@ -214,7 +220,7 @@ fn empty_rooms_are_removed_and_recreated_with_higher_ids() {
 
     let bob = hub.join(&lobby(), who("bob"), Some(first));
     assert!(bob.backlog.is_empty(), "history went with the room");
-    assert_eq!(parse(&bob.welcome)["recovered"], false);
+    assert!(!bob.welcome.recovered);
     assert!(bob.membership.publish("again".into()).unwrap() > first);
 }
 
@@ -233,4 +239,26 @@ fn a_member_whose_connection_is_gone_is_removed_on_the_next_broadcast() {
     // Dropping the membership afterwards does not announce the leave twice.
     drop(bob.membership);
     assert!(drain(&mut alice_queue).is_empty());
+}
+
+#[test]
+fn last_id_is_a_resume_point_even_before_the_first_message() {
+    let hub = hub(100, 64);
+    let alice = hub.join(&lobby(), who("alice"), None);
+    let before_any = alice.welcome.last_id;
+    let sender = hub.join(&lobby(), who("bob"), None);
+    let first = sender.membership.publish("one".into()).unwrap();
+    assert_eq!(first, before_any + 1, "the first message gets the next id");
+    let second = sender.membership.publish("two".into()).unwrap();
+
+    // Alice saw no message; resuming from her welcome's last_id misses nothing.
+    let back = hub.join(&lobby(), who("alice"), Some(before_any));
+    assert!(back.welcome.recovered);
+    let ids: Vec<u64> = back
+        .backlog
+        .iter()
+        .map(|frame| parse(frame)["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(ids, [first, second]);
+    assert_eq!(back.welcome.last_id, second);
 }

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -37,10 +39,13 @@ async fn echo_answers_each_text_frame() {
 #[tokio::test]
 async fn two_members_see_each_others_messages_and_presence() {
     let app = spawn_app().await;
-    let (mut alice, welcome) = app.join("lobby", "alice").await;
+    let (mut alice, mut welcome) = app.join("lobby", "alice").await;
+    assert!(welcome["last_id"].is_u64(), "{welcome}");
+    welcome["last_id"] = json!(0);
     assert_eq!(
         welcome,
-        json!({"type": "welcome", "room": "lobby", "user": "alice", "users": [], "recovered": true})
+        json!({"type": "welcome", "room": "lobby", "user": "alice", "users": [], "recovered": true,
+               "last_id": 0, "heartbeat_interval_ms": 30000, "heartbeat_timeout_ms": 10000})
     );
     assert_eq!(alice.recv().await, joined("alice"));
 
@@ -176,4 +181,31 @@ async fn ids_keep_increasing_when_a_room_is_recreated() {
     alice.recv().await;
     alice.say("second life").await;
     assert!(id(&alice.recv_message().await) > first);
+}
+
+#[tokio::test]
+async fn welcome_gives_a_resume_point_and_the_heartbeat_even_in_an_empty_room() {
+    let app = spawn_app_with(|config| {
+        config.heartbeat_interval = Duration::from_millis(1500);
+        config.heartbeat_timeout = Duration::from_millis(700);
+        config.rate_limit_burst = 100;
+    })
+    .await;
+    let (alice, welcome) = app.join("quiet", "alice").await;
+    assert_eq!(welcome["heartbeat_interval_ms"], 1500);
+    assert_eq!(welcome["heartbeat_timeout_ms"], 700);
+    let last_id = welcome["last_id"].as_u64().expect("last_id");
+    let mut bob = app.join_settled("quiet", "bob", &mut []).await;
+    alice.close().await;
+    assert_eq!(bob.recv().await, left("alice"));
+
+    // Sixty messages arrive while alice has seen none: since=last_id gets them all.
+    let sent = bob.say_numbered("while away ", 60).await;
+    assert_eq!(id(&sent[0]), last_id + 1);
+    let (mut alice, welcome) = app.join_since("quiet", "alice", Some(last_id)).await;
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(welcome["last_id"], sent[59]["id"]);
+    for expected in &sent {
+        assert_eq!(&alice.recv().await, expected);
+    }
 }

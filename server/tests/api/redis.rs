@@ -372,3 +372,28 @@ async fn an_unreachable_redis_stops_the_server_from_starting() {
         "stderr: {stderr}"
     );
 }
+
+#[tokio::test]
+async fn last_id_from_an_empty_room_resumes_on_another_node_without_loss() {
+    let redis = RedisServer::start().await;
+    let burst = ["--rate-limit-burst", "100"];
+    let (a, b) = (
+        Node::start_with(&redis, &burst).await,
+        Node::start_with(&redis, &burst).await,
+    );
+    let (alice, welcome) = a.join("quiet", "alice", None).await;
+    let last_id = welcome["last_id"].as_u64().expect("last_id");
+    assert!(welcome["heartbeat_interval_ms"].as_u64().is_some());
+    alice.close().await;
+
+    let (mut bob, _) = b.join("quiet", "bob", None).await;
+    for n in 0..60 {
+        bob.say(&format!("while away {n}")).await;
+    }
+    let sent = messages(&mut bob, 60).await;
+    assert_eq!(sent[0].0, last_id + 1, "the first message gets the next id");
+    let (mut alice, welcome) = b.join("quiet", "alice", Some(last_id)).await;
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(welcome["last_id"], sent[59].0);
+    assert_eq!(messages(&mut alice, 60).await, sent);
+}

@@ -33,7 +33,7 @@ mod subscriber;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use app::protocol::{JOIN_HISTORY, ServerFrame};
 use rand::Rng;
@@ -53,7 +53,7 @@ use subscriber::{Subscription, subscriber};
 use super::recovery::{self, RoomIds, Start};
 use super::seats::{MemberId, Seats};
 use super::{
-    FrameBytes, HubSettings, Joined, Participant, RoomName, RoomSummary, Unavailable, lock,
+    FrameBytes, HubSettings, Joined, Participant, RoomName, RoomSummary, Unavailable, Welcome, lock,
 };
 
 /// How long a Redis command may take before the caller is told `unavailable`.
@@ -252,15 +252,16 @@ impl RedisHub {
             // Overflowed while the backlog was read; the empty queue reports 4008.
             tracing::info!(room = room_name, "evicted a member before it went live");
         }
-        let welcome = ServerFrame::Welcome {
+        let welcome = Welcome {
             room: room_name.to_owned(),
             user: who.name,
             users,
             recovered,
+            last_id,
         };
         Ok(Joined {
             membership,
-            welcome: welcome.to_json().into(),
+            welcome,
             backlog: backlog.into_iter().map(|(_, frame)| frame).collect(),
             queue,
         })
@@ -357,25 +358,22 @@ impl Shared {
         since: Option<u64>,
     ) -> Result<(Vec<(u64, FrameBytes)>, bool, u64), Unavailable> {
         let mut redis = self.redis.clone();
-        let (first, seq, oldest): (Option<u64>, Option<u64>, StreamRangeReply) = redis::pipe()
-            .get(&keys.first)
-            .get(&keys.seq)
-            .cmd("XRANGE")
-            .arg(&keys.log)
-            .arg("-")
-            .arg("+")
-            .arg("COUNT")
-            .arg(1)
-            .query_async(&mut redis)
+        let (first, seq, oldest): (Option<u64>, u64, Option<String>) = self
+            .scripts
+            .ids
+            .key(&keys.seq)
+            .key(&keys.first)
+            .key(&keys.log)
+            .arg(self.retention.as_millis().max(1) as u64)
+            .invoke_async(&mut redis)
             .await?;
-        // A room without messages yet starts at the clock, as its first id will.
-        let now = clock_micros();
         let plan = recovery::plan(
             since,
             RoomIds {
-                first_id: first.unwrap_or(now),
-                next_id: seq.map_or(now, |seq| seq + 1),
-                oldest_retained: oldest.ids.first().and_then(|entry| entry_id(&entry.id)),
+                // Set together with `seq`; only a Redis that lost keys lacks it.
+                first_id: first.unwrap_or(seq + 1),
+                next_id: seq + 1,
+                oldest_retained: oldest.as_deref().and_then(entry_id),
             },
         );
         let entries: StreamRangeReply = match plan.start {
@@ -389,14 +387,8 @@ impl Shared {
             Start::After(0) => redis.xrange_all(&keys.log).await?,
             Start::After(seen) => redis.xrange(&keys.log, format!("({seen}-0"), "+").await?,
         };
-        Ok((stored_frames(entries), plan.recovered, seq.unwrap_or(0)))
+        Ok((stored_frames(entries), plan.recovered, seq))
     }
-}
-
-fn clock_micros() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(1, |elapsed| elapsed.as_micros() as u64)
 }
 
 fn timed_out() -> redis::RedisError {

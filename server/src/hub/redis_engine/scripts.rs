@@ -8,6 +8,8 @@ use redis::Script;
 pub(super) struct Scripts {
     /// A message's id, stream entry and `PUBLISH`, together.
     pub(super) publish: Script,
+    /// Where a room's ids stand (starting them if it has none), for a backlog read.
+    pub(super) ids: Script,
     /// A connection enters presence; the names present before it come back.
     pub(super) join: Script,
     /// A connection leaves presence.
@@ -22,6 +24,7 @@ impl Scripts {
     pub(super) fn new() -> Self {
         Scripts {
             publish: Script::new(include_str!("lua/publish.lua")),
+            ids: Script::new(include_str!("lua/ids.lua")),
             join: Script::new(include_str!("lua/join.lua")),
             leave: Script::new(include_str!("lua/leave.lua")),
             restore: Script::new(include_str!("lua/restore.lua")),
