@@ -29,7 +29,8 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use leptos::prelude::*;
@@ -257,6 +258,7 @@ impl ChatSocket {
         }
         let frame = ClientFrame::Message {
             content: content.to_owned(),
+            reference: Some(fresh_ref()),
         };
         if self.socket.send(&frame) {
             self.signals.problem.set(None);
@@ -370,7 +372,9 @@ impl Room {
                     .timeline
                     .try_update(|timeline| timeline.system(event, user, message));
             }
-            ServerFrame::Error { code, message } => {
+            // Acknowledged: the message itself arrives as a broadcast.
+            ServerFrame::Ack { .. } => {}
+            ServerFrame::Error { code, message, .. } => {
                 signals
                     .problem
                     .try_set(Some(describe_error(code, &message)));
@@ -380,6 +384,20 @@ impl Room {
             ServerFrame::Unknown => {}
         }
     }
+}
+
+/// A `ref` for a message, unique within this page: a random prefix per page load and
+/// a counter.
+fn fresh_ref() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static SALT: OnceLock<u64> = OnceLock::new();
+    let salt = SALT.get_or_init(|| {
+        #[cfg(feature = "hydrate")]
+        return (js_sys::Math::random() * 2f64.powi(48)) as u64;
+        #[cfg(not(feature = "hydrate"))]
+        0
+    });
+    format!("{salt:012x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Whether the page is `https:`, and its `host:port`.

@@ -21,9 +21,22 @@ pub const JOIN_HISTORY: usize = 50;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
-    Message { content: String },
+    Message {
+        content: String,
+        /// Chosen by the client (1–64 characters) to match the `ack` or `error` this
+        /// message causes, and to send it again safely: the same user sending the
+        /// same `ref` to the same room within [`REF_WINDOW_SECS`] gets the original
+        /// id back instead of a second message.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
+    },
     Pong,
 }
+
+/// Longest client `ref`, in characters.
+pub const MAX_REF_CHARS: usize = 64;
+/// How long a message's `ref` is remembered for idempotent resends, in seconds.
+pub const REF_WINDOW_SECS: u64 = 300;
 
 /// A chat message as every member sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,9 +89,18 @@ pub enum ServerFrame {
         user: String,
     },
     Ping,
+    /// The sender's message (the one with this `ref`) was stored with this id.
+    Ack {
+        #[serde(rename = "ref")]
+        reference: String,
+        id: u64,
+    },
     Error {
         code: ErrorCode,
         message: String,
+        /// The `ref` of the client frame that caused the error, if it had one.
+        #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
+        reference: Option<String>,
     },
     /// A frame type this build does not know yet; clients skip it.
     #[serde(other)]
@@ -106,6 +128,20 @@ impl ServerFrame {
         ServerFrame::Error {
             code,
             message: message.into(),
+            reference: None,
+        }
+    }
+
+    /// An error caused by the client frame with this `ref` (if it had one).
+    pub fn error_for(
+        code: ErrorCode,
+        message: impl Into<String>,
+        reference: Option<String>,
+    ) -> Self {
+        ServerFrame::Error {
+            code,
+            message: message.into(),
+            reference,
         }
     }
 
@@ -157,6 +193,8 @@ impl ErrorCode {
 pub struct FrameError {
     pub code: ErrorCode,
     pub message: String,
+    /// The refused frame's `ref`, when it had a valid one.
+    pub reference: Option<String>,
 }
 
 impl FrameError {
@@ -164,11 +202,17 @@ impl FrameError {
         FrameError {
             code,
             message: message.into(),
+            reference: None,
         }
     }
 
+    fn with_ref(mut self, reference: Option<String>) -> Self {
+        self.reference = reference;
+        self
+    }
+
     pub fn into_frame(self) -> ServerFrame {
-        ServerFrame::error(self.code, self.message)
+        ServerFrame::error_for(self.code, self.message, self.reference)
     }
 }
 
@@ -192,11 +236,27 @@ impl ClientFrame {
             Ok(frame) => frame,
             Err(err) => return Err(classify_parse_error(text, err)),
         };
-        if let ClientFrame::Message { content } = &frame {
-            validate_content(content)?;
+        if let ClientFrame::Message { content, reference } = &frame {
+            if let Some(reference) = reference {
+                validate_ref(reference)?;
+            }
+            validate_content(content).map_err(|err| err.with_ref(reference.clone()))?;
         }
         Ok(frame)
     }
+}
+
+/// Checks a message's `ref`: 1–[`MAX_REF_CHARS`] characters, none of them control
+/// characters.
+pub fn validate_ref(reference: &str) -> Result<(), FrameError> {
+    let chars = reference.chars().count();
+    if chars == 0 || chars > MAX_REF_CHARS || reference.chars().any(char::is_control) {
+        return Err(FrameError::new(
+            ErrorCode::InvalidFrame,
+            format!("\"ref\" must be 1 to {MAX_REF_CHARS} printable characters"),
+        ));
+    }
+    Ok(())
 }
 
 /// Tells apart "not JSON", "unknown type" and "bad fields" — the rare path, so a second parse is fine.
@@ -213,6 +273,14 @@ fn classify_parse_error(text: &str, err: serde_json::Error) -> FrameError {
         Some(kind @ ("message" | "pong")) => FrameError::new(
             ErrorCode::InvalidFrame,
             format!("invalid {kind:?} frame: {err}"),
+        )
+        // Name the refused message when its `ref` at least is usable.
+        .with_ref(
+            object
+                .as_ref()
+                .and_then(|object| object.get("ref")?.as_str())
+                .filter(|reference| validate_ref(reference).is_ok())
+                .map(str::to_owned),
         ),
         Some(kind) => FrameError::new(
             ErrorCode::UnknownType,
@@ -484,7 +552,15 @@ mod tests {
         assert_eq!(
             ClientFrame::parse(r#"{"type":"message","content":"hi"}"#).unwrap(),
             ClientFrame::Message {
-                content: "hi".into()
+                content: "hi".into(),
+                reference: None,
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"message","content":"hi","ref":"r-1"}"#).unwrap(),
+            ClientFrame::Message {
+                content: "hi".into(),
+                reference: Some("r-1".into()),
             }
         );
         assert_eq!(
@@ -493,9 +569,16 @@ mod tests {
         );
         let text = ClientFrame::Message {
             content: "hi".into(),
+            reference: None,
         }
         .to_json();
         assert_eq!(text, r#"{"type":"message","content":"hi"}"#);
+        let text = ClientFrame::Message {
+            content: "hi".into(),
+            reference: Some("r-1".into()),
+        }
+        .to_json();
+        assert_eq!(text, r#"{"type":"message","content":"hi","ref":"r-1"}"#);
         assert_eq!(ClientFrame::Pong.to_json(), r#"{"type":"pong"}"#);
     }
 
@@ -504,7 +587,8 @@ mod tests {
         assert_eq!(
             ClientFrame::parse(r#"{"type":"message","content":"hi","extra":[1,2]}"#).unwrap(),
             ClientFrame::Message {
-                content: "hi".into()
+                content: "hi".into(),
+                reference: None,
             }
         );
         let frame: ServerFrame =
@@ -554,6 +638,17 @@ mod tests {
             json!({"type":"system","message":"alice left the room","event":"leave","user":"alice"}),
         );
         assert_json(&ServerFrame::Ping, json!({"type":"ping"}));
+        assert_json(
+            &ServerFrame::Ack {
+                reference: "r-1".into(),
+                id: 7,
+            },
+            json!({"type":"ack","ref":"r-1","id":7}),
+        );
+        assert_json(
+            &ServerFrame::error_for(ErrorCode::RateLimited, "slow down", Some("r-2".into())),
+            json!({"type":"error","code":"rate_limited","message":"slow down","ref":"r-2"}),
+        );
         assert_json(
             &ServerFrame::error(ErrorCode::RateLimited, "slow down"),
             json!({"type":"error","code":"rate_limited","message":"slow down"}),
@@ -608,6 +703,35 @@ mod tests {
             "é".repeat(MAX_CONTENT_CHARS)
         );
         assert!(ClientFrame::parse(&at_limit).is_ok());
+    }
+
+    #[test]
+    fn refs_are_checked_and_named_in_errors() {
+        let error = |text: &str| ClientFrame::parse(text).unwrap_err();
+        let long = "r".repeat(MAX_REF_CHARS + 1);
+        for bad in ["", long.as_str(), "a\u{7}b"] {
+            let frame = json!({"type":"message","content":"hi","ref":bad}).to_string();
+            let err = error(&frame);
+            assert_eq!(err.code, ErrorCode::InvalidFrame, "{bad:?}");
+            assert_eq!(err.reference, None, "an invalid ref is not echoed");
+        }
+        let at_limit = json!({"type":"message","content":"hi","ref":"r".repeat(MAX_REF_CHARS)});
+        assert!(ClientFrame::parse(&at_limit.to_string()).is_ok());
+        // A valid ref names the refused message.
+        let empty = error(r#"{"type":"message","content":" ","ref":"r-1"}"#);
+        assert_eq!(
+            (empty.code, empty.reference),
+            (ErrorCode::EmptyMessage, Some("r-1".into()))
+        );
+        let mistyped = error(r#"{"type":"message","content":5,"ref":"r-2"}"#);
+        assert_eq!(
+            (mistyped.code, mistyped.reference),
+            (ErrorCode::InvalidFrame, Some("r-2".into()))
+        );
+        assert_eq!(
+            error(r#"{"type":"message","content":5,"ref":7}"#).reference,
+            None
+        );
     }
 
     #[test]

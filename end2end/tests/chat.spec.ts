@@ -1,6 +1,32 @@
 import { test, expect } from '@playwright/test';
 import { badge, expectNoProblems, expectState, member, messages, openRoom, say } from './support';
 
+test('each message goes out with its own ref and is acknowledged with its id', async ({ browser }) => {
+  const page = await member(browser, 'Reffer');
+  const sent: Record<string, unknown>[] = [];
+  const received: Record<string, unknown>[] = [];
+  page.on('websocket', (ws) => {
+    ws.on('framesent', (frame) => sent.push(JSON.parse(String(frame.payload))));
+    ws.on('framereceived', (frame) => received.push(JSON.parse(String(frame.payload))));
+  });
+  await openRoom(page, 'refs');
+  await say(page, 'first');
+  await say(page, 'second');
+  await expect(messages(page)).toHaveText(['first', 'second']);
+  const outgoing = sent.filter((frame) => frame.type === 'message');
+  expect(outgoing.map((frame) => frame.content)).toEqual(['first', 'second']);
+  const refs = outgoing.map((frame) => frame.ref as string);
+  expect(refs[0]).toMatch(/^.{1,64}$/);
+  expect(refs[1]).not.toBe(refs[0]);
+  await expect.poll(() => received.filter((frame) => frame.type === 'ack').map((frame) => frame.ref)).toEqual(refs);
+  const ids = Object.fromEntries(
+    received.filter((frame) => frame.type === 'message').map((frame) => [frame.content, frame.id]),
+  );
+  const acks = received.filter((frame) => frame.type === 'ack');
+  expect(acks.map((frame) => frame.id)).toEqual([ids.first, ids.second]);
+  expectNoProblems(page);
+});
+
 test('two members see each other’s messages and comings and goings', async ({ browser }, testInfo) => {
   const alice = await member(browser, 'Alice');
   const bob = await member(browser, 'Bob');

@@ -308,29 +308,40 @@ impl Member {
             // Pings are answered by the WebSocket layer; both count as life.
             Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return None,
         };
-        let content = match ClientFrame::parse(&text) {
-            Ok(ClientFrame::Message { content }) => content,
+        let (content, reference) = match ClientFrame::parse(&text) {
+            Ok(ClientFrame::Message { content, reference }) => (content, reference),
             Ok(ClientFrame::Pong) => return None,
             Err(err) => return Some(err.into_frame()),
         };
         if !self.bucket.try_take() {
-            return Some(ServerFrame::error(
+            return Some(ServerFrame::error_for(
                 ErrorCode::RateLimited,
                 format!(
                     "more than {} messages per second; this one was dropped (retry in {} ms)",
                     self.rate_limit,
                     self.bucket.retry_after().as_millis().max(1)
                 ),
+                reference,
             ));
         }
-        match self.membership.publish(content).await {
-            Ok(_) => None,
+        match self
+            .membership
+            .publish_once(content, reference.as_deref())
+            .await
+        {
+            // The message reaches the sender too, as a broadcast; the ack tells it
+            // which of its messages that was (or, for a resend, that it already was).
+            Ok(published) => reference.map(|reference| ServerFrame::Ack {
+                reference,
+                id: published.id,
+            }),
             // Evicted: the queue has ended, and the next turn of the loop closes the
             // socket with 4008.
             Err(PublishError::NotMember) => None,
-            Err(PublishError::Unavailable) => Some(ServerFrame::error(
+            Err(PublishError::Unavailable) => Some(ServerFrame::error_for(
                 ErrorCode::Unavailable,
                 "messages cannot be stored right now; this one was not sent",
+                reference,
             )),
         }
     }

@@ -7,16 +7,17 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
 use tokio::sync::mpsc;
 
 use super::recovery::{self, RoomIds, Start};
+use super::refs::RecentRefs;
 use super::seats::{MemberId, Seats};
 use super::{
-    FrameBytes, HubSettings, Joined, Participant, PublishError, RoomName, RoomSummary, Welcome,
-    lock,
+    FrameBytes, HubSettings, Joined, Participant, PublishError, Published, RoomName, RoomSummary,
+    Welcome, lock,
 };
 
 /// The rooms of one server.
@@ -124,16 +125,27 @@ impl MemoryMembership {
 
     /// Stores `content` as the room's next message and queues it for every member.
     pub fn publish(&self, content: String) -> Result<u64, PublishError> {
+        self.publish_once(content, None)
+            .map(|published| published.id)
+    }
+
+    /// [`Self::publish`], unless this user's message with the same `reference` was
+    /// published within the ref window: then only its id comes back.
+    pub fn publish_once(
+        &self,
+        content: String,
+        reference: Option<&str>,
+    ) -> Result<Published, PublishError> {
         // Formatted before taking the lock: the room lock covers only what must be ordered.
         let timestamp = super::now_rfc3339();
         let mut state = self.room.lock();
-        let outcome = state.publish(self.member_id, content, timestamp);
+        let outcome = state.publish(self.member_id, content, reference, timestamp);
         drop(state);
-        let (id, emptied) = outcome?;
+        let (published, emptied) = outcome?;
         if emptied {
             self.shared.remove_if_empty(&self.room);
         }
-        Ok(id)
+        Ok(published)
     }
 }
 
@@ -198,6 +210,8 @@ struct RoomState {
     seats: Seats,
     /// Keyed by user id: one entry per user however many tabs they have open.
     presence: BTreeMap<Arc<str>, Presence>,
+    /// Recent messages' refs, so a resend gets the original id.
+    refs: RecentRefs,
 }
 
 impl RoomState {
@@ -213,6 +227,7 @@ impl RoomState {
             history_size,
             seats: Seats::default(),
             presence: BTreeMap::new(),
+            refs: RecentRefs::default(),
         }
     }
 
@@ -266,15 +281,26 @@ impl RoomState {
         &mut self,
         member_id: MemberId,
         content: String,
+        reference: Option<&str>,
         timestamp: String,
-    ) -> Result<(u64, bool), PublishError> {
+    ) -> Result<(Published, bool), PublishError> {
         let user_id = self
             .seats
             .user_of(member_id)
-            .ok_or(PublishError::NotMember)?;
-        let user = self.presence[user_id].name.to_string();
+            .ok_or(PublishError::NotMember)?
+            .clone();
+        let now = Instant::now();
+        if let Some(reference) = reference
+            && let Some(id) = self.refs.get(&user_id, reference, now)
+        {
+            return Ok((Published { id, repeated: true }, self.is_empty()));
+        }
+        let user = self.presence[&user_id].name.to_string();
         let id = self.next_id;
         self.next_id += 1;
+        if let Some(reference) = reference {
+            self.refs.insert(user_id, reference, id, now);
+        }
         let frame: FrameBytes = ServerFrame::Message(ChatMessage {
             id,
             user,
@@ -293,7 +319,13 @@ impl RoomState {
             });
         }
         self.deliver(frame);
-        Ok((id, self.is_empty()))
+        Ok((
+            Published {
+                id,
+                repeated: false,
+            },
+            self.is_empty(),
+        ))
     }
 
     /// Removes a member; announces the leave when it was the user's last connection.

@@ -18,6 +18,7 @@
 pub mod memory;
 mod recovery;
 pub mod redis_engine;
+mod refs;
 mod seats;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -102,6 +103,15 @@ impl<M> Joined<M> {
             queue: self.queue,
         }
     }
+}
+
+/// A message stored by [`Membership::publish_once`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Published {
+    pub id: u64,
+    /// The same user's message with the same `ref` was already stored (with this
+    /// id); nothing was published this time.
+    pub repeated: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -214,9 +224,21 @@ impl Membership {
 
     /// Stores `content` as the room's next message and queues it for every member.
     pub async fn publish(&self, content: String) -> Result<u64, PublishError> {
+        Ok(self.publish_once(content, None).await?.id)
+    }
+
+    /// [`Self::publish`], idempotent per `reference`: the same user publishing the
+    /// same `reference` in this room within [`app::protocol::REF_WINDOW_SECS`] (from
+    /// any connection, on any server) gets the first message's id back and nothing
+    /// is published again.
+    pub async fn publish_once(
+        &self,
+        content: String,
+        reference: Option<&str>,
+    ) -> Result<Published, PublishError> {
         match &self.0 {
-            EngineMembership::Memory(member) => member.publish(content),
-            EngineMembership::Redis(member) => member.publish(content).await,
+            EngineMembership::Memory(member) => member.publish_once(content, reference),
+            EngineMembership::Redis(member) => member.publish_once(content, reference).await,
         }
     }
 }

@@ -4,7 +4,7 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{spawn_app, spawn_app_with};
+use crate::helpers::{Client, spawn_app, spawn_app_with};
 
 fn joined(user: &str) -> Value {
     json!({"type": "system", "message": format!("{user} joined the room"), "event": "join", "user": user})
@@ -208,4 +208,93 @@ async fn welcome_gives_a_resume_point_and_the_heartbeat_even_in_an_empty_room() 
     for expected in &sent {
         assert_eq!(&alice.recv().await, expected);
     }
+}
+
+/// Reads the broadcast of one's own message and its ack, in whichever order they come.
+async fn message_and_ack(client: &mut Client) -> (Value, Value) {
+    let (first, second) = (client.recv().await, client.recv().await);
+    if first["type"] == "ack" {
+        (second, first)
+    } else {
+        (first, second)
+    }
+}
+
+#[tokio::test]
+async fn a_message_with_a_ref_is_acked_and_a_resend_is_not_published_again() {
+    let app = spawn_app().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
+    let mut bob = app.join_settled("lobby", "bob", &mut [&mut alice]).await;
+    let once = r#"{"type":"message","content":"once","ref":"r-1"}"#;
+    alice.send_text(once).await;
+    let (message, ack) = message_and_ack(&mut alice).await;
+    assert_eq!(message["content"], "once");
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "ref": "r-1", "id": message["id"]})
+    );
+    assert_eq!(bob.recv_message().await, message);
+
+    // The same ref again, from a new connection of the same user: the ack with the
+    // original id, and nothing published.
+    alice.close().await;
+    assert_eq!(bob.recv().await, left("alice"));
+    let mut alice = app.join_settled("lobby", "alice", &mut [&mut bob]).await;
+    alice.send_text(once).await;
+    assert_eq!(alice.recv().await, ack);
+    alice.expect_silence(Duration::from_millis(200)).await;
+    bob.expect_silence(Duration::from_millis(200)).await;
+
+    // Another user's ref is theirs alone.
+    bob.send_text(r#"{"type":"message","content":"mine","ref":"r-1"}"#)
+        .await;
+    let (message, ack) = message_and_ack(&mut bob).await;
+    assert_eq!(message["content"], "mine");
+    assert_eq!(
+        ack,
+        json!({"type": "ack", "ref": "r-1", "id": message["id"]})
+    );
+    assert_eq!(alice.recv_message().await, message);
+}
+
+#[tokio::test]
+async fn errors_name_the_ref_of_the_message_they_refuse() {
+    let app = spawn_app_with(|config| {
+        config.rate_limit = 1;
+        config.rate_limit_burst = 1;
+    })
+    .await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
+    alice
+        .send_text(r#"{"type":"message","content":"  ","ref":"blank"}"#)
+        .await;
+    let error = alice.recv().await;
+    assert_eq!(
+        (&error["code"], &error["ref"]),
+        (&json!("empty_message"), &json!("blank"))
+    );
+
+    alice
+        .send_text(r#"{"type":"message","content":"first","ref":"r-1"}"#)
+        .await;
+    message_and_ack(&mut alice).await;
+    alice
+        .send_text(r#"{"type":"message","content":"second","ref":"r-2"}"#)
+        .await;
+    let error = alice.recv().await;
+    assert_eq!(error["type"], "error");
+    assert_eq!(
+        (&error["code"], &error["ref"]),
+        (&json!("rate_limited"), &json!("r-2"))
+    );
+
+    // An unusable ref is refused, and not echoed.
+    let long = format!(
+        r#"{{"type":"message","content":"x","ref":"{}"}}"#,
+        "r".repeat(65)
+    );
+    alice.send_text(&long).await;
+    let error = alice.recv().await;
+    assert_eq!(error["code"], "invalid_frame");
+    assert!(error.get("ref").is_none(), "{error}");
 }

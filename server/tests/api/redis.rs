@@ -397,3 +397,30 @@ async fn last_id_from_an_empty_room_resumes_on_another_node_without_loss() {
     assert_eq!(welcome["last_id"], sent[59].0);
     assert_eq!(messages(&mut alice, 60).await, sent);
 }
+
+#[tokio::test]
+async fn a_resend_with_the_same_ref_on_another_node_is_acked_not_published() {
+    let redis = RedisServer::start().await;
+    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut bob, _) = b.join("refs", "bob", None).await;
+    let (mut alice, _) = a.join("refs", "alice", None).await;
+    wait_for(&mut bob, |frame| frame["event"] == "join").await;
+    let once = r#"{"type":"message","content":"once","ref":"r-1"}"#;
+    alice.send_text(once).await;
+    let ack = wait_for(&mut alice, |frame| frame["type"] == "ack").await;
+    let seen = messages(&mut bob, 1).await;
+    assert_eq!(ack, json!({"type": "ack", "ref": "r-1", "id": seen[0].0}));
+
+    // Alice comes back through the other server and sends the same message again.
+    alice.close().await;
+    let (mut alice, _) = b.join("refs", "alice", Some(seen[0].0)).await;
+    alice.send_text(once).await;
+    assert_eq!(
+        wait_for(&mut alice, |frame| frame["type"] != "system").await,
+        ack
+    );
+    bob.say("after").await;
+    let next = messages(&mut bob, 1).await;
+    assert_eq!(next[0].1, "after", "nothing was published in between");
+    assert_eq!(next[0].0, seen[0].0 + 1);
+}

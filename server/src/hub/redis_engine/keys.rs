@@ -11,6 +11,7 @@
 //! | `room:R:users` | hash | user id → connections on all servers |
 //! | `room:R:names` | hash | user id → display name |
 //! | `room:R:nodes` | hash | `"<node>\|<user id>"` → that server's connections |
+//! | `room:R:ref:L:U:F` | string with TTL | the id of user `U`'s (id `L` bytes long) message with `ref` `F`, for the ref window |
 //! | `rooms` | set | rooms with members |
 //! | `node:N` | string with TTL | server `N` is alive |
 //! | `node:N:rooms` | set | rooms where server `N` has members, for reaping |
@@ -36,6 +37,12 @@ pub(super) struct RoomKeys {
 }
 
 impl RoomKeys {
+    /// Where the id of `user`'s message with `reference` is remembered. The user id's
+    /// length comes first, so no user id and ref can spell another pair's key.
+    pub(super) fn reference(&self, user: &str, reference: &str) -> String {
+        format!("{}:ref:{}:{user}:{reference}", self.channel, user.len())
+    }
+
     pub(super) fn new(room: &str) -> Self {
         let channel = format!("{PREFIX}room:{room}");
         RoomKeys {
@@ -93,6 +100,8 @@ mod tests {
         assert_eq!(nodes(), "chorus:nodes");
         assert_eq!(node("n1"), "chorus:node:n1");
         assert_eq!(node_rooms("n1"), "chorus:node:n1:rooms");
+        assert_eq!(keys.reference("u:1", "r"), "chorus:room:lobby:ref:3:u:1:r");
+        assert_ne!(keys.reference("u", "1:r"), keys.reference("u:1", "r"));
     }
 
     #[test]

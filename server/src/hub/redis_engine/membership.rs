@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use app::protocol::ServerFrame;
+use app::protocol::{REF_WINDOW_SECS, ServerFrame};
 
 use super::payload::message_template;
 use super::subscriber::Subscription;
 use super::{Room, Shared};
 use crate::hub::seats::MemberId;
-use crate::hub::{PublishError, lock};
+use crate::hub::{PublishError, Published, lock};
 
 /// A seat in a room; leaving the room is dropping it.
 pub struct RedisMembership {
@@ -27,8 +27,14 @@ impl RedisMembership {
     }
 
     /// Stores `content` as the room's next message; every server's members get it
-    /// through the room's channel, this one's included.
-    pub async fn publish(&self, content: String) -> Result<u64, PublishError> {
+    /// through the room's channel, this one's included. With a `reference` already
+    /// used by this user in this room within the ref window, only the first
+    /// message's id comes back (checked and recorded in the same script).
+    pub async fn publish_once(
+        &self,
+        content: String,
+        reference: Option<&str>,
+    ) -> Result<Published, PublishError> {
         if lock(&self.room.state)
             .seats
             .user_of(self.member_id)
@@ -38,24 +44,33 @@ impl RedisMembership {
         }
         let (prefix, suffix) = message_template(&self.name, content);
         let shared = &self.shared;
-        let id: u64 = shared
-            .scripts
-            .publish
-            .key(&self.room.keys.seq)
-            .key(&self.room.keys.first)
-            .key(&self.room.keys.log)
-            .key(&self.room.keys.channel)
+        let keys = &self.room.keys;
+        let mut invocation = shared.scripts.publish.prepare_invoke();
+        invocation
+            .key(&keys.seq)
+            .key(&keys.first)
+            .key(&keys.log)
+            .key(&keys.channel)
             .arg(shared.settings.history_size)
             .arg(prefix)
             .arg(suffix)
-            .arg(shared.retention.as_millis().max(1) as u64)
+            .arg(shared.retention.as_millis().max(1) as u64);
+        if let Some(reference) = reference {
+            invocation
+                .key(keys.reference(&self.user_id, reference))
+                .arg(REF_WINDOW_SECS * 1000);
+        }
+        let (id, repeated): (u64, u8) = invocation
             .invoke_async(&mut shared.redis.clone())
             .await
             .map_err(|err| {
                 tracing::warn!(room = %self.room.name, error = %err, "cannot publish to Redis");
                 PublishError::Unavailable
             })?;
-        Ok(id)
+        Ok(Published {
+            id,
+            repeated: repeated == 1,
+        })
     }
 }
 
