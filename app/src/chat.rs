@@ -36,8 +36,8 @@ use std::time::Duration;
 use leptos::prelude::*;
 
 use crate::protocol::{
-    ClientFrame, CloseCode, ErrorCode, FrameError, Reconnect, ServerFrame, reconnect_for_code,
-    validate_content,
+    ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame,
+    reconnect_for_code, validate_content,
 };
 use crate::session::{self, ApiFailure};
 use crate::socket::{
@@ -209,7 +209,7 @@ pub struct ChatSocket {
 struct Signals {
     state: RwSignal<ConnectionState>,
     timeline: RwSignal<Timeline>,
-    me: RwSignal<Option<String>>,
+    me: RwSignal<Option<Member>>,
     problem: RwSignal<Option<String>>,
 }
 
@@ -224,14 +224,14 @@ impl ChatSocket {
         Signal::derive(move || timeline.with(|timeline| timeline.entries().to_vec()))
     }
 
-    /// The room's members, sorted.
-    pub fn users(&self) -> Signal<Vec<String>> {
+    /// The room's members, sorted by name.
+    pub fn users(&self) -> Signal<Vec<Member>> {
         let timeline = self.signals.timeline;
         Signal::derive(move || timeline.with(|timeline| timeline.users().to_vec()))
     }
 
-    /// This member's display name, as the server's `welcome` gave it.
-    pub fn me(&self) -> Signal<Option<String>> {
+    /// This member (user id and display name), as the server's `welcome` gave it.
+    pub fn me(&self) -> Signal<Option<Member>> {
         self.signals.me.into()
     }
 
@@ -348,12 +348,16 @@ impl Room {
         let signals = self.signals;
         match frame {
             ServerFrame::Welcome {
+                user_id,
                 user,
                 users,
                 recovered,
                 ..
             } => {
-                signals.me.try_set(Some(user));
+                signals.me.try_set(Some(Member {
+                    user_id,
+                    name: user,
+                }));
                 signals
                     .timeline
                     .try_update(|timeline| timeline.welcome(users, recovered));
@@ -366,11 +370,12 @@ impl Room {
             ServerFrame::System {
                 message,
                 event,
+                user_id,
                 user,
             } => {
                 signals
                     .timeline
-                    .try_update(|timeline| timeline.system(event, user, message));
+                    .try_update(|timeline| timeline.system(event, user_id, user, message));
             }
             // Acknowledged: the message itself arrives as a broadcast.
             ServerFrame::Ack { .. } => {}
@@ -453,13 +458,14 @@ mod tests {
         assert!(ChatCodec::decode("not json").is_err());
     }
 
-    const WELCOME: &str = r#"{"type":"welcome","room":"r","user":"u","users":[],"recovered":true,
+    const WELCOME: &str = r#"{"type":"welcome","room":"r","user_id":"u1","user":"u","users":[],"recovered":true,
         "last_id":41,"heartbeat_interval_ms":30000,"heartbeat_timeout_ms":10000}"#;
 
     #[test]
     fn messages_and_a_first_welcome_are_the_resume_points() {
         let message = ServerFrame::Message(ChatMessage {
             id: 42,
+            user_id: "u-a".into(),
             user: "a".into(),
             content: "hi".into(),
             timestamp: "2026-11-28T00:00:00.000Z".into(),
@@ -467,7 +473,7 @@ mod tests {
         assert_eq!(ChatCodec::resume_point(&message, None), Some(42));
         assert_eq!(ChatCodec::resume_point(&message, Some(&7)), Some(42));
         assert_eq!(
-            ChatCodec::resume_point(&ServerFrame::joined("a"), None),
+            ChatCodec::resume_point(&ServerFrame::joined("u-a", "a"), None),
             None
         );
         let welcome = ChatCodec::decode(WELCOME).unwrap();

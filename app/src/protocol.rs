@@ -41,8 +41,11 @@ pub const REF_WINDOW_SECS: u64 = 300;
 /// A chat message as every member sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatMessage {
-    /// Strictly increasing within a room.
+    /// Strictly increasing within a room. Serialized before any user-provided text.
     pub id: u64,
+    /// The sender's token `sub`: who sent it, even when two users share a name.
+    pub user_id: String,
+    /// The sender's display name.
     pub user: String,
     pub content: String,
     /// RFC 3339, UTC.
@@ -60,6 +63,13 @@ pub enum SystemEvent {
     Unknown,
 }
 
+/// A member of a room: its user id (the token's `sub`) and display name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Member {
+    pub user_id: String,
+    pub name: String,
+}
+
 /// A frame the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -67,10 +77,12 @@ pub enum ServerFrame {
     /// The first frame after a successful connect.
     Welcome {
         room: String,
+        /// This member's user id: "you" is decided by it, never by the name.
+        user_id: String,
         user: String,
-        /// Who was present before this connection, sorted. The member's own `join`
-        /// follows if this is its first connection to the room.
-        users: Vec<String>,
+        /// Who was present before this connection, sorted by name. The member's own
+        /// `join` follows if this is its first connection to the room.
+        users: Vec<Member>,
         /// `false` when a `since` recovery could not deliver every missed message.
         recovered: bool,
         /// The room's newest message id (the id just before its first when it has
@@ -86,6 +98,7 @@ pub enum ServerFrame {
     System {
         message: String,
         event: SystemEvent,
+        user_id: String,
         user: String,
     },
     Ping,
@@ -108,18 +121,20 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
-    pub fn joined(user: &str) -> Self {
+    pub fn joined(user_id: &str, user: &str) -> Self {
         ServerFrame::System {
             message: format!("{user} joined the room"),
             event: SystemEvent::Join,
+            user_id: user_id.to_owned(),
             user: user.to_owned(),
         }
     }
 
-    pub fn left(user: &str) -> Self {
+    pub fn left(user_id: &str, user: &str) -> Self {
         ServerFrame::System {
             message: format!("{user} left the room"),
             event: SystemEvent::Leave,
+            user_id: user_id.to_owned(),
             user: user.to_owned(),
         }
     }
@@ -610,32 +625,38 @@ mod tests {
         assert_json(
             &ServerFrame::Welcome {
                 room: "lobby".into(),
+                user_id: "u1".into(),
                 user: "alice".into(),
-                users: vec!["alice".into(), "bob".into()],
+                users: vec![Member {
+                    user_id: "u2".into(),
+                    name: "bob".into(),
+                }],
                 recovered: true,
                 last_id: 1764293000000000,
                 heartbeat_interval_ms: 30000,
                 heartbeat_timeout_ms: 10000,
             },
-            json!({"type":"welcome","room":"lobby","user":"alice","users":["alice","bob"],"recovered":true,
+            json!({"type":"welcome","room":"lobby","user_id":"u1","user":"alice",
+                   "users":[{"user_id":"u2","name":"bob"}],"recovered":true,
                    "last_id":1764293000000000_u64,"heartbeat_interval_ms":30000,"heartbeat_timeout_ms":10000}),
         );
         assert_json(
             &ServerFrame::Message(ChatMessage {
                 id: 7,
+                user_id: "u1".into(),
                 user: "alice".into(),
                 content: "hello".into(),
                 timestamp: "2026-11-28T01:02:03.456Z".into(),
             }),
-            json!({"type":"message","id":7,"user":"alice","content":"hello","timestamp":"2026-11-28T01:02:03.456Z"}),
+            json!({"type":"message","id":7,"user_id":"u1","user":"alice","content":"hello","timestamp":"2026-11-28T01:02:03.456Z"}),
         );
         assert_json(
-            &ServerFrame::joined("alice"),
-            json!({"type":"system","message":"alice joined the room","event":"join","user":"alice"}),
+            &ServerFrame::joined("u1", "alice"),
+            json!({"type":"system","message":"alice joined the room","event":"join","user_id":"u1","user":"alice"}),
         );
         assert_json(
-            &ServerFrame::left("alice"),
-            json!({"type":"system","message":"alice left the room","event":"leave","user":"alice"}),
+            &ServerFrame::left("u1", "alice"),
+            json!({"type":"system","message":"alice left the room","event":"leave","user_id":"u1","user":"alice"}),
         );
         assert_json(&ServerFrame::Ping, json!({"type":"ping"}));
         assert_json(

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::protocol::{ChatMessage, SystemEvent};
+use crate::protocol::{ChatMessage, Member, SystemEvent};
 
 /// How many entries a client keeps; older ones scroll away for good.
 pub const MAX_ENTRIES: usize = 1000;
@@ -48,7 +48,8 @@ impl Entry {
 pub struct Timeline {
     /// Shared so a reactive list can clone the whole timeline cheaply.
     entries: Vec<Arc<Entry>>,
-    users: Vec<String>,
+    /// Sorted by name, then user id; each user once, however many tabs they have.
+    users: Vec<Member>,
     last_id: Option<u64>,
     /// Numbers local entries (system events, gaps), which have no server id.
     next_seq: u64,
@@ -64,8 +65,8 @@ impl Timeline {
         &self.entries
     }
 
-    /// Current members, sorted; a name appears once per user carrying it.
-    pub fn users(&self) -> &[String] {
+    /// Current members, sorted by name; two users of the same name are two members.
+    pub fn users(&self) -> &[Member] {
         &self.users
     }
 
@@ -80,9 +81,10 @@ impl Timeline {
     }
 
     /// A `welcome` frame: the member list restarts from the server's view.
-    pub fn welcome(&mut self, users: Vec<String>, recovered: bool) {
+    pub fn welcome(&mut self, users: Vec<Member>, recovered: bool) {
         self.users = users;
-        self.users.sort();
+        self.users.sort_by(member_order);
+        self.users.dedup_by(|a, b| a.user_id == b.user_id);
         if !recovered {
             self.missed = true;
             let seq = self.take_seq();
@@ -119,19 +121,28 @@ impl Timeline {
         true
     }
 
-    /// A join or leave event; keeps the member list in step.
-    pub fn system(&mut self, event: SystemEvent, user: String, text: String) {
-        match event {
-            SystemEvent::Join => {
-                let at = self.users.partition_point(|name| name < &user);
-                self.users.insert(at, user.clone());
+    /// A join or leave event; keeps the member list in step, by user id.
+    pub fn system(&mut self, event: SystemEvent, user_id: String, user: String, text: String) {
+        let known = self
+            .users
+            .iter()
+            .position(|member| member.user_id == user_id);
+        match (event, known) {
+            (SystemEvent::Join, None) => {
+                let member = Member {
+                    user_id,
+                    name: user.clone(),
+                };
+                let at = self
+                    .users
+                    .partition_point(|other| member_order(other, &member).is_lt());
+                self.users.insert(at, member);
             }
-            SystemEvent::Leave => {
-                if let Some(at) = self.users.iter().position(|name| name == &user) {
-                    self.users.remove(at);
-                }
+            (SystemEvent::Leave, Some(at)) => {
+                self.users.remove(at);
             }
-            SystemEvent::Unknown => {}
+            // A repeated join or an unknown leave changes nothing.
+            _ => {}
         }
         let seq = self.take_seq();
         self.push(Entry::System {
@@ -160,6 +171,10 @@ impl Timeline {
     }
 }
 
+fn member_order(a: &Member, b: &Member) -> std::cmp::Ordering {
+    (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +182,7 @@ mod tests {
     fn message(id: u64) -> ChatMessage {
         ChatMessage {
             id,
+            user_id: "u-alice".into(),
             user: "alice".into(),
             content: format!("message {id}"),
             timestamp: "2026-11-28T10:00:00.000Z".into(),
@@ -205,27 +221,74 @@ mod tests {
         for id in [1, 2, 5] {
             timeline.message(message(id));
         }
-        timeline.system(SystemEvent::Join, "bob".into(), "bob joined".into());
+        timeline.system(
+            SystemEvent::Join,
+            "u-bob".into(),
+            "bob".into(),
+            "bob joined".into(),
+        );
         assert!(timeline.message(message(3)));
         assert_eq!(message_ids(&timeline), [1, 2, 3, 5]);
         assert_eq!(timeline.last_id(), Some(5));
     }
 
+    fn member(user_id: &str, name: &str) -> Member {
+        Member {
+            user_id: user_id.into(),
+            name: name.into(),
+        }
+    }
+
+    fn names(timeline: &Timeline) -> Vec<&str> {
+        timeline
+            .users()
+            .iter()
+            .map(|member| member.name.as_str())
+            .collect()
+    }
+
     #[test]
-    fn joins_and_leaves_keep_the_member_list_sorted() {
+    fn joins_and_leaves_keep_the_member_list_sorted_by_user() {
         let mut timeline = Timeline::new();
-        timeline.welcome(vec!["zoe".into(), "alice".into()], true);
-        assert_eq!(timeline.users(), ["alice", "zoe"]);
-        timeline.system(SystemEvent::Join, "bob".into(), "bob joined".into());
-        timeline.system(SystemEvent::Join, "bob".into(), "bob joined".into());
-        assert_eq!(timeline.users(), ["alice", "bob", "bob", "zoe"]);
-        timeline.system(SystemEvent::Leave, "bob".into(), "bob left".into());
-        timeline.system(SystemEvent::Leave, "carol".into(), "carol left".into());
-        assert_eq!(timeline.users(), ["alice", "bob", "zoe"]);
-        assert_eq!(timeline.entries().len(), 4);
+        timeline.welcome(vec![member("z", "zoe"), member("a", "alice")], true);
+        assert_eq!(names(&timeline), ["alice", "zoe"]);
+        let join = |timeline: &mut Timeline, id: &str, name: &str| {
+            timeline.system(
+                SystemEvent::Join,
+                id.into(),
+                name.into(),
+                format!("{name} joined"),
+            )
+        };
+        join(&mut timeline, "b1", "bob");
+        // Another user who is also called bob is another member; a repeated join is not.
+        join(&mut timeline, "b2", "bob");
+        join(&mut timeline, "b2", "bob");
+        assert_eq!(names(&timeline), ["alice", "bob", "bob", "zoe"]);
+        timeline.system(
+            SystemEvent::Leave,
+            "b1".into(),
+            "bob".into(),
+            "bob left".into(),
+        );
+        timeline.system(
+            SystemEvent::Leave,
+            "c".into(),
+            "carol".into(),
+            "carol left".into(),
+        );
+        assert_eq!(
+            timeline.users(),
+            [
+                member("a", "alice"),
+                member("b2", "bob"),
+                member("z", "zoe")
+            ]
+        );
+        assert_eq!(timeline.entries().len(), 5);
         // A new welcome replaces the list; nothing else changes.
-        timeline.welcome(vec!["alice".into()], true);
-        assert_eq!(timeline.users(), ["alice"]);
+        timeline.welcome(vec![member("a", "alice")], true);
+        assert_eq!(names(&timeline), ["alice"]);
         assert!(!timeline.missed());
     }
 

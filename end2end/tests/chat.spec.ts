@@ -27,6 +27,26 @@ test('each message goes out with its own ref and is acknowledged with its id', a
   expectNoProblems(page);
 });
 
+test('two users both named Alice are told apart: each sees only their own messages as theirs', async ({ browser }) => {
+  const first = await member(browser, 'Alice');
+  const second = await member(browser, 'Alice');
+  await openRoom(first, 'twins');
+  await openRoom(second, 'twins');
+  for (const page of [first, second]) {
+    await expect(page.locator('.members li')).toHaveCount(2);
+    await expect(page.locator('.members li.own')).toHaveCount(1);
+  }
+  await say(first, 'from the first');
+  await say(second, 'from the second');
+  for (const page of [first, second]) {
+    await expect(messages(page)).toHaveText(['from the first', 'from the second']);
+  }
+  await expect(first.locator('.message.own .text')).toHaveText(['from the first']);
+  await expect(second.locator('.message.own .text')).toHaveText(['from the second']);
+  expectNoProblems(first);
+  expectNoProblems(second);
+});
+
 test('two members see each other’s messages and comings and goings', async ({ browser }, testInfo) => {
   const alice = await member(browser, 'Alice');
   const bob = await member(browser, 'Bob');

@@ -1,8 +1,10 @@
 use leptos::prelude::*;
 
-/// Who is in the room; the member's own name is marked.
+use crate::protocol::Member;
+
+/// Who is in the room; this member (by user id, not name) is marked.
 #[component]
-pub fn MemberList(users: Signal<Vec<String>>, me: Signal<Option<String>>) -> impl IntoView {
+pub fn MemberList(users: Signal<Vec<Member>>, me: Signal<Option<Member>>) -> impl IntoView {
     view! {
         <section class="members" aria-labelledby="members-title">
             <h2 id="members-title">
@@ -14,11 +16,11 @@ pub fn MemberList(users: Signal<Vec<String>>, me: Signal<Option<String>>) -> imp
                     users
                         .get()
                         .into_iter()
-                        .map(|name| {
-                            let own = me.as_deref() == Some(name.as_str());
+                        .map(|member| {
+                            let own = me.as_ref().is_some_and(|me| me.user_id == member.user_id);
                             view! {
                                 <li class:own=own>
-                                    {name} {own.then_some(view! { <span class="you">" (you)"</span> })}
+                                    {member.name} {own.then_some(view! { <span class="you">" (you)"</span> })}
                                 </li>
                             }
                         })

@@ -3,7 +3,7 @@ use std::sync::Arc;
 use leptos::html;
 use leptos::prelude::*;
 
-use crate::protocol::SystemEvent;
+use crate::protocol::{Member, SystemEvent};
 use crate::timeline::Entry;
 
 /// How close to the bottom (in pixels) still counts as "following" the conversation.
@@ -12,7 +12,7 @@ const FOLLOW_SLACK_PX: i32 = 48;
 /// The conversation. Follows new messages while scrolled to the bottom, and
 /// stays put once the reader scrolls up.
 #[component]
-pub fn MessageList(entries: Signal<Vec<Arc<Entry>>>, me: Signal<Option<String>>) -> impl IntoView {
+pub fn MessageList(entries: Signal<Vec<Arc<Entry>>>, me: Signal<Option<Member>>) -> impl IntoView {
     let list = NodeRef::<html::Ol>::new();
     let following = StoredValue::new(true);
     let on_scroll = move |_| {
@@ -47,11 +47,12 @@ pub fn MessageList(entries: Signal<Vec<Arc<Entry>>>, me: Signal<Option<String>>)
     .into_any()
 }
 
-fn render_entry(entry: &Entry, me: Signal<Option<String>>) -> AnyView {
+fn render_entry(entry: &Entry, me: Signal<Option<Member>>) -> AnyView {
     match entry {
         Entry::Message(message) => {
-            let author = message.user.clone();
-            let own = move || me.with(|me| me.as_deref() == Some(author.as_str()));
+            // Own messages are told apart by user id: two users may share a name.
+            let author = message.user_id.clone();
+            let own = move || me.with(|me| me.as_ref().is_some_and(|me| me.user_id == author));
             view! {
                 <li class="message" class:own=own data-id=message.id.to_string()>
                     <div class="meta">

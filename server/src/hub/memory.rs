@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
+use app::protocol::{ChatMessage, JOIN_HISTORY, Member, ServerFrame};
 use tokio::sync::mpsc;
 
 use super::recovery::{self, RoomIds, Start};
@@ -249,8 +249,8 @@ impl RoomState {
         let (backlog, recovered) = self.backlog(since);
         // Who was here before: the newcomer's own `join` (if this is its first
         // connection) follows, so `users` plus the events is always the member list.
-        let users = self.user_names();
-        let user_id: Arc<str> = Arc::from(who.id);
+        let users = self.members();
+        let user_id: Arc<str> = Arc::from(who.id.as_str());
         self.seats.insert(member_id, user_id.clone(), queue, false);
         let presence = self.presence.entry(user_id).or_insert_with(|| Presence {
             name: Arc::from(who.name.as_str()),
@@ -261,6 +261,7 @@ impl RoomState {
 
         let welcome = Welcome {
             room: room.to_owned(),
+            user_id: who.id.clone(),
             user: who.name.clone(),
             users,
             recovered,
@@ -269,7 +270,7 @@ impl RoomState {
             last_id: self.next_id - 1,
         };
         if first_connection {
-            self.deliver(ServerFrame::joined(&who.name).to_json().into());
+            self.deliver(ServerFrame::joined(&who.id, &who.name).to_json().into());
         }
         (welcome, backlog)
     }
@@ -299,10 +300,11 @@ impl RoomState {
         let id = self.next_id;
         self.next_id += 1;
         if let Some(reference) = reference {
-            self.refs.insert(user_id, reference, id, now);
+            self.refs.insert(user_id.clone(), reference, id, now);
         }
         let frame: FrameBytes = ServerFrame::Message(ChatMessage {
             id,
+            user_id: user_id.to_string(),
             user,
             content,
             timestamp,
@@ -334,7 +336,7 @@ impl RoomState {
         if let Some(user_id) = self.seats.remove(member_id)
             && let Some(left) = self.disconnect(&user_id)
         {
-            self.deliver(ServerFrame::left(&left).to_json().into());
+            self.deliver(ServerFrame::left(&user_id, &left).to_json().into());
         }
         self.is_empty()
     }
@@ -356,7 +358,7 @@ impl RoomState {
         while let Some(frame) = pending.pop_front() {
             for user_id in self.seats.deliver(None, &frame) {
                 if let Some(left) = self.disconnect(&user_id) {
-                    pending.push_back(ServerFrame::left(&left).to_json().into());
+                    pending.push_back(ServerFrame::left(&user_id, &left).to_json().into());
                 }
             }
         }
@@ -385,9 +387,17 @@ impl RoomState {
         (frames, plan.recovered)
     }
 
-    fn user_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.presence.values().map(|p| p.name.to_string()).collect();
-        names.sort();
-        names
+    /// Who is present, sorted by name (then user id).
+    fn members(&self) -> Vec<Member> {
+        let mut members: Vec<Member> = self
+            .presence
+            .iter()
+            .map(|(user_id, presence)| Member {
+                user_id: user_id.to_string(),
+                name: presence.name.to_string(),
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
+        members
     }
 }

@@ -27,7 +27,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 
-use app::protocol::ServerFrame;
+use app::protocol::{Member, ServerFrame};
 pub use app::protocol::{RoomName, RoomSummary};
 use memory::{MemoryHub, MemoryMembership};
 use redis_engine::{RedisHub, RedisMembership, RedisOptions, RedisStartError};
@@ -56,10 +56,11 @@ pub struct Participant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
     pub room: String,
+    pub user_id: String,
     /// The member's display name.
     pub user: String,
-    /// Who was present before this connection, sorted.
-    pub users: Vec<String>,
+    /// Who was present before this connection, sorted by name.
+    pub users: Vec<Member>,
     pub recovered: bool,
     /// The newest message id in the room when the backlog was read (the id just
     /// before its first message when it has none yet).
@@ -74,6 +75,7 @@ impl Welcome {
     ) -> ServerFrame {
         ServerFrame::Welcome {
             room: self.room,
+            user_id: self.user_id,
             user: self.user,
             users: self.users,
             recovered: self.recovered,

@@ -17,6 +17,13 @@ fn who(name: &str) -> Participant {
     }
 }
 
+fn member(name: &str) -> Member {
+    Member {
+        user_id: format!("id-{name}"),
+        name: name.into(),
+    }
+}
+
 fn lobby() -> RoomName {
     RoomName::parse("lobby").unwrap()
 }
@@ -49,6 +56,7 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
         alice.welcome,
         Welcome {
             room: "lobby".into(),
+            user_id: "id-alice".into(),
             user: "alice".into(),
             users: vec![],
             recovered: true,
@@ -59,9 +67,9 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
     assert_eq!(drain(&mut alice.queue)[0]["event"], "join");
 
     let mut bob = hub.join(&lobby(), who("bob"), None);
-    assert_eq!(bob.welcome.users, ["alice"]);
-    let bob_joined =
-        json!({"type":"system","message":"bob joined the room","event":"join","user":"bob"});
+    assert_eq!(bob.welcome.users, [member("alice")]);
+    let bob_joined = json!({"type":"system","message":"bob joined the room","event":"join",
+                            "user_id":"id-bob","user":"bob"});
     assert_eq!(drain(&mut bob.queue), std::slice::from_ref(&bob_joined));
     assert_eq!(drain(&mut alice.queue), [bob_joined]);
 
@@ -162,7 +170,7 @@ fn a_full_queue_evicts_only_that_member() {
         "the fast member lost nothing"
     );
     assert!(fast_frames.contains(
-        &json!({"type":"system","message":"slow left the room","event":"leave","user":"slow"})
+        &json!({"type":"system","message":"slow left the room","event":"leave","user_id":"id-slow","user":"slow"})
     ));
     assert_eq!(
         slow.membership.publish("too late".into()),
@@ -187,7 +195,7 @@ fn presence_counts_users_not_tabs() {
     let hub = hub(10, 16);
     let mut first = hub.join(&lobby(), who("alice"), None);
     let second = hub.join(&lobby(), who("alice"), None);
-    assert_eq!(second.welcome.users, ["alice"]);
+    assert_eq!(second.welcome.users, [member("alice")]);
     assert_eq!(
         drain(&mut first.queue).len(),
         1,

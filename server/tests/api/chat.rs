@@ -4,14 +4,26 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::helpers::{Client, spawn_app, spawn_app_with};
+use chorus_server::auth::Auth;
 
+use crate::helpers::{Client, SECRET, spawn_app, spawn_app_with};
+
+// Test tokens have `sub` = name, so user ids are the names.
 fn joined(user: &str) -> Value {
-    json!({"type": "system", "message": format!("{user} joined the room"), "event": "join", "user": user})
+    json!({"type": "system", "message": format!("{user} joined the room"), "event": "join",
+           "user_id": user, "user": user})
 }
 
 fn left(user: &str) -> Value {
-    json!({"type": "system", "message": format!("{user} left the room"), "event": "leave", "user": user})
+    json!({"type": "system", "message": format!("{user} left the room"), "event": "leave",
+           "user_id": user, "user": user})
+}
+
+fn members(names: &[&str]) -> Value {
+    names
+        .iter()
+        .map(|name| json!({"user_id": name, "name": name}))
+        .collect()
 }
 
 fn id(frame: &Value) -> u64 {
@@ -44,14 +56,14 @@ async fn two_members_see_each_others_messages_and_presence() {
     welcome["last_id"] = json!(0);
     assert_eq!(
         welcome,
-        json!({"type": "welcome", "room": "lobby", "user": "alice", "users": [], "recovered": true,
+        json!({"type": "welcome", "room": "lobby", "user_id": "alice", "user": "alice", "users": [], "recovered": true,
                "last_id": 0, "heartbeat_interval_ms": 30000, "heartbeat_timeout_ms": 10000})
     );
     assert_eq!(alice.recv().await, joined("alice"));
 
     // Those present before; the newcomer's own join follows.
     let (mut bob, welcome) = app.join("lobby", "bob").await;
-    assert_eq!(welcome["users"], json!(["alice"]));
+    assert_eq!(welcome["users"], members(&["alice"]));
     assert_eq!(bob.recv().await, joined("bob"));
     assert_eq!(alice.recv().await, joined("bob"));
 
@@ -66,7 +78,11 @@ async fn two_members_see_each_others_messages_and_presence() {
     let sent_at = OffsetDateTime::parse(timestamp, &Rfc3339).expect("RFC 3339");
     assert!((OffsetDateTime::now_utc() - sent_at).abs() < time::Duration::seconds(30));
     let keys: Vec<&String> = seen_by_bob.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["content", "id", "timestamp", "type", "user"]);
+    assert_eq!(
+        keys,
+        ["content", "id", "timestamp", "type", "user", "user_id"]
+    );
+    assert_eq!(seen_by_bob["user_id"], "alice");
 
     bob.say("hi alice").await;
     let reply = alice.recv_message().await;
@@ -101,7 +117,7 @@ async fn a_second_tab_of_the_same_user_does_not_repeat_presence() {
     let (mut first, _) = app.join("lobby", "alice").await;
     assert_eq!(first.recv().await, joined("alice"));
     let (second, welcome) = app.join("lobby", "alice").await;
-    assert_eq!(welcome["users"], json!(["alice"]));
+    assert_eq!(welcome["users"], members(&["alice"]));
     second.close().await;
     first.say("still here").await;
     // No join or leave for the second tab: the next frame is the message.
@@ -297,4 +313,46 @@ async fn errors_name_the_ref_of_the_message_they_refuse() {
     let error = alice.recv().await;
     assert_eq!(error["code"], "invalid_frame");
     assert!(error.get("ref").is_none(), "{error}");
+}
+
+#[tokio::test]
+async fn two_users_with_one_name_are_two_members_told_apart_by_user_id() {
+    let app = spawn_app().await;
+    let token = |sub: &str| {
+        Auth::new(SECRET.as_bytes())
+            .issue(sub, Some("Alice"), Duration::from_secs(600))
+            .token
+    };
+    let mut first = app
+        .connect(&format!("/ws/chat/lobby?token={}", token("u-1")))
+        .await;
+    let welcome = first.recv().await;
+    assert_eq!(
+        (&welcome["user_id"], &welcome["user"]),
+        (&json!("u-1"), &json!("Alice"))
+    );
+    first.recv().await;
+    let mut second = app
+        .connect(&format!("/ws/chat/lobby?token={}", token("u-2")))
+        .await;
+    let welcome = second.recv().await;
+    assert_eq!(welcome["user_id"], "u-2");
+    assert_eq!(
+        welcome["users"],
+        json!([{"user_id": "u-1", "name": "Alice"}])
+    );
+    let joined = second.recv().await;
+    assert_eq!(
+        (&joined["user_id"], &joined["user"]),
+        (&json!("u-2"), &json!("Alice"))
+    );
+    assert_eq!(first.recv().await, joined, "the second Alice is announced");
+
+    second.say("it's me").await;
+    let message = first.recv_message().await;
+    assert_eq!(
+        (&message["user_id"], &message["user"]),
+        (&json!("u-2"), &json!("Alice"))
+    );
+    assert_eq!(app.rooms().await[0]["members"], 2);
 }

@@ -80,7 +80,7 @@ async fn the_binary_shuts_down_gracefully_on_sigterm() {
     assert_eq!(alice.recv().await["type"], "welcome");
     assert_eq!(
         alice.recv().await,
-        json!({"type": "system", "message": "alice joined the room", "event": "join", "user": "alice"})
+        json!({"type": "system", "message": "alice joined the room", "event": "join", "user_id": "alice", "user": "alice"})
     );
 
     let started = Instant::now();

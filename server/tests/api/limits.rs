@@ -207,7 +207,7 @@ async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
     );
     assert_consecutive(&fast_ids);
     assert!(
-        fast_frames.contains(&json!({"type": "system", "message": "slow left the room", "event": "leave", "user": "slow"})),
+        fast_frames.contains(&json!({"type": "system", "message": "slow left the room", "event": "leave", "user_id": "slow", "user": "slow"})),
         "the eviction is announced"
     );
 

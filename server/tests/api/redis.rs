@@ -8,6 +8,14 @@ use tokio::process::Command;
 
 use crate::helpers::{Client, Node, PATIENCE, RedisServer, SECRET, free_port};
 
+/// Who `welcome.users` lists when every token's `sub` is its name.
+fn present(names: &[impl AsRef<str>]) -> Value {
+    names
+        .iter()
+        .map(|name| json!({"user_id": name.as_ref(), "name": name.as_ref()}))
+        .collect()
+}
+
 /// The next `count` chat messages, as (id, content), skipping join/leave events.
 async fn messages(client: &mut Client, count: usize) -> Vec<(u64, String)> {
     let mut seen = Vec::new();
@@ -55,7 +63,7 @@ async fn members_on_three_nodes_see_every_message_once_in_the_same_order() {
             let name = format!("user-{n}{seat}");
             let (client, welcome) = node.join("lobby", &name, None).await;
             // Presence covers every node: everyone who joined before, wherever.
-            assert_eq!(welcome["users"], json!(names), "welcome on node {n}");
+            assert_eq!(welcome["users"], present(&names), "welcome on node {n}");
             names.push(name);
             members.push(client);
         }
@@ -130,7 +138,7 @@ async fn a_client_moving_to_another_node_with_since_gets_exactly_what_it_missed(
 
     let (mut moved, welcome) = b.join("moves", "mover", Some(seen[2].0)).await;
     assert_eq!(welcome["recovered"], true);
-    assert_eq!(welcome["users"], json!(["writer"]));
+    assert_eq!(welcome["users"], present(&["writer"]));
     assert_eq!(messages(&mut moved, 3).await, missed);
     let joined = moved.recv().await;
     assert_eq!(joined["event"], "join", "then its own join: {joined}");
@@ -171,6 +179,10 @@ async fn a_killed_node_loses_nothing_and_its_members_leave_presence() {
     .await
     .expect("the dead node's members leave within a few seconds");
     assert_eq!(left["user"], "carol");
+    assert_eq!(
+        left["user_id"], "carol",
+        "a reaped leave names the user id too"
+    );
     assert_eq!(
         survivor.rooms().await,
         json!([{"name": "crash", "members": 2, "connections": 2}])
@@ -281,7 +293,7 @@ async fn a_redis_that_comes_back_empty_gets_presence_back_and_ids_keep_increasin
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (_carol, welcome) = b.join("amnesia", "carol", None).await;
-    assert_eq!(welcome["users"], json!(["alice", "bob"]));
+    assert_eq!(welcome["users"], present(&["alice", "bob"]));
     alice.say("after").await;
     let after = messages(&mut bob, 1).await;
     assert!(

@@ -42,7 +42,7 @@ impl RedisMembership {
         {
             return Err(PublishError::NotMember);
         }
-        let (prefix, suffix) = message_template(&self.name, content);
+        let (prefix, suffix) = message_template(&self.user_id, &self.name, content);
         let shared = &self.shared;
         let keys = &self.room.keys;
         let mut invocation = shared.scripts.publish.prepare_invoke();
@@ -106,7 +106,7 @@ impl Drop for RedisMembership {
         let shared = shared.clone();
         let room = self.room.clone();
         let user_id = self.user_id.clone();
-        let left = ServerFrame::left(&self.name).to_json();
+        let left = ServerFrame::left(&self.user_id, &self.name).to_json();
         tokio::spawn(async move {
             let outcome: redis::RedisResult<i64> = shared
                 .presence_script(&shared.scripts.leave, &room)

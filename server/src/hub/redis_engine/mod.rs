@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::protocol::{JOIN_HISTORY, ServerFrame};
+use app::protocol::{JOIN_HISTORY, Member, ServerFrame};
 use rand::Rng;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
@@ -227,17 +227,21 @@ impl RedisHub {
             .acquire()
             .await
             .map_err(|_| Unavailable::ShuttingDown)?;
-        let joined = ServerFrame::joined(&who.name).to_json();
+        let joined = ServerFrame::joined(&who.id, &who.name).to_json();
         // If the script's outcome is unknown (a timeout), leaving undoes whatever it did.
         membership.present = true;
-        let mut users: Vec<String> = shared
+        let present: HashMap<String, String> = shared
             .presence_script(&shared.scripts.join, &room)
             .arg(&who.id)
             .arg(&who.name)
             .arg(joined)
             .invoke_async(&mut shared.redis.clone())
             .await?;
-        users.sort();
+        let mut users: Vec<Member> = present
+            .into_iter()
+            .map(|(user_id, name)| Member { user_id, name })
+            .collect();
+        users.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
 
         let (backlog, recovered, last_id) = shared.backlog(&room.keys, since).await?;
         let covered_through = backlog.last().map(|(id, _)| *id);
@@ -254,6 +258,7 @@ impl RedisHub {
         }
         let welcome = Welcome {
             room: room_name.to_owned(),
+            user_id: who.id,
             user: who.name,
             users,
             recovered,

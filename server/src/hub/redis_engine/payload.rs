@@ -9,9 +9,10 @@ use crate::hub::seats::FrameId;
 
 /// A message frame split around its id, so the id can be chosen inside Redis:
 /// `prefix + id + suffix` is the frame's JSON.
-pub(super) fn message_template(user: &str, content: String) -> (String, String) {
+pub(super) fn message_template(user_id: &str, user: &str, content: String) -> (String, String) {
     let placeholder = ServerFrame::Message(ChatMessage {
         id: 0,
+        user_id: user_id.to_owned(),
         user: user.to_owned(),
         content,
         timestamp: crate::hub::now_rfc3339(),
@@ -61,10 +62,11 @@ mod tests {
 
     #[test]
     fn a_message_template_rebuilds_the_frame_around_any_id() {
-        let (prefix, suffix) = message_template("a\"id\":0,", "x \"id\":0, y".into());
+        let (prefix, suffix) = message_template("\"id\":0", "a\"id\":0,", "x \"id\":0, y".into());
         let frame = format!("{prefix}1764293000000001{suffix}");
         let parsed: serde_json::Value = serde_json::from_str(&frame).unwrap();
         assert_eq!(parsed["id"], 1764293000000001_u64);
+        assert_eq!(parsed["user_id"], "\"id\":0");
         assert_eq!(parsed["user"], "a\"id\":0,");
         assert_eq!(parsed["content"], "x \"id\":0, y");
         assert_eq!(parsed["type"], "message");

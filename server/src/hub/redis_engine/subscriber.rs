@@ -203,8 +203,8 @@ impl Shared {
             invocation
                 .arg(&*id)
                 .arg(count)
-                .arg(ServerFrame::joined(&name).to_json())
-                .arg(ServerFrame::left(&name).to_json());
+                .arg(ServerFrame::joined(&id, &name).to_json())
+                .arg(ServerFrame::left(&id, &name).to_json());
         }
         invocation.invoke_async(&mut self.redis.clone()).await
     }

@@ -1,6 +1,7 @@
 -- KEYS: users, names, nodes, rooms, node rooms, channel.
--- ARGV: room, node, user id, name, join frame. Returns the names present before.
-local before = redis.call('HVALS', KEYS[2])
+-- ARGV: room, node, user id, name, join frame.
+-- Returns who was present before, as user id, name, user id, name, ...
+local before = redis.call('HGETALL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|' .. ARGV[3], 1)
 local total = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
 redis.call('SADD', KEYS[4], ARGV[1])

@@ -19,7 +19,8 @@ for _, room in ipairs(rooms) do
         redis.call('HDEL', base .. ':users', user)
         redis.call('HDEL', base .. ':names', user)
         redis.call('PUBLISH', base, '0 ' .. cjson.encode({
-          type = 'system', message = name .. ' left the room', event = 'leave', user = name }))
+          type = 'system', message = name .. ' left the room', event = 'leave',
+          user_id = user, user = name }))
       end
     end
   end
