@@ -43,6 +43,16 @@ impl fmt::Display for ApiFailure {
 const STORAGE_KEY: &str = "chorus.session";
 
 #[cfg(feature = "hydrate")]
+thread_local! {
+    /// This tab's copy of the session: the only one when the browser refuses site
+    /// storage (blocked cookies and site data, some private modes), so signing in
+    /// still works until the page is reloaded instead of looping back to sign-in.
+    static IN_TAB: std::cell::RefCell<Option<Session>> = const { std::cell::RefCell::new(None) };
+}
+
+/// `localStorage`, if the browser lets this page use it (reading the property throws
+/// when site data is blocked).
+#[cfg(feature = "hydrate")]
 fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
@@ -51,28 +61,56 @@ fn storage() -> Option<web_sys::Storage> {
 pub fn load() -> Option<Session> {
     #[cfg(feature = "hydrate")]
     {
-        let text = storage()?.get_item(STORAGE_KEY).ok().flatten()?;
-        serde_json::from_str(&text).ok()
+        let stored = storage()
+            .and_then(|storage| storage.get_item(STORAGE_KEY).ok().flatten())
+            .and_then(|text| serde_json::from_str(&text).ok());
+        stored.or_else(|| IN_TAB.with(|tab| tab.borrow().clone()))
     }
     #[cfg(not(feature = "hydrate"))]
     None
 }
 
-pub fn store(session: &Session) {
+/// Keeps `session` for this tab and, where the browser allows, for every tab and
+/// reload; returns whether it was stored beyond this tab (see [`survives_reload`]).
+pub fn store(session: &Session) -> bool {
     #[cfg(feature = "hydrate")]
-    if let Some(storage) = storage() {
+    {
+        IN_TAB.with(|tab| *tab.borrow_mut() = Some(session.clone()));
         let text = serde_json::to_string(session).expect("a session always serializes");
-        let _ = storage.set_item(STORAGE_KEY, &text);
+        storage().is_some_and(|storage| storage.set_item(STORAGE_KEY, &text).is_ok())
     }
     #[cfg(not(feature = "hydrate"))]
-    let _ = session;
+    {
+        let _ = session;
+        false
+    }
 }
 
 pub fn clear() {
     #[cfg(feature = "hydrate")]
-    if let Some(storage) = storage() {
-        let _ = storage.remove_item(STORAGE_KEY);
+    {
+        IN_TAB.with(|tab| *tab.borrow_mut() = None);
+        if let Some(storage) = storage() {
+            let _ = storage.remove_item(STORAGE_KEY);
+        }
     }
+}
+
+/// Whether a session stored now outlives this page: `false` when the browser
+/// refuses site storage (the session then lives only in this tab). `true` on the
+/// server, which renders no note about it.
+pub fn survives_reload() -> bool {
+    #[cfg(feature = "hydrate")]
+    {
+        const PROBE: &str = "chorus.probe";
+        storage().is_some_and(|storage| {
+            let writable = storage.set_item(PROBE, "1").is_ok();
+            let _ = storage.remove_item(PROBE);
+            writable
+        })
+    }
+    #[cfg(not(feature = "hydrate"))]
+    true
 }
 
 #[cfg(not(feature = "hydrate"))]

@@ -68,3 +68,33 @@ test('active rooms are listed with their members and can be joined from the list
   await expect(guest.locator('.members li')).toHaveText(['Guest (you)', 'Host']);
   expectNoProblems(guest);
 });
+
+test('with site storage blocked, signing in works for the tab, says so, and never loops', async ({ page, baseURL }) => {
+  collectProblems(page);
+  // As when the browser blocks site data: reading localStorage throws.
+  await page.addInitScript(() => {
+    Object.defineProperty(window, 'localStorage', {
+      get() {
+        throw new DOMException('The operation is insecure.', 'SecurityError');
+      },
+    });
+  });
+  let tokens = 0;
+  page.on('request', (request) => {
+    if (request.method() === 'POST' && new URL(request.url()).pathname === '/api/token') tokens += 1;
+  });
+  await page.goto('/?room=blocked');
+  await page.locator('body[data-hydrated]').waitFor();
+  await page.getByLabel('Display name').fill('Private');
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page).toHaveURL(`${baseURL}/room/blocked`);
+  await expect(page.locator('.badges [data-state]')).toHaveAttribute('data-state', 'live');
+  await expect(page.locator('.storage-note')).toContainText('only until this page is reloaded');
+  const input = page.getByLabel('Message', { exact: true });
+  await input.fill('no storage needed');
+  await input.press('Enter');
+  await expect(page.locator('.messages .message .text')).toHaveText(['no storage needed']);
+  await expect(page).toHaveURL(`${baseURL}/room/blocked`);
+  expect(tokens).toBe(1);
+  expectNoProblems(page);
+});

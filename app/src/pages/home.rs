@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::components::capitalize;
-use crate::components::{RoomPicker, room_path};
+use crate::components::{RoomPicker, StorageNote, room_path};
 use crate::protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
 use crate::session::{self, Session};
 
@@ -50,6 +50,7 @@ pub fn HomePage() -> AnyView {
                         " · "
                         <button type="button" class="link" on:click=sign_out>"Sign out"</button>
                     </p>
+                    <StorageNote/>
                 </div>
                 <div class="card">
                     <RoomPicker/>

@@ -6,7 +6,7 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
-use crate::components::{ConnectionBadge, MemberList, MessageList, RoomPicker};
+use crate::components::{ConnectionBadge, MemberList, MessageList, RoomPicker, StorageNote};
 
 /// `/room/{name}`: the chat.
 #[component]
@@ -48,6 +48,7 @@ pub fn RoomPage() -> AnyView {
                 <h1 id="room-title">"#" {room}</h1>
                 <ConnectionBadge state=socket.state() missed=socket.missed()/>
             </header>
+            <StorageNote/>
             <div class="room-body">
                 <MessageList entries=socket.messages() me=socket.me()/>
                 <aside class="sidebar">

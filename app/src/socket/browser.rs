@@ -64,8 +64,13 @@ struct Link<C: Codec, H: Handler<C>> {
 }
 
 impl<C: Codec, H: Handler<C>> Link<C, H> {
+    /// Whether this task still belongs to the current key.
+    fn current(&self) -> bool {
+        self.control.generation.load(Ordering::SeqCst) == self.generation
+    }
+
     fn emit(&self, event: SocketEvent<C>) {
-        if self.control.generation.load(Ordering::SeqCst) == self.generation {
+        if self.current() {
             self.handler.on_event(event);
         }
     }
@@ -104,6 +109,11 @@ async fn run<C: Codec, H: Handler<C>>(
     let mut backoff = Backoff::with_policy(options.backoff);
     let mut resume: Option<C::Resume> = None;
     loop {
+        // A task that was replaced (the key changed, the page went away) must never
+        // open another socket, whatever it was waiting for when that happened.
+        if !link.current() {
+            return;
+        }
         let Some(url) = link.handler.url(&key, resume.as_ref()) else {
             link.emit(SocketEvent::Stopped(Stopped::NoUrl));
             return;
