@@ -92,8 +92,10 @@ test('the chat page is server-rendered, then hydration makes it live', async ({ 
   await shell.goto('/room/rendered');
   await expect(shell.getByRole('heading', { name: '#rendered' })).toBeVisible();
   await expect(shell.getByRole('log', { name: 'Messages' })).toBeVisible();
-  await expect(shell.getByLabel('Message', { exact: true })).toBeVisible();
-  await expect(shell.getByRole('button', { name: 'Send' })).toBeVisible();
+  // Visible, but disabled until hydration: no message text can go out as a plain
+  // form submission (in a URL), and nothing typed is wiped by hydration.
+  await expect(shell.getByLabel('Message', { exact: true })).toBeDisabled();
+  await expect(shell.getByRole('button', { name: 'Send' })).toBeDisabled();
   await expect(badge(shell)).toHaveText('Connecting…');
   await expect(shell).toHaveTitle('#rendered · Chorus');
   await noScript.close();
@@ -159,4 +161,37 @@ test('the list follows new messages until the reader scrolls up', async ({ brows
   await expect(messages(reader).last()).toHaveText('line 32');
   await expect.poll(gapBelow).toBeLessThan(5);
   expectNoProblems(reader);
+});
+
+test('each room keeps its own draft, and a room switch carries no error along', async ({ browser }) => {
+  const page = await member(browser, 'Drafter');
+  await openRoom(page, 'first-room');
+  const input = page.getByLabel('Message', { exact: true });
+  await say(page, 'sent in the first room');
+  // A draft the server would refuse: the error shows and the text stays.
+  const tooLong = 'x'.repeat(4001);
+  await input.fill(tooLong);
+  await input.press('Enter');
+  await expect(page.locator('.composer-problem')).toContainText('4000');
+  await expect(input).toHaveValue(tooLong);
+
+  // ...switch rooms through the page (no reload): an empty box, no error.
+  await page.getByLabel('Room name').fill('second-room');
+  await page.getByRole('button', { name: 'Join' }).click();
+  await expect(page.getByRole('heading', { name: '#second-room' })).toBeVisible();
+  await expectState(page, 'live');
+  await expect(input).toHaveValue('');
+  await expect(page.locator('.composer-problem')).toBeEmpty();
+  await input.fill('for the second room');
+
+  // Back: the first room's draft is there again, and the second's is kept too.
+  await page.getByLabel('Room name').fill('first-room');
+  await page.getByRole('button', { name: 'Join' }).click();
+  await expect(page.getByRole('heading', { name: '#first-room' })).toBeVisible();
+  await expect(input).toHaveValue(tooLong);
+  await page.getByLabel('Room name').fill('second-room');
+  await page.getByRole('button', { name: 'Join' }).click();
+  await expect(page.getByRole('heading', { name: '#second-room' })).toBeVisible();
+  await expect(input).toHaveValue('for the second room');
+  expectNoProblems(page);
 });

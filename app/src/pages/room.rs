@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use leptos::ev::SubmitEvent;
 use leptos::html;
 use leptos::prelude::*;
@@ -56,18 +58,44 @@ pub fn RoomPage() -> AnyView {
                     <RoomPicker current=room refresh_on=joins live_members=member_count/>
                 </aside>
             </div>
-            <Composer socket/>
+            <Composer socket room/>
         </section>
     }
     .into_any()
 }
 
-/// The message box: Enter sends, focus stays, a failed send keeps the text.
+/// The message box: Enter sends, focus stays, a failed send keeps the text. Each
+/// room keeps its own draft, and a room switch carries no error along. Disabled until
+/// the page is hydrated, so nothing typed is lost to hydration and no message can be
+/// submitted as a plain form (its text in a URL).
 #[component]
-fn Composer(socket: ChatSocket) -> AnyView {
+fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
     let draft = RwSignal::new(String::new());
     let refused = RwSignal::new(None::<String>);
     let input = NodeRef::<html::Input>::new();
+    // Effects run only in the browser, after hydration.
+    let hydrated = RwSignal::new(false);
+    Effect::new(move |_| hydrated.set(true));
+    let drafts = StoredValue::new(HashMap::<String, String>::new());
+    Effect::new(move |previous: Option<String>| {
+        let current = room.get();
+        if let Some(previous) = previous
+            && previous != current
+        {
+            let left_behind = draft.get_untracked();
+            drafts.update_value(|drafts| {
+                if left_behind.is_empty() {
+                    drafts.remove(&previous);
+                } else {
+                    drafts.insert(previous, left_behind);
+                }
+            });
+            draft
+                .set(drafts.with_value(|drafts| drafts.get(&current).cloned().unwrap_or_default()));
+            refused.set(None);
+        }
+        current
+    });
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
         match socket.send(&draft.get_untracked()) {
@@ -87,13 +115,14 @@ fn Composer(socket: ChatSocket) -> AnyView {
             <label for="composer-input" class="visually-hidden">"Message"</label>
             <input id="composer-input" name="message" type="text" autocomplete="off"
                 placeholder="Write a message and press Enter" node_ref=input
+                disabled=move || !hydrated.get()
                 aria-describedby="composer-problem"
                 prop:value=move || draft.get()
                 on:input=move |ev| {
                     draft.set(event_target_value(&ev));
                     refused.set(None);
                 }/>
-            <button type="submit">"Send"</button>
+            <button type="submit" disabled=move || !hydrated.get()>"Send"</button>
             <p class="composer-problem" id="composer-problem" role="alert">{problem}</p>
         </form>
     }
