@@ -1,10 +1,12 @@
-import { test, expect, type WebSocketRoute } from '@playwright/test';
+import { test, expect } from '@playwright/test';
 import {
   ChorusServer,
   badge,
   collectProblems,
   expectNoProblems,
   expectState,
+  holdReconnects,
+  member,
   messages,
   onRedis,
   say,
@@ -56,23 +58,10 @@ test('a restarted server: the badge shows reconnecting, then live, and chat goes
 
 test('a dropped socket resumes with since and shows what was sent meanwhile, once', async ({ browser }) => {
   await withServer(new ChorusServer(3202), async (server) => {
-    const reader = await browser.newContext({ baseURL: server.url });
-    const writer = await browser.newContext({ baseURL: server.url });
-    const away = await reader.newPage();
-    const talker = await writer.newPage();
-    collectProblems(away);
-    await signIn(away, 'Away');
-    await signIn(talker, 'Talker');
-
-    // Every socket of the reader goes through the test; the reconnect waits for the gate.
-    const sockets: WebSocketRoute[] = [];
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
-    await away.routeWebSocket(/\/ws\/chat\//, async (ws) => {
-      sockets.push(ws);
-      if (sockets.length > 1) await gate;
-      ws.connectToServer();
-    });
+    const away = await member(browser, 'Away', server.url);
+    const talker = await member(browser, 'Talker', server.url);
+    // Every socket of the reader goes through the test; the reconnect waits.
+    const { sockets, release: openGate } = await holdReconnects(away);
 
     await away.goto('/room/recovery');
     await expectState(away, 'live');
@@ -97,28 +86,16 @@ test('a dropped socket resumes with since and shows what was sent meanwhile, onc
     await say(away, 'back');
     await expect(messages(talker)).toHaveText(['one', 'two', 'three', 'back']);
     expectNoProblems(away);
-    await reader.close();
-    await writer.close();
+    await away.context().close();
+    await talker.context().close();
   });
 });
 
 test('a member who saw no message yet resumes from the welcome: more than a history of messages, none lost', async ({ browser }) => {
   await withServer(new ChorusServer(3207, ['--rate-limit-burst', '100']), async (server) => {
-    const reader = await browser.newContext({ baseURL: server.url });
-    const writer = await browser.newContext({ baseURL: server.url });
-    const away = await reader.newPage();
-    const talker = await writer.newPage();
-    collectProblems(away);
-    await signIn(away, 'Away');
-    await signIn(talker, 'Talker');
-    const sockets: WebSocketRoute[] = [];
-    let openGate!: () => void;
-    const gate = new Promise<void>((resolve) => (openGate = resolve));
-    await away.routeWebSocket(/\/ws\/chat\//, async (ws) => {
-      sockets.push(ws);
-      if (sockets.length > 1) await gate;
-      ws.connectToServer();
-    });
+    const away = await member(browser, 'Away', server.url);
+    const talker = await member(browser, 'Talker', server.url);
+    const { sockets, release: openGate } = await holdReconnects(away);
     await talker.goto('/room/quiet');
     await expectState(talker, 'live');
     await away.goto('/room/quiet');
@@ -139,8 +116,8 @@ test('a member who saw no message yet resumes from the welcome: more than a hist
     await expect(messages(away)).toHaveText(sent);
     await expect(away.locator('.badge-missed')).toHaveCount(0);
     expectNoProblems(away);
-    await reader.close();
-    await writer.close();
+    await away.context().close();
+    await talker.context().close();
   });
 });
 

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import path from 'node:path';
-import { expect, type Browser, type Page } from '@playwright/test';
+import { expect, type Browser, type Page, type WebSocketRoute } from '@playwright/test';
 import { engineArgs, redisUrl } from '../engine';
 
 export const onRedis = redisUrl !== undefined;
@@ -95,6 +95,23 @@ export async function member(browser: Browser, name: string, baseURL?: string): 
   collectProblems(page);
   await signIn(page, name);
   return page;
+}
+
+/**
+ * Routes `page`'s chat sockets through the test: the first connects at once, every
+ * later one (a reconnect) waits until `release()`, so a test can act while the page
+ * is away.
+ */
+export async function holdReconnects(page: Page): Promise<{ sockets: WebSocketRoute[]; release: () => void }> {
+  const sockets: WebSocketRoute[] = [];
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  await page.routeWebSocket(/\/ws\/chat\//, async (ws) => {
+    sockets.push(ws);
+    if (sockets.length > 1) await gate;
+    ws.connectToServer();
+  });
+  return { sockets, release };
 }
 
 export async function openRoom(page: Page, room: string): Promise<void> {
