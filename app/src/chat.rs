@@ -18,7 +18,8 @@
 //! let state = socket.state();             // Signal<ConnectionState>
 //! let messages = socket.messages();       // Signal<Vec<Arc<Entry>>>, in id order, each once
 //! let users = socket.users();             // Signal<Vec<String>>
-//! socket.send("hello")?;                  // Err(SendError::NotConnected | Invalid(..))
+//! socket.send("hello")?;                  // into the outbox; Err(SendError::Invalid(..) | OutboxFull)
+//! let unsent = socket.outbox();           // Signal<Outbox>: sending, queued or failed
 //! # Ok(())
 //! # }
 //! ```
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
+use crate::outbox::Outbox;
 use crate::protocol::{
     ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame,
     reconnect_for_code, validate_content,
@@ -121,8 +123,8 @@ impl From<Stopped> for ClosedReason {
 /// Why [`ChatSocket::send`] did not send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendError {
-    /// The socket is not open; the text stays with the caller.
-    NotConnected,
+    /// Too many messages wait to be sent already; the text stays with the caller.
+    OutboxFull,
     /// Blank or too long; the server would refuse it.
     Invalid(FrameError),
 }
@@ -130,7 +132,9 @@ pub enum SendError {
 impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SendError::NotConnected => f.write_str("Not connected: the message was not sent."),
+            SendError::OutboxFull => f.write_str(
+                "Too many messages are waiting to be sent; wait for them or discard some.",
+            ),
             SendError::Invalid(err) => f.write_str(&err.message),
         }
     }
@@ -201,13 +205,16 @@ impl Codec for ChatCodec {
 #[derive(Clone, Copy)]
 pub struct ChatSocket {
     signals: Signals,
-    socket: ReconnectingSocket<ChatCodec>,
 }
 
 /// What the page reads, written by [`Room`] as socket events arrive.
 #[derive(Clone, Copy)]
 struct Signals {
     state: RwSignal<ConnectionState>,
+    /// Typed messages not yet acknowledged, for the current room.
+    outbox: RwSignal<Outbox>,
+    /// The socket, for sending what the outbox holds once the connection is ready.
+    socket: StoredValue<Option<ReconnectingSocket<ChatCodec>>>,
     timeline: RwSignal<Timeline>,
     me: RwSignal<Option<Member>>,
     problem: RwSignal<Option<String>>,
@@ -250,21 +257,66 @@ impl ChatSocket {
         self.signals.problem.set(None);
     }
 
-    /// Sends a chat message, or says why it cannot.
+    /// Messages typed but not yet delivered, in order: sending, waiting for a
+    /// connection, or failed (with Retry and Discard).
+    pub fn outbox(&self) -> Signal<Outbox> {
+        self.signals.outbox.into()
+    }
+
+    /// Puts a chat message in the outbox, which sends it now if connected or as soon
+    /// as the connection is back; refuses only what the server would never accept.
     pub fn send(&self, content: &str) -> Result<(), SendError> {
         validate_content(content).map_err(SendError::Invalid)?;
-        if self.signals.state.get_untracked() != ConnectionState::Open {
-            return Err(SendError::NotConnected);
+        if self.signals.outbox.with_untracked(Outbox::is_full) {
+            return Err(SendError::OutboxFull);
         }
-        let frame = ClientFrame::Message {
-            content: content.to_owned(),
-            reference: Some(fresh_ref()),
+        self.signals
+            .outbox
+            .update(|outbox| outbox.push(fresh_ref(), content.to_owned()));
+        self.signals.problem.set(None);
+        self.signals.flush();
+        Ok(())
+    }
+
+    /// Sends a failed message again, with its original `ref`.
+    pub fn retry(&self, reference: &str) {
+        self.signals.outbox.update(|outbox| {
+            outbox.retry(reference);
+        });
+        self.signals.flush();
+    }
+
+    /// Gives up on a failed message.
+    pub fn discard(&self, reference: &str) {
+        self.signals
+            .outbox
+            .update(|outbox| outbox.discard(reference));
+    }
+}
+
+impl Signals {
+    /// Sends whatever the outbox has queued, if the connection is ready.
+    fn flush(self) {
+        if self.state.try_get_untracked() != Some(ConnectionState::Open) {
+            return;
+        }
+        let Some(socket) = self.socket.try_get_value().flatten() else {
+            return;
         };
-        if self.socket.send(&frame) {
-            self.signals.problem.set(None);
-            Ok(())
-        } else {
-            Err(SendError::NotConnected)
+        let unsent = self
+            .outbox
+            .try_update(Outbox::take_unsent)
+            .unwrap_or_default();
+        for (reference, content) in unsent {
+            let frame = ClientFrame::Message {
+                content,
+                reference: Some(reference),
+            };
+            if !socket.send(&frame) {
+                // No connection task: they go out on the next connection.
+                self.outbox.try_update(Outbox::connection_lost);
+                return;
+            }
         }
     }
 }
@@ -316,23 +368,26 @@ impl Handler<ChatCodec> for Room {
         match event {
             SocketEvent::Started => {
                 signals.timeline.try_set(Timeline::new());
+                signals.outbox.try_set(Outbox::default());
                 signals.me.try_set(None);
                 signals.problem.try_set(None);
             }
             SocketEvent::State(state) => {
+                let open = state == SocketState::Open;
                 signals.state.try_set(state.into());
+                if open {
+                    signals.flush();
+                } else {
+                    signals.outbox.try_update(Outbox::connection_lost);
+                }
             }
             SocketEvent::Frame(frame) => self.apply(frame),
-            SocketEvent::SendFailed(failure) => {
-                let problem = match failure {
-                    SendFailure::Dropped => {
-                        "The connection dropped; that message was not sent.".to_owned()
-                    }
-                    SendFailure::NotConnected => SendError::NotConnected.to_string(),
-                };
-                signals.problem.try_set(Some(problem));
+            // Whatever was being sent goes out again (same refs) on the next connection.
+            SocketEvent::SendFailed(SendFailure::Dropped | SendFailure::NotConnected) => {
+                signals.outbox.try_update(Outbox::connection_lost);
             }
             SocketEvent::Stopped(stopped) => {
+                signals.outbox.try_update(Outbox::connection_lost);
                 let reason = ClosedReason::from(stopped);
                 if reason == ClosedReason::Unauthorized {
                     session::clear();
@@ -378,7 +433,22 @@ impl Room {
                     .try_update(|timeline| timeline.system(event, user_id, user, message));
             }
             // Acknowledged: the message itself arrives as a broadcast.
-            ServerFrame::Ack { .. } => {}
+            ServerFrame::Ack { reference, .. } => {
+                signals.outbox.try_update(|outbox| outbox.acked(&reference));
+            }
+            ServerFrame::Error {
+                code,
+                message,
+                reference: Some(reference),
+            } if signals.outbox.with_untracked(|outbox| {
+                outbox.entries().iter().any(|e| e.reference == reference)
+            }) =>
+            {
+                let reason = describe_error(code, &message);
+                signals
+                    .outbox
+                    .try_update(|outbox| outbox.failed(&reference, reason));
+            }
             ServerFrame::Error { code, message, .. } => {
                 signals
                     .problem
@@ -433,12 +503,15 @@ fn describe_error(code: ErrorCode, message: &str) -> String {
 pub fn use_websocket(room: Signal<String>) -> ChatSocket {
     let signals = Signals {
         state: RwSignal::new(ConnectionState::Connecting),
+        outbox: RwSignal::new(Outbox::default()),
+        socket: StoredValue::new(None),
         timeline: RwSignal::new(Timeline::new()),
         me: RwSignal::new(None),
         problem: RwSignal::new(None),
     };
     let socket = use_reconnecting_socket(room, SocketOptions::default(), Room { signals });
-    ChatSocket { signals, socket }
+    signals.socket.set_value(Some(socket));
+    ChatSocket { signals }
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ compile_error!(
 
 pub mod backoff;
 pub mod chat;
+pub mod outbox;
 pub mod protocol;
 pub mod session;
 pub mod socket;

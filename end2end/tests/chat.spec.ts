@@ -1,5 +1,5 @@
 import { test, expect } from '@playwright/test';
-import { badge, expectNoProblems, expectState, member, messages, openRoom, say } from './support';
+import { ChorusServer, badge, expectNoProblems, expectState, member, messages, openRoom, say, withServer } from './support';
 
 test('each message goes out with its own ref and is acknowledged with its id', async ({ browser }) => {
   const page = await member(browser, 'Reffer');
@@ -107,7 +107,7 @@ test('the chat page is server-rendered, then hydration makes it live', async ({ 
   expectNoProblems(page);
 });
 
-test('a send while not connected is refused visibly and the text is kept', async ({ browser }) => {
+test('messages typed before the connection is ready wait in the outbox and go out in order, once', async ({ browser }) => {
   const page = await member(browser, 'Impatient');
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
@@ -119,21 +119,55 @@ test('a send while not connected is refused visibly and the text is kept', async
   await page.locator('body[data-hydrated]').waitFor();
   const input = page.getByLabel('Message', { exact: true });
   const problem = page.locator('#composer-problem');
+  const outbox = page.locator('.outbox-entry');
 
+  // What the server would never accept is refused at once and stays in the box.
   await input.fill('   ');
   await input.press('Enter');
   await expect(problem).toHaveText('message is empty');
+  await expect(input).toHaveValue('   ');
+
   await input.fill('kept for later');
   await input.press('Enter');
-  await expect(problem).toHaveText('Not connected: the message was not sent.');
-  await expect(input).toHaveValue('kept for later');
+  await expect(input).toHaveValue('');
+  await input.fill('and this one');
+  await input.press('Enter');
+  await expect(outbox.locator('.text')).toHaveText(['kept for later', 'and this one']);
+  await expect(outbox.locator('.status')).toHaveText(['Waiting for the connection…', 'Waiting for the connection…']);
 
   release();
   await expectState(page, 'live');
-  await input.press('Enter');
-  await expect(messages(page)).toHaveText(['kept for later']);
+  await expect(messages(page)).toHaveText(['kept for later', 'and this one']);
+  await expect(outbox).toHaveCount(0);
   await expect(problem).toHaveText('');
   expectNoProblems(page);
+});
+
+test('a message the server refuses stays as failed with its text, and Retry delivers it once', async ({ browser }) => {
+  await withServer(new ChorusServer(3208, ['--rate-limit', '1', '--rate-limit-burst', '1']), async (server) => {
+    const page = await member(browser, 'Hasty', server.url);
+    await openRoom(page, 'throttled');
+    await say(page, 'first');
+    await say(page, 'second, too soon');
+    const failed = page.locator('.outbox-entry.failed');
+    await expect(failed.locator('.text')).toHaveText('second, too soon');
+    await expect(failed.locator('.status')).toContainText('too fast');
+    await expect(messages(page)).toHaveText(['first']);
+
+    // Retry until the rate limit lets it through; the same ref is never published twice.
+    await expect(async () => {
+      if (await failed.count()) await failed.getByRole('button', { name: 'Retry' }).click();
+      await expect(messages(page)).toHaveText(['first', 'second, too soon'], { timeout: 500 });
+    }).toPass({ timeout: 10_000 });
+    await expect(page.locator('.outbox-entry')).toHaveCount(0);
+
+    await say(page, 'third, also too soon');
+    await expect(failed.locator('.text')).toHaveText('third, also too soon');
+    await failed.getByRole('button', { name: 'Discard' }).click();
+    await expect(page.locator('.outbox-entry')).toHaveCount(0);
+    await expect(messages(page)).toHaveText(['first', 'second, too soon']);
+    expectNoProblems(page);
+  });
 });
 
 test('the list follows new messages until the reader scrolls up', async ({ browser }) => {

@@ -34,16 +34,14 @@ test('a restarted server: the badge shows reconnecting, then live, and chat goes
     await expect(badge(page)).toHaveText(/^Reconnecting in \d+ s$/);
     await expect(badge(page)).toHaveAttribute('title', /^attempt \d+$/);
     await page.screenshot({ path: testInfo.outputPath('room-reconnecting.png') });
-    const input = page.getByLabel('Message', { exact: true });
-    await input.fill('sent while down');
-    await input.press('Enter');
-    await expect(page.locator('#composer-problem')).toHaveText('Not connected: the message was not sent.');
+    // Typed while the server is down: it waits in the outbox and goes out once back.
+    await say(page, 'sent while down');
+    await expect(page.locator('.outbox-entry .status')).toHaveText(['Waiting for the connection…']);
 
     await server.start();
     await expectState(page, 'live', 20_000);
-    await input.press('Enter');
-    await expect(input).toHaveValue('');
     await expect(messages(page)).toHaveText(['before the restart', 'sent while down']);
+    await expect(page.locator('.outbox-entry')).toHaveCount(0);
     if (onRedis) {
       // History lives in Redis: the restarted server recovers everything.
       await expect(page.locator('.badge-missed')).toHaveCount(0);
@@ -259,12 +257,18 @@ test('a frozen server is noticed within interval + timeout; the room comes back 
     await expect(messages(page)).toHaveText(['before the freeze']);
 
     server.freeze();
+    // Typed while the server is frozen: it leaves the box and waits in the outbox.
+    await say(page, 'typed during the freeze');
+    await expect(page.locator('.outbox-entry .text')).toHaveText(['typed during the freeze']);
     // 2 s of silence, plus the time for the page to notice: well within 5 s.
     await expect(badge(page)).not.toHaveAttribute('data-state', 'live', { timeout: 5_000 });
+    await expect(page.locator('.outbox-entry')).toHaveCount(1);
     server.thaw();
     await expectState(page, 'live', 20_000);
+    // Delivered exactly once, though it may have been sent on both connections.
+    await expect(page.locator('.outbox-entry')).toHaveCount(0);
     await say(page, 'after the thaw');
-    await expect(messages(page)).toHaveText(['before the freeze', 'after the thaw']);
+    await expect(messages(page)).toHaveText(['before the freeze', 'typed during the freeze', 'after the thaw']);
     expectNoProblems(page);
   });
 });

@@ -8,7 +8,9 @@ use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
-use crate::components::{ConnectionBadge, MemberList, MessageList, RoomPicker, StorageNote};
+use crate::components::{
+    ConnectionBadge, MemberList, MessageList, OutboxList, RoomPicker, StorageNote,
+};
 
 /// `/room/{name}`: the chat.
 #[component]
@@ -52,7 +54,10 @@ pub fn RoomPage() -> AnyView {
             </header>
             <StorageNote/>
             <div class="room-body">
-                <MessageList entries=socket.messages() me=socket.me()/>
+                <div class="conversation">
+                    <MessageList entries=socket.messages() me=socket.me()/>
+                    <OutboxList socket/>
+                </div>
                 <aside class="sidebar">
                     <MemberList users=socket.users() me=socket.me()/>
                     <RoomPicker current=room refresh_on=joins live_members=member_count/>
