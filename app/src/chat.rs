@@ -27,6 +27,7 @@
 //! On the server (`ssr`) the hook only creates its signals: the page renders in
 //! the connecting state and the browser takes over after hydration.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -325,10 +326,34 @@ impl Signals {
 /// socket events into the page's signals.
 struct Room {
     signals: Signals,
+    /// Unsent messages of the rooms this page left, kept until it comes back.
+    other_outboxes: StoredValue<HashMap<String, Outbox>>,
+    current: StoredValue<Option<String>>,
 }
 
 impl Handler<ChatCodec> for Room {
     type Key = String;
+
+    /// Each room keeps its own outbox: what was typed for one room is never sent to
+    /// another, and is still there (queued again) when the reader returns.
+    fn started(&self, room: &String) {
+        let mut leaving = self.signals.outbox.try_get_untracked().unwrap_or_default();
+        leaving.connection_lost();
+        let previous = self.current.try_get_value().flatten();
+        let arriving = self
+            .other_outboxes
+            .try_update_value(|outboxes| {
+                if let Some(previous) = previous
+                    && !leaving.entries().is_empty()
+                {
+                    outboxes.insert(previous, leaving);
+                }
+                outboxes.remove(room).unwrap_or_default()
+            })
+            .unwrap_or_default();
+        self.current.try_set_value(Some(room.clone()));
+        self.signals.outbox.try_set(arriving);
+    }
 
     fn url(&self, room: &String, since: Option<&u64>) -> Option<String> {
         let session = session::load()?;
@@ -368,7 +393,6 @@ impl Handler<ChatCodec> for Room {
         match event {
             SocketEvent::Started => {
                 signals.timeline.try_set(Timeline::new());
-                signals.outbox.try_set(Outbox::default());
                 signals.me.try_set(None);
                 signals.problem.try_set(None);
             }
@@ -509,7 +533,12 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         me: RwSignal::new(None),
         problem: RwSignal::new(None),
     };
-    let socket = use_reconnecting_socket(room, SocketOptions::default(), Room { signals });
+    let handler = Room {
+        signals,
+        other_outboxes: StoredValue::new(HashMap::new()),
+        current: StoredValue::new(None),
+    };
+    let socket = use_reconnecting_socket(room, SocketOptions::default(), handler);
     signals.socket.set_value(Some(socket));
     ChatSocket { signals }
 }

@@ -229,3 +229,35 @@ test('each room keeps its own draft, and a room switch carries no error along', 
   await expect(input).toHaveValue('for the second room');
   expectNoProblems(page);
 });
+
+test('a message queued for one room is never sent to another, and goes out when the reader returns', async ({ browser }) => {
+  const page = await member(browser, 'Switcher');
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  await page.routeWebSocket(/\/ws\/chat\//, async (ws) => {
+    if (ws.url().includes('/ws/chat/held-room')) await held;
+    ws.connectToServer();
+  });
+  await page.goto('/room/held-room');
+  await page.locator('body[data-hydrated]').waitFor();
+  const input = page.getByLabel('Message', { exact: true });
+  await input.fill('for the held room only');
+  await input.press('Enter');
+  await expect(page.locator('.outbox-entry .text')).toHaveText(['for the held room only']);
+
+  await page.getByLabel('Room name').fill('open-room');
+  await page.getByRole('button', { name: 'Join' }).click();
+  await expect(page.getByRole('heading', { name: '#open-room' })).toBeVisible();
+  await expectState(page, 'live');
+  await expect(page.locator('.outbox-entry')).toHaveCount(0);
+  await expect(messages(page)).toHaveCount(0);
+
+  release();
+  await page.getByLabel('Room name').fill('held-room');
+  await page.getByRole('button', { name: 'Join' }).click();
+  await expect(page.getByRole('heading', { name: '#held-room' })).toBeVisible();
+  await expectState(page, 'live');
+  await expect(messages(page)).toHaveText(['for the held room only']);
+  await expect(page.locator('.outbox-entry')).toHaveCount(0);
+  expectNoProblems(page);
+});

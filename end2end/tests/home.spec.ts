@@ -25,7 +25,7 @@ test('the WASM client hydrates without errors', async ({ page }, testInfo) => {
 test('names and room names are validated inline', async ({ page }, testInfo) => {
   collectProblems(page);
   await page.goto('/');
-  await page.waitForLoadState('networkidle');
+  await page.locator('body[data-hydrated]').waitFor();
   await page.getByRole('button', { name: 'Continue' }).click();
   await expect(page.locator('#display-name-error')).toHaveText('Name is empty');
   await expect(page.getByLabel('Display name')).toHaveAttribute('aria-invalid', 'true');

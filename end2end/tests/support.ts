@@ -83,6 +83,8 @@ export async function withServer(
 /** Signs in through the home page form. */
 export async function signIn(page: Page, name: string, baseURL = ''): Promise<void> {
   await page.goto(`${baseURL}/`);
+  // Typed before hydration, the name could be wiped or submitted as a plain form.
+  await page.locator('body[data-hydrated]').waitFor();
   await page.getByLabel('Display name').fill(name);
   await page.getByRole('button', { name: 'Continue' }).click();
   await expect(page.locator('.me')).toHaveText(name);
@@ -116,6 +118,7 @@ export async function holdReconnects(page: Page): Promise<{ sockets: WebSocketRo
 
 export async function openRoom(page: Page, room: string): Promise<void> {
   await page.goto(`/room/${room}`);
+  await page.locator('body[data-hydrated]').waitFor();
   await expectState(page, 'live');
 }
 

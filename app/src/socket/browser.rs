@@ -46,6 +46,7 @@ pub(super) fn drive<C: Codec, H: Handler<C>>(
             generation,
             codec: std::marker::PhantomData,
         };
+        link.handler.started(&key);
         link.emit(SocketEvent::Started);
         link.emit(SocketEvent::State(SocketState::Connecting));
         leptos::task::spawn_local(run(key, options.clone(), link, commands, inbox));

@@ -197,6 +197,9 @@ pub trait Handler<C: Codec>: 'static {
     fn url(&self, key: &Self::Key, resume: Option<&C::Resume>) -> Option<String>;
     /// Gets fresh credentials, when [`Codec::after_close`] said [`Next::Renew`].
     fn renew(&self) -> Pin<Box<dyn Future<Output = Renewal>>>;
+    /// The socket now follows `key` (first, or after a change); called before its
+    /// [`SocketEvent::Started`].
+    fn started(&self, _key: &Self::Key) {}
     fn on_event(&self, event: SocketEvent<C>);
 }
 
