@@ -120,6 +120,18 @@ fn browser_only<T>() -> Result<T, ApiFailure> {
     ))
 }
 
+/// Stores a token the server issued as the session of `name`.
+#[cfg(feature = "hydrate")]
+fn keep(name: &str, issued: IssuedToken) -> Session {
+    let session = Session {
+        name: name.to_owned(),
+        token: issued.token,
+        expires_at: issued.expires_at,
+    };
+    store(&session);
+    session
+}
+
 /// Signs in as a guest called `name` and stores the session.
 pub async fn sign_in(name: &str) -> Result<Session, ApiFailure> {
     #[cfg(not(feature = "hydrate"))]
@@ -134,14 +146,7 @@ pub async fn sign_in(name: &str) -> Result<Session, ApiFailure> {
                 name: name.to_owned(),
             })
             .map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
-        let issued: IssuedToken = read_json(request.send().await).await?;
-        let session = Session {
-            name: name.trim().to_owned(),
-            token: issued.token,
-            expires_at: issued.expires_at,
-        };
-        store(&session);
-        Ok(session)
+        Ok(keep(name.trim(), read_json(request.send().await).await?))
     }
 }
 
@@ -157,14 +162,7 @@ pub async fn refresh(current: &Session) -> Result<Session, ApiFailure> {
     {
         let request = gloo_net::http::Request::post("/api/token/refresh")
             .header("Authorization", &format!("Bearer {}", current.token));
-        let issued: IssuedToken = read_json(request.send().await).await?;
-        let session = Session {
-            name: current.name.clone(),
-            token: issued.token,
-            expires_at: issued.expires_at,
-        };
-        store(&session);
-        Ok(session)
+        Ok(keep(&current.name, read_json(request.send().await).await?))
     }
 }
 
