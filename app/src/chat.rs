@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
-use crate::outbox::Outbox;
+use crate::outbox::{self, Outbox};
 use crate::protocol::{
     ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame,
     reconnect_for_code, validate_content,
@@ -304,9 +304,10 @@ impl Signals {
         let Some(socket) = self.socket.try_get_value().flatten() else {
             return;
         };
+        let now = now_ms();
         let unsent = self
             .outbox
-            .try_update(Outbox::take_unsent)
+            .try_update(|outbox| outbox.take_unsent(now))
             .unwrap_or_default();
         for (reference, content) in unsent {
             let frame = ClientFrame::Message {
@@ -335,11 +336,15 @@ impl Handler<ChatCodec> for Room {
     type Key = String;
 
     /// Each room keeps its own outbox: what was typed for one room is never sent to
-    /// another, and is still there (queued again) when the reader returns.
+    /// another, and is still there (queued again) when the reader returns, in this
+    /// page or after a reload of the tab.
     fn started(&self, room: &String) {
         let mut leaving = self.signals.outbox.try_get_untracked().unwrap_or_default();
         leaving.connection_lost();
         let previous = self.current.try_get_value().flatten();
+        if let Some(previous) = &previous {
+            outbox::saved::store(previous, &leaving);
+        }
         let arriving = self
             .other_outboxes
             .try_update_value(|outboxes| {
@@ -348,8 +353,10 @@ impl Handler<ChatCodec> for Room {
                 {
                     outboxes.insert(previous, leaving);
                 }
-                outboxes.remove(room).unwrap_or_default()
+                outboxes.remove(room)
             })
+            .flatten()
+            .or_else(|| outbox::saved::load(room))
             .unwrap_or_default();
         self.current.try_set_value(Some(room.clone()));
         self.signals.outbox.try_set(arriving);
@@ -499,6 +506,14 @@ fn fresh_ref() -> String {
     format!("{salt:012x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The browser's clock, in Unix milliseconds.
+fn now_ms() -> u64 {
+    #[cfg(feature = "hydrate")]
+    return js_sys::Date::now() as u64;
+    #[cfg(not(feature = "hydrate"))]
+    0
+}
+
 /// Whether the page is `https:`, and its `host:port`.
 fn page_origin() -> (bool, String) {
     #[cfg(feature = "hydrate")]
@@ -533,10 +548,19 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         me: RwSignal::new(None),
         problem: RwSignal::new(None),
     };
+    let current = StoredValue::new(None::<String>);
+    // The current room's outbox is saved as it changes, so a reload finds it.
+    Effect::new(move |_| {
+        signals.outbox.with(|unsent| {
+            if let Some(room) = current.try_get_value().flatten() {
+                outbox::saved::store(&room, unsent);
+            }
+        });
+    });
     let handler = Room {
         signals,
         other_outboxes: StoredValue::new(HashMap::new()),
-        current: StoredValue::new(None),
+        current,
     };
     let socket = use_reconnecting_socket(room, SocketOptions::default(), handler);
     signals.socket.set_value(Some(socket));

@@ -3,12 +3,28 @@
 //!
 //! Pure data, unit-tested natively; [`crate::chat`] drives it from socket events.
 //! Each entry keeps the `ref` it was first sent with, so a resend after a reconnect
-//! (the server drops repeats of a `ref`) cannot deliver it twice.
+//! or a page reload (the server drops repeats of a `ref` for
+//! [`REF_WINDOW_SECS`](crate::protocol::REF_WINDOW_SECS)) cannot deliver it twice;
+//! past that window an unconfirmed entry is not resent by itself but shown as
+//! failed, since it may have been delivered. [`saved`] keeps a room's outbox in the
+//! tab's `sessionStorage` so it outlives a reload.
+
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::REF_WINDOW_SECS;
 
 /// The most unsent messages kept; typing more is refused until some are delivered.
 pub const MAX_PENDING: usize = 100;
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// How long after its first send an unconfirmed entry is still resent by itself: the
+/// server's `ref` window, less a margin for clock drift and time in flight.
+pub const RESEND_WINDOW_MS: u64 = (REF_WINDOW_SECS - 30) * 1000;
+
+/// Why an entry is not resent by itself once [`RESEND_WINDOW_MS`] has passed.
+pub const UNCONFIRMED: &str =
+    "not confirmed for minutes, so it may have been delivered; Retry sends it again";
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
     /// Waiting for a connection.
     Queued,
@@ -18,14 +34,18 @@ pub enum Status {
     Failed(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
     pub reference: String,
     pub text: String,
     pub status: Status,
+    /// When it was first handed to a connection (Unix ms): resends within the
+    /// server's `ref` window are safe, later ones are not.
+    #[serde(default)]
+    pub first_sent_ms: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbox {
     entries: Vec<Pending>,
 }
@@ -45,20 +65,28 @@ impl Outbox {
             reference,
             text,
             status: Status::Queued,
+            first_sent_ms: None,
         });
     }
 
     /// Everything queued, in order, now marked as sending: what to send on a connection
-    /// that has just become ready (or is ready and just got a new message).
-    pub fn take_unsent(&mut self) -> Vec<(String, String)> {
-        self.entries
-            .iter_mut()
-            .filter(|entry| entry.status == Status::Queued)
-            .map(|entry| {
+    /// that has just become ready (or is ready and just got a new message). An entry
+    /// first sent longer than [`RESEND_WINDOW_MS`] before `now_ms` fails instead.
+    pub fn take_unsent(&mut self, now_ms: u64) -> Vec<(String, String)> {
+        let mut unsent = Vec::new();
+        for entry in &mut self.entries {
+            if entry.status != Status::Queued {
+                continue;
+            }
+            let first_sent = *entry.first_sent_ms.get_or_insert(now_ms);
+            if now_ms.saturating_sub(first_sent) > RESEND_WINDOW_MS {
+                entry.status = Status::Failed(UNCONFIRMED.to_owned());
+            } else {
                 entry.status = Status::Sending;
-                (entry.reference.clone(), entry.text.clone())
-            })
-            .collect()
+                unsent.push((entry.reference.clone(), entry.text.clone()));
+            }
+        }
+        unsent
     }
 
     /// The connection is gone: what was sent without an `ack` goes out again (with
@@ -89,11 +117,13 @@ impl Outbox {
         }
     }
 
-    /// A failed entry goes back in the queue, keeping its `ref`.
+    /// A failed entry goes back in the queue, keeping its `ref`; the reader asked
+    /// for it, so it is sent even if an earlier send may have been delivered.
     pub fn retry(&mut self, reference: &str) -> bool {
         match self.find(reference) {
             Some(entry) if matches!(entry.status, Status::Failed(_)) => {
                 entry.status = Status::Queued;
+                entry.first_sent_ms = None;
                 true
             }
             _ => false,
@@ -108,6 +138,55 @@ impl Outbox {
         self.entries
             .iter_mut()
             .find(|entry| entry.reference == reference)
+    }
+}
+
+/// A room's outbox in this tab's `sessionStorage`: a reload (or a crash of the page)
+/// loses nothing typed, and what was being sent goes out again with its `ref`.
+/// `sessionStorage` belongs to one tab, so two tabs never send the same entry.
+pub mod saved {
+    use super::Outbox;
+
+    #[cfg(feature = "hydrate")]
+    fn key(room: &str) -> String {
+        format!("chorus.outbox.{room}")
+    }
+
+    #[cfg(feature = "hydrate")]
+    fn storage() -> Option<web_sys::Storage> {
+        web_sys::window()?.session_storage().ok().flatten()
+    }
+
+    /// Keeps `outbox` as `room`'s (an empty one removes it). Best effort: without
+    /// storage the outbox still lives as long as the page.
+    pub fn store(room: &str, outbox: &Outbox) {
+        #[cfg(feature = "hydrate")]
+        if let Some(storage) = storage() {
+            if outbox.entries().is_empty() {
+                let _ = storage.remove_item(&key(room));
+            } else if let Ok(text) = serde_json::to_string(outbox) {
+                let _ = storage.set_item(&key(room), &text);
+            }
+        }
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (room, outbox);
+    }
+
+    /// `room`'s outbox as this tab left it; what was being sent is queued again.
+    pub fn load(room: &str) -> Option<Outbox> {
+        #[cfg(feature = "hydrate")]
+        {
+            let text = storage()?.get_item(&key(room)).ok().flatten()?;
+            let mut outbox: Outbox = serde_json::from_str(&text).ok()?;
+            outbox.entries.truncate(super::MAX_PENDING);
+            outbox.connection_lost();
+            Some(outbox)
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = room;
+            None
+        }
     }
 }
 
@@ -129,10 +208,10 @@ mod tests {
         outbox.push("r1".into(), "one".into());
         outbox.push("r2".into(), "two".into());
         assert_eq!(
-            outbox.take_unsent(),
+            outbox.take_unsent(NOW),
             [("r1".into(), "one".into()), ("r2".into(), "two".into())]
         );
-        assert_eq!(outbox.take_unsent(), [], "already sending");
+        assert_eq!(outbox.take_unsent(NOW), [], "already sending");
         assert!(outbox.acked("r1"));
         assert_eq!(statuses(&outbox), [("r2", Status::Sending)]);
     }
@@ -141,11 +220,11 @@ mod tests {
     fn unacknowledged_sends_go_again_with_the_same_ref_after_a_reconnect() {
         let mut outbox = Outbox::default();
         outbox.push("r1".into(), "one".into());
-        outbox.take_unsent();
+        outbox.take_unsent(NOW);
         outbox.connection_lost();
         outbox.push("r2".into(), "two".into());
         assert_eq!(
-            outbox.take_unsent(),
+            outbox.take_unsent(NOW),
             [("r1".into(), "one".into()), ("r2".into(), "two".into())]
         );
         assert!(!outbox.acked("unknown"));
@@ -156,7 +235,7 @@ mod tests {
         let mut outbox = Outbox::default();
         outbox.push("r1".into(), "one".into());
         outbox.push("r2".into(), "two".into());
-        outbox.take_unsent();
+        outbox.take_unsent(NOW);
         assert!(outbox.failed("r2", "too fast".into()));
         outbox.connection_lost();
         assert_eq!(
@@ -169,10 +248,58 @@ mod tests {
         );
         assert!(!outbox.retry("r1"), "only failed entries are retried");
         assert!(outbox.retry("r2"));
-        assert_eq!(outbox.take_unsent().len(), 2);
+        assert_eq!(outbox.take_unsent(NOW).len(), 2);
         outbox.discard("r1");
         assert_eq!(outbox.entries().len(), 1);
         assert!(!outbox.failed("gone", "x".into()));
+    }
+
+    const NOW: u64 = 1_800_000_000_000;
+
+    #[test]
+    fn an_entry_unconfirmed_past_the_ref_window_fails_instead_of_going_again() {
+        let mut outbox = Outbox::default();
+        outbox.push("r1".into(), "one".into());
+        outbox.take_unsent(NOW);
+        outbox.connection_lost();
+        outbox.push("r2".into(), "two".into());
+        assert_eq!(
+            outbox.take_unsent(NOW + RESEND_WINDOW_MS + 1),
+            [("r2".into(), "two".into())],
+            "r1 may have been delivered; r2 was never sent"
+        );
+        assert_eq!(
+            statuses(&outbox),
+            [
+                ("r1", Status::Failed(UNCONFIRMED.into())),
+                ("r2", Status::Sending)
+            ]
+        );
+        assert!(outbox.retry("r1"), "the reader may still send it");
+        assert_eq!(
+            outbox.take_unsent(NOW + 2 * RESEND_WINDOW_MS),
+            [("r1".into(), "one".into())]
+        );
+    }
+
+    #[test]
+    fn resends_within_the_window_keep_going() {
+        let mut outbox = Outbox::default();
+        outbox.push("r1".into(), "one".into());
+        outbox.take_unsent(NOW);
+        outbox.connection_lost();
+        assert_eq!(outbox.take_unsent(NOW + RESEND_WINDOW_MS).len(), 1);
+    }
+
+    #[test]
+    fn a_saved_outbox_reads_back_the_same() {
+        let mut outbox = Outbox::default();
+        outbox.push("r1".into(), "one".into());
+        outbox.push("r2".into(), "two".into());
+        outbox.take_unsent(NOW);
+        outbox.failed("r2", "too fast".into());
+        let text = serde_json::to_string(&outbox).unwrap();
+        assert_eq!(serde_json::from_str::<Outbox>(&text).unwrap(), outbox);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-import { test, expect } from '@playwright/test';
+import { test, expect, type WebSocketRoute } from '@playwright/test';
 import { ChorusServer, badge, expectNoProblems, expectState, member, messages, openRoom, say, withServer } from './support';
 
 test('each message goes out with its own ref and is acknowledged with its id', async ({ browser }) => {
@@ -260,4 +260,53 @@ test('a message queued for one room is never sent to another, and goes out when 
   await expect(messages(page)).toHaveText(['for the held room only']);
   await expect(page.locator('.outbox-entry')).toHaveCount(0);
   expectNoProblems(page);
+});
+
+test('unsent messages survive a reload of the page and are delivered once', async ({ browser }) => {
+  const page = await member(browser, 'Reloader');
+  const watcher = await member(browser, 'Watcher');
+  await openRoom(watcher, 'reloads');
+  // 'drop-acks': connected, but acks never reach the page (delivered, not confirmed);
+  // 'hold': sockets opened now get no answer; 'pass': untouched.
+  let mode: 'drop-acks' | 'hold' | 'pass' = 'drop-acks';
+  const routed: WebSocketRoute[] = [];
+  await page.routeWebSocket(/\/ws\/chat\//, (ws) => {
+    routed.push(ws);
+    if (mode === 'hold') return;
+    const dropAcks = mode === 'drop-acks';
+    const server = ws.connectToServer();
+    server.onMessage((frame) => {
+      if (dropAcks && typeof frame === 'string' && JSON.parse(frame).type === 'ack') return;
+      ws.send(frame);
+    });
+  });
+  await openRoom(page, 'reloads');
+  const outbox = page.locator('.outbox-entry');
+
+  await say(page, 'delivered, never confirmed');
+  await expect(messages(watcher)).toHaveText(['delivered, never confirmed']);
+  await expect(outbox.locator('.status')).toHaveText(['Sending…']);
+  mode = 'hold';
+  await routed[0].close({ code: 1012, reason: 'test drops the socket' });
+  await expect(badge(page)).not.toHaveAttribute('data-state', 'live');
+  await say(page, 'typed while away');
+  await expect(outbox.locator('.text')).toHaveText(['delivered, never confirmed', 'typed while away']);
+  await expect(outbox.locator('.status')).toHaveText(['Waiting for the connection…', 'Waiting for the connection…']);
+
+  mode = 'pass';
+  await page.reload();
+  await page.locator('body[data-hydrated]').waitFor();
+  await expectState(page, 'live');
+  // The first goes again with its ref (the server answers with the original id), the
+  // second for the first time: each is in the room once.
+  await expect(outbox).toHaveCount(0);
+  await expect(messages(page)).toHaveText(['delivered, never confirmed', 'typed while away']);
+  await expect(messages(watcher)).toHaveText(['delivered, never confirmed', 'typed while away']);
+  // Nothing is left to send again on a later reload.
+  await page.reload();
+  await expectState(page, 'live');
+  await expect(outbox).toHaveCount(0);
+  await expect(messages(watcher)).toHaveText(['delivered, never confirmed', 'typed while away']);
+  expectNoProblems(page);
+  expectNoProblems(watcher);
 });
