@@ -96,6 +96,8 @@ test('the chat page is server-rendered, then hydration makes it live', async ({ 
   // form submission (in a URL), and nothing typed is wiped by hydration.
   await expect(shell.getByLabel('Message', { exact: true })).toBeDisabled();
   await expect(shell.getByRole('button', { name: 'Send' })).toBeDisabled();
+  await expect(shell.getByLabel('Room name')).toBeDisabled();
+  await expect(shell.getByRole('button', { name: 'Join' })).toBeDisabled();
   await expect(badge(shell)).toHaveText('Connecting…');
   await expect(shell).toHaveTitle('#rendered · Chorus');
   await noScript.close();

@@ -5,6 +5,8 @@ use leptos_router::hooks::use_navigate;
 use crate::protocol::{RoomSummary, validate_room_name};
 use crate::session;
 
+use super::use_hydrated;
+
 /// The page of a room. Valid room names need no escaping in a path.
 pub fn room_path(room: &str) -> String {
     format!("/room/{room}")
@@ -34,6 +36,7 @@ pub fn RoomPicker(
     });
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
+    let hydrated = use_hydrated();
     let navigate = use_navigate();
     let join = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -69,6 +72,7 @@ pub fn RoomPicker(
                 <div class="row">
                     <input id="room-name" name="room" type="text" autocomplete="off"
                         placeholder="e.g. general" spellcheck="false"
+                        disabled=move || !hydrated.get()
                         aria-describedby="room-name-error"
                         aria-invalid=move || error.with(Option::is_some).to_string()
                         prop:value=move || draft.get()
@@ -76,7 +80,7 @@ pub fn RoomPicker(
                             draft.set(event_target_value(&ev));
                             error.set(None);
                         }/>
-                    <button type="submit">"Join"</button>
+                    <button type="submit" disabled=move || !hydrated.get()>"Join"</button>
                 </div>
                 <p class="field-error" id="room-name-error" role="alert">{move || error.get()}</p>
             </form>

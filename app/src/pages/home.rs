@@ -3,7 +3,7 @@ use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::components::capitalize;
-use crate::components::{RoomPicker, StorageNote, room_path};
+use crate::components::{RoomPicker, StorageNote, room_path, use_hydrated};
 use crate::protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
 use crate::session::{self, Session};
 
@@ -69,6 +69,7 @@ fn SignIn(
     let name = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let pending = RwSignal::new(false);
+    let hydrated = use_hydrated();
     let navigate = use_navigate();
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
@@ -110,6 +111,7 @@ fn SignIn(
                 <input id="display-name" name="name" type="text" autocomplete="nickname"
                     required maxlength=MAX_DISPLAY_NAME_CHARS.to_string()
                     placeholder="How others will see you"
+                    disabled=move || !hydrated.get()
                     aria-describedby="display-name-error"
                     aria-invalid=move || error.with(Option::is_some).to_string()
                     prop:value=move || name.get()
@@ -117,7 +119,7 @@ fn SignIn(
                         name.set(event_target_value(&ev));
                         error.set(None);
                     }/>
-                <button type="submit" disabled=move || pending.get()>"Continue"</button>
+                <button type="submit" disabled=move || pending.get() || !hydrated.get()>"Continue"</button>
             </div>
             <p class="field-error" id="display-name-error" role="alert">{move || error.get()}</p>
         </form>

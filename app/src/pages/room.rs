@@ -9,7 +9,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
 use crate::components::{
-    ConnectionBadge, MemberList, MessageList, OutboxList, RoomPicker, StorageNote,
+    ConnectionBadge, MemberList, MessageList, OutboxList, RoomPicker, StorageNote, use_hydrated,
 };
 
 /// `/room/{name}`: the chat.
@@ -78,9 +78,7 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
     let draft = RwSignal::new(String::new());
     let refused = RwSignal::new(None::<String>);
     let input = NodeRef::<html::Input>::new();
-    // Effects run only in the browser, after hydration.
-    let hydrated = RwSignal::new(false);
-    Effect::new(move |_| hydrated.set(true));
+    let hydrated = use_hydrated();
     let drafts = StoredValue::new(HashMap::<String, String>::new());
     Effect::new(move |previous: Option<String>| {
         let current = room.get();
