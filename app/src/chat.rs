@@ -4,10 +4,12 @@
 //! [`crate::protocol`] (pings answered, `welcome` means ready, message ids are the
 //! resume point, close codes per [`CloseCode::reconnect`]), and the room's
 //! [`Timeline`], member list and problems are signals the page reads. The URL
-//! carries the stored guest token and `since=<last id>`; a 4002 (at connect or while
-//! connected) renews the token keeping the identity ([`session::refresh`], or a new
-//! guest with the same name if the server refuses); a 4001 or a renewal that cannot
-//! be had at all clears the session.
+//! carries the stored guest token and `since=<last id>`; a token renewed while
+//! connected ([`crate::renewal`], in this tab or another) is handed to the server in
+//! a `refresh` frame; a 4002 (at connect or while connected) renews the token
+//! keeping the identity ([`session::refresh`], or a new guest with the same name if
+//! the server refuses); a 4001 or a renewal that cannot be had at all clears the
+//! session.
 //!
 //! ```no_run
 //! # use leptos::prelude::*;
@@ -327,6 +329,8 @@ impl Signals {
 /// socket events into the page's signals.
 struct Room {
     signals: Signals,
+    /// The token the connection was opened with, or last handed over with `refresh`.
+    token: StoredValue<Option<String>>,
     /// Unsent messages of the rooms this page left, kept until it comes back.
     other_outboxes: StoredValue<HashMap<String, Outbox>>,
     current: StoredValue<Option<String>>,
@@ -364,6 +368,7 @@ impl Handler<ChatCodec> for Room {
 
     fn url(&self, room: &String, since: Option<&u64>) -> Option<String> {
         let session = session::load()?;
+        self.token.try_set_value(Some(session.token.clone()));
         let since = since.map(u64::to_string);
         let mut query = vec![("token", session.token.as_str())];
         if let Some(since) = &since {
@@ -467,6 +472,15 @@ impl Room {
             ServerFrame::Ack { reference, .. } => {
                 signals.outbox.try_update(|outbox| outbox.acked(&reference));
             }
+            // The connection keeps its old token: when that expires the server closes
+            // with 4002, and the room renews before it reconnects. Nothing to show.
+            ServerFrame::Error {
+                code: ErrorCode::InvalidToken,
+                message,
+                ..
+            } => {
+                leptos::logging::log!("the server kept the old token: {message}");
+            }
             ServerFrame::Error {
                 code,
                 message,
@@ -485,6 +499,8 @@ impl Room {
                     .problem
                     .try_set(Some(describe_error(code, &message)));
             }
+            // The connection now lasts as long as the renewed token.
+            ServerFrame::Refreshed => {}
             // Answered by the socket itself.
             ServerFrame::Ping => {}
             ServerFrame::Unknown => {}
@@ -557,13 +573,35 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
             }
         });
     });
+    let token = StoredValue::new(None::<String>);
     let handler = Room {
         signals,
+        token,
         other_outboxes: StoredValue::new(HashMap::new()),
         current,
     };
     let socket = use_reconnecting_socket(room, SocketOptions::default(), handler);
     signals.socket.set_value(Some(socket));
+    // A token renewed while connected (here or in another tab) goes to the server
+    // over the open socket, so the connection outlives the token it was opened with.
+    Effect::new(move |_| {
+        session::track();
+        if signals.state.get() != ConnectionState::Open {
+            return;
+        }
+        let Some(renewed) = session::load().map(|session| session.token) else {
+            return;
+        };
+        if token.with_value(|token| token.as_ref() == Some(&renewed)) {
+            return;
+        }
+        let frame = ClientFrame::Refresh {
+            token: renewed.clone(),
+        };
+        if socket.send(&frame) {
+            token.set_value(Some(renewed));
+        }
+    });
     ChatSocket { signals }
 }
 

@@ -7,7 +7,8 @@
 //! - [`socket`]: a reconnecting WebSocket for any Leptos app, generic over a
 //!   [`socket::Codec`] (backoff, wake on return, close-code policy, resume point).
 //! - [`chat`]: `use_websocket(room)`, the chat room on top of it (timeline, members,
-//!   `send`, `since` recovery); [`session`]: the guest token in `localStorage`.
+//!   `send`, `since` recovery); [`session`]: the guest token in `localStorage`;
+//!   [`renewal`]: renewing it in the background, across tabs.
 //! - `pages` (one per route) and `components`: the UI.
 //! - [`App`] / [`shell`]: the Leptos application, rendered on the server (`ssr`) and
 //!   hydrated in the browser (`hydrate`). Browser APIs are used only under `hydrate`.
@@ -27,6 +28,7 @@ pub mod backoff;
 pub mod chat;
 pub mod outbox;
 pub mod protocol;
+pub mod renewal;
 pub mod session;
 pub mod socket;
 pub mod timeline;
@@ -64,6 +66,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    renewal::use_token_renewal();
     view! {
         <Stylesheet id="chorus" href="/pkg/chorus.css"/>
         <Title text="Chorus"/>

@@ -31,6 +31,13 @@ pub enum ClientFrame {
         reference: Option<String>,
     },
     Pong,
+    /// A renewed token for the same user, sent on an open connection so it outlives
+    /// the token it was opened with: answered with `refreshed` (the connection now
+    /// lasts until the new token expires) or an `error` with code `invalid_token`
+    /// (nothing changes). Never logged.
+    Refresh {
+        token: String,
+    },
 }
 
 /// Longest client `ref`, in characters.
@@ -102,6 +109,8 @@ pub enum ServerFrame {
         user: String,
     },
     Ping,
+    /// The token of a `refresh` frame was accepted.
+    Refreshed,
     /// The sender's message (the one with this `ref`) was stored with this id.
     Ack {
         #[serde(rename = "ref")]
@@ -183,6 +192,9 @@ pub enum ErrorCode {
     RateLimited,
     /// The message could not be stored right now (e.g. the broker is down); it was not sent.
     Unavailable,
+    /// A `refresh` frame's token was refused (forged, expired, or for another user);
+    /// the connection keeps the token it had.
+    InvalidToken,
     #[serde(other)]
     Unknown,
 }
@@ -198,6 +210,7 @@ impl ErrorCode {
             ErrorCode::BinaryNotSupported => "binary_not_supported",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -285,7 +298,7 @@ fn classify_parse_error(text: &str, err: serde_json::Error) -> FrameError {
             ErrorCode::InvalidJson,
             "expected a JSON object with a string \"type\" field",
         ),
-        Some(kind @ ("message" | "pong")) => FrameError::new(
+        Some(kind @ ("message" | "pong" | "refresh")) => FrameError::new(
             ErrorCode::InvalidFrame,
             format!("invalid {kind:?} frame: {err}"),
         )
@@ -440,6 +453,9 @@ pub struct IssuedToken {
     pub token: String,
     /// RFC 3339, UTC.
     pub expires_at: String,
+    /// The token's lifetime in seconds, from when it was issued: a client schedules
+    /// its renewal by its own clock, unaffected by skew with the server's.
+    pub expires_in: u64,
 }
 
 /// A live room as listed by `GET /api/rooms`.
@@ -595,6 +611,11 @@ mod tests {
         .to_json();
         assert_eq!(text, r#"{"type":"message","content":"hi","ref":"r-1"}"#);
         assert_eq!(ClientFrame::Pong.to_json(), r#"{"type":"pong"}"#);
+        let refresh = ClientFrame::Refresh {
+            token: "a.b.c".into(),
+        };
+        assert_eq!(refresh.to_json(), r#"{"type":"refresh","token":"a.b.c"}"#);
+        assert_eq!(ClientFrame::parse(&refresh.to_json()).unwrap(), refresh);
     }
 
     #[test]
@@ -659,6 +680,7 @@ mod tests {
             json!({"type":"system","message":"alice left the room","event":"leave","user_id":"u1","user":"alice"}),
         );
         assert_json(&ServerFrame::Ping, json!({"type":"ping"}));
+        assert_json(&ServerFrame::Refreshed, json!({"type":"refreshed"}));
         assert_json(
             &ServerFrame::Ack {
                 reference: "r-1".into(),
@@ -687,6 +709,7 @@ mod tests {
             ErrorCode::BinaryNotSupported,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,
+            ErrorCode::InvalidToken,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
@@ -706,6 +729,7 @@ mod tests {
             ErrorCode::UnknownType
         );
         assert_eq!(code(r#"{"type":"message"}"#), ErrorCode::InvalidFrame);
+        assert_eq!(code(r#"{"type":"refresh"}"#), ErrorCode::InvalidFrame);
         assert_eq!(
             code(r#"{"type":"message","content":5}"#),
             ErrorCode::InvalidFrame

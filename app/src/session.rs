@@ -1,5 +1,6 @@
 //! The signed-in guest: kept in `localStorage` so every tab and reload shares it,
-//! and obtained from `POST /api/token`.
+//! and obtained from `POST /api/token`. [`track`] lets effects follow it as it
+//! changes, here or in another tab ([`crate::renewal`] renews it in the background).
 //!
 //! The server renders every page signed out; pages read the session after
 //! hydration, in effects and event handlers, which only run in the browser. Built
@@ -19,6 +20,13 @@ pub struct Session {
     pub token: String,
     /// RFC 3339, UTC.
     pub expires_at: String,
+    /// When the token was received (Unix ms, by this browser's clock) and how long it
+    /// lives from then: its renewal is scheduled from these ([`crate::renewal`]).
+    /// `0` for a session stored before they were kept: renewed at once.
+    #[serde(default)]
+    pub received_at_ms: u64,
+    #[serde(default)]
+    pub lifetime_secs: u64,
 }
 
 /// Why an API call failed, worded for the person using the page.
@@ -39,8 +47,8 @@ impl fmt::Display for ApiFailure {
     }
 }
 
-#[cfg(feature = "hydrate")]
-const STORAGE_KEY: &str = "chorus.session";
+/// The `localStorage` key of the session.
+pub const STORAGE_KEY: &str = "chorus.session";
 
 #[cfg(feature = "hydrate")]
 thread_local! {
@@ -48,6 +56,22 @@ thread_local! {
     /// storage (blocked cookies and site data, some private modes), so signing in
     /// still works until the page is reloaded instead of looping back to sign-in.
     static IN_TAB: std::cell::RefCell<Option<Session>> = const { std::cell::RefCell::new(None) };
+    /// Bumped whenever the session may have changed, for [`track`].
+    static VERSION: leptos::prelude::ArcTrigger = leptos::prelude::ArcTrigger::new();
+}
+
+/// Makes the running effect run again whenever the session changes: signed in, out,
+/// or renewed, in this tab or another.
+pub fn track() {
+    #[cfg(feature = "hydrate")]
+    VERSION.with(|version| leptos::prelude::Track::track(version));
+}
+
+/// Tells the effects following [`track`] that the session may have changed (another
+/// tab wrote it, for instance).
+pub fn changed() {
+    #[cfg(feature = "hydrate")]
+    VERSION.with(|version| leptos::prelude::Notify::notify(version));
 }
 
 /// `localStorage`, if the browser lets this page use it (reading the property throws
@@ -57,14 +81,18 @@ fn storage() -> Option<web_sys::Storage> {
     web_sys::window()?.local_storage().ok().flatten()
 }
 
-/// The stored session, if any (always `None` on the server).
+/// The stored session, if any (always `None` on the server): the shared one where
+/// the browser keeps site data (so a sign-out or renewal in another tab counts
+/// here too), else this tab's copy.
 pub fn load() -> Option<Session> {
     #[cfg(feature = "hydrate")]
     {
-        let stored = storage()
+        if !survives_reload() {
+            return IN_TAB.with(|tab| tab.borrow().clone());
+        }
+        storage()
             .and_then(|storage| storage.get_item(STORAGE_KEY).ok().flatten())
-            .and_then(|text| serde_json::from_str(&text).ok());
-        stored.or_else(|| IN_TAB.with(|tab| tab.borrow().clone()))
+            .and_then(|text| serde_json::from_str(&text).ok())
     }
     #[cfg(not(feature = "hydrate"))]
     None
@@ -77,7 +105,9 @@ pub fn store(session: &Session) -> bool {
     {
         IN_TAB.with(|tab| *tab.borrow_mut() = Some(session.clone()));
         let text = serde_json::to_string(session).expect("a session always serializes");
-        storage().is_some_and(|storage| storage.set_item(STORAGE_KEY, &text).is_ok())
+        let stored = storage().is_some_and(|storage| storage.set_item(STORAGE_KEY, &text).is_ok());
+        changed();
+        stored
     }
     #[cfg(not(feature = "hydrate"))]
     {
@@ -93,6 +123,7 @@ pub fn clear() {
         if let Some(storage) = storage() {
             let _ = storage.remove_item(STORAGE_KEY);
         }
+        changed();
     }
 }
 
@@ -127,6 +158,8 @@ fn keep(name: &str, issued: IssuedToken) -> Session {
         name: name.to_owned(),
         token: issued.token,
         expires_at: issued.expires_at,
+        received_at_ms: js_sys::Date::now() as u64,
+        lifetime_secs: issued.expires_in,
     };
     store(&session);
     session

@@ -13,6 +13,7 @@ import {
   signIn,
   signToken,
   tokenClaims,
+  watchSockets,
   withServer,
 } from './support';
 
@@ -24,6 +25,7 @@ test('a restarted server: the badge shows reconnecting, then live, and chat goes
     const context = await browser.newContext({ baseURL: server.url });
     const page = await context.newPage();
     collectProblems(page);
+    const { sockets } = await watchSockets(page);
     await signIn(page, 'Survivor');
     await page.goto('/room/restarts');
     await expectState(page, 'live');
@@ -31,6 +33,7 @@ test('a restarted server: the badge shows reconnecting, then live, and chat goes
 
     await server.stop();
     await expectState(page, 'reconnecting');
+    expect(sockets[0].closedByServer).toBe(1001);
     await expect(badge(page)).toHaveText(/^Reconnecting in \d+ s$/);
     await expect(badge(page)).toHaveAttribute('title', /^attempt \d+$/);
     await page.screenshot({ path: testInfo.outputPath('room-reconnecting.png') });
@@ -70,7 +73,7 @@ test('a dropped socket resumes with since and shows what was sent meanwhile, onc
     const lastSeen = await away.locator('.message').last().getAttribute('data-id');
 
     // 4008 is a close the protocol marks as reconnectable.
-    await sockets[0].close({ code: 4008, reason: 'Too slow to keep up' });
+    await sockets[0].route.close({ code: 4008, reason: 'Too slow to keep up' });
     await expect.poll(() => sockets.length).toBe(2);
     await say(talker, 'two');
     await say(talker, 'three');
@@ -78,7 +81,7 @@ test('a dropped socket resumes with since and shows what was sent meanwhile, onc
     openGate();
 
     await expectState(away, 'live');
-    expect(new URL(sockets[1].url()).searchParams.get('since')).toBe(lastSeen);
+    expect(new URL(sockets[1].url).searchParams.get('since')).toBe(lastSeen);
     await expect(messages(away)).toHaveText(['one', 'two', 'three']);
     await expect(away.locator('.badge-missed')).toHaveCount(0);
     await say(away, 'back');
@@ -102,7 +105,7 @@ test('a member who saw no message yet resumes from the welcome: more than a hist
     // Dropped before any message: the next attempt still has a since (the welcome's
     // last_id), so the 55 messages sent meanwhile (more than the 50 of a plain join)
     // all come back.
-    await sockets[0].close({ code: 4008, reason: 'Too slow to keep up' });
+    await sockets[0].route.close({ code: 4008, reason: 'Too slow to keep up' });
     await expect.poll(() => sockets.length).toBe(2);
     const sent = Array.from({ length: 55 }, (_, n) => `while away ${n}`);
     for (const text of sent) await say(talker, text);
@@ -110,7 +113,7 @@ test('a member who saw no message yet resumes from the welcome: more than a hist
     openGate();
 
     await expectState(away, 'live');
-    expect(new URL(sockets[1].url()).searchParams.get('since')).toMatch(/^\d+$/);
+    expect(new URL(sockets[1].url).searchParams.get('since')).toMatch(/^\d+$/);
     await expect(messages(away)).toHaveText(sent);
     await expect(away.locator('.badge-missed')).toHaveCount(0);
     expectNoProblems(away);
@@ -121,13 +124,12 @@ test('a member who saw no message yet resumes from the welcome: more than a hist
 
 test('a forged token leads back to the sign-in page without a reconnect loop', async ({ page, baseURL }) => {
   collectProblems(page);
-  const sockets: string[] = [];
-  page.on('websocket', (ws) => sockets.push(ws.url()));
+  const { sockets } = await watchSockets(page);
   await page.goto('/');
   await page.evaluate(() =>
     localStorage.setItem(
       'chorus.session',
-      JSON.stringify({ name: 'Mallory', token: 'forged.token.value', expires_at: '2099-01-01T00:00:00Z' }),
+      JSON.stringify({ name: 'Mallory', token: 'forged.token.value', expires_at: '2099-01-01T00:00:00Z', received_at_ms: 4102444800000, lifetime_secs: 3600 }),
     ),
   );
   await page.goto('/room/vault');
@@ -135,8 +137,9 @@ test('a forged token leads back to the sign-in page without a reconnect loop', a
   await expect(page.getByRole('alert').filter({ hasText: 'session is no longer valid' })).toBeVisible();
   await expect(page.getByLabel('Display name')).toBeVisible();
   expect(await page.evaluate(() => localStorage.getItem('chorus.session'))).toBeNull();
-  await page.waitForTimeout(1500);
+  // Refused once with 4001, then the room page (and its socket task) was gone.
   expect(sockets).toHaveLength(1);
+  expect(sockets[0].closedByServer).toBe(4001);
   expectNoProblems(page);
 });
 
@@ -145,6 +148,7 @@ test('changing rooms closes the old socket: nothing from the old room appears', 
     const mover = await (await browser.newContext({ baseURL: server.url })).newPage();
     const stayer = await (await browser.newContext({ baseURL: server.url })).newPage();
     collectProblems(mover);
+    const { sockets: moves } = await watchSockets(mover);
     await signIn(mover, 'Mover');
     await signIn(stayer, 'Stayer');
     await mover.goto('/room/old-room');
@@ -163,6 +167,8 @@ test('changing rooms closes the old socket: nothing from the old room appears', 
     await expect(mover.getByRole('heading', { name: '#new-room' })).toBeVisible();
     await expect(messages(mover)).toHaveCount(0);
     await expect(stayer.locator('.system-leave')).toContainText(['Mover left']);
+    // The page closed the old room's socket itself, normally.
+    expect(moves[0].closedByPage).toBe(1000);
     await expect
       .poll(async () => (await server.rooms()).map((room) => [room.name, room.connections]))
       .toEqual([
@@ -183,7 +189,52 @@ test('changing rooms closes the old socket: nothing from the old room appears', 
   });
 });
 
-test('pings are answered, and an expired token is renewed without losing the room', async ({ browser }) => {
+test('tokens are renewed in the background and handed over on the open socket, in every tab', async ({ browser }) => {
+  // Tokens valid for 4 s (plus the server's 5 s leeway): renewed about every 3 s.
+  await withServer(new ChorusServer(3204, ['--guest-token-ttl', '4s']), async (server) => {
+    const context = await browser.newContext({ baseURL: server.url });
+    const renewing = await context.newPage();
+    const following = await context.newPage();
+    // The second tab cannot renew by itself: it lives on the first tab's renewals,
+    // which reach it through the `storage` event.
+    await following.route('**/api/token/refresh', (route) => route.abort());
+    const watched = [];
+    for (const page of [renewing, following]) {
+      collectProblems(page);
+      watched.push((await watchSockets(page)).sockets);
+    }
+    await signIn(renewing, 'Longstay');
+    const stored = () => renewing.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!));
+    const signedIn = await stored();
+    for (const page of [renewing, following]) {
+      await page.goto('/room/renewals');
+      await expectState(page, 'live');
+    }
+
+    // Well past the first token's expiry and the server's leeway...
+    const expired = (tokenClaims(signedIn.token).exp as number) * 1000 + 5_000;
+    await expect.poll(() => Date.now() > expired + 1_000, { timeout: 20_000 }).toBe(true);
+    // ...each tab still has the socket it opened: the renewed tokens went over it.
+    for (const sockets of watched) {
+      expect(sockets).toHaveLength(1);
+      expect(sockets[0].closedByServer).toBeUndefined();
+    }
+    await expectState(renewing, 'live');
+    await expectState(following, 'live');
+    await say(following, 'still on the first socket');
+    await expect(messages(renewing)).toHaveText(['still on the first socket']);
+    // Renewed, not replaced: the same user, who never left the room.
+    const renewed = await stored();
+    expect(renewed.token).not.toBe(signedIn.token);
+    expect(tokenClaims(renewed.token).sub).toBe(tokenClaims(signedIn.token).sub);
+    await expect(renewing.locator('.system-leave')).toHaveCount(0);
+    expectNoProblems(renewing);
+    expectNoProblems(following);
+    await context.close();
+  });
+});
+
+test('pings are answered, and a token the server never got renewed closes with 4002, then the room goes on', async ({ browser }) => {
   // Pings every 500 ms with 500 ms to answer; tokens valid for 1 s (plus 5 s leeway).
   await withServer(new ChorusServer(3204, [
     '--heartbeat-interval', '500ms',
@@ -192,8 +243,9 @@ test('pings are answered, and an expired token is renewed without losing the roo
   ]), async (server) => {
     const page = await (await browser.newContext({ baseURL: server.url })).newPage();
     collectProblems(page);
-    const sockets: string[] = [];
-    page.on('websocket', (ws) => sockets.push(ws.url()));
+    // The renewed tokens never reach the server over the first socket.
+    let dropRefreshes = true;
+    const { sockets } = await watchSockets(page, { dropFromPage: (frame) => frame.type === 'refresh' && dropRefreshes });
     await signIn(page, 'Longstay');
     const firstToken = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!).token);
     await page.goto('/room/heartbeat');
@@ -202,31 +254,33 @@ test('pings are answered, and an expired token is renewed without losing the roo
 
     // The token stops being accepted about 6 s in: 4002, a fresh token, a new socket.
     await expect.poll(() => sockets.length, { timeout: 15_000 }).toBe(2);
+    dropRefreshes = false;
+    expect(sockets[0].closedByServer).toBe(4002);
     await expectState(page, 'live');
-    const secondToken = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!).token);
+    const secondToken = new URL(sockets[1].url).searchParams.get('token')!;
     expect(secondToken).not.toBe(firstToken);
     // Renewed, not replaced: the same user.
     expect(tokenClaims(secondToken).sub).toBe(tokenClaims(firstToken).sub);
-    expect(new URL(sockets[1]).searchParams.get('token')).toBe(secondToken);
     await say(page, 'and still here');
     await expect(messages(page)).toHaveText(['still here', 'and still here']);
     // A missed pong would have closed the socket with 4009 long before.
     expect(sockets).toHaveLength(2);
+    expect(sockets[1].closedByServer).toBeUndefined();
     expectNoProblems(page);
   });
 });
 
 test('an expired stored token at page load is renewed silently, keeping the identity', async ({ page, baseURL }) => {
   collectProblems(page);
-  const sockets: string[] = [];
-  page.on('websocket', (ws) => sockets.push(ws.url()));
+  const { sockets } = await watchSockets(page);
   const sub = 'guest-00000000000000aa';
   const expired = signToken({ sub, name: 'Sleeper', exp: Math.floor(Date.now() / 1000) - 3600, guest: true });
   await page.goto('/');
   await page.evaluate((token) =>
     localStorage.setItem(
       'chorus.session',
-      JSON.stringify({ name: 'Sleeper', token, expires_at: '2026-01-01T00:00:00Z' }),
+      // Its background renewal not due yet: the server's 4002 is what renews it.
+      JSON.stringify({ name: 'Sleeper', token, expires_at: '2026-01-01T00:00:00Z', received_at_ms: 4102444800000, lifetime_secs: 3600 }),
     ),
     expired,
   );
@@ -239,7 +293,8 @@ test('an expired stored token at page load is renewed silently, keeping the iden
   expect(tokenClaims(session.token).sub).toBe(sub);
   // The first socket was refused with 4002; the second used the renewed token.
   expect(sockets).toHaveLength(2);
-  expect(new URL(sockets[1]).searchParams.get('token')).toBe(session.token);
+  expect(sockets[0].closedByServer).toBe(4002);
+  expect(new URL(sockets[1].url).searchParams.get('token')).toBe(session.token);
   await say(page, 'awake again');
   await expect(messages(page)).toHaveText(['awake again']);
   expectNoProblems(page);
@@ -250,6 +305,7 @@ test('a frozen server is noticed within interval + timeout; the room comes back 
   await withServer(new ChorusServer(3206, ['--heartbeat-interval', '1s', '--heartbeat-timeout', '1s']), async (server) => {
     const page = await (await browser.newContext({ baseURL: server.url })).newPage();
     collectProblems(page);
+    const { sockets } = await watchSockets(page);
     await signIn(page, 'Watcher');
     await page.goto('/room/frozen');
     await expectState(page, 'live');
@@ -263,6 +319,9 @@ test('a frozen server is noticed within interval + timeout; the room comes back 
     // 2 s of silence, plus the time for the page to notice: well within 5 s.
     await expect(badge(page)).not.toHaveAttribute('data-state', 'live', { timeout: 5_000 });
     await expect(page.locator('.outbox-entry')).toHaveCount(1);
+    // The page gave up on the silent socket itself; the server never closed it.
+    await expect.poll(() => sockets[0].closedByPage).toBe(1000);
+    expect(sockets[0].closedByServer).toBeUndefined();
     server.thaw();
     await expectState(page, 'live', 20_000);
     // Delivered exactly once, though it may have been sent on both connections.

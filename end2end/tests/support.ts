@@ -99,21 +99,55 @@ export async function member(browser: Browser, name: string, baseURL?: string): 
   return page;
 }
 
+/** A chat socket of a page, as routed through the test by `watchSockets`. */
+export interface WatchedSocket {
+  route: WebSocketRoute;
+  url: string;
+  /** The close code the server sent, if the server closed it. */
+  closedByServer?: number;
+  /** The close code the page sent, if the page closed it. */
+  closedByPage?: number;
+}
+
 /**
- * Routes `page`'s chat sockets through the test: the first connects at once, every
- * later one (a reconnect) waits until `release()`, so a test can act while the page
- * is away.
+ * Routes `page`'s chat sockets through the test, recording who closed each and with
+ * which code. With `holdReconnects`, every socket after the first (a reconnect)
+ * waits until `release()`, so a test can act while the page is away;
+ * `dropFromPage` swallows matching frames the page sends.
  */
-export async function holdReconnects(page: Page): Promise<{ sockets: WebSocketRoute[]; release: () => void }> {
-  const sockets: WebSocketRoute[] = [];
+export async function watchSockets(
+  page: Page,
+  options: { holdReconnects?: boolean; dropFromPage?: (frame: Record<string, unknown>) => boolean } = {},
+): Promise<{ sockets: WatchedSocket[]; release: () => void }> {
+  const sockets: WatchedSocket[] = [];
   let release!: () => void;
   const gate = new Promise<void>((resolve) => (release = resolve));
+  // Codes a close frame may not carry (they only describe a close).
+  const sendable = (code: number | undefined) => (code === undefined || [1005, 1006, 1015].includes(code) ? {} : { code });
   await page.routeWebSocket(/\/ws\/chat\//, async (ws) => {
-    sockets.push(ws);
-    if (sockets.length > 1) await gate;
-    ws.connectToServer();
+    const watched: WatchedSocket = { route: ws, url: ws.url() };
+    sockets.push(watched);
+    if (options.holdReconnects && sockets.length > 1) await gate;
+    const server = ws.connectToServer();
+    ws.onMessage((frame) => {
+      if (typeof frame === 'string' && options.dropFromPage?.(JSON.parse(frame))) return;
+      server.send(frame);
+    });
+    server.onClose((code, reason) => {
+      watched.closedByServer ??= code;
+      ws.close({ ...sendable(code), reason });
+    });
+    ws.onClose((code, reason) => {
+      watched.closedByPage ??= code;
+      server.close({ ...sendable(code), reason });
+    });
   });
   return { sockets, release };
+}
+
+/** `watchSockets` with every reconnect held until `release()`. */
+export async function holdReconnects(page: Page): Promise<{ sockets: WatchedSocket[]; release: () => void }> {
+  return watchSockets(page, { holdReconnects: true });
 }
 
 export async function openRoom(page: Page, room: string): Promise<void> {

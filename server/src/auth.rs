@@ -124,7 +124,11 @@ impl Auth {
             .expect("expiry is a valid timestamp")
             .format(&time::format_description::well_known::Rfc3339)
             .expect("a UTC timestamp always formats");
-        IssuedToken { token, expires_at }
+        IssuedToken {
+            token,
+            expires_at,
+            expires_in: ttl.as_secs(),
+        }
     }
 
     /// Issues a guest token with a fresh random `sub`.

@@ -16,6 +16,7 @@ use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::Auth;
 use crate::hub::{FrameBytes, Joined, Membership, PublishError};
 use crate::rate_limit::TokenBucket;
 
@@ -192,22 +193,31 @@ fn message_or_end(
     }
 }
 
+/// The token a member connected with: when the connection must end (4002), and how
+/// a renewed token sent over the open socket (`refresh`) is judged.
+pub struct Credentials<'a> {
+    pub auth: &'a Auth,
+    /// The connected user: a renewed token must be for the same one.
+    pub user_id: String,
+    pub valid_until: SystemTime,
+}
+
 /// Runs a chat member's connection until it ends, then closes it with the right code.
 pub async fn run_chat<S: MessageSink, R: MessageStream>(
     mut socket: Socket<S, R>,
     joined: Joined,
-    token_valid_until: SystemTime,
+    credentials: Credentials<'_>,
     settings: &ConnectionSettings,
     shutdown: &CancellationToken,
 ) -> Ended {
-    let ended = chat_loop(&mut socket, joined, token_valid_until, settings, shutdown).await;
+    let ended = chat_loop(&mut socket, joined, credentials, settings, shutdown).await;
     socket.finish(ended).await
 }
 
 async fn chat_loop<S: MessageSink, R: MessageStream>(
     socket: &mut Socket<S, R>,
     joined: Joined,
-    token_valid_until: SystemTime,
+    credentials: Credentials<'_>,
     settings: &ConnectionSettings,
     shutdown: &CancellationToken,
 ) -> Ended {
@@ -222,8 +232,10 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
     if let Err(err) = socket.send_batch(iter::once(welcome).chain(backlog)).await {
         return err.into();
     }
+    let token_valid_until = credentials.valid_until;
     let mut member = Member {
         membership,
+        credentials,
         bucket: TokenBucket::new(settings.rate_limit, settings.rate_limit_burst),
         rate_limit: settings.rate_limit,
     };
@@ -277,7 +289,11 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
                     Err(ended) => return ended,
                 };
                 last_heard = Instant::now();
-                if let Some(reply) = member.reply_to(message).await
+                let reply = member.reply_to(message).await;
+                if let Some(ServerFrame::Refreshed) = reply {
+                    token_expiry.as_mut().reset(deadline_from(member.credentials.valid_until));
+                }
+                if let Some(reply) = reply
                     && let Err(err) = socket.send_frame(&reply).await
                 {
                     return err.into();
@@ -288,13 +304,14 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
 }
 
 /// A chat member's side of the conversation: what it may send, and where it goes.
-struct Member {
+struct Member<'a> {
     membership: Membership,
+    credentials: Credentials<'a>,
     bucket: TokenBucket,
     rate_limit: u32,
 }
 
-impl Member {
+impl Member<'_> {
     /// Handles one message from the client; returns the frame to answer with, if any.
     async fn reply_to(&mut self, message: Message) -> Option<ServerFrame> {
         let text = match message {
@@ -311,6 +328,7 @@ impl Member {
         let (content, reference) = match ClientFrame::parse(&text) {
             Ok(ClientFrame::Message { content, reference }) => (content, reference),
             Ok(ClientFrame::Pong) => return None,
+            Ok(ClientFrame::Refresh { token }) => return Some(self.refresh(&token)),
             Err(err) => return Some(err.into_frame()),
         };
         if !self.bucket.try_take() {
@@ -343,6 +361,27 @@ impl Member {
                 "messages cannot be stored right now; this one was not sent",
                 reference,
             )),
+        }
+    }
+
+    /// Takes a renewed token for the same user: the connection then lasts until it
+    /// expires. A refused one changes nothing (the client learns why).
+    fn refresh(&mut self, token: &str) -> ServerFrame {
+        let refused = |message: String| {
+            // The token itself is never logged.
+            tracing::info!(reason = %message, "refused a token refresh");
+            ServerFrame::error(ErrorCode::InvalidToken, message)
+        };
+        match self.credentials.auth.verify(Some(token)) {
+            Ok(identity) if identity.id == self.credentials.user_id => {
+                self.credentials.valid_until = identity.valid_until;
+                tracing::debug!("token refreshed");
+                ServerFrame::Refreshed
+            }
+            Ok(_) => refused(
+                "the token is for another user; a connection keeps the user it joined as".into(),
+            ),
+            Err(err) => refused(format!("{err}; the connection keeps its current token")),
         }
     }
 }

@@ -167,10 +167,15 @@ async fn serve_member(
         }
     };
     tracing::debug!("member joined");
+    let credentials = connection::Credentials {
+        auth: &state.auth,
+        user_id: identity.id.clone(),
+        valid_until: identity.valid_until,
+    };
     let ended = connection::run_chat(
         socket,
         joined,
-        identity.valid_until,
+        credentials,
         &state.connection,
         &state.shutdown,
     )

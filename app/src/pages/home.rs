@@ -14,9 +14,13 @@ use crate::session::{self, Session};
 #[component]
 pub fn HomePage() -> AnyView {
     let query = use_query_map();
-    // Read after hydration: the server renders every page signed out.
+    // Read after hydration (the server renders every page signed out), and again
+    // whenever it changes, here or in another tab.
     let signed_in = RwSignal::new(None::<Session>);
-    Effect::new(move |_| signed_in.set(session::load()));
+    Effect::new(move |_| {
+        session::track();
+        signed_in.set(session::load());
+    });
     let next_room = Signal::derive(move || {
         query
             .read()

@@ -1,6 +1,7 @@
 //! The connection loop over in-memory channels, with tokio's clock paused: timers
 //! are exact and tests take no real time.
 
+use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
 use futures_channel::mpsc as futures_mpsc;
@@ -54,6 +55,7 @@ impl Peer {
             .await
             .expect("the memory engine is always available");
         let shutdown = CancellationToken::new();
+        let user_id = name.to_owned();
         let task = tokio::spawn({
             let shutdown = shutdown.clone();
             async move {
@@ -64,7 +66,7 @@ impl Peer {
                         settings.write_timeout,
                     ),
                     joined,
-                    SystemTime::now() + token_valid_for,
+                    credentials(&user_id, SystemTime::now() + token_valid_for),
                     &settings,
                     &shutdown,
                 )
@@ -100,6 +102,17 @@ impl Peer {
                 other => panic!("unexpected {other:?}"),
             }
         }
+    }
+}
+
+/// Signs the tokens a peer may hand over with `refresh`.
+static AUTH: LazyLock<Auth> = LazyLock::new(|| Auth::new(b"connection tests"));
+
+fn credentials(user_id: &str, valid_until: SystemTime) -> Credentials<'static> {
+    Credentials {
+        auth: &AUTH,
+        user_id: user_id.into(),
+        valid_until,
     }
 }
 
@@ -155,6 +168,52 @@ async fn token_expiry_closes_with_4002() {
         elapsed >= Duration::from_secs(11) && elapsed <= Duration::from_secs(12),
         "{elapsed:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_renewed_token_for_the_same_user_keeps_the_connection_open() {
+    let hub = hub();
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(12), settings()).await;
+    peer.recv().await;
+    peer.recv().await;
+    let renewed = AUTH.issue("alice", Some("alice"), Duration::from_secs(3600));
+    peer.send(&json!({"type":"refresh","token":renewed.token}).to_string());
+    assert_eq!(peer.recv().await, json!({"type":"refreshed"}));
+    // Past the first token's expiry (and its leeway), the member still chats.
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    peer.send(r#"{"type":"message","content":"still here","ref":"r1"}"#);
+    let ack = peer.recv().await;
+    assert_eq!((&ack["type"], &ack["ref"]), (&json!("ack"), &json!("r1")));
+    assert_eq!(peer.recv().await["content"], "still here");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_refresh_changes_nothing() {
+    let hub = hub();
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(12), settings()).await;
+    let started = Instant::now();
+    peer.recv().await;
+    peer.recv().await;
+    let refused = [
+        AUTH.issue("mallory", Some("alice"), Duration::from_secs(3600))
+            .token,
+        Auth::new(b"another secret")
+            .issue("alice", None, Duration::from_secs(3600))
+            .token,
+        "not a token".to_owned(),
+        String::new(),
+    ];
+    for token in refused {
+        peer.send(&json!({"type":"refresh","token":token}).to_string());
+        let reply = peer.recv().await;
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], "invalid_token", "{reply}");
+    }
+    peer.send(r#"{"type":"refresh"}"#);
+    assert_eq!(peer.recv().await["code"], "invalid_frame");
+    // The first token still decides when the connection ends.
+    assert_eq!(peer.close_code().await, 4002);
+    assert!(started.elapsed() <= Duration::from_secs(12));
 }
 
 #[tokio::test(start_paused = true)]
@@ -226,7 +285,7 @@ async fn a_write_that_never_completes_is_abandoned() {
             settings().write_timeout,
         ),
         joined,
-        SystemTime::now() + Duration::from_secs(3600),
+        credentials("stuck", SystemTime::now() + Duration::from_secs(3600)),
         &settings(),
         &shutdown,
     )

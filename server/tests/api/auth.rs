@@ -90,6 +90,36 @@ async fn a_token_expiring_while_connected_closes_with_4002() {
 }
 
 #[tokio::test]
+async fn a_token_handed_over_on_the_open_socket_outlives_the_one_it_connected_with() {
+    let app = spawn_app().await;
+    // Inside the 5 s leeway: the server would close it about 2 s from now.
+    let old_exp = now() - 3;
+    let token = sign(SECRET, json!({"sub": "alice", "exp": old_exp}));
+    let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+    assert_eq!(client.recv().await["type"], "welcome");
+    assert_eq!(client.recv().await["event"], "join");
+
+    let other_user = sign(SECRET, json!({"sub": "mallory", "exp": now() + 600}));
+    let refresh = |token: &str| json!({"type": "refresh", "token": token}).to_string();
+    client.send_text(&refresh(&other_user)).await;
+    let refused = client.recv().await;
+    assert_eq!(refused["code"], "invalid_token", "{refused}");
+    let renewed = sign(SECRET, json!({"sub": "alice", "exp": now() + 600}));
+    client.send_text(&refresh(&renewed)).await;
+    assert_eq!(client.recv().await, json!({"type": "refreshed"}));
+
+    // Wait out the first token, leeway included, by the clock the server judges by.
+    while now() <= old_exp + 6 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    client
+        .send_text(r#"{"type":"message","content":"still here","ref":"r1"}"#)
+        .await;
+    assert_eq!(client.recv().await["type"], "ack");
+    assert_eq!(client.recv().await["content"], "still here");
+}
+
+#[tokio::test]
 async fn invalid_room_names_close_with_4004() {
     let app = spawn_app().await;
     let token = app.token("alice");

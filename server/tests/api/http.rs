@@ -105,6 +105,9 @@ async fn a_guest_token_refreshes_to_the_same_identity() {
             .as_str()
             .is_some_and(|at| at.ends_with('Z'))
     );
+    // The lifetime, for renewing by the client's own clock: the default 24 h.
+    assert_eq!(refreshed["expires_in"], 24 * 3600);
+    assert_eq!(issued["expires_in"], 24 * 3600);
     assert_eq!(identity(fresh), identity(token));
     assert!(identity(fresh).0.starts_with("guest-"));
     // The refreshed token joins as the same user.
