@@ -1,5 +1,16 @@
 import { test, expect, type WebSocketRoute } from '@playwright/test';
-import { ChorusServer, badge, expectNoProblems, expectState, member, messages, openRoom, say, withServer } from './support';
+import {
+  ChorusServer,
+  badge,
+  expectNoProblems,
+  expectState,
+  member,
+  messages,
+  openRoom,
+  say,
+  sayDelivered,
+  withServer,
+} from './support';
 
 test('each message goes out with its own ref and is acknowledged with its id', async ({ browser }) => {
   const page = await member(browser, 'Reffer');
@@ -36,8 +47,8 @@ test('two users both named Alice are told apart: each sees only their own messag
     await expect(page.locator('.members li')).toHaveCount(2);
     await expect(page.locator('.members li.own')).toHaveCount(1);
   }
-  await say(first, 'from the first');
-  await say(second, 'from the second');
+  await sayDelivered(first, 'from the first');
+  await sayDelivered(second, 'from the second');
   for (const page of [first, second]) {
     await expect(messages(page)).toHaveText(['from the first', 'from the second']);
   }
@@ -50,8 +61,10 @@ test('two users both named Alice are told apart: each sees only their own messag
 test('two members see each other’s messages and comings and goings', async ({ browser }, testInfo) => {
   const alice = await member(browser, 'Alice');
   const bob = await member(browser, 'Bob');
-  await openRoom(alice, 'duet');
-  await openRoom(bob, 'duet');
+  // Its own room on each run (--repeat-each, retries): the shared server keeps history.
+  const room = `duet-${testInfo.repeatEachIndex}-${testInfo.retry}`;
+  await openRoom(alice, room);
+  await openRoom(bob, room);
 
   await expect(alice.locator('.system-join')).toContainText(['Bob joined']);
   await expect(alice.locator('.members li')).toHaveText(['Alice (you)', 'Bob']);
@@ -59,9 +72,10 @@ test('two members see each other’s messages and comings and goings', async ({ 
   // The room list counts the current room live.
   await expect(alice.locator('.room-list .here')).toContainText('2 members');
 
-  await say(alice, 'Hello Bob');
-  await say(bob, 'Hi Alice');
-  await say(alice, 'How are you?');
+  // Each waits for its ack, so the three are ordered as said.
+  await sayDelivered(alice, 'Hello Bob');
+  await sayDelivered(bob, 'Hi Alice');
+  await sayDelivered(alice, 'How are you?');
   for (const page of [alice, bob]) {
     await expect(messages(page)).toHaveText(['Hello Bob', 'Hi Alice', 'How are you?']);
   }

@@ -172,6 +172,17 @@ export async function say(page: Page, text: string): Promise<void> {
   await expect(input).toBeFocused();
 }
 
+/**
+ * `say`, then wait until the server has acknowledged it (the outbox is empty again):
+ * the next message, from any page, is then ordered after it. `say` alone returns
+ * once the text is in the outbox, so two pages saying one after the other race.
+ */
+export async function sayDelivered(page: Page, text: string): Promise<void> {
+  await say(page, text);
+  await expect(page.locator('.outbox-entry')).toHaveCount(0);
+  await expect(messages(page).filter({ hasText: text })).not.toHaveCount(0);
+}
+
 export function messages(page: Page) {
   return page.locator('.messages .message .text');
 }
