@@ -136,6 +136,7 @@ test('messages typed before the connection is ready wait in the outbox and go ou
   const input = page.getByLabel('Message', { exact: true });
   const problem = page.locator('#composer-problem');
   const outbox = page.locator('.outbox-entry');
+  await expect(page.locator('#composer-hint')).toHaveText(/go out as soon as it is live/);
 
   // What the server would never accept is refused at once and stays in the box.
   await input.fill('   ');
@@ -153,6 +154,7 @@ test('messages typed before the connection is ready wait in the outbox and go ou
 
   release();
   await expectState(page, 'live');
+  await expect(page.locator('#composer-hint')).toBeEmpty();
   await expect(messages(page)).toHaveText(['kept for later', 'and this one']);
   await expect(outbox).toHaveCount(0);
   await expect(problem).toHaveText('');

@@ -38,11 +38,13 @@ test('a restarted server: the badge shows reconnecting, then live, and chat goes
     await expect(badge(page)).toHaveAttribute('title', /^attempt \d+$/);
     await page.screenshot({ path: testInfo.outputPath('room-reconnecting.png') });
     // Typed while the server is down: it waits in the outbox and goes out once back.
+    await expect(page.locator('#composer-hint')).toHaveText(/go out when the connection is back/);
     await say(page, 'sent while down');
     await expect(page.locator('.outbox-entry .status')).toHaveText(['Waiting for the connection…']);
 
     await server.start();
     await expectState(page, 'live', 20_000);
+    await expect(page.locator('#composer-hint')).toBeEmpty();
     await expect(messages(page)).toHaveText(['before the restart', 'sent while down']);
     await expect(page.locator('.outbox-entry')).toHaveCount(0);
     if (onRedis) {

@@ -113,13 +113,23 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
         }
     };
     let problem = move || refused.get().or_else(|| socket.problem().get());
+    // Sending never waits for the connection: say what happens to what is sent now.
+    let hint = move || match socket.state().get() {
+        ConnectionState::Open | ConnectionState::Closed(_) => None,
+        ConnectionState::Connecting => {
+            Some("Connecting… messages you send now go out as soon as it is live.")
+        }
+        ConnectionState::Reconnecting { .. } | ConnectionState::Offline => {
+            Some("Not connected: messages you send now go out when the connection is back.")
+        }
+    };
     view! {
         <form class="composer" on:submit=submit>
             <label for="composer-input" class="visually-hidden">"Message"</label>
             <input id="composer-input" name="message" type="text" autocomplete="off"
                 placeholder="Write a message and press Enter" node_ref=input
                 disabled=move || !hydrated.get()
-                aria-describedby="composer-problem"
+                aria-describedby="composer-problem composer-hint"
                 prop:value=move || draft.get()
                 on:input=move |ev| {
                     draft.set(event_target_value(&ev));
@@ -127,6 +137,7 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
                 }/>
             <button type="submit" disabled=move || !hydrated.get()>"Send"</button>
             <p class="composer-problem" id="composer-problem" role="alert">{problem}</p>
+            <p class="composer-hint" id="composer-hint">{hint}</p>
         </form>
     }
     .into_any()
