@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import assert from 'node:assert/strict';
 
-const server = spawn('target/release/chorus', ['--addr', '127.0.0.1:0', '--jwt-secret', 'smoke'], {
+const server = spawn('target/release/chorus', ['--addr', '127.0.0.1:0', '--jwt-secret', 'smoke-test-secret-of-at-least-32-bytes'], {
   stdio: ['ignore', 'pipe', 'inherit'],
   env: { ...process.env, RUST_LOG: 'info' },
 });

@@ -187,6 +187,8 @@ pub enum ErrorCode {
     InvalidFrame,
     EmptyMessage,
     MessageTooLong,
+    /// Control characters other than line breaks and tabs.
+    InvalidContent,
     /// Binary WebSocket frames are not part of the protocol.
     BinaryNotSupported,
     RateLimited,
@@ -207,6 +209,7 @@ impl ErrorCode {
             ErrorCode::InvalidFrame => "invalid_frame",
             ErrorCode::EmptyMessage => "empty_message",
             ErrorCode::MessageTooLong => "message_too_long",
+            ErrorCode::InvalidContent => "invalid_content",
             ErrorCode::BinaryNotSupported => "binary_not_supported",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
@@ -322,6 +325,17 @@ pub fn validate_content(content: &str) -> Result<(), FrameError> {
     if content.trim().is_empty() {
         return Err(FrameError::new(ErrorCode::EmptyMessage, "message is empty"));
     }
+    // Control characters show as nothing (or break a terminal), and each costs six
+    // bytes of JSON in every copy of the message.
+    if content
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(FrameError::new(
+            ErrorCode::InvalidContent,
+            "message contains control characters; only line breaks and tabs are allowed",
+        ));
+    }
     let chars = content.chars().count();
     if chars > MAX_CONTENT_CHARS {
         return Err(FrameError::new(
@@ -338,6 +352,8 @@ pub enum RoomNameError {
     Empty,
     TooLong,
     InvalidCharacter(char),
+    /// Only `.`, `_` and `-`: names like `..` cannot even be opened in a browser.
+    NoLetterOrDigit,
 }
 
 impl fmt::Display for RoomNameError {
@@ -352,6 +368,9 @@ impl fmt::Display for RoomNameError {
                 f,
                 "room name may only contain letters, digits, '_', '.' and '-' (found {c:?})"
             ),
+            RoomNameError::NoLetterOrDigit => {
+                f.write_str("room name needs at least one letter or digit")
+            }
         }
     }
 }
@@ -401,6 +420,9 @@ pub fn validate_room_name(name: &str) -> Result<(), RoomNameError> {
     if name.len() > MAX_ROOM_NAME_CHARS {
         return Err(RoomNameError::TooLong);
     }
+    if !name.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        return Err(RoomNameError::NoLetterOrDigit);
+    }
     Ok(())
 }
 
@@ -419,26 +441,78 @@ impl fmt::Display for DisplayNameError {
             DisplayNameError::TooLong => {
                 write!(f, "name is longer than {MAX_DISPLAY_NAME_CHARS} characters")
             }
-            DisplayNameError::NotPrintable => f.write_str("name contains control characters"),
+            DisplayNameError::NotPrintable => {
+                f.write_str("name contains control or invisible characters")
+            }
         }
     }
 }
 
 impl std::error::Error for DisplayNameError {}
 
-/// Trims a display name and checks it: 1–32 printable characters. Returns the trimmed name.
+/// Trims a display name and checks it: 1–32 characters, none of them a control
+/// character or one of [`is_hidden_in_names`]. Returns the trimmed name.
 pub fn normalize_display_name(name: &str) -> Result<&str, DisplayNameError> {
     let name = name.trim();
     if name.is_empty() {
         return Err(DisplayNameError::Empty);
     }
-    if name.chars().any(char::is_control) {
+    if name
+        .chars()
+        .any(|c| c.is_control() || is_hidden_in_names(c))
+    {
         return Err(DisplayNameError::NotPrintable);
     }
     if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
         return Err(DisplayNameError::TooLong);
     }
     Ok(name)
+}
+
+/// Characters that let one name pass for another: Unicode's format characters
+/// (category Cf, Unicode 16: bidi overrides and isolates, zero-width spaces and
+/// joiners, the byte-order mark, soft hyphens, invisible operators, tags...), the
+/// line and paragraph separators (Zl, Zp) and every space but U+0020 (Zs).
+///
+/// Written out rather than taken from a Unicode tables crate: the set is small and
+/// closed, and the tables would ship in the browser's WASM. (Emoji sequences joined
+/// with U+200D are refused with it.)
+pub fn is_hidden_in_names(c: char) -> bool {
+    matches!(
+        c,
+        // Cf
+        '\u{AD}'
+            | '\u{600}'..='\u{605}'
+            | '\u{61C}'
+            | '\u{6DD}'
+            | '\u{70F}'
+            | '\u{890}'..='\u{891}'
+            | '\u{8E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+            // Zl, Zp
+            | '\u{2028}'
+            | '\u{2029}'
+            // Zs other than U+0020
+            | '\u{A0}'
+            | '\u{1680}'
+            | '\u{2000}'..='\u{200A}'
+            | '\u{202F}'
+            | '\u{205F}'
+            | '\u{3000}'
+    )
 }
 
 /// `POST /api/token` request body.
@@ -706,6 +780,7 @@ mod tests {
             ErrorCode::InvalidFrame,
             ErrorCode::EmptyMessage,
             ErrorCode::MessageTooLong,
+            ErrorCode::InvalidContent,
             ErrorCode::BinaryNotSupported,
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,
@@ -748,6 +823,33 @@ mod tests {
             "é".repeat(MAX_CONTENT_CHARS)
         );
         assert!(ClientFrame::parse(&at_limit).is_ok());
+    }
+
+    #[test]
+    fn content_keeps_line_breaks_and_tabs_but_no_other_control_character() {
+        assert!(validate_content("two\nlines\tand a tab").is_ok());
+        assert!(validate_content("emoji 🎉 and \u{202E} are text").is_ok());
+        for bad in [
+            "\0",
+            "a\rb",
+            "bell\u{7}",
+            "esc\u{1B}[31m",
+            "del\u{7F}",
+            "c1\u{85}",
+            "\u{9F}",
+        ] {
+            assert_eq!(
+                validate_content(bad).unwrap_err().code,
+                ErrorCode::InvalidContent,
+                "{bad:?}"
+            );
+        }
+        let frame = json!({"type":"message","content":"a\u{0}b","ref":"r-9"}).to_string();
+        let err = ClientFrame::parse(&frame).unwrap_err();
+        assert_eq!(
+            (err.code, err.reference),
+            (ErrorCode::InvalidContent, Some("r-9".into()))
+        );
     }
 
     #[test]
@@ -801,6 +903,14 @@ mod tests {
             validate_room_name("a/b"),
             Err(RoomNameError::InvalidCharacter('/'))
         );
+        for dots in [".", "..", "...", "-", "_.-"] {
+            assert_eq!(
+                validate_room_name(dots),
+                Err(RoomNameError::NoLetterOrDigit),
+                "{dots}"
+            );
+        }
+        assert!(validate_room_name(".x.").is_ok());
     }
 
     #[test]
@@ -829,6 +939,28 @@ mod tests {
             normalize_display_name("a\u{7}b"),
             Err(DisplayNameError::NotPrintable)
         );
+        assert_eq!(normalize_display_name("Ben Smith"), Ok("Ben Smith"));
+        assert_eq!(normalize_display_name("李雷"), Ok("李雷"));
+        // Names that would pass for another, or hide text.
+        for bad in [
+            "evil\u{202E}nimda",
+            "ad\u{200B}min",
+            "a\u{200D}b",
+            "\u{FEFF}alice",
+            "two\u{2028}lines",
+            "two\u{2029}paras",
+            "Ben\u{A0}Smith",
+            "wide\u{3000}space",
+            "iso\u{2066}late",
+            "soft\u{AD}hyphen",
+            "tag\u{E0041}",
+        ] {
+            assert_eq!(
+                normalize_display_name(bad),
+                Err(DisplayNameError::NotPrintable),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

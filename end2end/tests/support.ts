@@ -7,7 +7,7 @@ import { engineArgs, redisUrl } from '../engine';
 export const onRedis = redisUrl !== undefined;
 
 const repoRoot = path.resolve(__dirname, '..', '..');
-export const SECRET = 'end2end';
+export const SECRET = 'end2end-secret-of-at-least-32-bytes';
 
 /** A release server of our own, for tests that stop, restart or reconfigure it. */
 export class ChorusServer {

@@ -6,7 +6,7 @@
 //!
 //!     make bench                      # defaults: 2000 members, 200 messages at 50/s
 //!     target/release/examples/bench --members 5000 --messages 100 --rate 500
-//!     target/release/examples/bench --url ws://127.0.0.1:8001 --secret dev-secret-change-me --pid PID
+//!     target/release/examples/bench --url ws://127.0.0.1:8001 --secret dev-secret-change-me-to-32-bytes-or-more --pid PID
 //!
 //! Figures, not pass/fail: compare runs on the same machine.
 
@@ -44,7 +44,7 @@ struct Args {
     #[arg(long)]
     pid: Option<u32>,
     /// HS256 secret of the target server.
-    #[arg(long, default_value = "bench-secret")]
+    #[arg(long, default_value = "bench-secret-of-at-least-32-bytes")]
     secret: String,
     /// Start the server with `--redis-url` (the Redis engine) instead of in-memory rooms.
     #[arg(long)]

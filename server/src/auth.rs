@@ -3,6 +3,7 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use app::protocol::IssuedToken;
+use app::protocol::normalize_display_name;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -39,8 +40,10 @@ pub enum AuthError {
     Missing,
     #[error("the token has expired")]
     Expired,
+    /// A fixed reason: never text from the token, which an attacker controls (and
+    /// which could forge log lines).
     #[error("the token is invalid: {0}")]
-    Invalid(String),
+    Invalid(&'static str),
     #[error("only guest tokens issued by this server can be refreshed")]
     NotGuest,
     #[error("the token expired too long ago to be refreshed; sign in again")]
@@ -48,6 +51,14 @@ pub enum AuthError {
 }
 
 /// Signs and verifies HS256 tokens with one secret.
+/// The shortest `--jwt-secret` accepted: HS256 keys shorter than its 256-bit output
+/// can be brute-forced offline from any one token.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The latest a connection's token may keep it open: later expiries (up to
+/// `exp` = 2^64 - 1) count as this, so no deadline arithmetic can overflow.
+const LONGEST_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
+
 pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -83,21 +94,24 @@ impl Auth {
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|err| match err.kind() {
                 ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid(err.to_string()),
+                kind => AuthError::Invalid(reason(kind)),
             })?
             .claims;
         if claims.sub.is_empty() {
-            return Err(AuthError::Invalid("`sub` is empty".into()));
+            return Err(AuthError::Invalid("`sub` is empty"));
         }
-        let name = claims
-            .name
-            .map(|name| name.trim().to_owned())
-            .filter(|name| !name.is_empty())
-            .unwrap_or_else(|| claims.sub.clone());
+        // Held to the rules guest names follow, so no issuer's token can carry a name
+        // that passes for another (bidi overrides, zero-width characters...).
+        let name = match &claims.name {
+            Some(name) => normalize_display_name(name)
+                .map_err(|_| AuthError::Invalid("`name` is not a valid display name"))?
+                .to_owned(),
+            None => claims.sub.clone(),
+        };
         Ok(Identity {
             id: claims.sub,
             name,
-            valid_until: UNIX_EPOCH + Duration::from_secs(claims.exp) + LEEWAY,
+            valid_until: valid_until(claims.exp),
         })
     }
 
@@ -150,7 +164,7 @@ impl Auth {
         }
         let claims =
             jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.refresh_validation)
-                .map_err(|err| AuthError::Invalid(err.to_string()))?
+                .map_err(|err| AuthError::Invalid(reason(err.kind())))?
                 .claims;
         if !claims.guest || claims.sub.is_empty() {
             return Err(AuthError::NotGuest);
@@ -160,6 +174,31 @@ impl Auth {
         }
         Ok(self.sign(&claims.sub, claims.name.as_deref(), ttl, true))
     }
+}
+
+/// Why a token failed verification, in words fixed here.
+fn reason(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => "unexpected algorithm",
+        ErrorKind::MissingRequiredClaim(_) => "a required claim is missing",
+        ErrorKind::ImmatureSignature => "not valid yet (`nbf`)",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "wrong audience",
+        ErrorKind::InvalidSubject => "wrong subject",
+        ErrorKind::ExpiredSignature => "expired",
+        _ => "malformed token",
+    }
+}
+
+/// When a token with this `exp` stops being accepted: `exp` plus [`LEEWAY`], and at
+/// most [`LONGEST_VALIDITY`] from now.
+fn valid_until(exp: u64) -> SystemTime {
+    let latest = SystemTime::now() + LONGEST_VALIDITY;
+    UNIX_EPOCH
+        .checked_add(Duration::from_secs(exp))
+        .and_then(|at| at.checked_add(LEEWAY))
+        .map_or(latest, |at| at.min(latest))
 }
 
 /// Signs any claims as an HS256 token with `secret`: for a backend (or a test)
@@ -183,7 +222,90 @@ pub fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
     use super::*;
+
+    #[test]
+    fn exp_near_the_end_of_time_is_long_lived_not_a_panic() {
+        let auth = Auth::new(b"secret");
+        let a_year = SystemTime::now() + LONGEST_VALIDITY;
+        for exp in [1 << 63, u64::MAX, u64::MAX - 1, 1 << 40] {
+            let token = sign(b"secret", serde_json::json!({"sub": "alice", "exp": exp}));
+            let identity = auth
+                .verify(Some(&token))
+                .expect("a valid, long-lived token");
+            assert!(
+                identity.valid_until <= a_year + Duration::from_secs(1),
+                "{exp}"
+            );
+            assert!(identity.valid_until > SystemTime::now() + Duration::from_secs(86_400));
+        }
+    }
+
+    #[test]
+    fn refusals_never_repeat_text_from_the_token() {
+        let auth = Auth::new(b"secret");
+        let encode = |part: &str| URL_SAFE_NO_PAD.encode(part);
+        let hostile = [
+            format!(
+                "{}.{}.c2ln",
+                encode(r#"{"alg":"HS256\nFORGED log line","typ":"JWT"}"#),
+                encode(r#"{"sub":"a","exp":99999999999}"#)
+            ),
+            format!(
+                "{}.{}.c2ln",
+                encode(r#"{"alg":"HS256","typ":"JWT"}"#),
+                encode(r#"{"sub":"a","exp":"FORGED\n"}"#)
+            ),
+            "FORGED\nline".to_owned(),
+            format!("{}.FORGED.x", encode(r#"{"alg":"none"}"#)),
+        ];
+        for token in hostile {
+            let err = auth.verify(Some(&token)).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, AuthError::Invalid(_)), "{token}: {err:?}");
+            assert!(!text.contains("FORGED") && !text.contains('\n'), "{text:?}");
+            let err = auth
+                .refresh_guest(&token, Duration::from_secs(60), Duration::from_secs(60))
+                .unwrap_err();
+            assert!(!err.to_string().contains("FORGED"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_name_claim_follows_the_display_name_rules() {
+        let auth = Auth::new(b"secret");
+        let token = |claims: serde_json::Value| sign(b"secret", claims);
+        let exp = now() + 600;
+        let named = auth
+            .verify(Some(&token(
+                serde_json::json!({"sub": "u1", "name": " Dana ", "exp": exp}),
+            )))
+            .unwrap();
+        assert_eq!(named.name, "Dana");
+        let unnamed = auth
+            .verify(Some(&token(serde_json::json!({"sub": "u1", "exp": exp}))))
+            .unwrap();
+        assert_eq!(unnamed.name, "u1");
+        for bad in [
+            "",
+            "  ",
+            "evil\u{202E}nimda",
+            "ad\u{200B}min",
+            &"x".repeat(33),
+        ] {
+            let refused = auth.verify(Some(&token(
+                serde_json::json!({"sub": "u1", "name": bad, "exp": exp}),
+            )));
+            assert_eq!(
+                refused,
+                Err(AuthError::Invalid("`name` is not a valid display name")),
+                "{bad:?}"
+            );
+        }
+    }
 
     fn sign(secret: &[u8], claims: serde_json::Value) -> String {
         sign_hs256(secret, &claims)

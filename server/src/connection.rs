@@ -369,7 +369,7 @@ impl Member<'_> {
     fn refresh(&mut self, token: &str) -> ServerFrame {
         let refused = |message: String| {
             // The token itself is never logged.
-            tracing::info!(reason = %message, "refused a token refresh");
+            tracing::debug!(reason = %message, "refused a token refresh");
             ServerFrame::error(ErrorCode::InvalidToken, message)
         };
         match self.credentials.auth.verify(Some(token)) {

@@ -15,7 +15,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::Auth;
+use crate::auth::{Auth, MIN_SECRET_BYTES};
 use crate::config::Config;
 use crate::connection::ConnectionSettings;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};
@@ -28,6 +28,12 @@ const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
+    /// Names the flag, never the value.
+    #[error(
+        "--jwt-secret (CHORUS_JWT_SECRET) is {bytes} bytes long; it must be at least {MIN_SECRET_BYTES} \
+         (e.g. `openssl rand -base64 32`), since a short or empty secret lets anyone forge tokens"
+    )]
+    WeakSecret { bytes: usize },
     #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot read the Leptos configuration from LEPTOS_* variables")]
@@ -51,6 +57,13 @@ pub struct Application {
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let secret = match &config.jwt_secret {
+            // Set but short, or empty (an unset variable in a compose file): refused,
+            // not quietly replaced by a random one.
+            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
+                return Err(StartupError::WeakSecret {
+                    bytes: secret.len(),
+                });
+            }
             Some(secret) => secret.as_bytes().to_vec(),
             None => {
                 tracing::warn!(

@@ -42,6 +42,30 @@ async fn bad_tokens_are_upgraded_then_closed_with_4001() {
 }
 
 #[tokio::test]
+async fn a_name_claim_that_passes_for_another_is_refused_with_4001() {
+    let app = spawn_app().await;
+    for name in ["evil\u{202E}nimda", "ad\u{200B}min", "", "a\u{7}b"] {
+        let token = sign(
+            SECRET,
+            json!({"sub": "user-7", "name": name, "exp": now() + 600}),
+        );
+        let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+        client.expect_close(4001).await;
+    }
+    assert_eq!(app.rooms().await, json!([]));
+}
+
+#[tokio::test]
+async fn a_token_expiring_at_the_end_of_time_connects_without_a_panic() {
+    let app = spawn_app().await;
+    for exp in [u64::MAX, 1 << 63] {
+        let token = sign(SECRET, json!({"sub": "forever", "exp": exp}));
+        let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+        assert_eq!(client.recv().await["type"], "welcome", "exp {exp}");
+    }
+}
+
+#[tokio::test]
 async fn the_name_claim_is_optional() {
     let app = spawn_app().await;
     let token = sign(SECRET, json!({"sub": "user-42", "exp": now() + 600}));
@@ -124,7 +148,17 @@ async fn invalid_room_names_close_with_4004() {
     let app = spawn_app().await;
     let token = app.token("alice");
     let too_long = "a".repeat(65);
-    for room in ["bad%20room", "caf%C3%A9", too_long.as_str(), "semi%3Bcolon"] {
+    for room in [
+        "bad%20room",
+        "caf%C3%A9",
+        too_long.as_str(),
+        "semi%3Bcolon",
+        // Dot segments: no browser could open these rooms.
+        ".",
+        "..",
+        "...",
+        "-_",
+    ] {
         let mut client = app.connect(&format!("/ws/chat/{room}?token={token}")).await;
         client.expect_close(4004).await;
     }

@@ -304,6 +304,16 @@ async fn errors_name_the_ref_of_the_message_they_refuse() {
         (&json!("rate_limited"), &json!("r-2"))
     );
 
+    // Control characters (each six bytes of JSON in every copy) are refused.
+    alice
+        .send_text(r#"{"type":"message","content":"a\u0000\u001b[2J","ref":"ctl"}"#)
+        .await;
+    let error = alice.recv().await;
+    assert_eq!(
+        (&error["code"], &error["ref"]),
+        (&json!("invalid_content"), &json!("ctl"))
+    );
+
     // An unusable ref is refused, and not echoed.
     let long = format!(
         r#"{{"type":"message","content":"x","ref":"{}"}}"#,

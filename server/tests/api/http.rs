@@ -41,6 +41,12 @@ async fn bad_guest_names_get_400_with_a_json_error() {
         (r#"{"name":"   "}"#, "invalid_name"),
         (long.as_str(), "invalid_name"),
         (r#"{"name":"a\u0007b"}"#, "invalid_name"),
+        // Names that pass for another: bidi override, zero-width and odd spaces.
+        (r#"{"name":"evil\u202Enimda"}"#, "invalid_name"),
+        (r#"{"name":"ad\u200Bmin"}"#, "invalid_name"),
+        (r#"{"name":"\uFEFFalice"}"#, "invalid_name"),
+        (r#"{"name":"a\u2028b"}"#, "invalid_name"),
+        (r#"{"name":"Ben\u00A0Smith"}"#, "invalid_name"),
         (r#"{"name":5}"#, "invalid_json"),
         (r#"{}"#, "invalid_json"),
         ("not json", "invalid_json"),

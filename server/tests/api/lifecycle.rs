@@ -58,6 +58,27 @@ async fn without_a_secret_the_binary_warns_and_uses_a_random_one() {
     client.expect_close(4001).await;
 }
 
+#[tokio::test]
+async fn an_empty_or_short_secret_refuses_to_start_naming_the_flag_not_the_value() {
+    for (secret, bytes) in [("", "0"), ("s3cret-but-only-29-bytes-long", "29")] {
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args(["--addr", "127.0.0.1:0", "--site-root", "target/no-site"])
+            .env("CHORUS_JWT_SECRET", secret)
+            .output()
+            .await
+            .expect("the binary runs");
+        assert!(!output.status.success(), "started with {secret:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&format!(
+                "--jwt-secret (CHORUS_JWT_SECRET) is {bytes} bytes long"
+            )) && stderr.contains("at least 32"),
+            "{stderr}"
+        );
+        assert!(secret.is_empty() || !stderr.contains(secret), "{stderr}");
+    }
+}
+
 /// The release-style binary: configured from `CHORUS_*` variables, SIGTERM, 1001, exit within 5 s.
 #[tokio::test]
 async fn the_binary_shuts_down_gracefully_on_sigterm() {

@@ -22,6 +22,6 @@ pub use process::{Binary, start_binary};
 pub use redis_server::{Node, RedisServer, free_port};
 pub use ws_client::Client;
 
-pub const SECRET: &str = "integration-test-secret";
+pub const SECRET: &str = "integration-test-secret-of-32-bytes";
 /// Longest wait for anything the server should do promptly.
 pub const PATIENCE: Duration = Duration::from_secs(5);
