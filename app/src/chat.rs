@@ -677,6 +677,8 @@ mod tests {
             (4004, Next::Stop),
             (4008, Next::Retry),
             (4009, Next::Retry),
+            (1008, Next::Stop),
+            (4029, Next::Retry),
         ];
         for (code, next) in expected {
             assert_eq!(ChatCodec::after_close(code), next, "close code {code}");

@@ -566,6 +566,8 @@ pub enum Reconnect {
 pub enum CloseCode {
     Normal = 1000,
     GoingAway = 1001,
+    /// Pings (or pongs) faster than any keepalive needs: a flood.
+    PolicyViolation = 1008,
     TooBig = 1009,
     ServerFull = 1013,
     Unauthorized = 4001,
@@ -573,12 +575,15 @@ pub enum CloseCode {
     InvalidRoom = 4004,
     TooSlow = 4008,
     HeartbeatTimeout = 4009,
+    /// More open sockets for one user than the server allows.
+    TooManyConnections = 4029,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 9] = [
+    pub const ALL: [CloseCode; 11] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
+        CloseCode::PolicyViolation,
         CloseCode::TooBig,
         CloseCode::ServerFull,
         CloseCode::Unauthorized,
@@ -586,6 +591,7 @@ impl CloseCode {
         CloseCode::InvalidRoom,
         CloseCode::TooSlow,
         CloseCode::HeartbeatTimeout,
+        CloseCode::TooManyConnections,
     ];
 
     pub fn code(self) -> u16 {
@@ -601,6 +607,7 @@ impl CloseCode {
         match self {
             CloseCode::Normal => "Normal closure",
             CloseCode::GoingAway => "Server shutting down",
+            CloseCode::PolicyViolation => "Too many pings",
             CloseCode::TooBig => "Frame too big",
             CloseCode::ServerFull => "Server full, try again later",
             CloseCode::Unauthorized => "Unauthorized",
@@ -608,22 +615,26 @@ impl CloseCode {
             CloseCode::InvalidRoom => "Invalid room name",
             CloseCode::TooSlow => "Too slow to keep up",
             CloseCode::HeartbeatTimeout => "Heartbeat timeout",
+            CloseCode::TooManyConnections => "Too many connections for this user",
         }
     }
 
     pub fn reconnect(self) -> Reconnect {
         match self {
             // Retrying these would fail the same way, or undo a deliberate close.
-            CloseCode::Normal | CloseCode::Unauthorized | CloseCode::InvalidRoom => {
-                Reconnect::Never
-            }
+            CloseCode::Normal
+            | CloseCode::Unauthorized
+            | CloseCode::InvalidRoom
+            | CloseCode::PolicyViolation => Reconnect::Never,
             CloseCode::TokenExpired => Reconnect::WithFreshToken,
             // 1009 only drops the oversized frame; the room itself is still usable.
             CloseCode::GoingAway
             | CloseCode::TooBig
             | CloseCode::ServerFull
             | CloseCode::TooSlow
-            | CloseCode::HeartbeatTimeout => Reconnect::WithBackoff,
+            | CloseCode::HeartbeatTimeout
+            // Other sockets of the user may close meanwhile.
+            | CloseCode::TooManyConnections => Reconnect::WithBackoff,
         }
     }
 
@@ -968,6 +979,7 @@ mod tests {
         let expected = [
             (1000, Reconnect::Never),
             (1001, Reconnect::WithBackoff),
+            (1008, Reconnect::Never),
             (1009, Reconnect::WithBackoff),
             (1013, Reconnect::WithBackoff),
             (4001, Reconnect::Never),
@@ -975,7 +987,13 @@ mod tests {
             (4004, Reconnect::Never),
             (4008, Reconnect::WithBackoff),
             (4009, Reconnect::WithBackoff),
+            (4029, Reconnect::WithBackoff),
         ];
+        assert_eq!(
+            expected.len(),
+            CloseCode::ALL.len(),
+            "every code has a policy here"
+        );
         for (code, policy) in expected {
             let close = CloseCode::from_code(code).unwrap();
             assert_eq!(close.code(), code);

@@ -60,6 +60,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
 
+    /// Chat sockets one user (token `sub`) may hold open on this server; more are
+    /// closed with 4029.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_USER", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_user: u32,
+
     /// Share rooms with every server using this Redis (e.g. redis://127.0.0.1:6379).
     /// Without it, rooms live in this process only.
     #[arg(long, env = "CHORUS_REDIS_URL", hide_env_values = true)]

@@ -24,6 +24,12 @@ use crate::rate_limit::TokenBucket;
 const WRITE_BATCH: usize = 64;
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
+/// WebSocket pings and pongs a client may send per second, and at once: far more
+/// than any keepalive needs, far fewer than a flood. Each ping costs a pong the
+/// server must write, so a client that pings and never reads would otherwise grow
+/// the server's write buffer as fast as it uploads.
+const CONTROL_FRAMES_PER_SECOND: u32 = 5;
+const CONTROL_FRAME_BURST: u32 = 20;
 
 /// Per-connection limits and timers.
 #[derive(Debug, Clone)]
@@ -71,11 +77,13 @@ impl<T: Sink<Message, Error = axum::Error> + Unpin> MessageSink for T {}
 pub trait MessageStream: Stream<Item = Result<Message, axum::Error>> + Unpin {}
 impl<T: Stream<Item = Result<Message, axum::Error>> + Unpin> MessageStream for T {}
 
-/// Both halves of one WebSocket, with a deadline on every write.
+/// Both halves of one WebSocket, with a deadline on every write and a rate limit on
+/// the client's pings and pongs.
 pub struct Socket<S, R> {
     sink: S,
     stream: R,
     write_timeout: Duration,
+    control_frames: TokenBucket,
 }
 
 impl<S: MessageSink, R: MessageStream> Socket<S, R> {
@@ -84,6 +92,7 @@ impl<S: MessageSink, R: MessageStream> Socket<S, R> {
             sink,
             stream,
             write_timeout,
+            control_frames: TokenBucket::new(CONTROL_FRAMES_PER_SECOND, CONTROL_FRAME_BURST),
         }
     }
 
@@ -110,9 +119,15 @@ impl<S: MessageSink, R: MessageStream> Socket<S, R> {
         .await
     }
 
-    /// The next read, judged by the rules every socket reads by.
+    /// The next read, judged by the rules every socket reads by; a ping or pong
+    /// flood ends the connection with 1008.
     async fn receive(&mut self, max_message_bytes: usize) -> Result<Message, Ended> {
-        message_or_end(self.stream.next().await, max_message_bytes)
+        let message = message_or_end(self.stream.next().await, max_message_bytes)?;
+        if matches!(message, Message::Ping(_) | Message::Pong(_)) && !self.control_frames.try_take()
+        {
+            return Err(Ended::Closed(CloseCode::PolicyViolation));
+        }
+        Ok(message)
     }
 
     /// Sends a close frame with `code`, then waits (briefly) for the client's close
@@ -159,6 +174,61 @@ async fn within(
         Ok(Ok(())) => Ok(()),
         Ok(Err(_)) => Err(WriteError::Socket),
         Err(_) => Err(WriteError::TimedOut),
+    }
+}
+
+/// The server's side of liveness: a ping every interval, and the end of a client
+/// silent (no frame of any kind) for the interval plus the timeout.
+struct Heartbeat {
+    ping: tokio::time::Interval,
+    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    last_heard: Instant,
+    silence_limit: Duration,
+}
+
+/// What the heartbeat asks for next.
+enum Beat {
+    /// Time to ping the client.
+    Ping,
+    /// The client has been silent too long: close with 4009.
+    Silent,
+}
+
+impl Heartbeat {
+    fn new(settings: &ConnectionSettings) -> Self {
+        let silence_limit = settings.heartbeat_interval + settings.heartbeat_timeout;
+        let last_heard = Instant::now();
+        let mut ping = tokio::time::interval_at(
+            last_heard + settings.heartbeat_interval,
+            settings.heartbeat_interval,
+        );
+        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        Heartbeat {
+            ping,
+            idle: Box::pin(sleep_until(last_heard + silence_limit)),
+            last_heard,
+            silence_limit,
+        }
+    }
+
+    /// The client sent something: it is alive.
+    fn heard(&mut self) {
+        self.last_heard = Instant::now();
+    }
+
+    /// Waits for the next ping or for the silence limit. Cancel-safe, for `select!`.
+    async fn next(&mut self) -> Beat {
+        loop {
+            tokio::select! {
+                _ = self.ping.tick() => return Beat::Ping,
+                () = self.idle.as_mut() => {
+                    if self.last_heard.elapsed() >= self.silence_limit {
+                        return Beat::Silent;
+                    }
+                    self.idle.as_mut().reset(self.last_heard + self.silence_limit);
+                }
+            }
+        }
     }
 }
 
@@ -240,15 +310,7 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         rate_limit: settings.rate_limit,
     };
 
-    let silence_limit = settings.heartbeat_interval + settings.heartbeat_timeout;
-    let mut last_heard = Instant::now();
-    let idle = sleep_until(last_heard + silence_limit);
-    tokio::pin!(idle);
-    let mut ping = tokio::time::interval_at(
-        Instant::now() + settings.heartbeat_interval,
-        settings.heartbeat_interval,
-    );
-    ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut heartbeat = Heartbeat::new(settings);
     let token_expiry = sleep_until(deadline_from(token_valid_until));
     tokio::pin!(token_expiry);
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
@@ -261,17 +323,14 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         tokio::select! {
             () = &mut shutting_down => return Ended::Closed(CloseCode::GoingAway),
             _ = &mut token_expiry => return Ended::Closed(CloseCode::TokenExpired),
-            _ = &mut idle => {
-                if last_heard.elapsed() >= silence_limit {
-                    return Ended::Closed(CloseCode::HeartbeatTimeout);
+            beat = heartbeat.next() => match beat {
+                Beat::Silent => return Ended::Closed(CloseCode::HeartbeatTimeout),
+                Beat::Ping => {
+                    if let Err(err) = socket.send(Message::Text(ping_frame.clone())).await {
+                        return err.into();
+                    }
                 }
-                idle.as_mut().reset(last_heard + silence_limit);
-            }
-            _ = ping.tick() => {
-                if let Err(err) = socket.send(Message::Text(ping_frame.clone())).await {
-                    return err.into();
-                }
-            }
+            },
             queued = queue.recv() => match queued {
                 Some(first) => {
                     // Whatever else is already queued goes out with it, under one flush.
@@ -288,7 +347,7 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
                     Ok(message) => message,
                     Err(ended) => return ended,
                 };
-                last_heard = Instant::now();
+                heartbeat.heard();
                 let reply = member.reply_to(message).await;
                 if let Some(ServerFrame::Refreshed) = reply {
                     token_expiry.as_mut().reset(deadline_from(member.credentials.valid_until));
@@ -387,6 +446,9 @@ impl Member<'_> {
 }
 
 /// Runs the echo endpoint: every text frame `X` is answered with `Echo: X`.
+///
+/// It has the chat's heartbeat, with WebSocket-level pings (which browsers answer
+/// by themselves): an idle echo socket cannot hold a connection slot for ever.
 pub async fn run_echo<S: MessageSink, R: MessageStream>(
     mut socket: Socket<S, R>,
     settings: &ConnectionSettings,
@@ -394,20 +456,30 @@ pub async fn run_echo<S: MessageSink, R: MessageStream>(
 ) -> Ended {
     let shutting_down = shutdown.cancelled();
     tokio::pin!(shutting_down);
+    let mut heartbeat = Heartbeat::new(settings);
     let ended = loop {
         let incoming = tokio::select! {
             () = &mut shutting_down => break Ended::Closed(CloseCode::GoingAway),
+            beat = heartbeat.next() => match beat {
+                Beat::Silent => break Ended::Closed(CloseCode::HeartbeatTimeout),
+                Beat::Ping => match socket.send(Message::Ping(Default::default())).await {
+                    Ok(()) => continue,
+                    Err(err) => break err.into(),
+                },
+            },
             incoming = socket.receive(settings.max_message_bytes) => incoming,
         };
         match incoming {
             Err(ended) => break ended,
-            Ok(Message::Text(text)) => {
-                let echo = Message::Text(format!("Echo: {}", text.as_str()).into());
-                if let Err(err) = socket.send(echo).await {
-                    break err.into();
+            Ok(message) => {
+                heartbeat.heard();
+                if let Message::Text(text) = message {
+                    let echo = Message::Text(format!("Echo: {}", text.as_str()).into());
+                    if let Err(err) = socket.send(echo).await {
+                        break err.into();
+                    }
                 }
             }
-            Ok(_) => {}
         }
     };
     socket.finish(ended).await

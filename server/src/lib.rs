@@ -29,6 +29,7 @@ pub mod auth;
 pub mod config;
 pub mod connection;
 pub mod hub;
+pub mod limits;
 pub mod rate_limit;
 pub mod routes;
 pub mod startup;

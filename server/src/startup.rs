@@ -20,6 +20,7 @@ use crate::config::Config;
 use crate::connection::ConnectionSettings;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
+use crate::limits::UserSockets;
 use crate::routes::router;
 use crate::state::{AppState, GuestTokens};
 
@@ -112,6 +113,7 @@ impl Application {
                 refresh_grace: config.guest_refresh_grace,
             }),
             permits: Arc::new(Semaphore::new(config.max_connections)),
+            user_sockets: UserSockets::new(config.max_connections_per_user as usize),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             leptos_options,

@@ -12,6 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::connection::ConnectionSettings;
 use crate::hub::Hub;
+use crate::limits::UserSockets;
 
 /// How guest tokens are issued and refreshed.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +32,8 @@ pub struct AppState {
     pub guests: Option<GuestTokens>,
     /// One permit per open WebSocket.
     pub permits: Arc<Semaphore>,
+    /// Chat sockets per user.
+    pub user_sockets: Arc<UserSockets>,
     /// Cancelled when the server shuts down; every socket then closes with 1001.
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for their close frames.

@@ -24,11 +24,17 @@ use tracing::Instrument;
 use crate::auth::{AuthError, Identity};
 use crate::connection::{self, Ended};
 use crate::hub::Participant;
+use crate::limits::UserSlot;
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 
 /// Read and write buffers per socket: small, because there may be many sockets.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// The most a socket's write buffer may hold while the peer is not reading: room for
+/// the largest frame the server sends (a welcome listing a very large room). A
+/// write beyond it fails, which ends the connection, so a peer that never reads
+/// cannot grow the server's memory past this.
+const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 type Socket =
     connection::Socket<SplitSink<WebSocket, axum::extract::ws::Message>, SplitStream<WebSocket>>;
@@ -103,6 +109,7 @@ fn next_connection_id() -> u64 {
 /// A socket that may join its room.
 struct Admitted {
     _permit: OwnedSemaphorePermit,
+    _user_slot: UserSlot,
     identity: Identity,
     room: RoomName,
 }
@@ -128,8 +135,13 @@ fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, 
         tracing::debug!(error = %err, "refused a socket for an invalid room");
         CloseCode::InvalidRoom
     })?;
+    let user_slot = state.user_sockets.try_open(&identity.id).ok_or_else(|| {
+        tracing::debug!("refused a socket: too many for this user");
+        CloseCode::TooManyConnections
+    })?;
     Ok(Admitted {
         _permit: permit,
+        _user_slot: user_slot,
         identity,
         room,
     })
@@ -193,4 +205,5 @@ fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
         .max_frame_size(state.connection.max_message_bytes)
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
 }

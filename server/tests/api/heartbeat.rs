@@ -4,7 +4,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Client, spawn_app_with};
+use crate::helpers::{Client, OP_PING, RawSocket, spawn_app_with};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(800);
@@ -100,7 +100,68 @@ async fn websocket_pings_are_answered_and_count_as_life() {
                 other => panic!("unexpected {other:?}"),
             }
         }
-        tokio::time::sleep(INTERVAL / 2).await;
+        // Well under the 5 pings a second a client may send.
+        tokio::time::sleep(INTERVAL).await;
     }
     assert!(pongs >= 5);
+}
+
+#[tokio::test]
+async fn an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot() {
+    let app = spawn_app_with(|config| {
+        config.heartbeat_interval = INTERVAL;
+        config.heartbeat_timeout = TIMEOUT;
+        config.max_connections = 1;
+    })
+    .await;
+    // A client that never reads, so never answers a ping.
+    let started = Instant::now();
+    let mut idle = RawSocket::connect(app.addr, "/ws").await;
+    // The only slot is taken...
+    let mut refused = app
+        .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
+        .await;
+    refused.expect_close(1013).await;
+    // ...until the server gives up on the silent socket: it was pinged, then closed
+    // with 4009.
+    assert_eq!(idle.read_frame().await.map(|(op, _)| op), Some(OP_PING));
+    assert_eq!(idle.close_code().await, 4009);
+    assert!(started.elapsed() >= INTERVAL + TIMEOUT - Duration::from_millis(50));
+    // The slot is free again for a chat member.
+    let deadline = Instant::now() + crate::helpers::PATIENCE;
+    loop {
+        let mut client = app
+            .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
+            .await;
+        match client.next().await {
+            Message::Text(_) => break,
+            Message::Close(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_echo_socket_that_answers_pings_stays_open() {
+    let app = app().await;
+    // tungstenite answers the server's pings while we read.
+    let mut echo = app.connect("/ws").await;
+    let until = Instant::now() + (INTERVAL + TIMEOUT) * 2;
+    let mut pinged = 0;
+    while Instant::now() < until {
+        if let Message::Ping(_) = echo.next().await {
+            pinged += 1;
+        }
+    }
+    assert!(pinged >= 3);
+    echo.send_text("still here").await;
+    loop {
+        match echo.next().await {
+            Message::Text(text) => break assert_eq!(text.as_str(), "Echo: still here"),
+            Message::Ping(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

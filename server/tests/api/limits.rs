@@ -5,7 +5,11 @@ use serde_json::{Value, json};
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Client, PATIENCE, spawn_app, spawn_app_with};
+use tokio::io::AsyncWriteExt;
+
+use crate::helpers::{
+    Binary, Client, OP_PING, PATIENCE, RawSocket, SECRET, spawn_app, spawn_app_with, start_binary,
+};
 
 #[tokio::test]
 async fn frames_over_the_size_limit_close_with_1009() {
@@ -229,4 +233,111 @@ async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
     let mut all = slow_ids.clone();
     all.extend(ids(&recovered));
     assert_eq!(all, fast_ids);
+}
+
+#[tokio::test]
+async fn sockets_beyond_the_per_user_limit_close_with_4029() {
+    let app = spawn_app_with(|config| config.max_connections_per_user = 2).await;
+    let (first, _) = app.join("lobby", "alice").await;
+    let (_second, _) = app.join("elsewhere", "alice").await;
+    let mut third = app
+        .connect(&format!("/ws/chat/lobby?token={}", app.token("alice")))
+        .await;
+    third.expect_close(4029).await;
+    // Other users are not affected.
+    app.join("lobby", "bob").await;
+
+    first.close().await;
+    // Alice's slot comes back once the server has finished with her first socket.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let mut client = app
+            .connect(&format!("/ws/chat/lobby?token={}", app.token("alice")))
+            .await;
+        match client.next().await {
+            Message::Text(_) => break,
+            Message::Close(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_ping_flood_closes_with_1008() {
+    let app = spawn_app().await;
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
+    for _ in 0..40 {
+        alice
+            .ws
+            .send(Message::Ping(vec![7; 125].into()))
+            .await
+            .unwrap();
+    }
+    let code = loop {
+        match alice.next().await {
+            Message::Close(frame) => break u16::from(frame.expect("a close frame").code),
+            Message::Pong(_) | Message::Text(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(code, 1008);
+}
+
+/// The server's resident memory, from `/proc`.
+fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("VmRSS in /proc/PID/status");
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn a_client_flooding_pings_without_reading_cannot_grow_server_memory() {
+    let Binary {
+        child,
+        mut lines,
+        addr,
+        ..
+    } = start_binary(&["--jwt-secret", SECRET], &[]).await;
+    // Keep reading the server's log so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let pid = child.id().expect("running");
+    let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
+        .issue("flooder", None, Duration::from_secs(600))
+        .token;
+    let addr = addr.parse().unwrap();
+    let mut flooder = RawSocket::connect(addr, &format!("/ws/chat/lobby?token={token}")).await;
+    let before = rss_bytes(pid);
+
+    // 64 MiB of pings, never reading a pong.
+    let ping = RawSocket::frame(OP_PING, &[b'p'; 125]);
+    let chunk: Vec<u8> = ping
+        .iter()
+        .copied()
+        .cycle()
+        .take(ping.len() * 8192)
+        .collect();
+    let mut written = 0;
+    let flood = async {
+        while written < 64 << 20 {
+            if flooder.tcp.write_all(&chunk).await.is_err() {
+                break;
+            }
+            written += chunk.len();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), flood)
+        .await
+        .expect("the flood ends: written, or refused");
+    let grown = rss_bytes(pid).saturating_sub(before);
+    assert!(
+        grown < 8 << 20,
+        "server memory grew by {grown} bytes during a flood of {written} bytes"
+    );
+    assert!(written < 64 << 20, "the flooder was never cut off");
 }

@@ -5,12 +5,14 @@
 //! - `ws_client`: `Client`, a WebSocket client that asserts on exact frames;
 //! - `http_client`: `http_request`, a one-shot HTTP/1.1 request;
 //! - `process`: `start_binary`, the `chorus` binary as a child process;
+//! - `raw_ws`: `RawSocket`, a WebSocket written byte by byte, for hostile clients;
 //! - `redis_server`: a `redis-server` of a test's own, and `Node`, a `chorus`
 //!   process using it.
 
 mod app;
 mod http_client;
 mod process;
+mod raw_ws;
 mod redis_server;
 mod ws_client;
 
@@ -19,6 +21,7 @@ use std::time::Duration;
 pub use app::{TestApp, spawn_app, spawn_app_with};
 pub use http_client::{HttpResponse, http_request, http_request_with};
 pub use process::{Binary, start_binary};
+pub use raw_ws::{OP_PING, RawSocket};
 pub use redis_server::{Node, RedisServer, free_port};
 pub use ws_client::Client;
 
