@@ -339,5 +339,7 @@ async fn a_client_flooding_pings_without_reading_cannot_grow_server_memory() {
         grown < 8 << 20,
         "server memory grew by {grown} bytes during a flood of {written} bytes"
     );
-    assert!(written < 64 << 20, "the flooder was never cut off");
+    // And the server has closed the flooder's connection (it only drained the flood
+    // for its close handshake's second): reading ends, rather than waiting.
+    while flooder.read_frame().await.is_some() {}
 }
