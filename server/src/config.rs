@@ -83,6 +83,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
 
+    /// An HTTP connection must send a request's headers within this long, also while
+    /// idle between requests; otherwise it is closed (WebSockets are not affected).
+    #[arg(long, env = "CHORUS_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
+    pub http_idle_timeout: Duration,
+
     /// Directory holding the built web client (`cargo leptos build` writes it).
     #[arg(long, env = "CHORUS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,

@@ -32,6 +32,7 @@ pub mod hub;
 pub mod limits;
 pub mod rate_limit;
 pub mod routes;
+pub mod serve;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

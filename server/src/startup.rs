@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::serve::ListenerExt;
 use leptos::config::LeptosOptions;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -22,6 +21,7 @@ use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
 use crate::limits::UserSockets;
 use crate::routes::router;
+use crate::serve::serve;
 use crate::state::{AppState, GuestTokens};
 
 /// Everything between the shutdown signal and the process exit fits in this.
@@ -53,6 +53,7 @@ pub struct Application {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     hub: Hub,
+    http_idle_timeout: Duration,
 }
 
 impl Application {
@@ -127,6 +128,7 @@ impl Application {
             shutdown,
             tasks,
             hub,
+            http_idle_timeout: config.http_idle_timeout,
         })
     }
 
@@ -156,28 +158,18 @@ impl Application {
             }
         });
         tracing::info!("listening on http://{}", self.addr);
-        // Chat frames are small and latency-sensitive: no Nagle delay.
-        let listener = self.listener.tap_io(|tcp| {
-            if let Err(err) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %err, "cannot set TCP_NODELAY");
-            }
-        });
-        let server = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-        let mut serving = tokio::spawn(server.into_future());
-        let mut served = None;
-        tokio::select! {
-            finished = &mut serving => served = Some(finished),
-            () = shutdown.cancelled() => {}
-        }
-        if !shutdown.is_cancelled() {
-            // Serving stopped by itself: only an error does that.
-            let finished = served.expect("serving finished");
-            finished.map_err(io::Error::other)??;
-            return Ok(());
-        }
-        // Serving may finish at once (WebSocket upgrades are not HTTP requests it
-        // waits for); the sockets are ours to close either way.
+        // Serves until the shutdown token is cancelled.
+        let connections = TaskTracker::new();
+        serve(
+            self.listener,
+            self.router,
+            self.http_idle_timeout,
+            shutdown.clone(),
+            connections.clone(),
+        )
+        .await;
+        // HTTP connections finish their request in flight; upgraded WebSockets are
+        // ours to close.
         tracing::info!("shutting down: closing every socket with 1001");
         let deadline = Instant::now() + SHUTDOWN_BUDGET;
         self.tasks.close();
@@ -187,18 +179,10 @@ impl Application {
         if timeout_at(deadline, self.hub.close()).await.is_err() {
             tracing::warn!("could not leave the shared rooms in time");
         }
-        let finished = match served {
-            Some(finished) => finished,
-            None => match timeout_at(deadline, &mut serving).await {
-                Ok(finished) => finished,
-                Err(_) => {
-                    tracing::warn!("some HTTP requests did not finish in time");
-                    serving.abort();
-                    return Ok(());
-                }
-            },
-        };
-        finished.map_err(io::Error::other)??;
+        connections.close();
+        if timeout_at(deadline, connections.wait()).await.is_err() {
+            tracing::warn!("some HTTP requests did not finish in time");
+        }
         Ok(())
     }
 }

@@ -176,3 +176,40 @@ async fn refresh_is_404_without_guest_login() {
     assert_eq!(response.status, 404);
     assert_eq!(response.json()["error"], "guest_login_disabled");
 }
+
+#[tokio::test]
+async fn connections_that_never_finish_their_headers_or_idle_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app_with(|config| config.http_idle_timeout = Duration::from_millis(300)).await;
+    // Headers begun and never finished (slowloris), and a connection that says nothing.
+    let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    // A keep-alive connection that made one request, then went idle.
+    let mut idle = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    for (name, stream) in [
+        ("slow", &mut slow),
+        ("silent", &mut silent),
+        ("idle", &mut idle),
+    ] {
+        let mut received = Vec::new();
+        // The server closes each: the read ends (a timeout here means it never did).
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+            .await
+            .unwrap_or_else(|_| panic!("{name}: still open"))
+            .ok();
+        if name == "idle" {
+            assert!(
+                received.starts_with(b"HTTP/1.1 200"),
+                "{name}: {received:?}"
+            );
+        }
+    }
+    // Requests that arrive in time are served as usual.
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
