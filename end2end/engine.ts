@@ -5,7 +5,15 @@ export const REDIS_PORT = 3299;
 export const redisUrl: string | undefined =
   process.env.CHORUS_E2E_ENGINE === 'redis' ? `redis://127.0.0.1:${REDIS_PORT}` : undefined;
 
-/** Server flags for the engine; `db` keeps each test server's keys apart. */
+/**
+ * Server flags for the engine; `db` keeps each test server's keys apart. Every
+ * browser of the suite connects from 127.0.0.1, so the per-address limits (guest
+ * sign-ins, upgrades) are raised: the suite is many users, not one abusive one.
+ */
 export function engineArgs(db: number): string[] {
-  return redisUrl ? ['--redis-url', `${redisUrl}/${db}`] : [];
+  const perAddress = [
+    '--guest-token-rate-limit', '10000', '--guest-token-rate-limit-burst', '10000',
+    '--connect-rate-limit', '10000', '--connect-rate-limit-burst', '10000',
+  ];
+  return [...perAddress, ...(redisUrl ? ['--redis-url', `${redisUrl}/${db}`] : [])];
 }

@@ -66,6 +66,13 @@ struct Server {
 async fn start_server(args: &Args) -> Server {
     let mut child = tokio::process::Command::new(&args.server)
         .args(["--addr", "127.0.0.1:0", "--jwt-secret", &args.secret])
+        // Every simulated member connects from loopback: lift the per-address limits.
+        .args([
+            "--connect-rate-limit",
+            "1000000",
+            "--connect-rate-limit-burst",
+            "1000000",
+        ])
         .args(["--max-connections", "100000", "--send-queue", "1024"])
         .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
         .args(

@@ -3,19 +3,24 @@
 use app::protocol::{ApiErrorBody, IssuedToken, RoomSummary, TokenRequest, normalize_display_name};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::header::AUTHORIZATION;
-use axum::http::{HeaderMap, StatusCode};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, State};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::limits::retry_after_secs;
 use crate::state::{AppState, GuestTokens};
 use crate::telemetry::ErrorChain;
 
-/// An HTTP status with a JSON [`ApiErrorBody`].
+/// An HTTP status with a JSON [`ApiErrorBody`] (and `Retry-After`, for a 429).
 #[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     body: ApiErrorBody,
+    retry_after_secs: Option<u64>,
 }
 
 impl ApiError {
@@ -24,22 +29,54 @@ impl ApiError {
             error: error.to_owned(),
             message: message.into(),
         };
-        ApiError { status, body }
+        ApiError {
+            status,
+            body,
+            retry_after_secs: None,
+        }
+    }
+
+    /// 429 `rate_limited`, to retry after `wait` (rounded up to whole seconds).
+    fn rate_limited(wait: Duration, message: impl Into<String>) -> Self {
+        ApiError {
+            retry_after_secs: Some(retry_after_secs(wait)),
+            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if let Some(seconds) = self.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
     }
 }
 
-/// `POST /api/token` with `{"name":"alice"}`: a guest token for the web UI.
+/// `POST /api/token` with `{"name":"alice"}`: a guest token for the web UI, a few per
+/// client address and minute.
 pub async fn issue_token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Json<IssuedToken>, ApiError> {
     let guests = guest_login(&state)?;
+    let limits = &state.address_limits;
+    limits
+        .guest_tokens
+        .check(limits.client(peer, &headers))
+        .map_err(|wait| {
+            tracing::debug!("refused a guest token: rate limit");
+            ApiError::rate_limited(
+                wait,
+                "too many guest sign-ins from this address; retry later",
+            )
+        })?;
     let request: TokenRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
 
 /// Chorus: a real-time rooms server with a web client.
 #[derive(Debug, Clone, Parser)]
@@ -83,6 +84,29 @@ pub struct Config {
     #[arg(long, env = "CHORUS_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
 
+    /// WebSocket upgrades allowed per client address and second (sustained); more are
+    /// answered 429 before the upgrade.
+    #[arg(long, env = "CHORUS_CONNECT_RATE_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_rate_limit: u32,
+
+    /// WebSocket upgrades one client address may make at once.
+    #[arg(long, env = "CHORUS_CONNECT_RATE_LIMIT_BURST", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub connect_rate_limit_burst: u32,
+
+    /// Guest tokens (`POST /api/token`) per client address and minute (sustained);
+    /// more are answered 429 with `Retry-After`.
+    #[arg(long, env = "CHORUS_GUEST_TOKEN_RATE_LIMIT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub guest_token_rate_limit: u32,
+
+    /// Guest tokens one client address may get at once.
+    #[arg(long, env = "CHORUS_GUEST_TOKEN_RATE_LIMIT_BURST", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub guest_token_rate_limit_burst: u32,
+
+    /// Proxies (addresses or CIDR blocks, comma-separated) whose `X-Forwarded-For` /
+    /// `Forwarded` headers name the client; other peers' headers are ignored.
+    #[arg(long, env = "CHORUS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]
+    pub trusted_proxies: Vec<IpNet>,
+
     /// An HTTP connection must send a request's headers within this long, also while
     /// idle between requests; otherwise it is closed (WebSockets are not affected).
     #[arg(long, env = "CHORUS_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
@@ -123,6 +147,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(seconds).map_err(|err| format!("{text:?}: {err}"))
+}
+
+/// `10.0.0.0/8`, `fd00::/8`, or a single address (`10.0.0.1`).
+fn parse_net(text: &str) -> Result<IpNet, String> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is not an address or CIDR block like 10.0.0.0/8"))
 }
 
 fn parse_positive_duration(text: &str) -> Result<Duration, String> {

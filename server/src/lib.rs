@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod client_address;
 pub mod config;
 pub mod connection;
 pub mod hub;

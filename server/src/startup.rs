@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::connection::ConnectionSettings;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
-use crate::limits::UserSockets;
+use crate::limits::{AddressLimits, PerAddress, UserSockets};
 use crate::routes::router;
 use crate::serve::serve;
 use crate::state::{AppState, GuestTokens};
@@ -115,6 +115,19 @@ impl Application {
             }),
             permits: Arc::new(Semaphore::new(config.max_connections)),
             user_sockets: UserSockets::new(config.max_connections_per_user as usize),
+            address_limits: Arc::new(AddressLimits {
+                upgrades: PerAddress::new(
+                    config.connect_rate_limit,
+                    Duration::from_secs(1),
+                    config.connect_rate_limit_burst,
+                ),
+                guest_tokens: PerAddress::new(
+                    config.guest_token_rate_limit,
+                    Duration::from_secs(60),
+                    config.guest_token_rate_limit_burst,
+                ),
+                trusted_proxies: config.trusted_proxies.clone(),
+            }),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             leptos_options,

@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::auth::Auth;
 use crate::connection::ConnectionSettings;
 use crate::hub::Hub;
-use crate::limits::UserSockets;
+use crate::limits::{AddressLimits, UserSockets};
 
 /// How guest tokens are issued and refreshed.
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +34,8 @@ pub struct AppState {
     pub permits: Arc<Semaphore>,
     /// Chat sockets per user.
     pub user_sockets: Arc<UserSockets>,
+    /// Upgrades and guest tokens per client address.
+    pub address_limits: Arc<AddressLimits>,
     /// Cancelled when the server shuts down; every socket then closes with 1001.
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for their close frames.

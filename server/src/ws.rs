@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use app::protocol::{CloseCode, RoomName};
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -24,7 +27,7 @@ use tracing::Instrument;
 use crate::auth::{AuthError, Identity};
 use crate::connection::{self, Ended};
 use crate::hub::Participant;
-use crate::limits::UserSlot;
+use crate::limits::{UserSlot, retry_after_secs};
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 
@@ -46,7 +49,15 @@ pub struct ChatParams {
 }
 
 /// `GET /ws`: answers each text frame `X` with `Echo: X`.
-pub async fn echo(ws: WebSocketUpgrade, State(state): State<AppState>) -> Response {
+pub async fn echo(
+    ws: WebSocketUpgrade,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    State(state): State<AppState>,
+) -> Response {
+    if let Some(refused) = over_connect_rate(&state, peer, &headers) {
+        return refused;
+    }
     let permit = state.permits.clone().try_acquire_owned().ok();
     let tasks = state.tasks.clone();
     let span = tracing::info_span!("socket", id = next_connection_id(), path = "/ws");
@@ -71,8 +82,13 @@ pub async fn chat(
     ws: WebSocketUpgrade,
     Path(room): Path<String>,
     Query(params): Query<ChatParams>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
+    if let Some(refused) = over_connect_rate(&state, peer, &headers) {
+        return refused;
+    }
     // A malformed `since` is a client bug, not a runtime condition: say so plainly.
     let since = match params.since.as_deref().map(str::parse::<u64>).transpose() {
         Ok(since) => since,
@@ -98,6 +114,28 @@ pub async fn chat(
     configure(ws, &state).on_upgrade(move |socket| {
         tasks.track_future(serve_member(socket, state, since, admission).instrument(span))
     })
+}
+
+/// Counts an upgrade against its client's address; over the limit, the 429 to answer
+/// instead (before the upgrade: nothing is allocated for it).
+fn over_connect_rate(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+    let limits = &state.address_limits;
+    let wait = limits.upgrades.check(limits.client(peer, headers)).err()?;
+    tracing::debug!("refused an upgrade: connect rate limit");
+    Some(too_many_requests(
+        wait,
+        "too many connections from this address; retry later",
+    ))
+}
+
+/// 429 with `Retry-After` (whole seconds, at least 1).
+pub fn too_many_requests(wait: std::time::Duration, message: &'static str) -> Response {
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(RETRY_AFTER, retry_after_secs(wait).to_string())],
+        message,
+    )
+        .into_response()
 }
 
 /// Tells sockets apart in logs.

@@ -343,3 +343,100 @@ async fn a_client_flooding_pings_without_reading_cannot_grow_server_memory() {
     // for its close handshake's second): reading ends, rather than waiting.
     while flooder.read_frame().await.is_some() {}
 }
+
+/// Opens a WebSocket with extra request headers; `Err(status, Retry-After)` if refused.
+async fn upgrade_with(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<Client, (u16, Option<String>)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let mut request = url.into_client_request().unwrap();
+    for (name, value) in headers {
+        request.headers_mut().append(
+            HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    match tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(request))
+        .await
+        .expect("answered in time")
+    {
+        Ok((ws, _)) => Ok(Client { ws }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => Err((
+            response.status().as_u16(),
+            response
+                .headers()
+                .get("retry-after")
+                .map(|value| value.to_str().unwrap().to_owned()),
+        )),
+        Err(other) => panic!("unexpected {other}"),
+    }
+}
+
+#[tokio::test]
+async fn upgrades_beyond_the_per_address_rate_get_429_before_the_upgrade() {
+    let app = spawn_app_with(|config| {
+        config.connect_rate_limit = 1;
+        config.connect_rate_limit_burst = 3;
+    })
+    .await;
+    let url = app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("alice")));
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        open.push(upgrade_with(&url, &[]).await.expect("within the burst"));
+    }
+    let (status, retry_after) = upgrade_with(&url, &[]).await.err().expect("refused");
+    assert_eq!((status, retry_after.as_deref()), (429, Some("1")));
+    // The echo endpoint counts too, and a claimed address from an untrusted peer is
+    // ignored.
+    let echo = app.ws_url("/ws");
+    let (status, _) = upgrade_with(&echo, &[("x-forwarded-for", "203.0.113.5")])
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(status, 429);
+    // Nothing was allocated for the refused ones: three sockets, one user, one room.
+    assert_eq!(app.rooms().await[0]["connections"], 3);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate() {
+    let app = spawn_app_with(|config| {
+        config.connect_rate_limit = 1;
+        config.connect_rate_limit_burst = 1;
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let url = app.ws_url("/ws");
+    let first = [("x-forwarded-for", "203.0.113.5")];
+    let _one = upgrade_with(&url, &first).await.expect("first client");
+    assert_eq!(
+        upgrade_with(&url, &first).await.err().map(|e| e.0),
+        Some(429)
+    );
+    let second = [("x-forwarded-for", "203.0.113.6")];
+    let _two = upgrade_with(&url, &second).await.expect("another client");
+}
+
+#[tokio::test]
+async fn guest_tokens_beyond_the_per_address_rate_get_429_with_retry_after() {
+    let app = spawn_app_with(|config| {
+        config.guest_token_rate_limit = 1;
+        config.guest_token_rate_limit_burst = 2;
+    })
+    .await;
+    for _ in 0..2 {
+        let response = app.post_json("/api/token", r#"{"name":"alice"}"#).await;
+        assert_eq!(response.status, 200);
+    }
+    let refused = app.post_json("/api/token", r#"{"name":"alice"}"#).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.json()["error"], "rate_limited");
+    let retry_after: u64 = refused
+        .header("retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry_after), "{retry_after}");
+}
