@@ -102,6 +102,12 @@ pub struct Config {
     #[arg(long, env = "CHORUS_GUEST_TOKEN_RATE_LIMIT_BURST", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
     pub guest_token_rate_limit_burst: u32,
 
+    /// Web origins whose pages may open sockets (comma-separated, e.g.
+    /// `https://app.example.com`). Without it, pages served from the request's own
+    /// host may; clients that send no `Origin` (non-browsers) always may.
+    #[arg(long, env = "CHORUS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
     /// Proxies (addresses or CIDR blocks, comma-separated) whose `X-Forwarded-For` /
     /// `Forwarded` headers name the client; other peers' headers are ignored.
     #[arg(long, env = "CHORUS_TRUSTED_PROXIES", value_delimiter = ',', value_parser = parse_net)]

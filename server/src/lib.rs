@@ -31,6 +31,7 @@ pub mod config;
 pub mod connection;
 pub mod hub;
 pub mod limits;
+pub mod origin;
 pub mod rate_limit;
 pub mod routes;
 pub mod serve;

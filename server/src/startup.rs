@@ -128,6 +128,7 @@ impl Application {
                 ),
                 trusted_proxies: config.trusted_proxies.clone(),
             }),
+            allowed_origins: Arc::new(config.allowed_origins.clone()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             leptos_options,

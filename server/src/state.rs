@@ -36,6 +36,8 @@ pub struct AppState {
     pub user_sockets: Arc<UserSockets>,
     /// Upgrades and guest tokens per client address.
     pub address_limits: Arc<AddressLimits>,
+    /// `--allowed-origins`; empty: pages of the request's own host.
+    pub allowed_origins: Arc<Vec<String>>,
     /// Cancelled when the server shuts down; every socket then closes with 1001.
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for their close frames.

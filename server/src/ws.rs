@@ -15,7 +15,7 @@ use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::header::RETRY_AFTER;
+use axum::http::header::{HOST, ORIGIN, RETRY_AFTER};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -28,6 +28,7 @@ use crate::auth::{AuthError, Identity};
 use crate::connection::{self, Ended};
 use crate::hub::Participant;
 use crate::limits::{UserSlot, retry_after_secs};
+use crate::origin::origin_allowed;
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 
@@ -55,7 +56,7 @@ pub async fn echo(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    if let Some(refused) = over_connect_rate(&state, peer, &headers) {
+    if let Some(refused) = refuse_upgrade(&state, peer, &headers) {
         return refused;
     }
     let permit = state.permits.clone().try_acquire_owned().ok();
@@ -86,7 +87,7 @@ pub async fn chat(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    if let Some(refused) = over_connect_rate(&state, peer, &headers) {
+    if let Some(refused) = refuse_upgrade(&state, peer, &headers) {
         return refused;
     }
     // A malformed `since` is a client bug, not a runtime condition: say so plainly.
@@ -116,10 +117,21 @@ pub async fn chat(
     })
 }
 
-/// Counts an upgrade against its client's address; over the limit, the 429 to answer
-/// instead (before the upgrade: nothing is allocated for it).
-fn over_connect_rate(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+/// Why an upgrade is refused before it happens (nothing is allocated for it): 403 for
+/// a page of another site (`Origin`), 429 over the client address's connect rate.
+fn refuse_upgrade(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
     let limits = &state.address_limits;
+    let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
+    if !origin_allowed(header(ORIGIN), header(HOST), &state.allowed_origins) {
+        tracing::debug!("refused an upgrade from another site's page");
+        return Some(
+            (
+                StatusCode::FORBIDDEN,
+                "this page's origin may not open sockets here",
+            )
+                .into_response(),
+        );
+    }
     let wait = limits.upgrades.check(limits.client(peer, headers)).err()?;
     tracing::debug!("refused an upgrade: connect rate limit");
     Some(too_many_requests(

@@ -440,3 +440,56 @@ async fn guest_tokens_beyond_the_per_address_rate_get_429_with_retry_after() {
         .unwrap();
     assert!((1..=60).contains(&retry_after), "{retry_after}");
 }
+
+#[tokio::test]
+async fn pages_of_other_sites_cannot_open_sockets() {
+    let app = spawn_app().await;
+    let chat = app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("alice")));
+    let own = format!("http://{}", app.addr);
+    let mut open = Vec::new();
+    for url in [&chat, &app.ws_url("/ws")] {
+        let refused = upgrade_with(url, &[("origin", "https://evil.example")]).await;
+        assert_eq!(refused.err().map(|e| e.0), Some(403), "{url}");
+        assert_eq!(
+            upgrade_with(url, &[("origin", "null")])
+                .await
+                .err()
+                .map(|e| e.0),
+            Some(403)
+        );
+        open.push(
+            upgrade_with(url, &[("origin", &own)])
+                .await
+                .expect("a page of this host"),
+        );
+        open.push(
+            upgrade_with(url, &[])
+                .await
+                .expect("a client without Origin"),
+        );
+    }
+    open[0].recv().await;
+    open[1].recv().await;
+    assert_eq!(
+        app.rooms().await[0]["connections"],
+        2,
+        "refused upgrades joined nothing"
+    );
+
+    let app = spawn_app_with(|config| {
+        config.allowed_origins = vec!["https://app.example.com".into()];
+    })
+    .await;
+    let url = app.ws_url("/ws");
+    upgrade_with(&url, &[("origin", "https://app.example.com")])
+        .await
+        .expect("a configured origin");
+    let own = format!("http://{}", app.addr);
+    assert_eq!(
+        upgrade_with(&url, &[("origin", &own)])
+            .await
+            .err()
+            .map(|e| e.0),
+        Some(403)
+    );
+}
