@@ -4,6 +4,7 @@ use app::protocol::{ApiErrorBody, IssuedToken, RoomSummary, TokenRequest, normal
 use axum::Json;
 use axum::body::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{ConnectInfo, State};
@@ -125,12 +126,16 @@ fn guest_login(state: &AppState) -> Result<GuestTokens, ApiError> {
 }
 
 /// `GET /api/rooms`: active rooms with their member counts.
-pub async fn list_rooms(State(state): State<AppState>) -> Result<Json<Vec<RoomSummary>>, ApiError> {
+pub async fn list_rooms(
+    State(state): State<AppState>,
+) -> Result<Json<Arc<Vec<RoomSummary>>>, ApiError> {
     let rooms = state.hub.rooms().await.map_err(|err| {
+        // The detail is for the operator; the client gets a fixed message.
+        tracing::warn!(error = %ErrorChain(&err), "cannot list rooms");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
-            ErrorChain(&err).to_string(),
+            "the room list is unavailable right now; try again shortly",
         )
     })?;
     Ok(Json(rooms))

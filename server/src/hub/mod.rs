@@ -15,6 +15,7 @@
 //! Locks are plain `std` mutexes and are never held across an `.await`. Lock
 //! order is always rooms map, then a room.
 
+pub mod listing;
 pub mod memory;
 mod recovery;
 pub mod redis_engine;
@@ -29,6 +30,7 @@ use tokio::sync::mpsc;
 
 use app::protocol::{Member, ServerFrame};
 pub use app::protocol::{RoomName, RoomSummary};
+use listing::Listing;
 use memory::{MemoryHub, MemoryMembership};
 use redis_engine::{RedisHub, RedisMembership, RedisOptions, RedisStartError};
 
@@ -143,6 +145,7 @@ pub enum Unavailable {
 #[derive(Clone)]
 pub struct Hub {
     engine: Engine,
+    listing: Arc<Listing>,
 }
 
 #[derive(Clone)]
@@ -156,6 +159,7 @@ impl Hub {
     pub fn memory(settings: HubSettings) -> Self {
         Hub {
             engine: Engine::Memory(Arc::new(MemoryHub::new(settings))),
+            listing: Arc::default(),
         }
     }
 
@@ -168,6 +172,7 @@ impl Hub {
         let hub = RedisHub::connect(settings, options).await?;
         Ok(Hub {
             engine: Engine::Redis(Arc::new(hub)),
+            listing: Arc::default(),
         })
     }
 
@@ -188,7 +193,12 @@ impl Hub {
                 .await?
                 .map_membership(EngineMembership::Redis),
         };
-        Ok(joined.map_membership(Membership))
+        self.listing.changed();
+        let listing = self.listing.clone();
+        Ok(joined.map_membership(|member| Membership {
+            member: Some(member),
+            listing,
+        }))
     }
 
     /// Called once every socket has closed at shutdown: a Redis hub leaves presence
@@ -199,17 +209,34 @@ impl Hub {
         }
     }
 
-    /// Active rooms, sorted by name.
-    pub async fn rooms(&self) -> Result<Vec<RoomSummary>, Unavailable> {
-        match &self.engine {
-            Engine::Memory(hub) => Ok(hub.rooms()),
-            Engine::Redis(hub) => hub.rooms().await,
-        }
+    /// Active rooms, sorted by name; at most [`listing::MAX_AGE`] old (see
+    /// [`Listing`]).
+    pub async fn rooms(&self) -> Result<Arc<Vec<RoomSummary>>, Unavailable> {
+        self.listing
+            .get(async {
+                match &self.engine {
+                    Engine::Memory(hub) => Ok(hub.rooms()),
+                    Engine::Redis(hub) => hub.rooms().await,
+                }
+            })
+            .await
     }
 }
 
 /// A member of a room; leaving the room is dropping it.
-pub struct Membership(EngineMembership);
+pub struct Membership {
+    /// `None` only while being dropped.
+    member: Option<EngineMembership>,
+    listing: Arc<Listing>,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        // Leave first, so the next room list no longer has this member.
+        drop(self.member.take());
+        self.listing.changed();
+    }
+}
 
 enum EngineMembership {
     Memory(MemoryMembership),
@@ -217,8 +244,12 @@ enum EngineMembership {
 }
 
 impl Membership {
+    fn member(&self) -> &EngineMembership {
+        self.member.as_ref().expect("present until dropped")
+    }
+
     pub fn room(&self) -> &str {
-        match &self.0 {
+        match self.member() {
             EngineMembership::Memory(member) => member.room(),
             EngineMembership::Redis(member) => member.room(),
         }
@@ -238,7 +269,7 @@ impl Membership {
         content: String,
         reference: Option<&str>,
     ) -> Result<Published, PublishError> {
-        match &self.0 {
+        match self.member() {
             EngineMembership::Memory(member) => member.publish_once(content, reference),
             EngineMembership::Redis(member) => member.publish_once(content, reference).await,
         }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::helpers::{Client, Node, PATIENCE, RedisServer, SECRET, free_port};
+use crate::helpers::{Client, Node, PATIENCE, RedisServer, SECRET, free_port, http_request};
 
 /// Who `welcome.users` lists when every token's `sub` is its name.
 fn present(names: &[impl AsRef<str>]) -> Value {
@@ -435,4 +435,55 @@ async fn a_resend_with_the_same_ref_on_another_node_is_acked_not_published() {
     let next = messages(&mut bob, 1).await;
     assert_eq!(next[0].1, "after", "nothing was published in between");
     assert_eq!(next[0].0, seen[0].0 + 1);
+}
+
+#[tokio::test]
+async fn the_room_list_is_cached_and_its_outage_answer_says_nothing_of_redis() {
+    let mut redis = RedisServer::start().await;
+    let node = Node::start(&redis).await;
+    let (_alice, _) = node.join("listed", "alice", None).await;
+    let addr: std::net::SocketAddr = node.addr.parse().unwrap();
+    let smembers = |info: String| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix("cmdstat_smembers:calls="))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().unwrap())
+    };
+    let before = smembers(redis.query(redis::cmd("INFO").arg("commandstats")).await);
+    let started = tokio::time::Instant::now();
+    for _ in 0..50 {
+        let rooms = http_request(addr, "GET", "/api/rooms", None).await.json();
+        assert_eq!(
+            rooms,
+            json!([{"name": "listed", "members": 1, "connections": 1}])
+        );
+    }
+    let after = smembers(redis.query(redis::cmd("INFO").arg("commandstats")).await);
+    // One read of the room set per second at most: fifty requests are not fifty
+    // reads. (One more is the liveness task reading the set of servers.)
+    let seconds = started.elapsed().as_secs() + 1;
+    assert!(
+        after - before <= seconds + 1,
+        "{} reads in {seconds} s",
+        after - before
+    );
+
+    redis.kill().await;
+    // Served from the cache until it is a second old, then refused.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let response = loop {
+        let response = http_request(addr, "GET", "/api/rooms", None).await;
+        if response.status != 200 || tokio::time::Instant::now() > deadline {
+            break response;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(response.status, 503, "{}", response.body);
+    let body = response.json();
+    assert_eq!(body["error"], "unavailable");
+    let message = body["message"].as_str().unwrap();
+    assert!(
+        !message.to_lowercase().contains("redis") && !message.contains("refused"),
+        "{message}"
+    );
 }
