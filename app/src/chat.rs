@@ -42,12 +42,12 @@ use leptos::prelude::*;
 use crate::outbox::{self, Outbox};
 use crate::protocol::{
     ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame,
-    reconnect_for_code, validate_content,
+    reconnect_for_code, token_subprotocols, validate_content,
 };
 use crate::session::{self, ApiFailure};
 use crate::socket::{
-    Codec, Handler, Next, ReconnectingSocket, Renewal, SendFailure, SocketEvent, SocketOptions,
-    SocketState, Stopped, socket_url, use_reconnecting_socket,
+    Codec, Endpoint, Handler, Next, ReconnectingSocket, Renewal, SendFailure, SocketEvent,
+    SocketOptions, SocketState, Stopped, socket_url, use_reconnecting_socket,
 };
 use crate::timeline::{Entry, Timeline};
 
@@ -366,16 +366,21 @@ impl Handler<ChatCodec> for Room {
         self.signals.outbox.try_set(arriving);
     }
 
-    fn url(&self, room: &String, since: Option<&u64>) -> Option<String> {
+    /// The token travels as a subprotocol, not in the URL.
+    fn endpoint(&self, room: &String, since: Option<&u64>) -> Option<Endpoint> {
         let session = session::load()?;
-        self.token.try_set_value(Some(session.token.clone()));
         let since = since.map(u64::to_string);
-        let mut query = vec![("token", session.token.as_str())];
-        if let Some(since) = &since {
-            query.push(("since", since));
-        }
+        let query: Vec<(&str, &str)> = since
+            .iter()
+            .map(|since| ("since", since.as_str()))
+            .collect();
         let (secure, host) = page_origin();
-        Some(socket_url(secure, &host, &["ws", "chat", room], &query))
+        let endpoint = Endpoint {
+            url: socket_url(secure, &host, &["ws", "chat", room], &query),
+            protocols: token_subprotocols(&session.token).into(),
+        };
+        self.token.try_set_value(Some(session.token));
+        Some(endpoint)
     }
 
     fn renew(&self) -> Pin<Box<dyn Future<Output = Renewal>>> {

@@ -40,6 +40,32 @@ pub enum ClientFrame {
     },
 }
 
+/// The WebSocket subprotocol of this protocol. A client may offer it in
+/// `Sec-WebSocket-Protocol` together with `chorus.token.<JWT>` to authenticate
+/// without putting the token in the URL (where proxies and access logs keep it); the
+/// server then selects `chorus.v1`, never the token.
+pub const SUBPROTOCOL: &str = "chorus.v1";
+/// The prefix of the subprotocol that carries the token.
+pub const TOKEN_SUBPROTOCOL_PREFIX: &str = "chorus.token.";
+
+/// The subprotocols a client offers to connect with `token`.
+pub fn token_subprotocols(token: &str) -> [String; 2] {
+    [
+        SUBPROTOCOL.to_owned(),
+        format!("{TOKEN_SUBPROTOCOL_PREFIX}{token}"),
+    ]
+}
+
+/// The token offered in `Sec-WebSocket-Protocol` values (comma-separated, possibly
+/// over several headers), if any.
+pub fn token_from_subprotocols<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    values
+        .into_iter()
+        .flat_map(|value| value.split(','))
+        .find_map(|protocol| protocol.trim().strip_prefix(TOKEN_SUBPROTOCOL_PREFIX))
+        .filter(|token| !token.is_empty())
+}
+
 /// Longest client `ref`, in characters.
 pub const MAX_REF_CHARS: usize = 64;
 /// How long a message's `ref` is remembered for idempotent resends, in seconds.
@@ -701,6 +727,26 @@ mod tests {
         };
         assert_eq!(refresh.to_json(), r#"{"type":"refresh","token":"a.b.c"}"#);
         assert_eq!(ClientFrame::parse(&refresh.to_json()).unwrap(), refresh);
+    }
+
+    #[test]
+    fn the_token_travels_as_a_subprotocol() {
+        let offered = token_subprotocols("a.b.c");
+        assert_eq!(
+            offered,
+            ["chorus.v1".to_owned(), "chorus.token.a.b.c".to_owned()]
+        );
+        assert_eq!(
+            token_from_subprotocols(["chorus.v1, chorus.token.a.b.c"]),
+            Some("a.b.c")
+        );
+        assert_eq!(
+            token_from_subprotocols(["chorus.v1", "chorus.token.x.y.z"]),
+            Some("x.y.z")
+        );
+        assert_eq!(token_from_subprotocols(["chorus.v1"]), None);
+        assert_eq!(token_from_subprotocols(["chorus.token."]), None);
+        assert_eq!(token_from_subprotocols([]), None);
     }
 
     #[test]

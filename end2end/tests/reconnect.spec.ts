@@ -12,6 +12,8 @@ import {
   say,
   signIn,
   signToken,
+  offeredToken,
+  recordOfferedSockets,
   tokenClaims,
   watchSockets,
   withServer,
@@ -248,6 +250,7 @@ test('pings are answered, and a token the server never got renewed closes with 4
     // The renewed tokens never reach the server over the first socket.
     let dropRefreshes = true;
     const { sockets } = await watchSockets(page, { dropFromPage: (frame) => frame.type === 'refresh' && dropRefreshes });
+    const offered = await recordOfferedSockets(page);
     await signIn(page, 'Longstay');
     const firstToken = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!).token);
     await page.goto('/room/heartbeat');
@@ -259,7 +262,7 @@ test('pings are answered, and a token the server never got renewed closes with 4
     dropRefreshes = false;
     expect(sockets[0].closedByServer).toBe(4002);
     await expectState(page, 'live');
-    const secondToken = new URL(sockets[1].url).searchParams.get('token')!;
+    const secondToken = offeredToken((await offered())[1])!;
     expect(secondToken).not.toBe(firstToken);
     // Renewed, not replaced: the same user.
     expect(tokenClaims(secondToken).sub).toBe(tokenClaims(firstToken).sub);
@@ -275,6 +278,7 @@ test('pings are answered, and a token the server never got renewed closes with 4
 test('an expired stored token at page load is renewed silently, keeping the identity', async ({ page, baseURL }) => {
   collectProblems(page);
   const { sockets } = await watchSockets(page);
+  const offered = await recordOfferedSockets(page);
   const sub = 'guest-00000000000000aa';
   const expired = signToken({ sub, name: 'Sleeper', exp: Math.floor(Date.now() / 1000) - 3600, guest: true });
   await page.goto('/');
@@ -296,7 +300,13 @@ test('an expired stored token at page load is renewed silently, keeping the iden
   // The first socket was refused with 4002; the second used the renewed token.
   expect(sockets).toHaveLength(2);
   expect(sockets[0].closedByServer).toBe(4002);
-  expect(new URL(sockets[1].url).searchParams.get('token')).toBe(session.token);
+  const opened = await offered();
+  expect(opened.map(offeredToken)).toEqual([expired, session.token]);
+  // Tokens travel as a subprotocol, never in the URL (where proxies log them).
+  for (const socket of opened) {
+    expect(new URL(socket.url).searchParams.has('token')).toBe(false);
+    expect(socket.protocols[0]).toBe('chorus.v1');
+  }
   await say(page, 'awake again');
   await expect(messages(page)).toHaveText(['awake again']);
   expectNoProblems(page);

@@ -145,6 +145,38 @@ export async function watchSockets(
   return { sockets, release };
 }
 
+/** A WebSocket the page opened: its URL and the subprotocols it offered. */
+export interface OfferedSocket {
+  url: string;
+  protocols: string[];
+}
+
+/**
+ * Records, inside the page, every WebSocket it opens (tokens travel as subprotocols,
+ * which Playwright's routes do not show); the returned function reads the list of
+ * the current document.
+ */
+export async function recordOfferedSockets(page: Page): Promise<() => Promise<OfferedSocket[]>> {
+  await page.addInitScript(() => {
+    const Original = window.WebSocket;
+    const opened: { url: string; protocols: string[] }[] = [];
+    (window as unknown as { __offered: typeof opened }).__offered = opened;
+    window.WebSocket = class extends Original {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        opened.push({ url: String(url), protocols: protocols === undefined ? [] : [protocols].flat() });
+      }
+    };
+  });
+  return () => page.evaluate(() => (window as unknown as { __offered?: OfferedSocket[] }).__offered ?? []);
+}
+
+/** The token a socket offered as its `chorus.token.<JWT>` subprotocol. */
+export function offeredToken(socket: OfferedSocket): string | undefined {
+  const prefix = 'chorus.token.';
+  return socket.protocols.find((protocol) => protocol.startsWith(prefix))?.slice(prefix.length);
+}
+
 /** `watchSockets` with every reconnect held until `release()`. */
 export async function holdReconnects(page: Page): Promise<{ sockets: WatchedSocket[]; release: () => void }> {
   return watchSockets(page, { holdReconnects: true });

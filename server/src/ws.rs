@@ -10,12 +10,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use app::protocol::{CloseCode, RoomName};
+use app::protocol::{CloseCode, RoomName, SUBPROTOCOL, token_from_subprotocols};
 use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::header::{HOST, ORIGIN, RETRY_AFTER};
+use axum::http::header::{HOST, ORIGIN, RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -78,7 +78,9 @@ pub async fn echo(
     })
 }
 
-/// `GET /ws/chat/{room}?token=JWT[&since=ID]`: a member of a chat room.
+/// `GET /ws/chat/{room}[?since=ID]` with the token in `Sec-WebSocket-Protocol`
+/// (`chorus.v1, chorus.token.<JWT>`), or in the query (`?token=JWT`): a member of a
+/// chat room. The header wins when both are given.
 pub async fn chat(
     ws: WebSocketUpgrade,
     Path(room): Path<String>,
@@ -107,7 +109,12 @@ pub async fn chat(
         room,
         user = tracing::field::Empty
     );
-    let admission = span.in_scope(|| admit(&state, params.token.as_deref(), &room));
+    let offered = headers
+        .get_all(SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok());
+    let token = token_from_subprotocols(offered).or(params.token.as_deref());
+    let admission = span.in_scope(|| admit(&state, token, &room));
     if let Ok(admitted) = &admission {
         span.record("user", admitted.identity.id.as_str());
     }
@@ -251,7 +258,9 @@ fn split(socket: WebSocket, state: &AppState) -> Socket {
 }
 
 fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
-    ws.max_message_size(state.connection.max_message_bytes)
+    // Selected when offered; the token's own entry is never echoed back.
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(state.connection.max_message_bytes)
         .max_frame_size(state.connection.max_message_bytes)
         .read_buffer_size(SOCKET_BUFFER_BYTES)
         .write_buffer_size(SOCKET_BUFFER_BYTES)

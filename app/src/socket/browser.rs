@@ -18,8 +18,8 @@ use leptos::prelude::*;
 use web_sys::VisibilityState;
 
 use super::{
-    ABNORMAL_CLOSURE, Codec, Command, Control, Countdown, Handler, NORMAL_CLOSURE, Next, Renewal,
-    SendFailure, SocketEvent, SocketOptions, SocketState, Stopped, silence_left_ms,
+    ABNORMAL_CLOSURE, Codec, Command, Control, Countdown, Endpoint, Handler, NORMAL_CLOSURE, Next,
+    Renewal, SendFailure, SocketEvent, SocketOptions, SocketState, Stopped, silence_left_ms,
 };
 use crate::backoff::Backoff;
 
@@ -115,12 +115,12 @@ async fn run<C: Codec, H: Handler<C>>(
         if !link.current() {
             return;
         }
-        let Some(url) = link.handler.url(&key, resume.as_ref()) else {
+        let Some(endpoint) = link.handler.endpoint(&key, resume.as_ref()) else {
             link.emit(SocketEvent::Stopped(Stopped::NoUrl));
             return;
         };
         link.emit(SocketEvent::State(SocketState::Connecting));
-        let ended = connect(&url, &link, &mut resume, &options, &mut inbox).await;
+        let ended = connect(&endpoint, &link, &mut resume, &options, &mut inbox).await;
         let (code, reason) = match ended {
             Ended::Stopped => return,
             Ended::Closed {
@@ -158,13 +158,18 @@ async fn run<C: Codec, H: Handler<C>>(
 
 /// One connection, from open to close.
 async fn connect<C: Codec, H: Handler<C>>(
-    url: &str,
+    endpoint: &Endpoint,
     link: &Link<C, H>,
     resume: &mut Option<C::Resume>,
     options: &SocketOptions,
     inbox: &mut UnboundedReceiver<Command>,
 ) -> Ended {
-    let mut socket = match WebSocket::open(url) {
+    let opened = if endpoint.protocols.is_empty() {
+        WebSocket::open(&endpoint.url)
+    } else {
+        WebSocket::open_with_protocols(&endpoint.url, &endpoint.protocols)
+    };
+    let mut socket = match opened {
         Ok(socket) => socket,
         Err(err) => {
             return Ended::Closed {

@@ -24,7 +24,7 @@
 //! ```
 //! use std::future::Future;
 //! use std::pin::Pin;
-//! use app::socket::{Codec, Handler, Next, Renewal, SocketEvent, socket_url};
+//! use app::socket::{Codec, Endpoint, Handler, Next, Renewal, SocketEvent, socket_url};
 //!
 //! /// Text frames in, text frames out; the server's "ready" starts the session.
 //! struct Lines;
@@ -44,8 +44,8 @@
 //!
 //! impl Handler<Lines> for Feed {
 //!     type Key = String;
-//!     fn url(&self, topic: &String, _resume: Option<&()>) -> Option<String> {
-//!         Some(socket_url(false, "example.com", &["feed", topic], &[]))
+//!     fn endpoint(&self, topic: &String, _resume: Option<&()>) -> Option<Endpoint> {
+//!         Some(socket_url(false, "example.com", &["feed", topic], &[]).into())
 //!     }
 //!     fn renew(&self) -> Pin<Box<dyn Future<Output = Renewal>>> {
 //!         Box::pin(async { Renewal::Refused })
@@ -187,6 +187,23 @@ pub enum SocketEvent<C: Codec> {
     Stopped(Stopped),
 }
 
+/// Where to open a connection, and the subprotocols to offer (credentials among
+/// them stay out of the URL, and so out of proxies' access logs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub url: String,
+    pub protocols: Vec<String>,
+}
+
+impl From<String> for Endpoint {
+    fn from(url: String) -> Self {
+        Endpoint {
+            url,
+            protocols: Vec::new(),
+        }
+    }
+}
+
 /// The app's side of a socket.
 pub trait Handler<C: Codec>: 'static {
     /// What the socket follows: a new value reconnects.
@@ -194,7 +211,7 @@ pub trait Handler<C: Codec>: 'static {
 
     /// Where to connect for `key`, resuming from `resume`; `None` stops the socket
     /// ([`Stopped::NoUrl`]).
-    fn url(&self, key: &Self::Key, resume: Option<&C::Resume>) -> Option<String>;
+    fn endpoint(&self, key: &Self::Key, resume: Option<&C::Resume>) -> Option<Endpoint>;
     /// Gets fresh credentials, when [`Codec::after_close`] said [`Next::Renew`].
     fn renew(&self) -> Pin<Box<dyn Future<Output = Renewal>>>;
     /// The socket now follows `key` (first, or after a change); called before its

@@ -189,3 +189,63 @@ async fn a_malformed_since_is_refused_before_the_upgrade() {
         other => panic!("expected HTTP 400, got {other:?}"),
     }
 }
+
+/// Connects with the token offered as a subprotocol; returns the client and the
+/// protocol the server selected.
+async fn connect_with_protocols(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    offered: &str,
+) -> (crate::helpers::Client, Option<String>) {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = app.ws_url(path).into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("sec-websocket-protocol", offered.parse().unwrap());
+    let (ws, response) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgraded");
+    let selected = response
+        .headers()
+        .get("sec-websocket-protocol")
+        .map(|value| value.to_str().unwrap().to_owned());
+    (crate::helpers::Client { ws }, selected)
+}
+
+#[tokio::test]
+async fn the_token_may_travel_in_sec_websocket_protocol_and_is_never_echoed() {
+    let app = spawn_app().await;
+    let token = app.token("alice");
+    let (mut client, selected) = connect_with_protocols(
+        &app,
+        "/ws/chat/lobby",
+        &format!("chorus.v1, chorus.token.{token}"),
+    )
+    .await;
+    assert_eq!(selected.as_deref(), Some("chorus.v1"));
+    let welcome = client.recv().await;
+    assert_eq!(
+        (&welcome["type"], &welcome["user"]),
+        (&json!("welcome"), &json!("alice"))
+    );
+
+    // The header wins over the query.
+    let (mut client, _) = connect_with_protocols(
+        &app,
+        &format!("/ws/chat/lobby?token={}", app.token("mallory")),
+        &format!("chorus.v1, chorus.token.{}", app.token("bob")),
+    )
+    .await;
+    assert_eq!(client.recv().await["user"], "bob");
+
+    // A forged one is refused like in the query.
+    let forged = sign("not-the-secret", json!({"sub": "eve", "exp": now() + 600}));
+    let (mut client, selected) = connect_with_protocols(
+        &app,
+        "/ws/chat/lobby",
+        &format!("chorus.v1, chorus.token.{forged}"),
+    )
+    .await;
+    assert_eq!(selected.as_deref(), Some("chorus.v1"));
+    client.expect_close(4001).await;
+}
