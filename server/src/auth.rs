@@ -430,3 +430,49 @@ mod tests {
         assert_eq!(auth.verify(Some(&beyond)), Err(AuthError::Expired));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        #[test]
+        fn any_string_is_verified_or_refused_without_panicking(token in any::<String>()) {
+            let auth = Auth::new(b"secret");
+            let _ = auth.verify(Some(&token));
+            let _ = auth.refresh_guest(&token, Duration::from_secs(60), Duration::from_secs(60));
+        }
+
+        #[test]
+        fn any_well_signed_claims_are_judged_without_panicking(
+            sub in proptest::option::of(any::<String>()),
+            name in proptest::option::of(any::<String>()),
+            exp in prop_oneof![
+                any::<u64>().prop_map(serde_json::Value::from),
+                any::<i64>().prop_map(serde_json::Value::from),
+                any::<f64>().prop_map(|exp| serde_json::json!(exp)),
+                any::<String>().prop_map(serde_json::Value::from),
+            ],
+            guest in any::<bool>(),
+        ) {
+            let mut claims = serde_json::json!({"exp": exp, "guest": guest});
+            if let Some(sub) = sub {
+                claims["sub"] = sub.into();
+            }
+            if let Some(name) = name {
+                claims["name"] = name.into();
+            }
+            let token = sign_hs256(b"secret", &claims);
+            let auth = Auth::new(b"secret");
+            if let Ok(identity) = auth.verify(Some(&token)) {
+                prop_assert!(!identity.id.is_empty());
+                prop_assert!(identity.valid_until <= SystemTime::now() + LONGEST_VALIDITY + Duration::from_secs(1));
+            }
+            let _ = auth.refresh_guest(&token, Duration::from_secs(u64::MAX / 4), Duration::from_secs(60));
+        }
+    }
+}
