@@ -123,3 +123,40 @@ test('with site storage blocked, signing in works for the tab, says so, and neve
   expect(tokens).toBe(1);
   expectNoProblems(page);
 });
+
+test('pages carry a nonce-based Content-Security-Policy and the hydration script runs under it', async ({ page }) => {
+  collectProblems(page);
+  const violations: string[] = [];
+  await page.exposeFunction('reportViolation', (text: string) => violations.push(text));
+  await page.addInitScript(() =>
+    document.addEventListener('securitypolicyviolation', (event) =>
+      (window as unknown as { reportViolation: (text: string) => void }).reportViolation(
+        `${event.violatedDirective} ${event.blockedURI}`,
+      ),
+    ),
+  );
+  const response = await page.goto('/');
+  const headers = response!.headers();
+  const policy = headers['content-security-policy'];
+  const nonce = /'nonce-([^']+)'/.exec(policy)?.[1];
+  expect(nonce).toBeTruthy();
+  expect(policy).not.toContain('unsafe-inline');
+  expect(policy).toContain("frame-ancestors 'none'");
+  expect(headers['x-content-type-options']).toBe('nosniff');
+  expect(headers['referrer-policy']).toBe('no-referrer');
+  // The hydration script carries this response's nonce, and the page comes alive.
+  expect(await response!.text()).toContain(`nonce="${nonce}"`);
+  await page.locator('body[data-hydrated]').waitFor();
+  // A new page, a new nonce.
+  const again = (await page.request.get('/')).headers()['content-security-policy'];
+  expect(again).not.toBe(policy);
+  // Script injected without the nonce does not run.
+  await page.evaluate(() => {
+    const script = document.createElement('script');
+    script.textContent = 'window.injected = true';
+    document.body.append(script);
+  });
+  expect(await page.evaluate(() => (window as unknown as { injected?: boolean }).injected)).toBeUndefined();
+  await expect.poll(() => violations.length).toBeGreaterThan(0);
+  expect(violations.every((violation) => violation.startsWith('script-src'))).toBe(true);
+});

@@ -25,20 +25,31 @@ export class ChorusServer {
     const child = spawn(
       path.join(repoRoot, 'target/release/chorus'),
       ['--addr', `127.0.0.1:${this.port}`, '--jwt-secret', SECRET, ...engineArgs(this.port - 3200), ...this.extraArgs],
-      { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
     );
     this.child = child;
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      if (child.exitCode !== null) throw new Error(`chorus exited with ${child.exitCode}`);
-      try {
-        if ((await fetch(`${this.url}/healthz`)).ok) return;
-      } catch {
-        // not listening yet
-      }
-      if (Date.now() > deadline) throw new Error(`chorus did not start on ${this.url}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
+    // Ready when this child says it listens: a health check could be answered by
+    // another process left on the port, which the test would then freeze or stop
+    // in vain. The log is read to the end so the server never blocks on it.
+    const listening = `listening on ${this.url}`;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`chorus did not start on ${this.url}`)), 15_000);
+      let seen = '';
+      let ready = false;
+      child.stdout!.on('data', (chunk: Buffer) => {
+        if (ready) return;
+        seen += chunk.toString();
+        if (seen.includes(listening)) {
+          ready = true;
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`chorus exited with ${code} before listening on ${this.url}`));
+      });
+    });
   }
 
   /** SIGTERM and wait for the exit: sockets are closed with 1001. */
@@ -229,6 +240,7 @@ export function collectProblems(page: Page): void {
     // Tests stop servers on purpose; the browser logs the failed connections itself
     // (refused, reset, not connected, ...). HTTP error statuses still count.
     const expected = /WebSocket connection to .* failed|Failed to load resource: net::ERR_/;
+    // A CSP violation is logged as an error too, so every test checks there is none.
     if (message.type() === 'error' && !expected.test(message.text())) {
       seen.push(message.text());
     }

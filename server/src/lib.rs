@@ -34,6 +34,7 @@ pub mod limits;
 pub mod origin;
 pub mod rate_limit;
 pub mod routes;
+pub mod security_headers;
 pub mod serve;
 pub mod startup;
 pub mod state;

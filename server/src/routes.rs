@@ -6,13 +6,14 @@ use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
 use crate::state::AppState;
-use crate::{api, ws};
+use crate::{api, security_headers, ws};
 
 /// The WebSocket routes, the HTTP API, and the server-rendered pages with the built
 /// web client's files.
 pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
+    let page_context = security_headers::page_context(&options);
     Router::new()
         .route("/ws", get(ws::echo))
         .route("/ws/chat/{room}", get(ws::chat))
@@ -20,7 +21,13 @@ pub fn router(state: AppState) -> Router {
         .route("/api/token/refresh", post(api::refresh_token))
         .route("/api/rooms", get(api::list_rooms))
         .route("/healthz", get(api::healthz))
-        .leptos_routes(&state, routes, move || shell(options.clone()))
-        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .leptos_routes_with_context(&state, routes, page_context.clone(), move || {
+            shell(options.clone())
+        })
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(page_context, shell))
+        .layer(axum::middleware::from_fn(security_headers::add))
         .with_state(state)
 }
