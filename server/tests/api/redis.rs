@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::process::Command;
+use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Client, Node, PATIENCE, RedisServer, SECRET, free_port, http_request};
 
@@ -486,4 +487,94 @@ async fn the_room_list_is_cached_and_its_outage_answer_says_nothing_of_redis() {
         !message.to_lowercase().contains("redis") && !message.contains("refused"),
         "{message}"
     );
+}
+
+#[tokio::test]
+async fn a_redis_that_refuses_writes_is_retried_with_backoff_not_in_a_loop() {
+    let redis = RedisServer::start().await;
+    let node = Node::start(&redis).await;
+    let (_alice, _) = node.join("steady", "alice", None).await;
+    // Redis keeps accepting connections and reads, but refuses every write.
+    let _: () = redis
+        .query(
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("min-replicas-to-write")
+                .arg("1"),
+        )
+        .await;
+    let connections = |info: String| -> u64 {
+        info.lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .map_or(0, |count| count.trim().parse().unwrap())
+    };
+    let before = connections(redis.query(redis::cmd("INFO").arg("stats")).await);
+    let started = tokio::time::Instant::now();
+    // The subscriber loses its connection; resuming needs writes, which fail.
+    let _: u64 = redis
+        .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))
+        .await;
+    // Watch how often it tries again over three seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = connections(redis.query(redis::cmd("INFO").arg("stats")).await);
+    let window = started.elapsed().as_secs_f64();
+    // With backoff from 100 ms doubling, about log2(window / 0.1) + 1 attempts (plus
+    // this test's own three connections); without, one every 100 ms.
+    let allowed = (window / 0.1).log2().ceil() as u64 + 1 + 3;
+    assert!(
+        after - before <= allowed,
+        "{} connections in {window:.1} s",
+        after - before
+    );
+
+    // Writes accepted again: it catches up, and the room works.
+    let _: () = redis
+        .query(
+            redis::cmd("CONFIG")
+                .arg("SET")
+                .arg("min-replicas-to-write")
+                .arg("0"),
+        )
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let (mut bob, _) = node.join("steady", "bob", None).await;
+    loop {
+        bob.say("after").await;
+        let frame = wait_for(&mut bob, |frame| frame["type"] != "system").await;
+        match frame["type"].as_str() {
+            Some("message") => break,
+            Some("error") if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => panic!("no recovery: {frame}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_hung_redis_refuses_new_joins_with_1013_instead_of_hanging_them() {
+    let redis = RedisServer::start().await;
+    let node = Node::start(&redis).await;
+    // Redis stops answering anyone for four seconds.
+    let _: () = redis
+        .query(redis::cmd("CLIENT").arg("PAUSE").arg(4000).arg("ALL"))
+        .await;
+    let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
+        .issue("alice", Some("alice"), Duration::from_secs(600))
+        .token;
+    let url = format!("ws://{}/ws/chat/paused?token={token}", node.addr);
+    let mut refused = Client::connect(&url).await;
+    refused.expect_close(1013).await;
+    // Once Redis answers again, so do joins.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let mut client = Client::connect(&url).await;
+        match client.next().await {
+            Message::Text(_) => break,
+            Message::Close(_) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
 }

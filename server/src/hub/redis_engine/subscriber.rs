@@ -11,7 +11,7 @@ use redis::AsyncCommands;
 use redis::aio::PubSubSink;
 use redis::streams::StreamRangeReply;
 use tokio::sync::{mpsc, oneshot};
-use tokio::time::sleep;
+use tokio::time::{Instant, sleep};
 
 use app::protocol::ServerFrame;
 
@@ -27,55 +27,56 @@ pub(super) enum Subscription {
     Unsubscribe(Arc<str>),
 }
 
+/// How often the Pub/Sub connection is checked with a `PING`: a connection that
+/// went silently dead (a hung Redis, a lost route) is replaced, not trusted.
+const HEALTH_CHECK: Duration = Duration::from_secs(5);
+
 /// Owns the Pub/Sub connection: subscribes and unsubscribes on request, delivers
 /// messages, and after a lost connection reconnects, resubscribes and fills gaps.
+///
+/// Every call to Redis has a deadline ([`COMMAND_TIMEOUT`]); every failure (to
+/// connect, to resume, to subscribe, a failed health check) waits longer before the
+/// next attempt, doubling up to [`RECONNECT_MAX`], and is logged as a warning once per
+/// outage (then at debug level), so a Redis that accepts connections but refuses
+/// writes costs a few attempts a minute, not ten a second.
 pub(super) async fn subscriber(
     shared: Weak<Shared>,
     mut requests: mpsc::UnboundedReceiver<Subscription>,
 ) {
-    let mut delay = RECONNECT_MIN;
-    let mut outage = false;
+    let mut outage = Outage::default();
     loop {
         let Some(current) = shared.upgrade() else {
             return;
         };
-        let connected =
-            tokio::time::timeout(COMMAND_TIMEOUT, current.client.get_async_pubsub()).await;
+        let connected = within(current.client.get_async_pubsub()).await;
         let pubsub = match connected {
-            Ok(Ok(pubsub)) => pubsub,
-            failed => {
-                let error = match failed {
-                    Ok(Err(err)) => err.to_string(),
-                    _ => "timed out".to_owned(),
-                };
-                if !outage {
-                    tracing::warn!(error, "lost the Redis Pub/Sub connection; reconnecting");
-                    outage = true;
-                }
+            Ok(pubsub) => pubsub,
+            Err(err) => {
+                outage.failed("cannot connect to Redis for Pub/Sub", &err);
                 drop(current);
-                if !refuse_while_waiting(&mut requests, delay).await {
+                if !refuse_while_waiting(&mut requests, outage.delay()).await {
                     return;
                 }
-                delay = (delay * 2).min(RECONNECT_MAX);
                 continue;
             }
         };
         let (mut sink, mut messages) = pubsub.split();
-        if let Err(err) = resume(&current, &mut sink, outage).await {
-            tracing::warn!(error = %err, "could not resume after a Redis outage; retrying");
+        if let Err(err) = resume(&current, &mut sink, outage.ongoing()).await {
+            outage.failed("could not resume after a Redis outage", &err);
             drop(current);
-            if !refuse_while_waiting(&mut requests, delay).await {
+            if !refuse_while_waiting(&mut requests, outage.delay()).await {
                 return;
             }
             continue;
         }
-        if outage {
+        if outage.ongoing() {
             tracing::info!("Redis is back: resubscribed and caught up");
         }
-        delay = RECONNECT_MIN;
+        outage = Outage::default();
         drop(current);
 
-        loop {
+        let mut health = tokio::time::interval_at(Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
+        let lost: redis::RedisError = loop {
             tokio::select! {
                 request = requests.recv() => {
                     let Some(request) = request else { return };
@@ -83,29 +84,87 @@ pub(super) async fn subscriber(
                     match request {
                         Subscription::Subscribe(room, done) => {
                             let channel = RoomKeys::new(&room).channel;
-                            let result = sink.subscribe(&channel).await.map_err(Unavailable::from);
-                            let _ = done.send(result);
+                            match within(sink.subscribe(&channel)).await {
+                                Ok(()) => {
+                                    let _ = done.send(Ok(()));
+                                }
+                                // The connection is suspect: the join is refused (1013,
+                                // retried by the client) and the connection replaced.
+                                Err(err) => {
+                                    let _ = done.send(Err(Unavailable::NotSubscribed));
+                                    break err;
+                                }
+                            }
                         }
                         Subscription::Unsubscribe(room) => {
                             if !lock(&current.rooms).contains_key(&room) {
                                 let channel = RoomKeys::new(&room).channel;
-                                let _ = sink.unsubscribe(&channel).await;
+                                if let Err(err) = within(sink.unsubscribe(&channel)).await {
+                                    break err;
+                                }
                             }
                         }
                     }
                 }
+                _ = health.tick() => {
+                    if let Err(err) = within(sink.ping::<redis::Value>()).await {
+                        break err;
+                    }
+                }
                 message = messages.next() => {
-                    let Some(message) = message else { break };
+                    let Some(message) = message else {
+                        break redis::RedisError::from((redis::ErrorKind::Io, "the Pub/Sub connection closed"));
+                    };
                     let Some(current) = shared.upgrade() else { return };
                     current.deliver(message.get_channel_name(), message.get_payload_bytes());
                 }
             }
-        }
-        outage = true;
-        tracing::warn!("lost the Redis Pub/Sub connection; reconnecting");
-        if !refuse_while_waiting(&mut requests, RECONNECT_MIN).await {
+        };
+        outage.failed("lost the Redis Pub/Sub connection", &lost);
+        if !refuse_while_waiting(&mut requests, outage.delay()).await {
             return;
         }
+    }
+}
+
+/// A Redis call with the deadline every call has.
+async fn within<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
+        Ok(result) => result,
+        Err(_) => Err(redis::RedisError::from((
+            redis::ErrorKind::Io,
+            "Redis did not answer in time",
+        ))),
+    }
+}
+
+/// Consecutive failures since Pub/Sub last worked: how long to wait before the next
+/// attempt, and whether this failure is worth a warning.
+#[derive(Debug, Default)]
+struct Outage {
+    failures: u32,
+}
+
+impl Outage {
+    fn ongoing(&self) -> bool {
+        self.failures > 0
+    }
+
+    fn failed(&mut self, what: &str, err: &redis::RedisError) {
+        if self.failures == 0 {
+            tracing::warn!(error = %err, "{what}; retrying with backoff");
+        } else {
+            tracing::debug!(error = %err, attempt = self.failures, "{what}; retrying");
+        }
+        self.failures = self.failures.saturating_add(1);
+    }
+
+    /// `RECONNECT_MIN` after the first failure, doubling to `RECONNECT_MAX`.
+    fn delay(&self) -> Duration {
+        let doublings = self.failures.saturating_sub(1).min(16);
+        RECONNECT_MIN
+            .saturating_mul(1 << doublings)
+            .min(RECONNECT_MAX)
     }
 }
 
@@ -118,13 +177,13 @@ async fn resume(
 ) -> redis::RedisResult<()> {
     let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
     for room in &rooms {
-        sink.subscribe(&room.keys.channel).await?;
+        within(sink.subscribe(&room.keys.channel)).await?;
     }
     if after_outage {
-        shared.heartbeat().await?;
+        within(shared.heartbeat()).await?;
         for room in &rooms {
-            shared.restore_presence(room).await?;
-            shared.fill_gap(room).await?;
+            within(shared.restore_presence(room)).await?;
+            within(shared.fill_gap(room)).await?;
         }
     }
     Ok(())
@@ -221,5 +280,24 @@ impl Room {
         }
         // Evicted members' connections close with 4008 and leave presence as they drop.
         state.seats.deliver(id, frame);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_failure_waits_twice_as_long_up_to_the_cap() {
+        let mut outage = Outage::default();
+        assert!(!outage.ongoing());
+        let error = redis::RedisError::from((redis::ErrorKind::Io, "down"));
+        let mut delays = Vec::new();
+        for _ in 0..8 {
+            outage.failed("test", &error);
+            delays.push(outage.delay().as_millis());
+        }
+        assert!(outage.ongoing());
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
     }
 }
