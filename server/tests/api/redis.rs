@@ -493,7 +493,7 @@ async fn the_room_list_is_cached_and_its_outage_answer_says_nothing_of_redis() {
 async fn a_redis_that_refuses_writes_is_retried_with_backoff_not_in_a_loop() {
     let redis = RedisServer::start().await;
     let node = Node::start(&redis).await;
-    let (_alice, _) = node.join("steady", "alice", None).await;
+    let (mut alice, _) = node.join("steady", "alice", None).await;
     // Redis keeps accepting connections and reads, but refuses every write.
     let _: () = redis
         .query(
@@ -526,6 +526,12 @@ async fn a_redis_that_refuses_writes_is_retried_with_backoff_not_in_a_loop() {
         "{} connections in {window:.1} s",
         after - before
     );
+
+    // Meanwhile a send fails cleanly, with a reason, and is not half-published.
+    // (A join needs writes too: it would be refused with 1013.)
+    alice.say("refused").await;
+    let refused = wait_for(&mut alice, |frame| frame["type"] != "system").await;
+    assert_eq!((&refused["type"], &refused["code"]), (&json!("error"), &json!("unavailable")));
 
     // Writes accepted again: it catches up, and the room works.
     let _: () = redis
