@@ -33,6 +33,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_GUEST_REFRESH_GRACE", default_value = "7d", value_parser = parse_duration)]
     pub guest_refresh_grace: Duration,
 
+    /// Rooms that may exist at once (with Redis: across every server). A join that
+    /// would create one more is closed with 1013; existing rooms keep admitting.
+    #[arg(long, env = "CHORUS_MAX_ROOMS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_rooms: u32,
+
     /// Messages kept per room in memory, for history on join and `since` recovery.
     #[arg(long, env = "CHORUS_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,

@@ -86,6 +86,7 @@ impl Application {
         let settings = HubSettings {
             history_size: config.history_size,
             queue_capacity: config.send_queue as usize,
+            max_rooms: config.max_rooms as usize,
         };
         let hub = match &config.redis_url {
             Some(url) => {

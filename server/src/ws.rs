@@ -26,7 +26,7 @@ use tracing::Instrument;
 
 use crate::auth::{AuthError, Identity};
 use crate::connection::{self, Ended};
-use crate::hub::Participant;
+use crate::hub::{Participant, Unavailable};
 use crate::limits::{UserSlot, retry_after_secs};
 use crate::origin::origin_allowed;
 use crate::state::AppState;
@@ -225,6 +225,11 @@ async fn serve_member(
     };
     let joined = match state.hub.join(&admitted.room, participant, since).await {
         Ok(joined) => joined,
+        Err(Unavailable::TooManyRooms) => {
+            tracing::info!("refused a member: creating the room would exceed --max-rooms");
+            socket.close(CloseCode::ServerFull).await;
+            return;
+        }
         Err(err) => {
             // Worth retrying: the broker may be back by the client's next attempt.
             tracing::warn!(error = %ErrorChain(&err), "cannot seat a member");

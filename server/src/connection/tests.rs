@@ -120,6 +120,7 @@ fn hub() -> Hub {
     Hub::memory(HubSettings {
         history_size: 100,
         queue_capacity: 16,
+        max_rooms: usize::MAX,
     })
 }
 

@@ -17,7 +17,7 @@ use super::refs::RecentRefs;
 use super::seats::{MemberId, Seats};
 use super::{
     FrameBytes, HubSettings, Joined, Participant, PublishError, Published, RoomName, RoomSummary,
-    Welcome, lock,
+    Unavailable, Welcome, lock,
 };
 
 /// The rooms of one server.
@@ -53,12 +53,15 @@ impl MemoryHub {
         room: &RoomName,
         who: Participant,
         since: Option<u64>,
-    ) -> Joined<MemoryMembership> {
+    ) -> Result<Joined<MemoryMembership>, Unavailable> {
         let room_name = room.as_str();
         let (sender, queue) = mpsc::channel(self.shared.settings.queue_capacity);
         let member_id = MemberId(self.shared.next_member_id.fetch_add(1, Ordering::Relaxed));
 
         let mut rooms = lock(&self.shared.rooms);
+        if rooms.len() >= self.shared.settings.max_rooms && !rooms.contains_key(room_name) {
+            return Err(Unavailable::TooManyRooms);
+        }
         let room = rooms
             .entry(Arc::from(room_name))
             .or_insert_with_key(|name| Arc::new(Room::new(name.clone(), &self.shared.settings)))
@@ -69,7 +72,7 @@ impl MemoryHub {
         let (welcome, backlog) = state.admit(room_name, member_id, who, since, sender);
         drop(state);
 
-        Joined {
+        Ok(Joined {
             membership: MemoryMembership {
                 shared: self.shared.clone(),
                 room,
@@ -78,7 +81,7 @@ impl MemoryHub {
             welcome,
             backlog,
             queue,
-        }
+        })
     }
 
     /// Active rooms, sorted by name.

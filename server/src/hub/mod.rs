@@ -44,6 +44,9 @@ pub struct HubSettings {
     pub history_size: usize,
     /// Frames a member's outbound queue holds before the member is evicted as too slow.
     pub queue_capacity: usize,
+    /// Rooms that may exist at once (with Redis: across every server); a join that
+    /// would create one more is refused, joins to existing rooms are not.
+    pub max_rooms: usize,
 }
 
 /// Who joins a room: `id` tells connections apart for presence, `name` is shown.
@@ -139,6 +142,9 @@ pub enum Unavailable {
     NotSubscribed,
     #[error("the server is shutting down")]
     ShuttingDown,
+    /// Creating the room would exceed `--max-rooms`.
+    #[error("there are as many rooms as the server may hold")]
+    TooManyRooms,
 }
 
 /// Shared handle to the hub; cheap to clone.
@@ -186,7 +192,7 @@ impl Hub {
     ) -> Result<Joined, Unavailable> {
         let joined = match &self.engine {
             Engine::Memory(hub) => hub
-                .join(room, who, since)
+                .join(room, who, since)?
                 .map_membership(EngineMembership::Memory),
             Engine::Redis(hub) => hub
                 .join(room, who, since)

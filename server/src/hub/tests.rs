@@ -7,6 +7,7 @@ fn hub(history_size: usize, queue_capacity: usize) -> MemoryHub {
     MemoryHub::new(HubSettings {
         history_size,
         queue_capacity,
+        max_rooms: usize::MAX,
     })
 }
 
@@ -51,7 +52,7 @@ fn message_ids(frames: &[Value]) -> Vec<u64> {
 #[test]
 fn join_welcomes_with_those_present_then_announces_to_everyone() {
     let hub = hub(10, 16);
-    let mut alice = hub.join(&lobby(), who("alice"), None);
+    let mut alice = hub.join(&lobby(), who("alice"), None).unwrap();
     assert_eq!(
         alice.welcome,
         Welcome {
@@ -66,7 +67,7 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
     assert!(alice.backlog.is_empty());
     assert_eq!(drain(&mut alice.queue)[0]["event"], "join");
 
-    let mut bob = hub.join(&lobby(), who("bob"), None);
+    let mut bob = hub.join(&lobby(), who("bob"), None).unwrap();
     assert_eq!(bob.welcome.users, [member("alice")]);
     let bob_joined = json!({"type":"system","message":"bob joined the room","event":"join",
                             "user_id":"id-bob","user":"bob"});
@@ -80,8 +81,8 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
 #[test]
 fn every_member_gets_the_same_bytes_in_id_order() {
     let hub = hub(100, 64);
-    let mut alice = hub.join(&lobby(), who("alice"), None);
-    let mut bob = hub.join(&lobby(), who("bob"), None);
+    let mut alice = hub.join(&lobby(), who("alice"), None).unwrap();
+    let mut bob = hub.join(&lobby(), who("bob"), None).unwrap();
     drain(&mut alice.queue);
     drain(&mut bob.queue);
     let first = alice.membership.publish("one".into()).unwrap();
@@ -99,43 +100,45 @@ fn every_member_gets_the_same_bytes_in_id_order() {
 #[test]
 fn history_is_bounded_and_since_recovers() {
     let hub = hub(5, 64);
-    let alice = hub.join(&lobby(), who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let ids: Vec<u64> = (0..8)
         .map(|n| alice.membership.publish(format!("m{n}")).unwrap())
         .collect();
 
-    let latest = hub.join(&lobby(), who("bob"), None);
+    let latest = hub.join(&lobby(), who("bob"), None).unwrap();
     let backlog: Vec<Value> = latest.backlog.iter().map(parse).collect();
     assert_eq!(message_ids(&backlog), ids[3..]);
 
-    let recent = hub.join(&lobby(), who("carol"), Some(ids[5]));
+    let recent = hub.join(&lobby(), who("carol"), Some(ids[5])).unwrap();
     assert!(recent.welcome.recovered);
     assert_eq!(
         message_ids(&recent.backlog.iter().map(parse).collect::<Vec<_>>()),
         ids[6..]
     );
 
-    let stale = hub.join(&lobby(), who("dave"), Some(ids[0]));
+    let stale = hub.join(&lobby(), who("dave"), Some(ids[0])).unwrap();
     assert!(!stale.welcome.recovered);
     assert_eq!(
         message_ids(&stale.backlog.iter().map(parse).collect::<Vec<_>>()),
         ids[3..]
     );
 
-    let up_to_date = hub.join(&lobby(), who("erin"), Some(ids[7]));
+    let up_to_date = hub.join(&lobby(), who("erin"), Some(ids[7])).unwrap();
     assert!(up_to_date.welcome.recovered);
     assert!(up_to_date.backlog.is_empty());
 
-    let from_the_future = hub.join(&lobby(), who("frank"), Some(ids[7] + 1000));
+    let from_the_future = hub
+        .join(&lobby(), who("frank"), Some(ids[7] + 1000))
+        .unwrap();
     assert!(!from_the_future.welcome.recovered);
 }
 
 #[test]
 fn since_zero_means_everything_still_retained() {
     let hub = hub(5, 64);
-    let alice = hub.join(&lobby(), who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     alice.membership.publish("a".into()).unwrap();
-    let bob = hub.join(&lobby(), who("bob"), Some(0));
+    let bob = hub.join(&lobby(), who("bob"), Some(0)).unwrap();
     assert!(bob.welcome.recovered);
     assert_eq!(bob.backlog.len(), 1);
 }
@@ -143,11 +146,11 @@ fn since_zero_means_everything_still_retained() {
 #[test]
 fn join_history_is_capped_at_fifty() {
     let hub = hub(100, 128);
-    let alice = hub.join(&lobby(), who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     for n in 0..70 {
         alice.membership.publish(format!("m{n}")).unwrap();
     }
-    let bob = hub.join(&lobby(), who("bob"), None);
+    let bob = hub.join(&lobby(), who("bob"), None).unwrap();
     assert_eq!(bob.backlog.len(), app::protocol::JOIN_HISTORY);
     assert_eq!(parse(bob.backlog.last().unwrap())["content"], "m69");
 }
@@ -155,8 +158,8 @@ fn join_history_is_capped_at_fifty() {
 #[test]
 fn a_full_queue_evicts_only_that_member() {
     let hub = hub(100, 4);
-    let slow = hub.join(&lobby(), who("slow"), None);
-    let mut fast = hub.join(&lobby(), who("fast"), None);
+    let slow = hub.join(&lobby(), who("slow"), None).unwrap();
+    let mut fast = hub.join(&lobby(), who("fast"), None).unwrap();
     let mut slow_queue = slow.queue;
     let mut fast_frames = drain(&mut fast.queue);
     // The slow member's queue holds its join and fast's join; two more messages fill it.
@@ -193,8 +196,8 @@ fn a_full_queue_evicts_only_that_member() {
 #[test]
 fn presence_counts_users_not_tabs() {
     let hub = hub(10, 16);
-    let mut first = hub.join(&lobby(), who("alice"), None);
-    let second = hub.join(&lobby(), who("alice"), None);
+    let mut first = hub.join(&lobby(), who("alice"), None).unwrap();
+    let second = hub.join(&lobby(), who("alice"), None).unwrap();
     assert_eq!(second.welcome.users, [member("alice")]);
     assert_eq!(
         drain(&mut first.queue).len(),
@@ -219,14 +222,14 @@ fn presence_counts_users_not_tabs() {
 #[test]
 fn empty_rooms_are_removed_and_recreated_with_higher_ids() {
     let hub = hub(10, 16);
-    let alice = hub.join(&lobby(), who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let first = alice.membership.publish("hello".into()).unwrap();
     assert_eq!(hub.room_count(), 1);
     drop(alice);
     assert_eq!(hub.room_count(), 0);
     assert!(hub.rooms().is_empty());
 
-    let bob = hub.join(&lobby(), who("bob"), Some(first));
+    let bob = hub.join(&lobby(), who("bob"), Some(first)).unwrap();
     assert!(bob.backlog.is_empty(), "history went with the room");
     assert!(!bob.welcome.recovered);
     assert!(bob.membership.publish("again".into()).unwrap() > first);
@@ -235,8 +238,8 @@ fn empty_rooms_are_removed_and_recreated_with_higher_ids() {
 #[test]
 fn a_member_whose_connection_is_gone_is_removed_on_the_next_broadcast() {
     let hub = hub(10, 16);
-    let alice = hub.join(&lobby(), who("alice"), None);
-    let bob = hub.join(&lobby(), who("bob"), None);
+    let alice = hub.join(&lobby(), who("alice"), None).unwrap();
+    let bob = hub.join(&lobby(), who("bob"), None).unwrap();
     let mut alice_queue = alice.queue;
     drain(&mut alice_queue);
     drop(bob.queue);
@@ -252,15 +255,15 @@ fn a_member_whose_connection_is_gone_is_removed_on_the_next_broadcast() {
 #[test]
 fn last_id_is_a_resume_point_even_before_the_first_message() {
     let hub = hub(100, 64);
-    let alice = hub.join(&lobby(), who("alice"), None);
+    let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let before_any = alice.welcome.last_id;
-    let sender = hub.join(&lobby(), who("bob"), None);
+    let sender = hub.join(&lobby(), who("bob"), None).unwrap();
     let first = sender.membership.publish("one".into()).unwrap();
     assert_eq!(first, before_any + 1, "the first message gets the next id");
     let second = sender.membership.publish("two".into()).unwrap();
 
     // Alice saw no message; resuming from her welcome's last_id misses nothing.
-    let back = hub.join(&lobby(), who("alice"), Some(before_any));
+    let back = hub.join(&lobby(), who("alice"), Some(before_any)).unwrap();
     assert!(back.welcome.recovered);
     let ids: Vec<u64> = back
         .backlog
@@ -269,4 +272,25 @@ fn last_id_is_a_resume_point_even_before_the_first_message() {
         .collect();
     assert_eq!(ids, [first, second]);
     assert_eq!(back.welcome.last_id, second);
+}
+
+#[test]
+fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
+    let hub = MemoryHub::new(HubSettings {
+        history_size: 10,
+        queue_capacity: 16,
+        max_rooms: 2,
+    });
+    let room = |name: &str| RoomName::parse(name).unwrap();
+    let first = hub.join(&room("a"), who("alice"), None).unwrap();
+    let _second = hub.join(&room("b"), who("bob"), None).unwrap();
+    assert!(matches!(
+        hub.join(&room("c"), who("carol"), None),
+        Err(Unavailable::TooManyRooms)
+    ));
+    // Existing rooms keep admitting.
+    let _again = hub.join(&room("a"), who("carol"), None).unwrap();
+    drop((first, _again));
+    // Once a room is gone, another may be created.
+    assert!(hub.join(&room("c"), who("carol"), None).is_ok());
 }

@@ -493,3 +493,15 @@ async fn pages_of_other_sites_cannot_open_sockets() {
         Some(403)
     );
 }
+
+#[tokio::test]
+async fn a_join_that_would_create_a_room_beyond_max_rooms_closes_with_1013() {
+    let app = spawn_app_with(|config| config.max_rooms = 1).await;
+    let (_alice, _) = app.join("lobby", "alice").await;
+    let mut refused = app
+        .connect(&format!("/ws/chat/another?token={}", app.token("bob")))
+        .await;
+    refused.expect_close(1013).await;
+    // The existing room keeps admitting.
+    app.join("lobby", "bob").await;
+}

@@ -531,7 +531,10 @@ async fn a_redis_that_refuses_writes_is_retried_with_backoff_not_in_a_loop() {
     // (A join needs writes too: it would be refused with 1013.)
     alice.say("refused").await;
     let refused = wait_for(&mut alice, |frame| frame["type"] != "system").await;
-    assert_eq!((&refused["type"], &refused["code"]), (&json!("error"), &json!("unavailable")));
+    assert_eq!(
+        (&refused["type"], &refused["code"]),
+        (&json!("error"), &json!("unavailable"))
+    );
 
     // Writes accepted again: it catches up, and the room works.
     let _: () = redis
@@ -583,4 +586,28 @@ async fn a_hung_redis_refuses_new_joins_with_1013_instead_of_hanging_them() {
             other => panic!("unexpected {other:?}"),
         }
     }
+}
+
+#[tokio::test]
+async fn max_rooms_counts_the_rooms_of_every_server() {
+    let redis = RedisServer::start().await;
+    let a = Node::start_with(&redis, &["--max-rooms", "1"]).await;
+    let b = Node::start_with(&redis, &["--max-rooms", "1"]).await;
+    let (_alice, _) = a.join("first", "alice", None).await;
+    let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
+        .issue("bob", Some("bob"), Duration::from_secs(600))
+        .token;
+    let mut refused =
+        Client::connect(&format!("ws://{}/ws/chat/second?token={token}", b.addr)).await;
+    refused.expect_close(1013).await;
+    // The existing room admits on any server, and the refusal left nothing behind.
+    let (_bob, welcome) = b.join("first", "bob", None).await;
+    assert_eq!(
+        welcome["users"],
+        json!([{"user_id": "alice", "name": "alice"}])
+    );
+    assert_eq!(
+        b.rooms().await,
+        json!([{"name": "first", "members": 2, "connections": 2}])
+    );
 }

@@ -230,13 +230,22 @@ impl RedisHub {
         let joined = ServerFrame::joined(&who.id, &who.name).to_json();
         // If the script's outcome is unknown (a timeout), leaving undoes whatever it did.
         membership.present = true;
-        let present: HashMap<String, String> = shared
+        let present: Result<HashMap<String, String>, _> = shared
             .presence_script(&shared.scripts.join, &room)
             .arg(&who.id)
             .arg(&who.name)
             .arg(joined)
+            .arg(shared.settings.max_rooms)
             .invoke_async(&mut shared.redis.clone())
-            .await?;
+            .await;
+        let present = match present {
+            Err(err) if err.code() == Some("TOOMANYROOMS") => {
+                // Refused before it changed anything: nothing to undo.
+                membership.present = false;
+                return Err(Unavailable::TooManyRooms);
+            }
+            other => other?,
+        };
         let mut users: Vec<Member> = present
             .into_iter()
             .map(|(user_id, name)| Member { user_id, name })

@@ -1,6 +1,11 @@
 -- KEYS: users, names, nodes, rooms, node rooms, channel.
--- ARGV: room, node, user id, name, join frame.
+-- ARGV: room, node, user id, name, join frame, most rooms that may exist.
 -- Returns who was present before, as user id, name, user id, name, ...
+-- Refuses (changing nothing) to create a room beyond the most rooms.
+if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0
+  and redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then
+  return redis.error_reply('TOOMANYROOMS there are as many rooms as the servers may hold')
+end
 local before = redis.call('HGETALL', KEYS[2])
 redis.call('HINCRBY', KEYS[3], ARGV[2] .. '|' .. ARGV[3], 1)
 local total = redis.call('HINCRBY', KEYS[1], ARGV[3], 1)
