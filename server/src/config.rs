@@ -38,6 +38,12 @@ pub struct Config {
     #[arg(long, env = "CHORUS_MAX_ROOMS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rooms: u32,
 
+    /// Retained history all rooms together may hold in memory (e.g. `256MiB`, `16MiB`,
+    /// `512KiB`, or bytes); beyond it the least recently active rooms lose their
+    /// oldest messages first. With Redis, bound Redis itself with `maxmemory`.
+    #[arg(long, env = "CHORUS_HISTORY_MEMORY", default_value = "256MiB", value_parser = parse_size)]
+    pub history_memory: usize,
+
     /// Messages kept per room in memory, for history on join and `since` recovery.
     #[arg(long, env = "CHORUS_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,
@@ -160,6 +166,30 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|err| format!("{text:?}: {err}"))
 }
 
+/// A size: bytes (`65536`) or with a unit, `KiB`, `MiB`, `GiB` (powers of 1024; `KB`,
+/// `MB`, `GB` and `K`, `M`, `G` are read the same way).
+pub fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like 256MiB, 16MiB or 65536"))?;
+    let scale: usize = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?}; use KiB, MiB or GiB")),
+    };
+    number
+        .checked_mul(scale)
+        .filter(|bytes| *bytes > 0)
+        .ok_or_else(|| format!("{text:?} must be more than zero and less than the address space"))
+}
+
 /// `10.0.0.0/8`, `fd00::/8`, or a single address (`10.0.0.1`).
 fn parse_net(text: &str) -> Result<IpNet, String> {
     let text = text.trim();
@@ -178,6 +208,25 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("16 MB"), Ok(16 << 20));
+        assert_eq!(parse_size("512KiB"), Ok(512 << 10));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("65536"), Ok(65536));
+        for bad in [
+            "",
+            "0",
+            "lots",
+            "5 parsecs",
+            "-1MiB",
+            "99999999999999999999GiB",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn durations() {

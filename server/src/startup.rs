@@ -87,6 +87,7 @@ impl Application {
             history_size: config.history_size,
             queue_capacity: config.send_queue as usize,
             max_rooms: config.max_rooms as usize,
+            history_memory: config.history_memory,
         };
         let hub = match &config.redis_url {
             Some(url) => {

@@ -96,6 +96,7 @@ fn memory_returns_to_baseline_when_rooms_empty() {
         history_size: 100,
         queue_capacity: 64,
         max_rooms: usize::MAX,
+        history_memory: usize::MAX,
     });
     // The same workload once, so whatever is allocated only the first time is in
     // the baseline.

@@ -121,6 +121,7 @@ fn hub() -> Hub {
         history_size: 100,
         queue_capacity: 16,
         max_rooms: usize::MAX,
+        history_memory: usize::MAX,
     })
 }
 

@@ -5,7 +5,7 @@
 //! member sees the room's frames in one order.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -29,6 +29,12 @@ struct Shared {
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     settings: HubSettings,
     next_member_id: AtomicU64,
+    /// Bytes of retained history in every room, against `settings.history_memory`.
+    history_bytes: Arc<AtomicUsize>,
+    /// Ticks at every publish: a room's last tick says how recently it was active.
+    activity: AtomicU64,
+    /// Held by the one publisher trimming history back under the budget.
+    trimming: Mutex<()>,
 }
 
 impl MemoryHub {
@@ -42,6 +48,9 @@ impl MemoryHub {
                 rooms: Mutex::new(HashMap::new()),
                 settings,
                 next_member_id: AtomicU64::new(1),
+                history_bytes: Arc::default(),
+                activity: AtomicU64::new(0),
+                trimming: Mutex::new(()),
             }),
         }
     }
@@ -64,7 +73,13 @@ impl MemoryHub {
         }
         let room = rooms
             .entry(Arc::from(room_name))
-            .or_insert_with_key(|name| Arc::new(Room::new(name.clone(), &self.shared.settings)))
+            .or_insert_with_key(|name| {
+                Arc::new(Room::new(
+                    name.clone(),
+                    &self.shared.settings,
+                    self.shared.history_bytes.clone(),
+                ))
+            })
             .clone();
         let mut state = room.lock();
         // The room cannot be removed while we hold its lock, and it will not be empty after.
@@ -93,12 +108,42 @@ impl MemoryHub {
         summaries
     }
 
+    /// Bytes of retained history, as counted against `--history-memory`.
+    pub fn history_bytes(&self) -> usize {
+        self.shared.history_bytes.load(Ordering::Relaxed)
+    }
+
     pub fn room_count(&self) -> usize {
         lock(&self.shared.rooms).len()
     }
 }
 
 impl Shared {
+    /// Past the history budget: the least recently active rooms lose their oldest
+    /// messages until retained history is back to 90 % of it (so a server at its
+    /// limit does not trim on every message). A `since` into what was dropped is
+    /// answered `recovered: false`, as for any message no longer retained.
+    fn trim_history(&self) {
+        let budget = self.settings.history_memory;
+        if self.history_bytes.load(Ordering::Relaxed) <= budget {
+            return;
+        }
+        // One trimmer at a time; the others' messages are covered by its pass.
+        let Ok(_trimming) = self.trimming.try_lock() else {
+            return;
+        };
+        let target = budget - budget / 10;
+        let mut rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+        rooms.sort_by_key(|room| room.last_active.load(Ordering::Relaxed));
+        for room in rooms {
+            if self.history_bytes.load(Ordering::Relaxed) <= target {
+                break;
+            }
+            room.lock()
+                .drop_oldest_while(|| self.history_bytes.load(Ordering::Relaxed) > target);
+        }
+    }
+
     fn remove_if_empty(&self, room: &Arc<Room>) {
         let mut rooms = lock(&self.rooms);
         let still_listed = rooms
@@ -145,6 +190,11 @@ impl MemoryMembership {
         let outcome = state.publish(self.member_id, content, reference, timestamp);
         drop(state);
         let (published, emptied) = outcome?;
+        if !published.repeated {
+            let tick = self.shared.activity.fetch_add(1, Ordering::Relaxed);
+            self.room.last_active.store(tick, Ordering::Relaxed);
+            self.shared.trim_history();
+        }
         if emptied {
             self.shared.remove_if_empty(&self.room);
         }
@@ -164,13 +214,16 @@ impl Drop for MemoryMembership {
 struct Room {
     name: Arc<str>,
     state: Mutex<RoomState>,
+    /// The hub's activity tick at this room's last message.
+    last_active: AtomicU64,
 }
 
 impl Room {
-    fn new(name: Arc<str>, settings: &HubSettings) -> Self {
+    fn new(name: Arc<str>, settings: &HubSettings, history_bytes: Arc<AtomicUsize>) -> Self {
         Room {
             name,
-            state: Mutex::new(RoomState::new(settings.history_size)),
+            state: Mutex::new(RoomState::new(settings.history_size, history_bytes)),
+            last_active: AtomicU64::new(0),
         }
     }
 
@@ -210,6 +263,8 @@ struct RoomState {
     next_id: u64,
     history: VecDeque<StoredMessage>,
     history_size: usize,
+    /// The hub's count of retained history bytes, kept by this room's pushes and pops.
+    history_bytes: Arc<AtomicUsize>,
     seats: Seats,
     /// Keyed by user id: one entry per user however many tabs they have open.
     presence: BTreeMap<Arc<str>, Presence>,
@@ -218,7 +273,7 @@ struct RoomState {
 }
 
 impl RoomState {
-    fn new(history_size: usize) -> Self {
+    fn new(history_size: usize, history_bytes: Arc<AtomicUsize>) -> Self {
         let first_id = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_micros() as u64)
@@ -228,6 +283,7 @@ impl RoomState {
             next_id: first_id,
             history: VecDeque::with_capacity(history_size.min(16)),
             history_size,
+            history_bytes,
             seats: Seats::default(),
             presence: BTreeMap::new(),
             refs: RecentRefs::default(),
@@ -316,8 +372,10 @@ impl RoomState {
         .into();
         if self.history_size > 0 {
             if self.history.len() == self.history_size {
-                self.history.pop_front();
+                self.pop_oldest();
             }
+            self.history_bytes
+                .fetch_add(retained_bytes(&frame), Ordering::Relaxed);
             self.history.push_back(StoredMessage {
                 id,
                 frame: frame.clone(),
@@ -331,6 +389,20 @@ impl RoomState {
             },
             self.is_empty(),
         ))
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(oldest) = self.history.pop_front() {
+            self.history_bytes
+                .fetch_sub(retained_bytes(&oldest.frame), Ordering::Relaxed);
+        }
+    }
+
+    /// Drops the oldest messages while `over` says history is over its budget.
+    fn drop_oldest_while(&mut self, over: impl Fn() -> bool) {
+        while !self.history.is_empty() && over() {
+            self.pop_oldest();
+        }
     }
 
     /// Removes a member; announces the leave when it was the user's last connection.
@@ -402,5 +474,24 @@ impl RoomState {
             .collect();
         members.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
         members
+    }
+}
+
+/// What one retained message counts against the history budget: its JSON and the
+/// bookkeeping around it.
+fn retained_bytes(frame: &FrameBytes) -> usize {
+    const PER_MESSAGE: usize = 64;
+    frame.len() + PER_MESSAGE
+}
+
+impl Drop for RoomState {
+    /// A room that goes away gives its history's bytes back to the budget.
+    fn drop(&mut self) {
+        let held: usize = self
+            .history
+            .iter()
+            .map(|stored| retained_bytes(&stored.frame))
+            .sum();
+        self.history_bytes.fetch_sub(held, Ordering::Relaxed);
     }
 }

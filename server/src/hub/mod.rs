@@ -47,6 +47,10 @@ pub struct HubSettings {
     /// Rooms that may exist at once (with Redis: across every server); a join that
     /// would create one more is refused, joins to existing rooms are not.
     pub max_rooms: usize,
+    /// Bytes of retained history all rooms together may hold (in-memory engine; with
+    /// Redis, Redis's `maxmemory` bounds it); beyond it the least recently active
+    /// rooms lose their oldest messages first.
+    pub history_memory: usize,
 }
 
 /// Who joins a room: `id` tells connections apart for presence, `name` is shown.

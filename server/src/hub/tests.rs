@@ -8,6 +8,7 @@ fn hub(history_size: usize, queue_capacity: usize) -> MemoryHub {
         history_size,
         queue_capacity,
         max_rooms: usize::MAX,
+        history_memory: usize::MAX,
     })
 }
 
@@ -280,6 +281,7 @@ fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
         history_size: 10,
         queue_capacity: 16,
         max_rooms: 2,
+        history_memory: usize::MAX,
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
     let first = hub.join(&room("a"), who("alice"), None).unwrap();
@@ -293,4 +295,59 @@ fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
     drop((first, _again));
     // Once a room is gone, another may be created.
     assert!(hub.join(&room("c"), who("carol"), None).is_ok());
+}
+
+#[test]
+fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first() {
+    let hub = MemoryHub::new(HubSettings {
+        history_size: 100,
+        queue_capacity: 64,
+        max_rooms: usize::MAX,
+        history_memory: 3000,
+    });
+    let room = |name: &str| RoomName::parse(name).unwrap();
+    let old = hub.join(&room("old"), who("alice"), None).unwrap();
+    let new = hub.join(&room("new"), who("bob"), None).unwrap();
+    let old_ids: Vec<u64> = (0..6)
+        .map(|n| {
+            old.membership
+                .publish(format!("old {n} {}", "x".repeat(100)))
+                .unwrap()
+        })
+        .collect();
+    let new_ids: Vec<u64> = (0..6)
+        .map(|n| {
+            new.membership
+                .publish(format!("new {n} {}", "x".repeat(100)))
+                .unwrap()
+        })
+        .collect();
+    assert!(hub.history_bytes() <= 3000, "{}", hub.history_bytes());
+
+    // The old room lost its oldest messages: a since into them is not recovered...
+    let late = hub
+        .join(&room("old"), who("carol"), Some(old_ids[0]))
+        .unwrap();
+    assert!(!late.welcome.recovered);
+    let kept = message_ids(&late.backlog.iter().map(parse).collect::<Vec<_>>());
+    assert!(!kept.is_empty() && kept.len() < 5, "{kept:?}");
+    assert_eq!(
+        kept,
+        old_ids[old_ids.len() - kept.len()..],
+        "the newest are kept"
+    );
+    // ...while the recently active room kept everything.
+    let reader = hub
+        .join(&room("new"), who("dave"), Some(new_ids[0] - 1))
+        .unwrap();
+    assert!(reader.welcome.recovered);
+    assert_eq!(
+        message_ids(&reader.backlog.iter().map(parse).collect::<Vec<_>>()),
+        new_ids
+    );
+
+    // Rooms that go away give their history's bytes back.
+    drop((old, new, late, reader));
+    assert_eq!(hub.room_count(), 0);
+    assert_eq!(hub.history_bytes(), 0);
 }

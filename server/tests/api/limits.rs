@@ -505,3 +505,19 @@ async fn a_join_that_would_create_a_room_beyond_max_rooms_closes_with_1013() {
     // The existing room keeps admitting.
     app.join("lobby", "bob").await;
 }
+
+#[tokio::test]
+async fn history_beyond_the_memory_budget_is_dropped_oldest_first_and_said_so() {
+    let app = spawn_app_with(|config| config.history_memory = 2000).await;
+    let mut alice = app.join_settled("busy", "alice", &mut []).await;
+    let mut ids = Vec::new();
+    for n in 0..12 {
+        alice.say(&format!("{n} {}", "x".repeat(100))).await;
+        ids.push(alice.recv_message().await["id"].as_u64().unwrap());
+    }
+    let (_late, welcome) = app.join_since("busy", "bob", Some(ids[0])).await;
+    assert_eq!(welcome["recovered"], false, "{welcome}");
+    let (mut recent, welcome) = app.join_since("busy", "carol", Some(ids[10])).await;
+    assert_eq!(welcome["recovered"], true, "{welcome}");
+    assert_eq!(recent.recv_message().await["id"], ids[11]);
+}
