@@ -67,25 +67,36 @@ impl MemoryHub {
         let (sender, queue) = mpsc::channel(self.shared.settings.queue_capacity);
         let member_id = MemberId(self.shared.next_member_id.fetch_add(1, Ordering::Relaxed));
 
-        let mut rooms = lock(&self.shared.rooms);
-        if rooms.len() >= self.shared.settings.max_rooms && !rooms.contains_key(room_name) {
-            return Err(Unavailable::TooManyRooms);
-        }
-        let room = rooms
-            .entry(Arc::from(room_name))
-            .or_insert_with_key(|name| {
-                Arc::new(Room::new(
-                    name.clone(),
-                    &self.shared.settings,
-                    self.shared.history_bytes.clone(),
-                ))
-            })
-            .clone();
-        let mut state = room.lock();
-        // The room cannot be removed while we hold its lock, and it will not be empty after.
-        drop(rooms);
-        let (welcome, backlog) = state.admit(room_name, member_id, who, since, sender);
-        drop(state);
+        // The rooms map is held only to find or create the room, never while waiting
+        // for a room's lock: a busy room must not stall joins to the others.
+        let (room, welcome, backlog) = loop {
+            let room = {
+                let mut rooms = lock(&self.shared.rooms);
+                if rooms.len() >= self.shared.settings.max_rooms && !rooms.contains_key(room_name) {
+                    return Err(Unavailable::TooManyRooms);
+                }
+                rooms
+                    .entry(Arc::from(room_name))
+                    .or_insert_with_key(|name| {
+                        Arc::new(Room::new(
+                            name.clone(),
+                            &self.shared.settings,
+                            self.shared.history_bytes.clone(),
+                        ))
+                    })
+                    .clone()
+            };
+            let mut state = room.lock();
+            if state.removed {
+                // Emptied and on its way out of the map: help it out, then start afresh.
+                drop(state);
+                self.shared.unlist(&room);
+                continue;
+            }
+            let (welcome, backlog) = state.admit(room_name, member_id, who, since, sender);
+            drop(state);
+            break (room, welcome, backlog);
+        };
 
         Ok(Joined {
             membership: MemoryMembership {
@@ -106,6 +117,34 @@ impl MemoryHub {
         summaries.retain(|summary| summary.connections > 0);
         summaries.sort_by(|a, b| a.name.cmp(&b.name));
         summaries
+    }
+
+    /// Holds `room`'s lock, as a long fan-out would: for tests of what must not wait
+    /// for it.
+    #[cfg(test)]
+    pub(super) fn busy(&self, room: &str) -> impl Drop + use<> {
+        struct Busy(
+            std::sync::mpsc::Sender<()>,
+            Option<std::thread::JoinHandle<()>>,
+        );
+        impl Drop for Busy {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+                if let Some(holder) = self.1.take() {
+                    holder.join().unwrap();
+                }
+            }
+        }
+        let room = lock(&self.shared.rooms)[room].clone();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held, holding) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _state = room.lock();
+            held.send(()).unwrap();
+            let _ = released.recv();
+        });
+        holding.recv().unwrap();
+        Busy(release, Some(holder))
     }
 
     /// Bytes of retained history, as counted against `--history-memory`.
@@ -144,12 +183,26 @@ impl Shared {
         }
     }
 
+    /// Marks an empty room removed (under its own lock, so no join can enter it
+    /// after), then takes it out of the map.
     fn remove_if_empty(&self, room: &Arc<Room>) {
+        {
+            let mut state = room.lock();
+            if !state.is_empty() || state.removed {
+                return;
+            }
+            state.removed = true;
+        }
+        self.unlist(room);
+    }
+
+    /// Takes a removed room out of the map, unless a new room of that name took its place.
+    fn unlist(&self, room: &Arc<Room>) {
         let mut rooms = lock(&self.rooms);
         let still_listed = rooms
             .get(room.name())
             .is_some_and(|listed| Arc::ptr_eq(listed, room));
-        if still_listed && room.lock().is_empty() {
+        if still_listed {
             rooms.remove(room.name());
             // Give the memory of a burst of rooms back once they are gone.
             if rooms.is_empty() || rooms.len() < rooms.capacity() / 4 {
@@ -270,6 +323,8 @@ struct RoomState {
     presence: BTreeMap<Arc<str>, Presence>,
     /// Recent messages' refs, so a resend gets the original id.
     refs: RecentRefs,
+    /// Emptied and being taken out of the rooms map: joins make a new room instead.
+    removed: bool,
 }
 
 impl RoomState {
@@ -287,6 +342,7 @@ impl RoomState {
             seats: Seats::default(),
             presence: BTreeMap::new(),
             refs: RecentRefs::default(),
+            removed: false,
         }
     }
 

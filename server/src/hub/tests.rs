@@ -351,3 +351,51 @@ fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first
     assert_eq!(hub.room_count(), 0);
     assert_eq!(hub.history_bytes(), 0);
 }
+
+#[test]
+fn a_busy_room_does_not_stall_joins_to_other_rooms() {
+    let hub = Arc::new(hub(10, 16));
+    let room = |name: &str| RoomName::parse(name).unwrap();
+    let _alice = hub.join(&room("busy"), who("alice"), None).unwrap();
+    let busy = hub.busy("busy");
+    // A join to the busy room waits for it...
+    let waiting = std::thread::spawn({
+        let hub = hub.clone();
+        move || drop(hub.join(&room("busy"), who("bob"), None).unwrap())
+    });
+    // ...(given a moment to start waiting; if it has not, this test only proves less)...
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    // ...while a join elsewhere goes straight in.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn({
+        let hub = hub.clone();
+        move || {
+            let joined = hub.join(&room("quiet"), who("carol"), None).unwrap();
+            done.send(()).unwrap();
+            drop(joined);
+        }
+    });
+    assert!(
+        finished
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .is_ok(),
+        "a join to another room waited for the busy one"
+    );
+    drop(busy);
+    waiting.join().unwrap();
+}
+
+#[test]
+fn a_room_emptied_while_someone_joins_is_not_lost() {
+    let hub = hub(10, 16);
+    let room = RoomName::parse("churn").unwrap();
+    for n in 0..200 {
+        let first = hub.join(&room, who(&format!("a{n}")), None).unwrap();
+        drop(first);
+        let second = hub.join(&room, who(&format!("b{n}")), None).unwrap();
+        assert_eq!(hub.room_count(), 1);
+        assert_eq!(hub.rooms()[0].connections, 1);
+        drop(second);
+        assert_eq!(hub.room_count(), 0);
+    }
+}

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use app::protocol::{REF_WINDOW_SECS, ServerFrame};
 
 use super::payload::message_template;
-use super::subscriber::Subscription;
 use super::{Room, Shared};
 use crate::hub::seats::MemberId;
 use crate::hub::{PublishError, Published, lock};
@@ -77,8 +76,8 @@ impl RedisMembership {
 impl Drop for RedisMembership {
     fn drop(&mut self) {
         let shared = &self.shared;
+        // The room's lock only, then (if it emptied) the map's: never both at once.
         let local_room_empty = {
-            let mut rooms = lock(&shared.rooms);
             let mut state = lock(&self.room.state);
             state.seats.remove(self.member_id);
             if let Some((_, count)) = state.users.get_mut(&self.user_id) {
@@ -87,19 +86,15 @@ impl Drop for RedisMembership {
                     state.users.remove(&self.user_id);
                 }
             }
-            let empty = state.seats.is_empty();
-            drop(state);
-            let listed = rooms
-                .get(&self.room.name)
-                .is_some_and(|listed| Arc::ptr_eq(listed, &self.room));
-            if empty && listed {
-                rooms.remove(&self.room.name);
-                let _ = shared
-                    .subscriptions
-                    .send(Subscription::Unsubscribe(self.room.name.clone()));
+            let empty = state.seats.is_empty() && !state.removed;
+            if empty {
+                state.removed = true;
             }
             empty
         };
+        if local_room_empty {
+            shared.unlist(&self.room);
+        }
         if !self.present {
             return;
         }

@@ -125,6 +125,8 @@ struct RoomState {
     anchor: u64,
     /// This server's connections per user, to write presence back after an outage.
     users: HashMap<Arc<str>, (Arc<str>, usize)>,
+    /// Emptied here and being taken out of the rooms map: joins make a new room.
+    removed: bool,
 }
 
 impl RedisHub {
@@ -191,13 +193,20 @@ impl RedisHub {
         let user_id: Arc<str> = Arc::from(who.id.as_str());
         let name: Arc<str> = Arc::from(who.name.as_str());
 
-        let room = {
-            let mut rooms = lock(&shared.rooms);
-            let room = rooms
+        // The rooms map is held only to find or create the room, never while waiting
+        // for a room's lock: a busy room must not stall joins to the others.
+        let room = loop {
+            let room = lock(&shared.rooms)
                 .entry(Arc::from(room_name))
                 .or_insert_with_key(|name| Arc::new(Room::new(name.clone())))
                 .clone();
             let mut state = lock(&room.state);
+            if state.removed {
+                // Emptied and on its way out of the map: help it out, then start afresh.
+                drop(state);
+                shared.unlist(&room);
+                continue;
+            }
             state.seats.insert(member_id, user_id.clone(), sender, true);
             state
                 .users
@@ -205,7 +214,7 @@ impl RedisHub {
                 .or_insert((name.clone(), 0))
                 .1 += 1;
             drop(state);
-            room
+            break room;
         };
         // From here on, dropping the membership undoes the seat (and presence).
         let mut membership = RedisMembership {
@@ -354,6 +363,21 @@ impl Shared {
             .arg(&*room.name)
             .arg(&self.node);
         invocation
+    }
+
+    /// Takes a room emptied here out of the map (unless a new room of that name took
+    /// its place) and lets the subscriber unsubscribe from its channel.
+    fn unlist(&self, room: &Arc<Room>) {
+        let mut rooms = lock(&self.rooms);
+        let listed = rooms
+            .get(&room.name)
+            .is_some_and(|listed| Arc::ptr_eq(listed, room));
+        if listed {
+            rooms.remove(&room.name);
+            let _ = self
+                .subscriptions
+                .send(Subscription::Unsubscribe(room.name.clone()));
+        }
     }
 
     async fn subscribe(&self, room: Arc<str>) -> Result<(), Unavailable> {
