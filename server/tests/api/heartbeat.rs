@@ -128,19 +128,10 @@ async fn an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot(
     assert_eq!(idle.close_code().await, 4009);
     assert!(started.elapsed() >= INTERVAL + TIMEOUT - Duration::from_millis(50));
     // The slot is free again for a chat member.
-    let deadline = Instant::now() + crate::helpers::PATIENCE;
-    loop {
-        let mut client = app
-            .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
-            .await;
-        match client.next().await {
-            Message::Text(_) => break,
-            Message::Close(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    Client::connect_when_admitted(
+        &app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("bob"))),
+    )
+    .await;
 }
 
 #[tokio::test]

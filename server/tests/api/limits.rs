@@ -114,19 +114,10 @@ async fn sockets_beyond_max_connections_close_with_1013() {
 
     alice.close().await;
     // The permit comes back once the server has finished with alice's socket.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let mut client = app
-            .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
-            .await;
-        match client.next().await {
-            Message::Text(_) => break,
-            Message::Close(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    Client::connect_when_admitted(
+        &app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("bob"))),
+    )
+    .await;
 }
 
 /// A client whose socket has a tiny receive buffer and that does not read until told.
@@ -249,19 +240,10 @@ async fn sockets_beyond_the_per_user_limit_close_with_4029() {
 
     first.close().await;
     // Alice's slot comes back once the server has finished with her first socket.
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    loop {
-        let mut client = app
-            .connect(&format!("/ws/chat/lobby?token={}", app.token("alice")))
-            .await;
-        match client.next().await {
-            Message::Text(_) => break,
-            Message::Close(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    Client::connect_when_admitted(
+        &app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("alice"))),
+    )
+    .await;
 }
 
 #[tokio::test]

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::process::Command;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::helpers::{Client, Node, PATIENCE, RedisServer, SECRET, free_port, http_request};
 
@@ -35,6 +34,23 @@ async fn messages(client: &mut Client, count: usize) -> Vec<(u64, String)> {
 }
 
 /// Waits for a frame matching `wanted`, skipping others.
+/// Says `text` until Redis stores it (sends fail with `unavailable` while it cannot),
+/// for up to 15 s.
+async fn say_until_stored(client: &mut Client, text: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        client.say(text).await;
+        let frame = wait_for(client, |frame| frame["type"] != "system").await;
+        match frame["type"].as_str() {
+            Some("message") => return,
+            Some("error") if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            _ => panic!("Redis did not take messages again in time: {frame}"),
+        }
+    }
+}
+
 async fn wait_for(client: &mut Client, wanted: impl Fn(&Value) -> bool) -> Value {
     loop {
         let frame = client.recv().await;
@@ -208,18 +224,7 @@ async fn a_redis_restart_keeps_members_connected_and_loses_nothing() {
 
     redis.run().await;
     // Senders retry until Redis takes messages again; nobody was disconnected.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        alice.say("after").await;
-        let frame = wait_for(&mut alice, |frame| frame["type"] != "system").await;
-        match frame["type"].as_str() {
-            Some("message") => break,
-            Some("error") if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            _ => panic!("Redis did not come back in time: {frame}"),
-        }
-    }
+    say_until_stored(&mut alice, "after").await;
     bob.say("bob after").await;
     let alice_saw = messages(&mut alice, 1).await;
     bob_saw.extend(messages(&mut bob, 2).await);
@@ -545,19 +550,7 @@ async fn a_redis_that_refuses_writes_is_retried_with_backoff_not_in_a_loop() {
                 .arg("0"),
         )
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let (mut bob, _) = node.join("steady", "bob", None).await;
-    loop {
-        bob.say("after").await;
-        let frame = wait_for(&mut bob, |frame| frame["type"] != "system").await;
-        match frame["type"].as_str() {
-            Some("message") => break,
-            Some("error") if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            _ => panic!("no recovery: {frame}"),
-        }
-    }
+    say_until_stored(&mut alice, "after").await;
 }
 
 #[tokio::test]
@@ -575,17 +568,7 @@ async fn a_hung_redis_refuses_new_joins_with_1013_instead_of_hanging_them() {
     let mut refused = Client::connect(&url).await;
     refused.expect_close(1013).await;
     // Once Redis answers again, so do joins.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let mut client = Client::connect(&url).await;
-        match client.next().await {
-            Message::Text(_) => break,
-            Message::Close(_) if tokio::time::Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            other => panic!("unexpected {other:?}"),
-        }
-    }
+    Client::connect_when_admitted(&url).await;
 }
 
 #[tokio::test]

@@ -46,6 +46,23 @@ impl Client {
         Client { ws }
     }
 
+    /// Connects until the server admits the socket (its first frame is text, not a
+    /// close): for a slot or a room that frees up once the server has finished with
+    /// other sockets, or a broker that comes back. Panics after [`PATIENCE`].
+    pub async fn connect_when_admitted(url: &str) -> Client {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let mut client = Client::connect(url).await;
+            match client.next().await {
+                Message::Text(_) => return client,
+                Message::Close(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                }
+                other => panic!("not admitted in time: {other:?}"),
+            }
+        }
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text)).await.expect("send");
     }
