@@ -11,9 +11,11 @@ export const redisUrl: string | undefined =
  * sign-ins, upgrades) are raised: the suite is many users, not one abusive one.
  */
 export function engineArgs(db: number): string[] {
+  // A short grace, so the suite sees leaves soon but still goes through the grace.
+  const grace = ['--presence-grace', '1s'];
   const perAddress = [
     '--guest-token-rate-limit', '10000', '--guest-token-rate-limit-burst', '10000',
     '--connect-rate-limit', '10000', '--connect-rate-limit-burst', '10000',
   ];
-  return [...perAddress, ...(redisUrl ? ['--redis-url', `${redisUrl}/${db}`] : [])];
+  return [...grace, ...perAddress, ...(redisUrl ? ['--redis-url', `${redisUrl}/${db}`] : [])];
 }

@@ -44,6 +44,11 @@ pub struct Config {
     #[arg(long, env = "CHORUS_HISTORY_MEMORY", default_value = "256MiB", value_parser = parse_size)]
     pub history_memory: usize,
 
+    /// How long a user whose last connection closed is still listed before others are
+    /// told it left; a reconnect within it announces nothing (`0s`: at once).
+    #[arg(long, env = "CHORUS_PRESENCE_GRACE", default_value = "5s", value_parser = parse_duration)]
+    pub presence_grace: Duration,
+
     /// Messages kept per room in memory, for history on join and `since` recovery.
     #[arg(long, env = "CHORUS_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,

@@ -88,6 +88,7 @@ impl Application {
             queue_capacity: config.send_queue as usize,
             max_rooms: config.max_rooms as usize,
             history_memory: config.history_memory,
+            presence_grace: config.presence_grace,
         };
         let hub = match &config.redis_url {
             Some(url) => {

@@ -97,6 +97,7 @@ fn memory_returns_to_baseline_when_rooms_empty() {
         queue_capacity: 64,
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
+        presence_grace: std::time::Duration::ZERO,
     });
     // The same workload once, so whatever is allocated only the first time is in
     // the baseline.

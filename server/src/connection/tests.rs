@@ -122,6 +122,7 @@ fn hub() -> Hub {
         queue_capacity: 16,
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
+        presence_grace: std::time::Duration::ZERO,
     })
 }
 

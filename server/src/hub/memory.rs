@@ -94,7 +94,9 @@ impl MemoryHub {
                 continue;
             }
             let (welcome, backlog) = state.admit(room_name, member_id, who, since, sender);
+            let leaves = state.take_pending_leaves();
             drop(state);
+            schedule_leaves(&self.shared, &room, leaves);
             break (room, welcome, backlog);
         };
 
@@ -241,7 +243,9 @@ impl MemoryMembership {
         let timestamp = super::now_rfc3339();
         let mut state = self.room.lock();
         let outcome = state.publish(self.member_id, content, reference, timestamp);
+        let leaves = state.take_pending_leaves();
         drop(state);
+        schedule_leaves(&self.shared, &self.room, leaves);
         let (published, emptied) = outcome?;
         if !published.repeated {
             let tick = self.shared.activity.fetch_add(1, Ordering::Relaxed);
@@ -257,10 +261,40 @@ impl MemoryMembership {
 
 impl Drop for MemoryMembership {
     fn drop(&mut self) {
-        let emptied = self.room.lock().remove(self.member_id);
+        let (emptied, leaves) = {
+            let mut state = self.room.lock();
+            (state.remove(self.member_id), state.take_pending_leaves())
+        };
+        schedule_leaves(&self.shared, &self.room, leaves);
         if emptied {
             self.shared.remove_if_empty(&self.room);
         }
+    }
+}
+
+/// Announces each leave when its grace is over, unless the user is back by then. The
+/// timers hold the hub weakly: a hub that is gone (a server shutting down) announces
+/// nothing, so a restart never tells anyone that everyone left.
+fn schedule_leaves(shared: &Arc<Shared>, room: &Arc<Room>, leaves: Vec<(Arc<str>, u64)>) {
+    let grace = shared.settings.presence_grace;
+    for (user_id, token) in leaves {
+        let hub = Arc::downgrade(shared);
+        let room = room.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let Some(shared) = hub.upgrade() else {
+                return;
+            };
+            let (emptied, more) = {
+                let mut state = room.lock();
+                state.finish_leave(&user_id, token);
+                (state.is_empty(), state.take_pending_leaves())
+            };
+            schedule_leaves(&shared, &room, more);
+            if emptied {
+                shared.remove_if_empty(&room);
+            }
+        });
     }
 }
 
@@ -275,7 +309,11 @@ impl Room {
     fn new(name: Arc<str>, settings: &HubSettings, history_bytes: Arc<AtomicUsize>) -> Self {
         Room {
             name,
-            state: Mutex::new(RoomState::new(settings.history_size, history_bytes)),
+            state: Mutex::new(RoomState::new(
+                settings.history_size,
+                history_bytes,
+                !settings.presence_grace.is_zero(),
+            )),
             last_active: AtomicU64::new(0),
         }
     }
@@ -292,7 +330,11 @@ impl Room {
         let state = self.lock();
         RoomSummary {
             name: self.name.to_string(),
-            members: state.presence.len(),
+            members: state
+                .presence
+                .values()
+                .filter(|presence| presence.connections > 0)
+                .count(),
             connections: state.seats.len(),
         }
     }
@@ -301,6 +343,9 @@ impl Room {
 struct Presence {
     name: Arc<str>,
     connections: usize,
+    /// The user's last connection went away: its leave is announced when the grace
+    /// with this token ends, unless the user is back by then.
+    leaving: Option<u64>,
 }
 
 struct StoredMessage {
@@ -325,10 +370,15 @@ struct RoomState {
     refs: RecentRefs,
     /// Emptied and being taken out of the rooms map: joins make a new room instead.
     removed: bool,
+    /// Whether leaves wait out `--presence-grace` before they are announced.
+    grace: bool,
+    next_leave_token: u64,
+    /// Leaves begun under this lock, for the caller to time once it is released.
+    pending_leaves: Vec<(Arc<str>, u64)>,
 }
 
 impl RoomState {
-    fn new(history_size: usize, history_bytes: Arc<AtomicUsize>) -> Self {
+    fn new(history_size: usize, history_bytes: Arc<AtomicUsize>, grace: bool) -> Self {
         let first_id = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_micros() as u64)
@@ -343,11 +393,31 @@ impl RoomState {
             presence: BTreeMap::new(),
             refs: RecentRefs::default(),
             removed: false,
+            grace,
+            next_leave_token: 0,
+            pending_leaves: Vec::new(),
         }
     }
 
+    /// No connection, and nobody whose leave is still to be announced.
     fn is_empty(&self) -> bool {
-        self.seats.is_empty()
+        self.seats.is_empty() && self.presence.is_empty()
+    }
+
+    fn take_pending_leaves(&mut self) -> Vec<(Arc<str>, u64)> {
+        std::mem::take(&mut self.pending_leaves)
+    }
+
+    /// The grace of `user_id`'s leave with `token` is over: announces the leave unless
+    /// the user came back meanwhile (or left again, with a newer token).
+    fn finish_leave(&mut self, user_id: &Arc<str>, token: u64) {
+        let gone = self
+            .presence
+            .get(user_id)
+            .is_some_and(|presence| presence.connections == 0 && presence.leaving == Some(token));
+        if gone && let Some(left) = self.presence.remove(user_id) {
+            self.deliver(ServerFrame::left(user_id, &left.name).to_json().into());
+        }
     }
 
     /// Seats a new member. Returns its welcome frame and backlog; the join
@@ -370,9 +440,13 @@ impl RoomState {
         let presence = self.presence.entry(user_id).or_insert_with(|| Presence {
             name: Arc::from(who.name.as_str()),
             connections: 0,
+            leaving: None,
         });
         presence.connections += 1;
-        let first_connection = presence.connections == 1;
+        // Back within the grace of a leave: nobody was told it left, so nobody is
+        // told it joined.
+        let returning = presence.leaving.take().is_some();
+        let first_connection = presence.connections == 1 && !returning;
 
         let welcome = Welcome {
             room: room.to_owned(),
@@ -472,11 +546,20 @@ impl RoomState {
         self.is_empty()
     }
 
-    /// One connection of `user_id` is gone; returns the user's name when it was the last.
+    /// One connection of `user_id` is gone; returns the user's name when it was the
+    /// last and the leave is to be announced now. With a grace, the leave waits
+    /// ([`Self::pending_leaves`]) and the user is still listed meanwhile.
     fn disconnect(&mut self, user_id: &Arc<str>) -> Option<Arc<str>> {
         let presence = self.presence.get_mut(user_id)?;
         presence.connections -= 1;
         if presence.connections > 0 {
+            return None;
+        }
+        if self.grace {
+            self.next_leave_token += 1;
+            presence.leaving = Some(self.next_leave_token);
+            self.pending_leaves
+                .push((user_id.clone(), self.next_leave_token));
             return None;
         }
         self.presence.remove(user_id).map(|gone| gone.name)

@@ -51,6 +51,9 @@ pub struct HubSettings {
     /// Redis, Redis's `maxmemory` bounds it); beyond it the least recently active
     /// rooms lose their oldest messages first.
     pub history_memory: usize,
+    /// How long a user whose last connection went away is still listed before its
+    /// leave is announced: a reconnect within it announces nothing. Zero: at once.
+    pub presence_grace: Duration,
 }
 
 /// Who joins a room: `id` tells connections apart for presence, `name` is shown.

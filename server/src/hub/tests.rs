@@ -9,6 +9,7 @@ fn hub(history_size: usize, queue_capacity: usize) -> MemoryHub {
         queue_capacity,
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
+        presence_grace: std::time::Duration::ZERO,
     })
 }
 
@@ -282,6 +283,7 @@ fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
         queue_capacity: 16,
         max_rooms: 2,
         history_memory: usize::MAX,
+        presence_grace: std::time::Duration::ZERO,
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
     let first = hub.join(&room("a"), who("alice"), None).unwrap();
@@ -304,6 +306,7 @@ fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first
         queue_capacity: 64,
         max_rooms: usize::MAX,
         history_memory: 3000,
+        presence_grace: std::time::Duration::ZERO,
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
     let old = hub.join(&room("old"), who("alice"), None).unwrap();

@@ -7,4 +7,5 @@ mod helpers;
 mod http;
 mod lifecycle;
 mod limits;
+mod presence;
 mod redis;

@@ -11,6 +11,8 @@
 //! | `room:R:users` | hash | user id → connections on all servers |
 //! | `room:R:names` | hash | user id → display name |
 //! | `room:R:nodes` | hash | `"<node>\|<user id>"` → that server's connections |
+//! | `room:R:leaving` | hash | user id → when its leave is due (ms), while in the presence grace |
+//! | `leaves` | sorted set | `"<room>\n<user id>"` by due time: leaves any server announces (`lua/finalize.lua`) |
 //! | `room:R:ref:L:U:F` | string with TTL | the id of user `U`'s (id `L` bytes long) message with `ref` `F`, for the ref window |
 //! | `rooms` | set | rooms with members |
 //! | `node:N` | string with TTL | server `N` is alive |
@@ -18,8 +20,8 @@
 //! | `nodes` | set | every server that may have presence to reap |
 //!
 //! `seq`, `first` and `log` expire after `--redis-retention` without a message.
-//! The reap script (`lua/reap.lua`) visits a dead server's rooms, so it builds the
-//! same names from [`PREFIX`] itself.
+//! The reap and finalize scripts (`lua/reap.lua`, `lua/finalize.lua`) visit rooms
+//! they are not given, so they build the same names from [`PREFIX`] themselves.
 
 /// The prefix of every key and channel.
 pub(super) const PREFIX: &str = "chorus:";
@@ -34,6 +36,8 @@ pub(super) struct RoomKeys {
     pub(super) users: String,
     pub(super) names: String,
     pub(super) nodes: String,
+    /// Users whose last connection closed, with when their leave is due.
+    pub(super) leaving: String,
 }
 
 impl RoomKeys {
@@ -52,6 +56,7 @@ impl RoomKeys {
             users: format!("{channel}:users"),
             names: format!("{channel}:names"),
             nodes: format!("{channel}:nodes"),
+            leaving: format!("{channel}:leaving"),
             channel,
         }
     }
@@ -65,6 +70,11 @@ pub(super) fn room_of_channel(channel: &str) -> Option<&str> {
 /// Rooms with members on any server.
 pub(super) fn rooms() -> String {
     format!("{PREFIX}rooms")
+}
+
+/// Leaves waiting out their grace, every room's, scored by when they are due.
+pub(super) fn leaves() -> String {
+    format!("{PREFIX}leaves")
 }
 
 /// Every server that may have presence to reap.
@@ -96,6 +106,8 @@ mod tests {
         assert_eq!(keys.users, "chorus:room:lobby:users");
         assert_eq!(keys.names, "chorus:room:lobby:names");
         assert_eq!(keys.nodes, "chorus:room:lobby:nodes");
+        assert_eq!(keys.leaving, "chorus:room:lobby:leaving");
+        assert_eq!(leaves(), "chorus:leaves");
         assert_eq!(rooms(), "chorus:rooms");
         assert_eq!(nodes(), "chorus:nodes");
         assert_eq!(node("n1"), "chorus:node:n1");

@@ -3,6 +3,7 @@
 //! removed from presence by the next server to notice, within about `node_ttl`.
 
 use std::sync::Weak;
+use std::time::Duration;
 
 use redis::AsyncCommands;
 use tokio::time::MissedTickBehavior;
@@ -35,6 +36,46 @@ pub(super) async fn liveness(shared: Weak<Shared>) {
     }
 }
 
+/// Announces the leaves whose grace is over, every room's, with the other servers
+/// doing the same (each leave is announced once): so a leave is announced even when
+/// the server that began it has stopped.
+pub(super) async fn finish_leaves(shared: Weak<Shared>) {
+    /// Leaves announced in one call at most: a backlog is worked off call by call.
+    const BATCH: usize = 1000;
+    let Some(grace) = shared
+        .upgrade()
+        .map(|shared| shared.settings.presence_grace)
+    else {
+        return;
+    };
+    if grace.is_zero() {
+        return;
+    }
+    let period = (grace / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(current) = shared.upgrade() else {
+            return;
+        };
+        if current.stop.is_cancelled() {
+            return;
+        }
+        let finished: redis::RedisResult<usize> = current
+            .scripts
+            .finalize
+            .key(keys::leaves())
+            .arg(keys::PREFIX)
+            .arg(BATCH)
+            .invoke_async(&mut current.redis.clone())
+            .await;
+        if let Err(err) = finished {
+            tracing::debug!(error = %err, "could not finish due leaves");
+        }
+    }
+}
+
 impl Shared {
     /// Marks this server alive and known, so others can reap it if it dies.
     pub(super) async fn heartbeat(&self) -> redis::RedisResult<()> {
@@ -63,6 +104,7 @@ impl Shared {
                 .key(keys::nodes())
                 .arg(node)
                 .arg(keys::PREFIX)
+                .arg(self.grace_ms())
                 .invoke_async(&mut redis)
                 .await?;
             if rooms > 0 {

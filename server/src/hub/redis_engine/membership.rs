@@ -108,6 +108,7 @@ impl Drop for RedisMembership {
                 .arg(&*user_id)
                 .arg(left)
                 .arg(if local_room_empty { 1 } else { 0 })
+                .arg(shared.grace_ms())
                 .invoke_async(&mut shared.redis.clone())
                 .await;
             if let Err(err) = outcome {

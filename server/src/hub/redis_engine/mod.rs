@@ -177,6 +177,7 @@ impl RedisHub {
         tracing::info!(node = shared.node, url = %redact(&options.url), "sharing rooms through Redis");
         tokio::spawn(subscriber(Arc::downgrade(&shared), requests));
         tokio::spawn(liveness(Arc::downgrade(&shared)));
+        tokio::spawn(liveness::finish_leaves(Arc::downgrade(&shared)));
         Ok(RedisHub { shared })
     }
 
@@ -329,6 +330,7 @@ impl RedisHub {
             .key(keys::nodes())
             .arg(&shared.node)
             .arg(keys::PREFIX)
+            .arg(shared.grace_ms())
             .invoke_async(&mut redis)
             .await;
         if let Err(err) = reaped {
@@ -350,7 +352,8 @@ impl Room {
 
 impl Shared {
     /// A presence script (join, leave, restore) with what they all take first:
-    /// KEYS users, names, nodes, rooms, node rooms, channel; ARGV room, node.
+    /// KEYS users, names, nodes, rooms, node rooms, channel, leaving, leaves; ARGV
+    /// room, node.
     fn presence_script<'a>(&self, script: &'a Script, room: &Room) -> ScriptInvocation<'a> {
         let mut invocation = script.prepare_invoke();
         invocation
@@ -360,9 +363,16 @@ impl Shared {
             .key(keys::rooms())
             .key(keys::node_rooms(&self.node))
             .key(&room.keys.channel)
+            .key(&room.keys.leaving)
+            .key(keys::leaves())
             .arg(&*room.name)
             .arg(&self.node);
         invocation
+    }
+
+    /// `--presence-grace`, as the scripts take it.
+    fn grace_ms(&self) -> u64 {
+        self.settings.presence_grace.as_millis() as u64
     }
 
     /// Takes a room emptied here out of the map (unless a new room of that name took

@@ -18,6 +18,8 @@ pub(super) struct Scripts {
     pub(super) restore: Script,
     /// A dead server's members leave every room's presence.
     pub(super) reap: Script,
+    /// Leaves whose grace is over are announced.
+    pub(super) finalize: Script,
 }
 
 impl Scripts {
@@ -29,6 +31,7 @@ impl Scripts {
             leave: Script::new(include_str!("lua/leave.lua")),
             restore: Script::new(include_str!("lua/restore.lua")),
             reap: Script::new(include_str!("lua/reap.lua")),
+            finalize: Script::new(include_str!("lua/finalize.lua")),
         }
     }
 }

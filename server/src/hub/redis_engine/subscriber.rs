@@ -258,6 +258,7 @@ impl Shared {
             .map(|(id, (name, count))| (id.clone(), name.clone(), *count))
             .collect();
         let mut invocation = self.presence_script(&self.scripts.restore, room);
+        invocation.arg(self.grace_ms());
         for (id, name, count) in users {
             invocation
                 .arg(&*id)

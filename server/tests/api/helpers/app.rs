@@ -34,6 +34,9 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(SECRET.into());
     config.site_root = "target/no-site-in-api-tests".into();
+    // Leaves announced at once unless a test is about the grace: most tests watch
+    // comings and goings and should not wait for them.
+    config.presence_grace = Duration::ZERO;
     configure(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let addr = app.local_addr();

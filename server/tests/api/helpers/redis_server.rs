@@ -137,6 +137,9 @@ impl Node {
         if !args.contains(&"--redis-node-ttl") {
             all.extend(["--redis-node-ttl", "1s"]);
         }
+        if !args.contains(&"--presence-grace") {
+            all.extend(["--presence-grace", "0s"]);
+        }
         all.extend_from_slice(args);
         let binary = start_binary(&all, &[]).await;
         let mut lines = binary.lines;

@@ -1,7 +1,10 @@
--- KEYS: nodes. ARGV: node, key prefix. If the node's liveness key is gone, removes
--- its members from every room's presence and announces the users who left.
+-- KEYS: nodes. ARGV: node, key prefix, grace in ms. If the node's liveness key is
+-- gone, removes its members from every room's presence; users with no connection
+-- left leave as leave.lua does (after the grace, through `leaves`, or at once).
 -- Returns how many rooms it had members in (0 if it is alive).
-local node, p = ARGV[1], ARGV[2]
+local node, p, grace = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local now = redis.call('TIME')
+now = now[1] * 1000 + math.floor(now[2] / 1000)
 if redis.call('EXISTS', p .. 'node:' .. node) == 1 then return 0 end
 local rooms = redis.call('SMEMBERS', p .. 'node:' .. node .. ':rooms')
 for _, room in ipairs(rooms) do
@@ -15,16 +18,23 @@ for _, room in ipairs(rooms) do
       redis.call('HDEL', base .. ':nodes', field)
       local total = redis.call('HINCRBY', base .. ':users', user, -count)
       if total <= 0 then
-        local name = redis.call('HGET', base .. ':names', user) or user
         redis.call('HDEL', base .. ':users', user)
-        redis.call('HDEL', base .. ':names', user)
-        redis.call('PUBLISH', base, '0 ' .. cjson.encode({
-          type = 'system', message = name .. ' left the room', event = 'leave',
-          user_id = user, user = name }))
+        if grace > 0 then
+          redis.call('HSET', base .. ':leaving', user, now + grace)
+          redis.call('ZADD', p .. 'leaves', now + grace, room .. '\n' .. user)
+        else
+          local name = redis.call('HGET', base .. ':names', user) or user
+          redis.call('HDEL', base .. ':names', user)
+          redis.call('PUBLISH', base, '0 ' .. cjson.encode({
+            type = 'system', message = name .. ' left the room', event = 'leave',
+            user_id = user, user = name }))
+        end
       end
     end
   end
-  if redis.call('HLEN', base .. ':users') == 0 then redis.call('SREM', p .. 'rooms', room) end
+  if redis.call('HLEN', base .. ':users') == 0 and redis.call('HLEN', base .. ':leaving') == 0 then
+    redis.call('SREM', p .. 'rooms', room)
+  end
 end
 redis.call('DEL', p .. 'node:' .. node .. ':rooms')
 redis.call('SREM', KEYS[1], node)
