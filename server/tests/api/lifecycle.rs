@@ -131,3 +131,44 @@ async fn the_binary_shuts_down_gracefully_on_sigterm() {
         "a token in the log: {log:?}"
     );
 }
+
+#[tokio::test]
+async fn a_hostile_token_cannot_forge_log_lines_or_reach_the_log() {
+    use base64::Engine;
+    let Binary {
+        child: _running,
+        mut lines,
+        addr,
+        ..
+    } = start_binary(&["--jwt-secret", SECRET], &[]).await;
+    let encode = |part: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(part);
+    let token = format!(
+        "{}.{}.c2ln",
+        encode(
+            "{\"alg\":\"HS256\\n2026-11-28T00:00:00Z  INFO FORGED admin signed in\",\"typ\":\"JWT\"}"
+        ),
+        encode("{\"sub\":\"mallory\",\"exp\":99999999999}"),
+    );
+    let mut client = Client::connect(&format!("ws://{addr}/ws/chat/lobby?token={token}")).await;
+    client.expect_close(4001).await;
+    // Read the log up to the refusal: it gives a fixed reason, and nothing of the token.
+    let refusal = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the server keeps logging");
+            assert!(!line.contains("FORGED") && !line.contains(&token), "{line}");
+            if line.contains("refused a socket's token") {
+                return line;
+            }
+        }
+    })
+    .await
+    .expect("the refusal is logged at debug level");
+    assert!(
+        refusal.contains("DEBUG") && refusal.contains("the token is invalid"),
+        "{refusal}"
+    );
+}
