@@ -124,29 +124,9 @@ impl MemoryHub {
     /// Holds `room`'s lock, as a long fan-out would: for tests of what must not wait
     /// for it.
     #[cfg(test)]
-    pub(super) fn busy(&self, room: &str) -> impl Drop + use<> {
-        struct Busy(
-            std::sync::mpsc::Sender<()>,
-            Option<std::thread::JoinHandle<()>>,
-        );
-        impl Drop for Busy {
-            fn drop(&mut self) {
-                let _ = self.0.send(());
-                if let Some(holder) = self.1.take() {
-                    holder.join().unwrap();
-                }
-            }
-        }
+    pub(super) fn busy(&self, room: &str) -> super::Busy {
         let room = lock(&self.shared.rooms)[room].clone();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let (held, holding) = std::sync::mpsc::channel::<()>();
-        let holder = std::thread::spawn(move || {
-            let _state = room.lock();
-            held.send(()).unwrap();
-            let _ = released.recv();
-        });
-        holding.recv().unwrap();
-        Busy(release, Some(holder))
+        super::Busy::hold(room, |room| &room.state)
     }
 
     /// Bytes of retained history, as counted against `--history-memory`.

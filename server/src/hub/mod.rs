@@ -299,6 +299,45 @@ fn now_rfc3339() -> String {
         .expect("a UTC timestamp always formats")
 }
 
+/// A room's lock held on another thread until dropped, as a long fan-out would hold
+/// it: for tests of what must not wait for a busy room.
+#[cfg(test)]
+pub(crate) struct Busy {
+    release: std::sync::mpsc::Sender<()>,
+    holder: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(test)]
+impl Busy {
+    pub(crate) fn hold<R: Send + Sync + 'static, S: 'static>(
+        room: Arc<R>,
+        state: fn(&R) -> &Mutex<S>,
+    ) -> Busy {
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (held, holding) = std::sync::mpsc::channel::<()>();
+        let holder = std::thread::spawn(move || {
+            let _state = lock(state(&room));
+            held.send(()).unwrap();
+            let _ = released.recv();
+        });
+        holding.recv().unwrap();
+        Busy {
+            release,
+            holder: Some(holder),
+        }
+    }
+}
+
+#[cfg(test)]
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let _ = self.release.send(());
+        if let Some(holder) = self.holder.take() {
+            holder.join().unwrap();
+        }
+    }
+}
+
 /// Locks a mutex, recovering from poisoning: hub state stays consistent between
 /// statements, so a panic elsewhere must not take every room down with it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
