@@ -21,6 +21,22 @@ struct Claims {
     /// Set on tokens this server issued to guests: only those may be refreshed here.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     guest: bool,
+    /// Written on guest tokens when `--jwt-issuer` / `--jwt-audience` are set, so they
+    /// pass the same checks as every other token (read by the validation itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    iss: Option<String>,
+    /// A string or a list in other issuers' tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    aud: Option<serde_json::Value>,
+}
+
+/// What a token must say about where it comes from and whom it is for
+/// (`--jwt-issuer`, `--jwt-audience`): when set, the claim is required and must match;
+/// when not, it is not checked (as Centrifugo does).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimsPolicy {
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
 }
 
 /// The user a verified token speaks for.
@@ -62,6 +78,7 @@ const LONGEST_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
 pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    policy: ClaimsPolicy,
     validation: Validation,
     /// The same checks without `exp`, for refreshing expired guest tokens.
     refresh_validation: Validation,
@@ -69,14 +86,32 @@ pub struct Auth {
 
 impl Auth {
     pub fn new(secret: &[u8]) -> Self {
+        Self::with_policy(secret, ClaimsPolicy::default())
+    }
+
+    /// Verifies (and issues guest tokens) as `policy` says about `iss` and `aud`.
+    pub fn with_policy(secret: &[u8], policy: ClaimsPolicy) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY.as_secs();
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        let mut required = vec!["exp", "sub"];
+        if let Some(issuer) = &policy.issuer {
+            validation.set_issuer(&[issuer]);
+            required.push("iss");
+        }
+        match &policy.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
+            None => validation.validate_aud = false,
+        }
+        validation.set_required_spec_claims(&required);
         let mut refresh_validation = validation.clone();
         refresh_validation.validate_exp = false;
         Auth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
+            policy,
             validation,
             refresh_validation,
         }
@@ -131,6 +166,8 @@ impl Auth {
             name: name.map(str::to_owned),
             exp,
             guest,
+            iss: self.policy.issuer.clone(),
+            aud: self.policy.audience.clone().map(serde_json::Value::from),
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail");
@@ -474,5 +511,92 @@ mod properties {
             }
             let _ = auth.refresh_guest(&token, Duration::from_secs(u64::MAX / 4), Duration::from_secs(60));
         }
+    }
+}
+
+#[cfg(test)]
+mod claims_policy {
+    use serde_json::json;
+
+    use super::*;
+
+    fn token(claims: serde_json::Value) -> String {
+        sign_hs256(b"secret", &claims)
+    }
+
+    #[test]
+    fn issuer_and_audience_are_required_and_checked_when_set() {
+        let auth = Auth::with_policy(
+            b"secret",
+            ClaimsPolicy {
+                issuer: Some("https://id.example.com".into()),
+                audience: Some("chorus".into()),
+            },
+        );
+        let exp = unix_now() + 600;
+        let good =
+            json!({"sub": "u1", "exp": exp, "iss": "https://id.example.com", "aud": "chorus"});
+        assert!(auth.verify(Some(&token(good))).is_ok());
+        let listed = json!({"sub": "u1", "exp": exp, "iss": "https://id.example.com", "aud": ["other", "chorus"]});
+        assert!(
+            auth.verify(Some(&token(listed))).is_ok(),
+            "one of several audiences"
+        );
+        let cases = [
+            (
+                json!({"sub": "u1", "exp": exp, "aud": "chorus"}),
+                "a required claim is missing",
+            ),
+            (
+                json!({"sub": "u1", "exp": exp, "iss": "https://id.example.com"}),
+                "a required claim is missing",
+            ),
+            (
+                json!({"sub": "u1", "exp": exp, "iss": "https://evil.example", "aud": "chorus"}),
+                "wrong issuer",
+            ),
+            (
+                json!({"sub": "u1", "exp": exp, "iss": "https://id.example.com", "aud": "other"}),
+                "wrong audience",
+            ),
+        ];
+        for (claims, reason) in cases {
+            assert_eq!(
+                auth.verify(Some(&token(claims.clone()))),
+                Err(AuthError::Invalid(reason)),
+                "{claims}"
+            );
+        }
+        // Guest tokens issued here carry both, so they pass too, and refresh.
+        let guest = auth.issue_guest("alice", Duration::from_secs(60));
+        assert!(auth.verify(Some(&guest.token)).is_ok());
+        let hour = Duration::from_secs(3600);
+        assert!(auth.refresh_guest(&guest.token, hour, hour).is_ok());
+    }
+
+    #[test]
+    fn without_a_policy_iss_and_aud_are_not_checked() {
+        let auth = Auth::new(b"secret");
+        let exp = unix_now() + 600;
+        for claims in [
+            json!({"sub": "u1", "exp": exp, "iss": "anyone", "aud": "anything"}),
+            json!({"sub": "u1", "exp": exp, "aud": ["a", "b"]}),
+        ] {
+            assert!(
+                auth.verify(Some(&token(claims.clone()))).is_ok(),
+                "{claims}"
+            );
+        }
+        let guest = auth.issue_guest("alice", Duration::from_secs(60)).token;
+        let payload = guest.split('.').nth(1).unwrap();
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap();
+        let claims: serde_json::Value = serde_json::from_slice(&claims).unwrap();
+        assert!(
+            claims.get("iss").is_none() && claims.get("aud").is_none(),
+            "{claims}"
+        );
     }
 }

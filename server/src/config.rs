@@ -20,6 +20,15 @@ pub struct Config {
     #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// When set, every token must carry this `iss` (guest tokens issued here do).
+    #[arg(long, env = "CHORUS_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// When set, every token's `aud` must include this (guest tokens issued here do).
+    /// When not, `aud` is not checked.
+    #[arg(long, env = "CHORUS_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
     /// Disable `POST /api/token` (guest login); tokens must then come from your own issuer.
     #[arg(long, env = "CHORUS_NO_GUEST_LOGIN")]
     pub no_guest_login: bool,

@@ -14,7 +14,7 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::auth::{Auth, MIN_SECRET_BYTES};
+use crate::auth::{Auth, ClaimsPolicy, MIN_SECRET_BYTES};
 use crate::config::Config;
 use crate::connection::ConnectionSettings;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};
@@ -103,7 +103,13 @@ impl Application {
         };
         let state = AppState {
             hub: hub.clone(),
-            auth: Arc::new(Auth::new(&secret)),
+            auth: Arc::new(Auth::with_policy(
+                &secret,
+                ClaimsPolicy {
+                    issuer: config.jwt_issuer.clone(),
+                    audience: config.jwt_audience.clone(),
+                },
+            )),
             connection: Arc::new(ConnectionSettings {
                 heartbeat_interval: config.heartbeat_interval,
                 heartbeat_timeout: config.heartbeat_timeout,

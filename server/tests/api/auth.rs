@@ -249,3 +249,36 @@ async fn the_token_may_travel_in_sec_websocket_protocol_and_is_never_echoed() {
     assert_eq!(selected.as_deref(), Some("chorus.v1"));
     client.expect_close(4001).await;
 }
+
+#[tokio::test]
+async fn with_an_issuer_and_audience_set_tokens_must_carry_them_and_guests_do() {
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.jwt_issuer = Some("https://id.example.com".into());
+        config.jwt_audience = Some("chorus".into());
+    })
+    .await;
+    let exp = now() + 600;
+    let good = sign(
+        SECRET,
+        json!({"sub": "u1", "name": "Una", "exp": exp, "iss": "https://id.example.com", "aud": "chorus"}),
+    );
+    let mut client = app.connect(&format!("/ws/chat/lobby?token={good}")).await;
+    assert_eq!(client.recv().await["user"], "Una");
+    for claims in [
+        json!({"sub": "u2", "exp": exp}),
+        json!({"sub": "u2", "exp": exp, "iss": "https://evil.example", "aud": "chorus"}),
+        json!({"sub": "u2", "exp": exp, "iss": "https://id.example.com", "aud": "someone-else"}),
+    ] {
+        let token = sign(SECRET, claims.clone());
+        let mut refused = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+        refused.expect_close(4001).await;
+    }
+    // Guest tokens issued here carry both and are accepted.
+    let issued = app
+        .post_json("/api/token", r#"{"name":"guest"}"#)
+        .await
+        .json();
+    let token = issued["token"].as_str().unwrap();
+    let mut guest = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
+    assert_eq!(guest.recv().await["user"], "guest");
+}
