@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::process::Command;
 
 use crate::helpers::{Client, Node, RedisServer, spawn_app_with};
 
@@ -70,35 +69,53 @@ async fn a_graceful_shutdown_announces_no_leaves() {
     }
 }
 
-async fn terminate(node: &Node) {
-    let pid = node.child.id().expect("running").to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+/// Two servers on one Redis with a 500 ms grace: alice on the first, bob on the
+/// second, each seen by alice.
+struct TwoServers {
+    _redis: RedisServer,
+    a: Node,
+    b: Node,
+    alice: Client,
+    bob: Client,
+}
+
+impl TwoServers {
+    async fn start() -> TwoServers {
+        let redis = RedisServer::start().await;
+        let grace = ["--presence-grace", "500ms"];
+        let a = Node::start_with(&redis, &grace).await;
+        let b = Node::start_with(&redis, &grace).await;
+        let (mut alice, _) = a.join("lobby", "alice", None).await;
+        assert_eq!(
+            next_event(&mut alice).await["user_id"],
+            "alice",
+            "her own join"
+        );
+        let (bob, _) = b.join("lobby", "bob", None).await;
+        assert_eq!(next_event(&mut alice).await["user_id"], "bob");
+        TwoServers {
+            _redis: redis,
+            a,
+            b,
+            alice,
+            bob,
+        }
+    }
+
+    /// Bob's server stops gracefully: his socket closes with 1001.
+    async fn stop_bobs_server(&mut self) {
+        self.b.terminate().await;
+        let (closed, _) = self.bob.closed().await;
+        assert_eq!(u16::from(closed.expect("a close frame").code), 1001);
+    }
 }
 
 #[tokio::test]
 async fn with_redis_a_user_moving_servers_within_the_grace_announces_nothing() {
-    let redis = RedisServer::start().await;
-    let grace = ["--presence-grace", "500ms"];
-    let a = Node::start_with(&redis, &grace).await;
-    let b = Node::start_with(&redis, &grace).await;
-    let (mut alice, _) = a.join("lobby", "alice", None).await;
-    assert_eq!(
-        next_event(&mut alice).await["user_id"],
-        "alice",
-        "her own join"
-    );
-    let (mut bob, _) = b.join("lobby", "bob", None).await;
-    assert_eq!(next_event(&mut alice).await["user_id"], "bob");
-
+    let mut servers = TwoServers::start().await;
     // Bob's server stops; he reconnects to the other one within the grace.
-    terminate(&b).await;
-    let (closed, _) = bob.closed().await;
-    assert_eq!(u16::from(closed.expect("a close frame").code), 1001);
+    servers.stop_bobs_server().await;
+    let TwoServers { a, mut alice, .. } = servers;
     let (mut bob, welcome) = a.join("lobby", "bob", None).await;
     assert!(
         welcome["users"]
@@ -128,21 +145,9 @@ async fn with_redis_a_user_moving_servers_within_the_grace_announces_nothing() {
 
 #[tokio::test]
 async fn with_redis_the_leave_of_a_user_whose_server_stopped_is_announced_once_by_another() {
-    let redis = RedisServer::start().await;
-    let grace = ["--presence-grace", "500ms"];
-    let a = Node::start_with(&redis, &grace).await;
-    let b = Node::start_with(&redis, &grace).await;
-    let (mut alice, _) = a.join("lobby", "alice", None).await;
-    assert_eq!(
-        next_event(&mut alice).await["user_id"],
-        "alice",
-        "her own join"
-    );
-    let (mut bob, _) = b.join("lobby", "bob", None).await;
-    assert_eq!(next_event(&mut alice).await["user_id"], "bob");
-    terminate(&b).await;
-    let (closed, _) = bob.closed().await;
-    assert_eq!(u16::from(closed.expect("a close frame").code), 1001);
+    let mut servers = TwoServers::start().await;
+    servers.stop_bobs_server().await;
+    let TwoServers { a, mut alice, .. } = servers;
     let left = next_event(&mut alice).await;
     assert_eq!(
         (&left["event"], &left["user_id"]),

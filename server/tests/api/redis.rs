@@ -318,13 +318,7 @@ async fn a_node_stopped_gracefully_leaves_presence_at_once() {
     let (mut bob, _) = staying.join("farewell", "bob", None).await;
     wait_for(&mut alice, |frame| frame["user"] == "bob").await;
 
-    let pid = leaving.child.id().expect("running").to_string();
-    let status = Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .unwrap();
-    assert!(status.success());
+    leaving.terminate().await;
     alice.expect_close(1001).await;
     let left = wait_for(&mut bob, |frame| frame["event"] == "leave").await;
     assert_eq!(left["user"], "alice");

@@ -15,25 +15,11 @@ pub(super) async fn liveness(shared: Weak<Shared>) {
     let Some(period) = shared.upgrade().map(|shared| shared.node_ttl / 3) else {
         return;
     };
-    let mut ticks = tokio::time::interval(period);
-    ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(current) = shared.upgrade() else {
-            return;
-        };
-        if current.stop.is_cancelled() {
-            return;
-        }
-        let outcome = async {
-            current.heartbeat().await?;
-            current.reap_dead_nodes().await
-        }
-        .await;
-        if let Err(err) = outcome {
-            tracing::debug!(error = %err, "liveness check failed");
-        }
-    }
+    every(period, shared, "liveness check failed", async |current| {
+        current.heartbeat().await?;
+        current.reap_dead_nodes().await
+    })
+    .await;
 }
 
 /// Announces the leaves whose grace is over, every room's, with the other servers
@@ -52,6 +38,33 @@ pub(super) async fn finish_leaves(shared: Weak<Shared>) {
         return;
     }
     let period = (grace / 4).clamp(Duration::from_millis(100), Duration::from_secs(1));
+    every(
+        period,
+        shared,
+        "could not finish due leaves",
+        async |current| {
+            current
+                .scripts
+                .finalize
+                .key(keys::leaves())
+                .arg(keys::PREFIX)
+                .arg(BATCH)
+                .invoke_async::<usize>(&mut current.redis.clone())
+                .await
+                .map(drop)
+        },
+    )
+    .await;
+}
+
+/// Runs `work` every `period` until the hub is gone or stopping; a failure is logged
+/// (at debug level: the next turn tries again) as `failed`.
+async fn every(
+    period: Duration,
+    shared: Weak<Shared>,
+    failed: &str,
+    work: impl AsyncFn(&Shared) -> redis::RedisResult<()>,
+) {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -62,16 +75,8 @@ pub(super) async fn finish_leaves(shared: Weak<Shared>) {
         if current.stop.is_cancelled() {
             return;
         }
-        let finished: redis::RedisResult<usize> = current
-            .scripts
-            .finalize
-            .key(keys::leaves())
-            .arg(keys::PREFIX)
-            .arg(BATCH)
-            .invoke_async(&mut current.redis.clone())
-            .await;
-        if let Err(err) = finished {
-            tracing::debug!(error = %err, "could not finish due leaves");
+        if let Err(err) = work(&current).await {
+            tracing::debug!(error = %err, "{failed}");
         }
     }
 }

@@ -152,6 +152,17 @@ impl Node {
         }
     }
 
+    /// SIGTERM: the graceful shutdown a deployment would ask for.
+    pub async fn terminate(&self) {
+        let pid = self.child.id().expect("running").to_string();
+        let status = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
     pub async fn join(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
         ws_client::join(&self.addr, room, name, since).await
     }
