@@ -74,6 +74,10 @@ pub enum ClosedReason {
     Unauthorized,
     /// The server refused the room name (4004).
     InvalidRoom,
+    /// This session may not join this room, or is banned for now (4003).
+    Forbidden,
+    /// The application removed this user (4010).
+    Removed,
     /// Any other close the protocol says not to retry.
     Other { code: u16, reason: String },
 }
@@ -84,6 +88,8 @@ impl fmt::Display for ClosedReason {
             ClosedReason::SignedOut => f.write_str("not signed in"),
             ClosedReason::Unauthorized => f.write_str("your session is no longer valid"),
             ClosedReason::InvalidRoom => f.write_str("this room name is not allowed"),
+            ClosedReason::Forbidden => f.write_str("you may not join this room"),
+            ClosedReason::Removed => f.write_str("you were removed from the chat"),
             ClosedReason::Other { code, reason } if reason.is_empty() => {
                 write!(f, "closed by the server ({code})")
             }
@@ -117,6 +123,8 @@ impl From<Stopped> for ClosedReason {
             Stopped::Closed { code, reason } => match CloseCode::from_code(code) {
                 Some(CloseCode::Unauthorized) => ClosedReason::Unauthorized,
                 Some(CloseCode::InvalidRoom) => ClosedReason::InvalidRoom,
+                Some(CloseCode::Forbidden) => ClosedReason::Forbidden,
+                Some(CloseCode::Removed) => ClosedReason::Removed,
                 _ => ClosedReason::Other { code, reason },
             },
         }
@@ -552,6 +560,7 @@ fn page_origin() -> (bool, String) {
 fn describe_error(code: ErrorCode, message: &str) -> String {
     match code {
         ErrorCode::RateLimited => "You are sending too fast; that message was not sent.".into(),
+        ErrorCode::Forbidden => "You may only read this room; that message was not sent.".into(),
         ErrorCode::Unavailable => {
             "The server cannot store messages right now; that message was not sent.".into()
         }
@@ -679,8 +688,10 @@ mod tests {
             (1013, Next::Retry),
             (4001, Next::Stop),
             (4002, Next::Renew),
+            (4003, Next::Stop),
             (4004, Next::Stop),
             (4008, Next::Retry),
+            (4010, Next::Stop),
             (4009, Next::Retry),
             (1008, Next::Stop),
             (4029, Next::Retry),
@@ -700,6 +711,8 @@ mod tests {
         };
         assert_eq!(closed(4001, "Unauthorized"), ClosedReason::Unauthorized);
         assert_eq!(closed(4004, "Invalid room name"), ClosedReason::InvalidRoom);
+        assert_eq!(closed(4003, "Not allowed"), ClosedReason::Forbidden);
+        assert_eq!(closed(4010, "Removed"), ClosedReason::Removed);
         assert_eq!(
             closed(1000, "bye"),
             ClosedReason::Other {

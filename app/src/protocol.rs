@@ -223,6 +223,8 @@ pub enum ErrorCode {
     /// A `refresh` frame's token was refused (forged, expired, or for another user);
     /// the connection keeps the token it had.
     InvalidToken,
+    /// The token may not post in this room (its `publish` claim); nothing was sent.
+    Forbidden,
     #[serde(other)]
     Unknown,
 }
@@ -240,6 +242,7 @@ impl ErrorCode {
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::Forbidden => "forbidden",
             ErrorCode::Unknown => "unknown",
         }
     }
@@ -598,15 +601,20 @@ pub enum CloseCode {
     ServerFull = 1013,
     Unauthorized = 4001,
     TokenExpired = 4002,
+    /// The token may not join this room (its `rooms` claim, `--guest-rooms`), or the
+    /// user is banned for now.
+    Forbidden = 4003,
     InvalidRoom = 4004,
     TooSlow = 4008,
     HeartbeatTimeout = 4009,
+    /// Removed by the application's backend (server API `disconnect`).
+    Removed = 4010,
     /// More open sockets for one user than the server allows.
     TooManyConnections = 4029,
 }
 
 impl CloseCode {
-    pub const ALL: [CloseCode; 11] = [
+    pub const ALL: [CloseCode; 13] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
         CloseCode::PolicyViolation,
@@ -614,9 +622,11 @@ impl CloseCode {
         CloseCode::ServerFull,
         CloseCode::Unauthorized,
         CloseCode::TokenExpired,
+        CloseCode::Forbidden,
         CloseCode::InvalidRoom,
         CloseCode::TooSlow,
         CloseCode::HeartbeatTimeout,
+        CloseCode::Removed,
         CloseCode::TooManyConnections,
     ];
 
@@ -638,6 +648,8 @@ impl CloseCode {
             CloseCode::ServerFull => "Server full, try again later",
             CloseCode::Unauthorized => "Unauthorized",
             CloseCode::TokenExpired => "Token expired",
+            CloseCode::Forbidden => "Not allowed in this room",
+            CloseCode::Removed => "Removed by the server",
             CloseCode::InvalidRoom => "Invalid room name",
             CloseCode::TooSlow => "Too slow to keep up",
             CloseCode::HeartbeatTimeout => "Heartbeat timeout",
@@ -651,6 +663,8 @@ impl CloseCode {
             CloseCode::Normal
             | CloseCode::Unauthorized
             | CloseCode::InvalidRoom
+            | CloseCode::Forbidden
+            | CloseCode::Removed
             | CloseCode::PolicyViolation => Reconnect::Never,
             CloseCode::TokenExpired => Reconnect::WithFreshToken,
             // 1009 only drops the oversized frame; the room itself is still usable.
@@ -842,6 +856,7 @@ mod tests {
             ErrorCode::RateLimited,
             ErrorCode::Unavailable,
             ErrorCode::InvalidToken,
+            ErrorCode::Forbidden,
         ] {
             assert_eq!(
                 serde_json::to_value(code).unwrap(),
@@ -1030,9 +1045,11 @@ mod tests {
             (1013, Reconnect::WithBackoff),
             (4001, Reconnect::Never),
             (4002, Reconnect::WithFreshToken),
+            (4003, Reconnect::Never),
             (4004, Reconnect::Never),
             (4008, Reconnect::WithBackoff),
             (4009, Reconnect::WithBackoff),
+            (4010, Reconnect::Never),
             (4029, Reconnect::WithBackoff),
         ];
         assert_eq!(
@@ -1047,6 +1064,6 @@ mod tests {
             assert_eq!(close.should_reconnect(), policy != Reconnect::Never);
         }
         assert_eq!(reconnect_for_code(1006), Reconnect::WithBackoff);
-        assert_eq!(CloseCode::from_code(4003), None);
+        assert_eq!(CloseCode::from_code(4005), None);
     }
 }

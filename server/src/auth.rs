@@ -8,6 +8,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::permissions::{Permissions, RoomPatterns};
+
 /// Clock skew tolerated between token issuer and this server, for `exp` at connect
 /// time and while connected.
 pub const LEEWAY: Duration = Duration::from_secs(5);
@@ -28,6 +30,13 @@ struct Claims {
     /// A string or a list in other issuers' tokens.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     aud: Option<serde_json::Value>,
+    /// Room patterns the token may join (absent: every room). Read as JSON first, so
+    /// a claim of the wrong shape gets its own refusal reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rooms: Option<serde_json::Value>,
+    /// Room patterns the token may post in (absent: the same as `rooms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    publish: Option<serde_json::Value>,
 }
 
 /// What a token must say about where it comes from and whom it is for
@@ -48,6 +57,8 @@ pub struct Identity {
     pub name: String,
     /// When the token stops being accepted (its `exp` plus [`LEEWAY`]).
     pub valid_until: SystemTime,
+    /// Where it may join and post (`rooms`, `publish`; `--guest-rooms` for guests).
+    pub permissions: Permissions,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -79,6 +90,8 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     policy: ClaimsPolicy,
+    /// Where guest tokens may go (`--guest-rooms`).
+    guest_rooms: RoomPatterns,
     validation: Validation,
     /// The same checks without `exp`, for refreshing expired guest tokens.
     refresh_validation: Validation,
@@ -112,9 +125,16 @@ impl Auth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             policy,
+            guest_rooms: RoomPatterns::everything(),
             validation,
             refresh_validation,
         }
+    }
+
+    /// Limits guest tokens to these rooms, for joining and posting alike.
+    pub fn with_guest_rooms(mut self, guest_rooms: RoomPatterns) -> Self {
+        self.guest_rooms = guest_rooms;
+        self
     }
 
     /// A random 256-bit secret, for servers started without `--jwt-secret`.
@@ -143,10 +163,28 @@ impl Auth {
                 .to_owned(),
             None => claims.sub.clone(),
         };
+        let permissions = if claims.guest {
+            Permissions {
+                join: self.guest_rooms.clone(),
+                publish: self.guest_rooms.clone(),
+            }
+        } else {
+            let rooms = patterns_claim(
+                claims.rooms.as_ref(),
+                "`rooms` is not a list of room patterns",
+            )?;
+            let publish = patterns_claim(
+                claims.publish.as_ref(),
+                "`publish` is not a list of room patterns",
+            )?;
+            Permissions::from_claims(rooms.as_deref(), publish.as_deref())
+                .map_err(|_| AuthError::Invalid("a room pattern is not a name or a prefix*"))?
+        };
         Ok(Identity {
             id: claims.sub,
             name,
             valid_until: valid_until(claims.exp),
+            permissions,
         })
     }
 
@@ -168,6 +206,8 @@ impl Auth {
             guest,
             iss: self.policy.issuer.clone(),
             aud: self.policy.audience.clone().map(serde_json::Value::from),
+            rooms: None,
+            publish: None,
         };
         let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
             .expect("HS256 signing cannot fail");
@@ -211,6 +251,23 @@ impl Auth {
         }
         Ok(self.sign(&claims.sub, claims.name.as_deref(), ttl, true))
     }
+}
+
+/// A `rooms` / `publish` claim's patterns (`None`: absent), or `invalid` when it is
+/// not a list of strings.
+fn patterns_claim(
+    claim: Option<&serde_json::Value>,
+    invalid: &'static str,
+) -> Result<Option<Vec<String>>, AuthError> {
+    let Some(claim) = claim else {
+        return Ok(None);
+    };
+    let list = claim.as_array().ok_or(AuthError::Invalid(invalid))?;
+    list.iter()
+        .map(|pattern| pattern.as_str().map(str::to_owned))
+        .collect::<Option<Vec<_>>>()
+        .map(Some)
+        .ok_or(AuthError::Invalid(invalid))
 }
 
 /// Why a token failed verification, in words fixed here.
@@ -597,6 +654,58 @@ mod claims_policy {
         assert!(
             claims.get("iss").is_none() && claims.get("aud").is_none(),
             "{claims}"
+        );
+    }
+}
+
+#[cfg(test)]
+mod room_claims {
+    use app::protocol::RoomName;
+    use serde_json::json;
+
+    use super::*;
+
+    fn room(name: &str) -> RoomName {
+        RoomName::parse(name).unwrap()
+    }
+
+    #[test]
+    fn rooms_and_publish_become_permissions() {
+        let auth = Auth::new(b"secret");
+        let exp = unix_now() + 600;
+        let token = sign_hs256(
+            b"secret",
+            &json!({"sub": "u1", "exp": exp, "rooms": ["support-*"], "publish": []}),
+        );
+        let permissions = auth.verify(Some(&token)).unwrap().permissions;
+        assert!(permissions.may_join(&room("support-1")));
+        assert!(!permissions.may_join(&room("lobby")));
+        assert!(!permissions.may_publish(&room("support-1")));
+        let open = sign_hs256(b"secret", &json!({"sub": "u1", "exp": exp, "rooms": null}));
+        assert_eq!(
+            auth.verify(Some(&open)).unwrap().permissions,
+            Permissions::everything()
+        );
+    }
+
+    #[test]
+    fn guests_get_the_guest_rooms_whatever_their_token_says() {
+        let guest_rooms = RoomPatterns::parse(&["lobby"]).unwrap();
+        let auth = Auth::new(b"secret").with_guest_rooms(guest_rooms);
+        let guest = auth.issue_guest("visitor", Duration::from_secs(60));
+        let permissions = auth.verify(Some(&guest.token)).unwrap().permissions;
+        assert!(permissions.may_publish(&room("lobby")));
+        assert!(!permissions.may_join(&room("staff")));
+        let widened = sign_hs256(
+            b"secret",
+            &json!({"sub": "guest-1", "exp": unix_now() + 60, "guest": true, "rooms": ["*"]}),
+        );
+        assert!(
+            !auth
+                .verify(Some(&widened))
+                .unwrap()
+                .permissions
+                .may_join(&room("staff"))
         );
     }
 }

@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
+use crate::permissions::Pattern;
+
 /// Chorus: a real-time rooms server with a web client.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "chorus", version, about)]
@@ -28,6 +30,16 @@ pub struct Config {
     /// When not, `aud` is not checked.
     #[arg(long, env = "CHORUS_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
+
+    /// Rooms guest tokens may join and post in: room names and prefixes ending in `*`,
+    /// comma-separated (e.g. `lobby,public-*`). Others close with 4003.
+    #[arg(
+        long,
+        env = "CHORUS_GUEST_ROOMS",
+        value_delimiter = ',',
+        default_value = "*"
+    )]
+    pub guest_rooms: Vec<Pattern>,
 
     /// Disable `POST /api/token` (guest login); tokens must then come from your own issuer.
     #[arg(long, env = "CHORUS_NO_GUEST_LOGIN")]

@@ -10,7 +10,7 @@
 use std::iter;
 use std::time::{Duration, SystemTime};
 
-use app::protocol::{ClientFrame, CloseCode, ErrorCode, ServerFrame};
+use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
@@ -270,6 +270,10 @@ pub struct Credentials<'a> {
     /// The connected user: a renewed token must be for the same one.
     pub user_id: String,
     pub valid_until: SystemTime,
+    /// Where it is connected: a renewed token must still allow joining it.
+    pub room: RoomName,
+    /// Whether the token allows posting in that room (its `publish` claim).
+    pub may_publish: bool,
 }
 
 /// Runs a chat member's connection until it ends, then closes it with the right code.
@@ -390,6 +394,13 @@ impl Member<'_> {
             Ok(ClientFrame::Refresh { token }) => return Some(self.refresh(&token)),
             Err(err) => return Some(err.into_frame()),
         };
+        if !self.credentials.may_publish {
+            return Some(ServerFrame::error_for(
+                ErrorCode::Forbidden,
+                "this token may not post in this room; the message was not sent",
+                reference,
+            ));
+        }
         if !self.bucket.try_take() {
             return Some(ServerFrame::error_for(
                 ErrorCode::RateLimited,
@@ -432,14 +443,24 @@ impl Member<'_> {
             ServerFrame::error(ErrorCode::InvalidToken, message)
         };
         match self.credentials.auth.verify(Some(token)) {
-            Ok(identity) if identity.id == self.credentials.user_id => {
-                self.credentials.valid_until = identity.valid_until;
+            Ok(identity) if identity.id != self.credentials.user_id => refused(
+                "the token is for another user; a connection keeps the user it joined as".into(),
+            ),
+            Ok(identity) if !identity.permissions.may_join(&self.credentials.room) => {
+                tracing::debug!("refused a token refresh: not allowed in this room");
+                ServerFrame::error(
+                    ErrorCode::Forbidden,
+                    "the token may not join this room; the connection keeps its current token",
+                )
+            }
+            Ok(identity) => {
+                let credentials = &mut self.credentials;
+                credentials.valid_until = identity.valid_until;
+                // What the new token allows from now on, also where it allows less.
+                credentials.may_publish = identity.permissions.may_publish(&credentials.room);
                 tracing::debug!("token refreshed");
                 ServerFrame::Refreshed
             }
-            Ok(_) => refused(
-                "the token is for another user; a connection keeps the user it joined as".into(),
-            ),
             Err(err) => refused(format!("{err}; the connection keeps its current token")),
         }
     }

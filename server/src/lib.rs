@@ -32,6 +32,7 @@ pub mod connection;
 pub mod hub;
 pub mod limits;
 pub mod origin;
+pub mod permissions;
 pub mod rate_limit;
 pub mod routes;
 pub mod security_headers;

@@ -103,13 +103,16 @@ impl Application {
         };
         let state = AppState {
             hub: hub.clone(),
-            auth: Arc::new(Auth::with_policy(
-                &secret,
-                ClaimsPolicy {
-                    issuer: config.jwt_issuer.clone(),
-                    audience: config.jwt_audience.clone(),
-                },
-            )),
+            auth: Arc::new(
+                Auth::with_policy(
+                    &secret,
+                    ClaimsPolicy {
+                        issuer: config.jwt_issuer.clone(),
+                        audience: config.jwt_audience.clone(),
+                    },
+                )
+                .with_guest_rooms(config.guest_rooms.clone().into()),
+            ),
             connection: Arc::new(ConnectionSettings {
                 heartbeat_interval: config.heartbeat_interval,
                 heartbeat_timeout: config.heartbeat_timeout,

@@ -192,6 +192,10 @@ fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, 
         tracing::debug!(error = %err, "refused a socket for an invalid room");
         CloseCode::InvalidRoom
     })?;
+    if !identity.permissions.may_join(&room) {
+        tracing::debug!("refused a socket: its token may not join this room");
+        return Err(CloseCode::Forbidden);
+    }
     let user_slot = state.user_sockets.try_open(&identity.id).ok_or_else(|| {
         tracing::debug!("refused a socket: too many for this user");
         CloseCode::TooManyConnections
@@ -242,6 +246,8 @@ async fn serve_member(
         auth: &state.auth,
         user_id: identity.id.clone(),
         valid_until: identity.valid_until,
+        may_publish: identity.permissions.may_publish(&admitted.room),
+        room: admitted.room.clone(),
     };
     let ended = connection::run_chat(
         socket,

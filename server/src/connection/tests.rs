@@ -113,6 +113,8 @@ fn credentials(user_id: &str, valid_until: SystemTime) -> Credentials<'static> {
         auth: &AUTH,
         user_id: user_id.into(),
         valid_until,
+        room: RoomName::parse("lobby").unwrap(),
+        may_publish: true,
     }
 }
 
@@ -217,6 +219,47 @@ async fn a_refused_refresh_changes_nothing() {
     // The first token still decides when the connection ends.
     assert_eq!(peer.close_code().await, 4002);
     assert!(started.elapsed() <= Duration::from_secs(12));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refresh_brings_the_new_tokens_permissions() {
+    let hub = hub();
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings()).await;
+    peer.recv().await;
+    peer.recv().await;
+    let token = |rooms: Value, publish: Value| {
+        let mut claims = json!({"sub": "alice", "exp": crate::auth::unix_now() + 3600});
+        if !rooms.is_null() {
+            claims["rooms"] = rooms;
+        }
+        if !publish.is_null() {
+            claims["publish"] = publish;
+        }
+        crate::auth::sign_hs256(b"connection tests", &claims)
+    };
+    // Not allowed here at all: refused, and the connection keeps what it had.
+    peer.send(
+        &json!({"type":"refresh","token":token(json!(["support-*"]), Value::Null)}).to_string(),
+    );
+    assert_eq!(peer.recv().await["code"], "forbidden");
+    peer.send(r#"{"type":"message","content":"one","ref":"r1"}"#);
+    assert_eq!(peer.recv().await["type"], "ack");
+    assert_eq!(peer.recv().await["content"], "one");
+    // Allowed to read only: accepted, and posting stops.
+    peer.send(&json!({"type":"refresh","token":token(json!(["lobby"]), json!([]))}).to_string());
+    assert_eq!(peer.recv().await, json!({"type":"refreshed"}));
+    peer.send(r#"{"type":"message","content":"two","ref":"r2"}"#);
+    let refused = peer.recv().await;
+    assert_eq!(
+        (&refused["type"], &refused["code"], &refused["ref"]),
+        (&json!("error"), &json!("forbidden"), &json!("r2"))
+    );
+    // And a token allowing it again restores it.
+    peer.send(&json!({"type":"refresh","token":token(json!(["lob*"]), Value::Null)}).to_string());
+    assert_eq!(peer.recv().await, json!({"type":"refreshed"}));
+    peer.send(r#"{"type":"message","content":"three","ref":"r3"}"#);
+    assert_eq!(peer.recv().await["type"], "ack");
+    assert_eq!(peer.recv().await["content"], "three");
 }
 
 #[tokio::test(start_paused = true)]

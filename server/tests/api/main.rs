@@ -7,5 +7,6 @@ mod helpers;
 mod http;
 mod lifecycle;
 mod limits;
+mod permissions;
 mod presence;
 mod redis;

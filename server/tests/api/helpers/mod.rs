@@ -2,6 +2,8 @@
 //!
 //! - `app`: `spawn_app()`, the real server on port 0 in this process, and `TestApp`
 //!   to join rooms, issue tokens and call the API;
+//! - `engines`: `both_engines!`, one test on the memory and the Redis engine, and
+//!   `EngineApp::second()`, another server on the same Redis;
 //! - `ws_client`: `Client`, a WebSocket client that asserts on exact frames;
 //! - `http_client`: `http_request`, a one-shot HTTP/1.1 request;
 //! - `process`: `start_binary`, the `chorus` binary as a child process;
@@ -10,6 +12,7 @@
 //!   process using it.
 
 mod app;
+mod engines;
 mod http_client;
 mod process;
 mod raw_ws;
@@ -19,6 +22,7 @@ mod ws_client;
 use std::time::Duration;
 
 pub use app::{TestApp, spawn_app, spawn_app_with};
+pub use engines::{Engine, EngineApp, spawn_on};
 pub use http_client::{HttpResponse, http_request, http_request_with};
 pub use process::{Binary, start_binary};
 pub use raw_ws::{OP_PING, RawSocket};

@@ -1,0 +1,94 @@
+//! The same test on both engines: `both_engines!(name)` runs `async fn name(Engine)`
+//! once in memory and once on a `redis-server` of its own. With Redis, `second()`
+//! starts another server on the same Redis, in this process.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use chorus_server::config::Config;
+
+use super::{RedisServer, TestApp, spawn_app_with};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Memory,
+    Redis,
+}
+
+/// A server on one engine; derefs to its [`TestApp`].
+pub struct EngineApp {
+    app: TestApp,
+    redis: Option<Arc<RedisServer>>,
+    configure: fn(&mut Config),
+}
+
+impl Deref for EngineApp {
+    type Target = TestApp;
+
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+/// Starts a server on `engine` after `configure` adjusted the test defaults.
+pub async fn spawn_on(engine: Engine, configure: fn(&mut Config)) -> EngineApp {
+    let redis = match engine {
+        Engine::Memory => None,
+        Engine::Redis => Some(Arc::new(RedisServer::start().await)),
+    };
+    let app = start(redis.as_deref(), configure).await;
+    EngineApp {
+        app,
+        redis,
+        configure,
+    }
+}
+
+async fn start(redis: Option<&RedisServer>, configure: fn(&mut Config)) -> TestApp {
+    let url = redis.map(RedisServer::url);
+    spawn_app_with(move |config| {
+        config.redis_url = url;
+        configure(config);
+    })
+    .await
+}
+
+impl EngineApp {
+    /// With Redis, another server sharing this one's rooms; in memory, `None` (the
+    /// test then uses this one, see [`EngineApp::or_this`]).
+    pub async fn second(&self) -> Option<TestApp> {
+        match &self.redis {
+            Some(redis) => Some(start(Some(redis), self.configure).await),
+            None => None,
+        }
+    }
+
+    /// The second server when there is one, else this one.
+    pub fn or_this<'a>(&'a self, second: &'a Option<TestApp>) -> &'a TestApp {
+        second.as_ref().unwrap_or(&self.app)
+    }
+}
+
+/// `both_engines!(name)` (or `both_engines!(name, configure)`): a module `name` with
+/// tests `memory` and `redis`, each calling `name(EngineApp)`.
+#[macro_export]
+macro_rules! both_engines {
+    ($name:ident) => {
+        $crate::both_engines!($name, |_| {});
+    };
+    ($name:ident, $configure:expr) => {
+        mod $name {
+            use $crate::helpers::{Engine, spawn_on};
+
+            #[tokio::test]
+            async fn memory() {
+                super::$name(spawn_on(Engine::Memory, $configure).await).await;
+            }
+
+            #[tokio::test]
+            async fn redis() {
+                super::$name(spawn_on(Engine::Redis, $configure).await).await;
+            }
+        }
+    };
+}
