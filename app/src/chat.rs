@@ -76,8 +76,8 @@ pub enum ClosedReason {
     InvalidRoom,
     /// This session may not join this room, or is banned for now (4003).
     Forbidden,
-    /// The application removed this user (4010).
-    Removed,
+    /// The application removed this user (4010), saying why.
+    Removed { reason: String },
     /// Any other close the protocol says not to retry.
     Other { code: u16, reason: String },
 }
@@ -89,7 +89,14 @@ impl fmt::Display for ClosedReason {
             ClosedReason::Unauthorized => f.write_str("your session is no longer valid"),
             ClosedReason::InvalidRoom => f.write_str("this room name is not allowed"),
             ClosedReason::Forbidden => f.write_str("you may not join this room"),
-            ClosedReason::Removed => f.write_str("you were removed from the chat"),
+            ClosedReason::Removed { reason }
+                if reason.is_empty() || reason == CloseCode::Removed.reason() =>
+            {
+                f.write_str("you were removed from the chat")
+            }
+            ClosedReason::Removed { reason } => {
+                write!(f, "you were removed from the chat: {reason}")
+            }
             ClosedReason::Other { code, reason } if reason.is_empty() => {
                 write!(f, "closed by the server ({code})")
             }
@@ -124,7 +131,7 @@ impl From<Stopped> for ClosedReason {
                 Some(CloseCode::Unauthorized) => ClosedReason::Unauthorized,
                 Some(CloseCode::InvalidRoom) => ClosedReason::InvalidRoom,
                 Some(CloseCode::Forbidden) => ClosedReason::Forbidden,
-                Some(CloseCode::Removed) => ClosedReason::Removed,
+                Some(CloseCode::Removed) => ClosedReason::Removed { reason },
                 _ => ClosedReason::Other { code, reason },
             },
         }
@@ -712,7 +719,14 @@ mod tests {
         assert_eq!(closed(4001, "Unauthorized"), ClosedReason::Unauthorized);
         assert_eq!(closed(4004, "Invalid room name"), ClosedReason::InvalidRoom);
         assert_eq!(closed(4003, "Not allowed"), ClosedReason::Forbidden);
-        assert_eq!(closed(4010, "Removed"), ClosedReason::Removed);
+        assert_eq!(
+            closed(4010, "spamming").to_string(),
+            "you were removed from the chat: spamming"
+        );
+        assert_eq!(
+            closed(4010, CloseCode::Removed.reason()).to_string(),
+            "you were removed from the chat"
+        );
         assert_eq!(
             closed(1000, "bye"),
             ClosedReason::Other {

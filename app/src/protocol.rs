@@ -571,12 +571,29 @@ pub struct RoomSummary {
     pub connections: usize,
 }
 
-/// The body of every HTTP API error: `{"error": "<code>", "message": "<human text>"}`.
+/// The body of every HTTP API error: `{"error": "<code>", "message": "<human text>"}`,
+/// plus `"field"` naming the request field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
     pub error: String,
     pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
 }
+
+/// `GET /api/rooms/{room}/messages` response: retained messages, oldest first, each
+/// as members receive it (with `"type":"message"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<ChatMessage>,
+    /// Older messages are retained before the first of these.
+    pub has_more: bool,
+}
+
+/// The most messages one `GET /api/rooms/{room}/messages` returns, and how many
+/// without `limit`.
+pub const MAX_PAGE: usize = 100;
+pub const DEFAULT_PAGE: usize = 50;
 
 /// How a client should react to a close code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

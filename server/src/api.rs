@@ -25,16 +25,35 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
+    pub(crate) fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
         let body = ApiErrorBody {
             error: error.to_owned(),
             message: message.into(),
+            field: None,
         };
         ApiError {
             status,
             body,
             retry_after_secs: None,
         }
+    }
+
+    /// 400 `invalid_field`, naming the request field at fault.
+    pub(crate) fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
+        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message);
+        error.body.field = Some(field.to_owned());
+        error
+    }
+
+    /// 503 `unavailable`, logging the cause for the operator; the caller gets a
+    /// fixed message.
+    pub(crate) fn unavailable(what: &str, err: &crate::hub::Unavailable) -> Self {
+        tracing::warn!(error = %ErrorChain(err), "{what}");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the rooms are unavailable right now; try again shortly",
+        )
     }
 
     /// 429 `rate_limited`, to retry after `wait` (rounded up to whole seconds).

@@ -31,6 +31,17 @@ pub struct Config {
     #[arg(long, env = "CHORUS_JWT_AUDIENCE")]
     pub jwt_audience: Option<String>,
 
+    /// A key the application's backend authenticates to the server API with
+    /// (`Authorization: Bearer <key>`); at least 32 characters. Repeat the flag (or
+    /// separate keys with commas) to accept several, e.g. while rotating.
+    #[arg(
+        long = "api-key",
+        env = "CHORUS_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
     /// Rooms guest tokens may join and post in: room names and prefixes ending in `*`,
     /// comma-separated (e.g. `lobby,public-*`). Others close with 4003.
     #[arg(

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
 use crate::hub::{FrameBytes, Joined, Membership, PublishError};
+use crate::limits::Removal;
 use crate::rate_limit::TokenBucket;
 
 /// How many queued frames are written before one flush.
@@ -132,10 +133,16 @@ impl<S: MessageSink, R: MessageStream> Socket<S, R> {
 
     /// Sends a close frame with `code`, then waits (briefly) for the client's close
     /// reply so the close frame is not lost to a TCP reset.
-    pub async fn close(mut self, code: CloseCode) {
+    pub async fn close(self, code: CloseCode) {
+        self.close_with(code, code.reason()).await
+    }
+
+    /// [`Self::close`] with a reason of the caller's (at most 123 bytes, as a close
+    /// frame allows).
+    pub async fn close_with(mut self, code: CloseCode, reason: &str) {
         let frame = CloseFrame {
             code: code.code(),
-            reason: Utf8Bytes::from_static(code.reason()),
+            reason: Utf8Bytes::from(reason),
         };
         if self.send(Message::Close(Some(frame))).await.is_err() {
             return;
@@ -274,6 +281,8 @@ pub struct Credentials<'a> {
     pub room: RoomName,
     /// Whether the token allows posting in that room (its `publish` claim).
     pub may_publish: bool,
+    /// When the server API removes the user: the connection closes with 4010.
+    pub removal: Removal,
 }
 
 /// Runs a chat member's connection until it ends, then closes it with the right code.
@@ -284,7 +293,14 @@ pub async fn run_chat<S: MessageSink, R: MessageStream>(
     settings: &ConnectionSettings,
     shutdown: &CancellationToken,
 ) -> Ended {
+    let removal = credentials.removal.clone();
     let ended = chat_loop(&mut socket, joined, credentials, settings, shutdown).await;
+    if ended == Ended::Closed(CloseCode::Removed)
+        && let Some(reason) = removal.reason()
+    {
+        socket.close_with(CloseCode::Removed, reason).await;
+        return ended;
+    }
     socket.finish(ended).await
 }
 
@@ -307,6 +323,9 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         return err.into();
     }
     let token_valid_until = credentials.valid_until;
+    let removal = credentials.removal.clone();
+    let removed = removal.removed();
+    tokio::pin!(removed);
     let mut member = Member {
         membership,
         credentials,
@@ -327,6 +346,10 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         tokio::select! {
             () = &mut shutting_down => return Ended::Closed(CloseCode::GoingAway),
             _ = &mut token_expiry => return Ended::Closed(CloseCode::TokenExpired),
+            () = &mut removed => {
+                member.membership.leave_at_once();
+                return Ended::Closed(CloseCode::Removed);
+            }
             beat = heartbeat.next() => match beat {
                 Beat::Silent => return Ended::Closed(CloseCode::HeartbeatTimeout),
                 Beat::Ping => {

@@ -21,6 +21,9 @@
 //! - [`hub`]: rooms, members, presence, message ids, history and fan-out, in memory
 //!   ([`hub::memory`]) or shared through Redis ([`hub::redis_engine`]).
 //! - [`api`]: `POST /api/token`, `GET /api/rooms`, `GET /healthz`.
+//! - [`server_api`]: the application backend's API (publish, history, members,
+//!   disconnect), authenticated by `--api-key`.
+//! - [`permissions`]: where a token may join and post (`rooms`, `publish` claims).
 //!
 //! The wire format itself lives in [`app::protocol`], shared with the browser client.
 
@@ -37,6 +40,7 @@ pub mod rate_limit;
 pub mod routes;
 pub mod security_headers;
 pub mod serve;
+pub mod server_api;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
 use crate::state::AppState;
-use crate::{api, security_headers, ws};
+use crate::{api, security_headers, server_api, ws};
 
 /// The WebSocket routes, the HTTP API, and the server-rendered pages with the built
 /// web client's files.
@@ -20,6 +20,15 @@ pub fn router(state: AppState) -> Router {
         .route("/api/token", post(api::issue_token))
         .route("/api/token/refresh", post(api::refresh_token))
         .route("/api/rooms", get(api::list_rooms))
+        .route(
+            "/api/rooms/{room}/messages",
+            post(server_api::publish).get(server_api::history),
+        )
+        .route("/api/rooms/{room}/members", get(server_api::members))
+        .route(
+            "/api/users/{user_id}/disconnect",
+            post(server_api::disconnect),
+        )
         .route("/healthz", get(api::healthz))
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || {
             shell(options.clone())

@@ -22,6 +22,7 @@ use crate::hub::{Hub, HubSettings};
 use crate::limits::{AddressLimits, PerAddress, UserSockets};
 use crate::routes::router;
 use crate::serve::serve;
+use crate::server_api::{ApiKeys, WeakApiKey};
 use crate::state::{AppState, GuestTokens};
 
 /// Everything between the shutdown signal and the process exit fits in this.
@@ -35,6 +36,8 @@ pub enum StartupError {
          (e.g. `openssl rand -base64 32`), since a short or empty secret lets anyone forge tokens"
     )]
     WeakSecret { bytes: usize },
+    #[error(transparent)]
+    WeakApiKey(#[from] WeakApiKey),
     #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot read the Leptos configuration from LEPTOS_* variables")]
@@ -74,6 +77,7 @@ impl Application {
                 Auth::random_secret()
             }
         };
+        let api_keys = ApiKeys::new(&config.api_keys)?;
         let listener =
             TcpListener::bind(config.addr)
                 .await
@@ -113,6 +117,7 @@ impl Application {
                 )
                 .with_guest_rooms(config.guest_rooms.clone().into()),
             ),
+            api_keys: Arc::new(api_keys),
             connection: Arc::new(ConnectionSettings {
                 heartbeat_interval: config.heartbeat_interval,
                 heartbeat_timeout: config.heartbeat_timeout,
@@ -145,6 +150,11 @@ impl Application {
             tasks: TaskTracker::new(),
             leptos_options,
         };
+        let user_sockets = state.user_sockets.clone();
+        hub.on_removal(Arc::new(move |user_id: &str, reason: &str| {
+            let closed = user_sockets.remove(user_id, reason);
+            tracing::info!(user = user_id, sockets = closed, "removed a user");
+        }));
         let shutdown = state.shutdown.clone();
         let tasks = state.tasks.clone();
         Ok(Application {

@@ -13,6 +13,7 @@ use crate::auth::Auth;
 use crate::connection::ConnectionSettings;
 use crate::hub::Hub;
 use crate::limits::{AddressLimits, UserSockets};
+use crate::server_api::ApiKeys;
 
 /// How guest tokens are issued and refreshed.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +28,8 @@ pub struct GuestTokens {
 pub struct AppState {
     pub hub: Hub,
     pub auth: Arc<Auth>,
+    /// `--api-key`s, for the server API.
+    pub api_keys: Arc<ApiKeys>,
     pub connection: Arc<ConnectionSettings>,
     /// `None` when guest login is disabled.
     pub guests: Option<GuestTokens>,

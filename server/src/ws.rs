@@ -166,7 +166,7 @@ fn next_connection_id() -> u64 {
 /// A socket that may join its room.
 struct Admitted {
     _permit: OwnedSemaphorePermit,
-    _user_slot: UserSlot,
+    user_slot: UserSlot,
     identity: Identity,
     room: RoomName,
 }
@@ -202,7 +202,7 @@ fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, 
     })?;
     Ok(Admitted {
         _permit: permit,
-        _user_slot: user_slot,
+        user_slot,
         identity,
         room,
     })
@@ -234,6 +234,11 @@ async fn serve_member(
             socket.close(CloseCode::ServerFull).await;
             return;
         }
+        Err(Unavailable::Banned) => {
+            tracing::debug!("refused a banned user");
+            socket.close(CloseCode::Forbidden).await;
+            return;
+        }
         Err(err) => {
             // Worth retrying: the broker may be back by the client's next attempt.
             tracing::warn!(error = %ErrorChain(&err), "cannot seat a member");
@@ -248,6 +253,7 @@ async fn serve_member(
         valid_until: identity.valid_until,
         may_publish: identity.permissions.may_publish(&admitted.room),
         room: admitted.room.clone(),
+        removal: admitted.user_slot.removal().clone(),
     };
     let ended = connection::run_chat(
         socket,

@@ -115,6 +115,7 @@ fn credentials(user_id: &str, valid_until: SystemTime) -> Credentials<'static> {
         valid_until,
         room: RoomName::parse("lobby").unwrap(),
         may_publish: true,
+        removal: crate::limits::Removal::default(),
     }
 }
 

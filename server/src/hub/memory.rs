@@ -7,17 +7,18 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use app::protocol::{ChatMessage, JOIN_HISTORY, Member, ServerFrame};
 use tokio::sync::mpsc;
 
+use super::bans::Bans;
 use super::recovery::{self, RoomIds, Start};
 use super::refs::RecentRefs;
 use super::seats::{MemberId, Seats};
 use super::{
-    FrameBytes, HubSettings, Joined, Participant, PublishError, Published, RoomName, RoomSummary,
-    Unavailable, Welcome, lock,
+    FrameBytes, HistoryPage, HubSettings, Joined, MemberConnections, Participant, PublishError,
+    Published, RoomName, RoomSummary, Unavailable, Welcome, lock,
 };
 
 /// The rooms of one server.
@@ -29,6 +30,8 @@ struct Shared {
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     settings: HubSettings,
     next_member_id: AtomicU64,
+    /// Users whose joins are refused for now (server API `disconnect` with a ban).
+    bans: Bans,
     /// Bytes of retained history in every room, against `settings.history_memory`.
     history_bytes: Arc<AtomicUsize>,
     /// Ticks at every publish: a room's last tick says how recently it was active.
@@ -48,6 +51,7 @@ impl MemoryHub {
                 rooms: Mutex::new(HashMap::new()),
                 settings,
                 next_member_id: AtomicU64::new(1),
+                bans: Bans::default(),
                 history_bytes: Arc::default(),
                 activity: AtomicU64::new(0),
                 trimming: Mutex::new(()),
@@ -67,25 +71,13 @@ impl MemoryHub {
         let (sender, queue) = mpsc::channel(self.shared.settings.queue_capacity);
         let member_id = MemberId(self.shared.next_member_id.fetch_add(1, Ordering::Relaxed));
 
+        if self.shared.bans.is_banned(&who.id) {
+            return Err(Unavailable::Banned);
+        }
         // The rooms map is held only to find or create the room, never while waiting
         // for a room's lock: a busy room must not stall joins to the others.
         let (room, welcome, backlog) = loop {
-            let room = {
-                let mut rooms = lock(&self.shared.rooms);
-                if rooms.len() >= self.shared.settings.max_rooms && !rooms.contains_key(room_name) {
-                    return Err(Unavailable::TooManyRooms);
-                }
-                rooms
-                    .entry(Arc::from(room_name))
-                    .or_insert_with_key(|name| {
-                        Arc::new(Room::new(
-                            name.clone(),
-                            &self.shared.settings,
-                            self.shared.history_bytes.clone(),
-                        ))
-                    })
-                    .clone()
-            };
+            let room = self.shared.room(room_name)?;
             let mut state = room.lock();
             if state.removed {
                 // Emptied and on its way out of the map: help it out, then start afresh.
@@ -105,11 +97,103 @@ impl MemoryHub {
                 shared: self.shared.clone(),
                 room,
                 member_id,
+                at_once: false,
             },
             welcome,
             backlog,
             queue,
         })
+    }
+
+    /// Publishes `content` in `room` as `author`, whether or not anyone is there (the
+    /// server API). With an `idempotency_key` used in this room within the ref window,
+    /// only the first message's id comes back.
+    pub fn publish(
+        &self,
+        room: &RoomName,
+        author: Participant,
+        content: String,
+        idempotency_key: Option<&str>,
+    ) -> Result<Published, Unavailable> {
+        let timestamp = super::now_rfc3339();
+        let author = Author {
+            user_id: Arc::from(author.id.as_str()),
+            name: author.name,
+        };
+        loop {
+            let room = self.shared.room(room.as_str())?;
+            let mut state = room.lock();
+            if state.removed {
+                drop(state);
+                self.shared.unlist(&room);
+                continue;
+            }
+            // Remembered among members' refs under the empty user id, which no
+            // token's `sub` can be.
+            let published = state.publish_as(
+                &author,
+                &Arc::from(""),
+                content.clone(),
+                idempotency_key,
+                timestamp.clone(),
+            );
+            let leaves = state.take_pending_leaves();
+            let forgotten = state.is_forgettable();
+            drop(state);
+            schedule_leaves(&self.shared, &room, leaves);
+            self.shared.published(&room, published);
+            if forgotten {
+                // Nobody there and no history kept (`--history-size 0`).
+                self.shared.remove_if_empty(&room);
+            }
+            return Ok(published);
+        }
+    }
+
+    /// The newest `limit` retained messages of `room` before `before` (or the newest),
+    /// oldest first, and whether older ones are retained.
+    pub fn history(&self, room: &RoomName, before: Option<u64>, limit: usize) -> HistoryPage {
+        let Some(room) = lock(&self.shared.rooms).get(room.as_str()).cloned() else {
+            return HistoryPage::default();
+        };
+        let state = room.lock();
+        let end = match before {
+            Some(before) => state.history.partition_point(|stored| stored.id < before),
+            None => state.history.len(),
+        };
+        let start = end.saturating_sub(limit);
+        HistoryPage {
+            messages: state
+                .history
+                .range(start..end)
+                .map(|stored| stored.frame.clone())
+                .collect(),
+            has_more: start > 0,
+        }
+    }
+
+    /// Who is listed in `room`, with their connections (0 while in the presence grace).
+    pub fn members(&self, room: &RoomName) -> Vec<MemberConnections> {
+        let Some(room) = lock(&self.shared.rooms).get(room.as_str()).cloned() else {
+            return Vec::new();
+        };
+        let state = room.lock();
+        let mut members: Vec<MemberConnections> = state
+            .presence
+            .iter()
+            .map(|(user_id, presence)| MemberConnections {
+                user_id: user_id.to_string(),
+                name: presence.name.to_string(),
+                connections: presence.connections,
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
+        members
+    }
+
+    /// Refuses `user_id`'s joins for `ban` from now.
+    pub fn ban(&self, user_id: &str, ban: Duration) {
+        self.shared.bans.ban(user_id, ban);
     }
 
     /// Active rooms, sorted by name.
@@ -140,6 +224,57 @@ impl MemoryHub {
 }
 
 impl Shared {
+    /// The room named `name`, created if needed. At `--max-rooms`, the least recently
+    /// active room nobody is in (kept only for its history) makes way; if every room
+    /// has members, there is no room for another.
+    fn room(&self, name: &str) -> Result<Arc<Room>, Unavailable> {
+        loop {
+            let idle = {
+                let mut rooms = lock(&self.rooms);
+                if let Some(room) = rooms.get(name) {
+                    return Ok(room.clone());
+                }
+                if rooms.len() < self.settings.max_rooms {
+                    let name: Arc<str> = Arc::from(name);
+                    let room = Arc::new(Room::new(
+                        name.clone(),
+                        &self.settings,
+                        self.history_bytes.clone(),
+                    ));
+                    rooms.insert(name, room.clone());
+                    return Ok(room);
+                }
+                let mut idle: Vec<Arc<Room>> = rooms.values().cloned().collect();
+                idle.sort_by_key(|room| room.last_active.load(Ordering::Relaxed));
+                idle
+            };
+            // Each candidate's emptiness is checked under its own lock, with the map's
+            // released (lock order).
+            let evicted = idle.iter().find(|room| {
+                let mut state = room.lock();
+                let evictable = state.is_empty() && !state.removed;
+                if evictable {
+                    state.removed = true;
+                }
+                evictable
+            });
+            match evicted {
+                Some(room) => self.unlist(room),
+                None => return Err(Unavailable::TooManyRooms),
+            }
+        }
+    }
+
+    /// After a message: the room is the most recently active, and history may be
+    /// over its budget.
+    fn published(&self, room: &Room, published: Published) {
+        if !published.repeated {
+            let tick = self.activity.fetch_add(1, Ordering::Relaxed);
+            room.last_active.store(tick, Ordering::Relaxed);
+            self.trim_history();
+        }
+    }
+
     /// Past the history budget: the least recently active rooms lose their oldest
     /// messages until retained history is back to 90 % of it (so a server at its
     /// limit does not trim on every message). A `since` into what was dropped is
@@ -160,17 +295,26 @@ impl Shared {
             if self.history_bytes.load(Ordering::Relaxed) <= target {
                 break;
             }
-            room.lock()
-                .drop_oldest_while(|| self.history_bytes.load(Ordering::Relaxed) > target);
+            let forgotten = {
+                let mut state = room.lock();
+                state.drop_oldest_while(|| self.history_bytes.load(Ordering::Relaxed) > target);
+                state.is_forgettable()
+            };
+            // Kept only for its history, which is gone now.
+            if forgotten {
+                self.remove_if_empty(&room);
+            }
         }
     }
 
-    /// Marks an empty room removed (under its own lock, so no join can enter it
-    /// after), then takes it out of the map.
+    /// Marks a room with neither members nor history removed (under its own lock, so
+    /// no join can enter it after), then takes it out of the map. A room nobody is in
+    /// keeps its history (for the server API, and members coming back) until the
+    /// history budget or `--max-rooms` needs the space.
     fn remove_if_empty(&self, room: &Arc<Room>) {
         {
             let mut state = room.lock();
-            if !state.is_empty() || state.removed {
+            if !state.is_forgettable() || state.removed {
                 return;
             }
             state.removed = true;
@@ -199,6 +343,8 @@ pub struct MemoryMembership {
     shared: Arc<Shared>,
     room: Arc<Room>,
     member_id: MemberId,
+    /// Leave without the presence grace ([`Self::leave_at_once`]).
+    at_once: bool,
 }
 
 impl MemoryMembership {
@@ -227,15 +373,17 @@ impl MemoryMembership {
         drop(state);
         schedule_leaves(&self.shared, &self.room, leaves);
         let (published, emptied) = outcome?;
-        if !published.repeated {
-            let tick = self.shared.activity.fetch_add(1, Ordering::Relaxed);
-            self.room.last_active.store(tick, Ordering::Relaxed);
-            self.shared.trim_history();
-        }
+        self.shared.published(&self.room, published);
         if emptied {
             self.shared.remove_if_empty(&self.room);
         }
         Ok(published)
+    }
+
+    /// When this connection goes, its user's leave (if it was the last) is announced
+    /// at once, without the presence grace: the user was removed.
+    pub fn leave_at_once(&mut self) {
+        self.at_once = true;
     }
 }
 
@@ -243,7 +391,10 @@ impl Drop for MemoryMembership {
     fn drop(&mut self) {
         let (emptied, leaves) = {
             let mut state = self.room.lock();
-            (state.remove(self.member_id), state.take_pending_leaves())
+            (
+                state.remove(self.member_id, self.at_once),
+                state.take_pending_leaves(),
+            )
         };
         schedule_leaves(&self.shared, &self.room, leaves);
         if emptied {
@@ -276,6 +427,12 @@ fn schedule_leaves(shared: &Arc<Shared>, room: &Arc<Room>, leaves: Vec<(Arc<str>
             }
         });
     }
+}
+
+/// Who a message is from.
+struct Author {
+    user_id: Arc<str>,
+    name: String,
 }
 
 struct Room {
@@ -384,6 +541,11 @@ impl RoomState {
         self.seats.is_empty() && self.presence.is_empty()
     }
 
+    /// Empty, and keeping no history either: nothing is lost by removing the room.
+    fn is_forgettable(&self) -> bool {
+        self.is_empty() && self.history.is_empty()
+    }
+
     fn take_pending_leaves(&mut self) -> Vec<(Arc<str>, u64)> {
         std::mem::take(&mut self.pending_leaves)
     }
@@ -459,22 +621,38 @@ impl RoomState {
             .user_of(member_id)
             .ok_or(PublishError::NotMember)?
             .clone();
+        let author = Author {
+            name: self.presence[&user_id].name.to_string(),
+            user_id: user_id.clone(),
+        };
+        let published = self.publish_as(&author, &user_id, content, reference, timestamp);
+        Ok((published, self.is_empty()))
+    }
+
+    /// Publishes as `author`, idempotent per `reference` among `refs_of`'s refs.
+    fn publish_as(
+        &mut self,
+        author: &Author,
+        refs_of: &Arc<str>,
+        content: String,
+        reference: Option<&str>,
+        timestamp: String,
+    ) -> Published {
         let now = Instant::now();
         if let Some(reference) = reference
-            && let Some(id) = self.refs.get(&user_id, reference, now)
+            && let Some(id) = self.refs.get(refs_of, reference, now)
         {
-            return Ok((Published { id, repeated: true }, self.is_empty()));
+            return Published { id, repeated: true };
         }
-        let user = self.presence[&user_id].name.to_string();
         let id = self.next_id;
         self.next_id += 1;
         if let Some(reference) = reference {
-            self.refs.insert(user_id.clone(), reference, id, now);
+            self.refs.insert(refs_of.clone(), reference, id, now);
         }
         let frame: FrameBytes = ServerFrame::Message(ChatMessage {
             id,
-            user_id: user_id.to_string(),
-            user,
+            user_id: author.user_id.to_string(),
+            user: author.name.clone(),
             content,
             timestamp,
         })
@@ -492,13 +670,10 @@ impl RoomState {
             });
         }
         self.deliver(frame);
-        Ok((
-            Published {
-                id,
-                repeated: false,
-            },
-            self.is_empty(),
-        ))
+        Published {
+            id,
+            repeated: false,
+        }
     }
 
     fn pop_oldest(&mut self) {
@@ -517,9 +692,9 @@ impl RoomState {
 
     /// Removes a member; announces the leave when it was the user's last connection.
     /// Returns whether the room is now empty. Removing an absent member is a no-op.
-    fn remove(&mut self, member_id: MemberId) -> bool {
+    fn remove(&mut self, member_id: MemberId, at_once: bool) -> bool {
         if let Some(user_id) = self.seats.remove(member_id)
-            && let Some(left) = self.disconnect(&user_id)
+            && let Some(left) = self.disconnect(&user_id, at_once)
         {
             self.deliver(ServerFrame::left(&user_id, &left).to_json().into());
         }
@@ -529,13 +704,13 @@ impl RoomState {
     /// One connection of `user_id` is gone; returns the user's name when it was the
     /// last and the leave is to be announced now. With a grace, the leave waits
     /// ([`Self::pending_leaves`]) and the user is still listed meanwhile.
-    fn disconnect(&mut self, user_id: &Arc<str>) -> Option<Arc<str>> {
+    fn disconnect(&mut self, user_id: &Arc<str>, at_once: bool) -> Option<Arc<str>> {
         let presence = self.presence.get_mut(user_id)?;
         presence.connections -= 1;
         if presence.connections > 0 {
             return None;
         }
-        if self.grace {
+        if self.grace && !at_once {
             self.next_leave_token += 1;
             presence.leaving = Some(self.next_leave_token);
             self.pending_leaves
@@ -551,7 +726,7 @@ impl RoomState {
         let mut pending = VecDeque::from([frame]);
         while let Some(frame) = pending.pop_front() {
             for user_id in self.seats.deliver(None, &frame) {
-                if let Some(left) = self.disconnect(&user_id) {
+                if let Some(left) = self.disconnect(&user_id, false) {
                     pending.push_back(ServerFrame::left(&user_id, &left).to_json().into());
                 }
             }

@@ -15,6 +15,7 @@
 //! Locks are plain `std` mutexes and are never held across an `.await`. Lock
 //! order is always rooms map, then a room.
 
+mod bans;
 pub mod listing;
 pub mod memory;
 mod recovery;
@@ -22,7 +23,7 @@ pub mod redis_engine;
 mod refs;
 mod seats;
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
@@ -152,6 +153,47 @@ pub enum Unavailable {
     /// Creating the room would exceed `--max-rooms`.
     #[error("there are as many rooms as the server may hold")]
     TooManyRooms,
+    /// The user is banned for now (server API `disconnect` with `ban_seconds`).
+    #[error("the user is banned for now")]
+    Banned,
+}
+
+/// The longest ban: longer ones are cut to it.
+pub const MAX_BAN: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// A page of a room's history, for the server API: each message exactly as members
+/// receive it, oldest first.
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    pub messages: Vec<FrameBytes>,
+    /// Older messages are retained before the first of these.
+    pub has_more: bool,
+}
+
+/// A user listed in a room, for the server API: its connections on every server (0
+/// while its leave waits out the presence grace).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MemberConnections {
+    pub user_id: String,
+    pub name: String,
+    pub connections: usize,
+}
+
+/// Called with a user id and the reason when the server API removes that user (on
+/// every server, with Redis): the sockets layer closes the user's sockets here.
+pub type RemovalHandler = Arc<dyn Fn(&str, &str) + Send + Sync>;
+
+/// Where removals go: set once at start ([`Hub::on_removal`]).
+#[derive(Clone, Default)]
+pub struct Removals(Arc<OnceLock<RemovalHandler>>);
+
+impl Removals {
+    /// Closes `user_id`'s sockets on this server, with `reason`.
+    pub fn remove(&self, user_id: &str, reason: &str) {
+        if let Some(handler) = self.0.get() {
+            handler(user_id, reason);
+        }
+    }
 }
 
 /// Shared handle to the hub; cheap to clone.
@@ -159,6 +201,7 @@ pub enum Unavailable {
 pub struct Hub {
     engine: Engine,
     listing: Arc<Listing>,
+    removals: Removals,
 }
 
 #[derive(Clone)]
@@ -173,6 +216,7 @@ impl Hub {
         Hub {
             engine: Engine::Memory(Arc::new(MemoryHub::new(settings))),
             listing: Arc::default(),
+            removals: Removals::default(),
         }
     }
 
@@ -182,10 +226,12 @@ impl Hub {
         settings: HubSettings,
         options: RedisOptions,
     ) -> Result<Self, RedisStartError> {
-        let hub = RedisHub::connect(settings, options).await?;
+        let removals = Removals::default();
+        let hub = RedisHub::connect(settings, options, removals.clone()).await?;
         Ok(Hub {
             engine: Engine::Redis(Arc::new(hub)),
             listing: Arc::default(),
+            removals,
         })
     }
 
@@ -212,6 +258,75 @@ impl Hub {
             member: Some(member),
             listing,
         }))
+    }
+
+    /// Publishes `content` in `room` as `author` whether or not anyone is connected
+    /// (the server API): ids, history, recovery and delivery as for a member's
+    /// message, on every server. The same `idempotency_key` in the same room within
+    /// [`app::protocol::REF_WINDOW_SECS`] gets the first message's id back and
+    /// publishes nothing.
+    pub async fn publish(
+        &self,
+        room: &RoomName,
+        author: Participant,
+        content: String,
+        idempotency_key: Option<&str>,
+    ) -> Result<Published, Unavailable> {
+        match &self.engine {
+            Engine::Memory(hub) => hub.publish(room, author, content, idempotency_key),
+            Engine::Redis(hub) => hub.publish(room, author, content, idempotency_key).await,
+        }
+    }
+
+    /// The newest `limit` retained messages of `room` before id `before` (or the
+    /// newest), oldest first. An unknown room has none.
+    pub async fn history(
+        &self,
+        room: &RoomName,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, Unavailable> {
+        match &self.engine {
+            Engine::Memory(hub) => Ok(hub.history(room, before, limit)),
+            Engine::Redis(hub) => hub.history(room, before, limit).await,
+        }
+    }
+
+    /// Who is listed in `room`, sorted by name. An unknown room has nobody.
+    pub async fn members(&self, room: &RoomName) -> Result<Vec<MemberConnections>, Unavailable> {
+        match &self.engine {
+            Engine::Memory(hub) => Ok(hub.members(room)),
+            Engine::Redis(hub) => hub.members(room).await,
+        }
+    }
+
+    /// Closes every socket of `user_id` on every server (4010, with `reason`) and,
+    /// with `ban`, refuses its joins for that long (4003). The ban is in place before
+    /// any socket closes, so a reconnect cannot slip in between.
+    pub async fn disconnect(
+        &self,
+        user_id: &str,
+        reason: &str,
+        ban: Option<Duration>,
+    ) -> Result<(), Unavailable> {
+        match &self.engine {
+            Engine::Memory(hub) => {
+                if let Some(ban) = ban {
+                    hub.ban(user_id, ban);
+                }
+                self.removals.remove(user_id, reason);
+            }
+            Engine::Redis(hub) => hub.disconnect(user_id, reason, ban).await?,
+        }
+        Ok(())
+    }
+
+    /// Where removals go: `handler` closes a removed user's sockets on this server.
+    /// Set once, at start.
+    pub fn on_removal(&self, handler: RemovalHandler) {
+        if self.removals.0.set(handler).is_err() {
+            tracing::error!("a second removal handler was ignored");
+        }
     }
 
     /// Called once every socket has closed at shutdown: a Redis hub leaves presence
@@ -265,6 +380,15 @@ impl Membership {
         match self.member() {
             EngineMembership::Memory(member) => member.room(),
             EngineMembership::Redis(member) => member.room(),
+        }
+    }
+
+    /// The user was removed by the server API: when this connection goes, the user's
+    /// leave (if it was its last) is announced at once, without the presence grace.
+    pub fn leave_at_once(&mut self) {
+        match self.member.as_mut().expect("present until dropped") {
+            EngineMembership::Memory(member) => member.leave_at_once(),
+            EngineMembership::Redis(member) => member.leave_at_once(),
         }
     }
 

@@ -222,19 +222,115 @@ fn presence_counts_users_not_tabs() {
 }
 
 #[test]
-fn empty_rooms_are_removed_and_recreated_with_higher_ids() {
+fn a_room_nobody_is_in_keeps_its_history_and_ids() {
     let hub = hub(10, 16);
+    let alice = hub.join(&lobby(), who("alice"), None).unwrap();
+    let first = alice.membership.publish("hello".into()).unwrap();
+    drop(alice);
+    assert_eq!(hub.room_count(), 1, "kept for its history");
+    assert!(hub.rooms().is_empty(), "but not listed as active");
+
+    let bob = hub.join(&lobby(), who("bob"), Some(first - 1)).unwrap();
+    assert!(bob.welcome.recovered);
+    assert_eq!(
+        bob.backlog.iter().map(parse).collect::<Vec<_>>()[0]["content"],
+        "hello"
+    );
+    assert_eq!(bob.membership.publish("again".into()).unwrap(), first + 1);
+}
+
+#[test]
+fn rooms_without_members_or_history_are_removed_and_recreated_with_higher_ids() {
+    let hub = hub(0, 16);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let first = alice.membership.publish("hello".into()).unwrap();
     assert_eq!(hub.room_count(), 1);
     drop(alice);
     assert_eq!(hub.room_count(), 0);
-    assert!(hub.rooms().is_empty());
 
     let bob = hub.join(&lobby(), who("bob"), Some(first)).unwrap();
-    assert!(bob.backlog.is_empty(), "history went with the room");
-    assert!(!bob.welcome.recovered);
+    assert!(bob.backlog.is_empty());
     assert!(bob.membership.publish("again".into()).unwrap() > first);
+}
+
+#[test]
+fn at_max_rooms_the_least_recently_active_room_nobody_is_in_makes_way() {
+    let hub = MemoryHub::new(HubSettings {
+        history_size: 10,
+        queue_capacity: 16,
+        max_rooms: 3,
+        history_memory: usize::MAX,
+        presence_grace: std::time::Duration::ZERO,
+    });
+    let room = |name: &str| RoomName::parse(name).unwrap();
+    for name in ["older", "newer"] {
+        let member = hub.join(&room(name), who("alice"), None).unwrap();
+        member.membership.publish(format!("in {name}")).unwrap();
+    }
+    let _busy = hub.join(&room("busy"), who("bob"), None).unwrap();
+    let history_before = hub.history_bytes();
+    let _fresh = hub.join(&room("fresh"), who("carol"), None).unwrap();
+    assert_eq!(hub.room_count(), 3);
+    assert!(
+        hub.history_bytes() < history_before,
+        "the evicted room's history is freed"
+    );
+    assert!(
+        hub.history(&room("older"), None, 10).messages.is_empty(),
+        "older went"
+    );
+    assert_eq!(hub.history(&room("newer"), None, 10).messages.len(), 1);
+    // Rooms with members never make way.
+    let _more = hub.join(&room("more"), who("dave"), None).unwrap();
+    assert!(matches!(
+        hub.join(&room("again"), who("erin"), None),
+        Err(Unavailable::TooManyRooms)
+    ));
+}
+
+#[test]
+fn the_api_publishes_into_rooms_nobody_is_in_and_pages_their_history() {
+    let hub = hub(10, 16);
+    let room = |name: &str| RoomName::parse(name).unwrap();
+    let author = Participant {
+        id: "server".into(),
+        name: "Server".into(),
+    };
+    let ids: Vec<u64> = (0..5)
+        .map(|n| {
+            hub.publish(&lobby(), author.clone(), format!("m{n}"), None)
+                .unwrap()
+                .id
+        })
+        .collect();
+    assert_eq!(ids, (ids[0]..ids[0] + 5).collect::<Vec<_>>());
+    let repeat = hub
+        .publish(&lobby(), author.clone(), "once".into(), Some("k1"))
+        .unwrap();
+    let again = hub
+        .publish(&lobby(), author.clone(), "twice".into(), Some("k1"))
+        .unwrap();
+    assert_eq!((again.id, again.repeated), (repeat.id, true));
+    let contents = |page: &HistoryPage| {
+        page.messages
+            .iter()
+            .map(|frame| parse(frame)["content"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    let newest = hub.history(&lobby(), None, 2);
+    assert_eq!(contents(&newest), ["m4", "once"]);
+    assert!(newest.has_more);
+    let older = hub.history(&lobby(), Some(ids[4]), 3);
+    assert_eq!(contents(&older), ["m1", "m2", "m3"]);
+    assert!(older.has_more);
+    let oldest = hub.history(&lobby(), Some(ids[1]), 3);
+    assert_eq!(contents(&oldest), ["m0"]);
+    assert!(!oldest.has_more);
+    assert!(hub.history(&lobby(), Some(ids[0]), 3).messages.is_empty());
+    assert!(hub.history(&room("unknown"), None, 3).messages.is_empty());
+    // A member joining later gets it all as history.
+    let bob = hub.join(&lobby(), who("bob"), None).unwrap();
+    assert_eq!(bob.backlog.len(), 6);
 }
 
 #[test]
@@ -349,10 +445,10 @@ fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first
         new_ids
     );
 
-    // Rooms that go away give their history's bytes back.
+    // Rooms nobody is in keep their history, still within the budget.
     drop((old, new, late, reader));
-    assert_eq!(hub.room_count(), 0);
-    assert_eq!(hub.history_bytes(), 0);
+    assert_eq!(hub.room_count(), 2);
+    assert!(hub.history_bytes() <= 3000, "{}", hub.history_bytes());
 }
 
 #[test]

@@ -10,3 +10,4 @@ mod limits;
 mod permissions;
 mod presence;
 mod redis;
+mod server_api;

@@ -18,6 +18,8 @@
 //! | `node:N` | string with TTL | server `N` is alive |
 //! | `node:N:rooms` | set | rooms where server `N` has members, for reaping |
 //! | `nodes` | set | every server that may have presence to reap |
+//! | `ban:U` | string with TTL | user `U`'s joins are refused until it expires (server API) |
+//! | `control` | Pub/Sub | user ids whose sockets every server closes (server API `disconnect`) |
 //!
 //! `seq`, `first` and `log` expire after `--redis-retention` without a message.
 //! The reap and finalize scripts (`lua/reap.lua`, `lua/finalize.lua`) visit rooms
@@ -77,6 +79,16 @@ pub(super) fn leaves() -> String {
     format!("{PREFIX}leaves")
 }
 
+/// Set while `user`'s joins are refused.
+pub(super) fn ban(user: &str) -> String {
+    format!("{PREFIX}ban:{user}")
+}
+
+/// The channel removals go out on, to every server.
+pub(super) fn control() -> String {
+    format!("{PREFIX}control")
+}
+
 /// Every server that may have presence to reap.
 pub(super) fn nodes() -> String {
     format!("{PREFIX}nodes")
@@ -110,6 +122,9 @@ mod tests {
         assert_eq!(leaves(), "chorus:leaves");
         assert_eq!(rooms(), "chorus:rooms");
         assert_eq!(nodes(), "chorus:nodes");
+        assert_eq!(ban("u:1"), "chorus:ban:u:1");
+        assert_eq!(control(), "chorus:control");
+        assert_eq!(room_of_channel(&control()), None);
         assert_eq!(node("n1"), "chorus:node:n1");
         assert_eq!(node_rooms("n1"), "chorus:node:n1:rooms");
         assert_eq!(keys.reference("u:1", "r"), "chorus:room:lobby:ref:3:u:1:r");

@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use app::protocol::{REF_WINDOW_SECS, ServerFrame};
+use app::protocol::ServerFrame;
 
-use super::payload::message_template;
 use super::{Room, Shared};
 use crate::hub::seats::MemberId;
 use crate::hub::{PublishError, Published, lock};
@@ -18,6 +17,8 @@ pub struct RedisMembership {
     pub(super) name: Arc<str>,
     /// Whether Redis presence counts this connection.
     pub(super) present: bool,
+    /// Leave without the presence grace ([`Self::leave_at_once`]).
+    pub(super) at_once: bool,
 }
 
 impl RedisMembership {
@@ -41,35 +42,29 @@ impl RedisMembership {
         {
             return Err(PublishError::NotMember);
         }
-        let (prefix, suffix) = message_template(&self.user_id, &self.name, content);
-        let shared = &self.shared;
-        let keys = &self.room.keys;
-        let mut invocation = shared.scripts.publish.prepare_invoke();
-        invocation
-            .key(&keys.seq)
-            .key(&keys.first)
-            .key(&keys.log)
-            .key(&keys.channel)
-            .arg(shared.settings.history_size)
-            .arg(prefix)
-            .arg(suffix)
-            .arg(shared.retention.as_millis().max(1) as u64);
-        if let Some(reference) = reference {
-            invocation
-                .key(keys.reference(&self.user_id, reference))
-                .arg(REF_WINDOW_SECS * 1000);
-        }
-        let (id, repeated): (u64, u8) = invocation
-            .invoke_async(&mut shared.redis.clone())
+        let reference =
+            reference.map(|reference| self.room.keys.reference(&self.user_id, reference));
+        self.shared
+            .publish(
+                &self.room.keys,
+                &self.user_id,
+                &self.name,
+                content,
+                reference,
+            )
             .await
             .map_err(|err| {
                 tracing::warn!(room = %self.room.name, error = %err, "cannot publish to Redis");
                 PublishError::Unavailable
-            })?;
-        Ok(Published {
-            id,
-            repeated: repeated == 1,
-        })
+            })
+    }
+}
+
+impl RedisMembership {
+    /// When this connection goes, its user's leave (if it was the last anywhere) is
+    /// announced at once, without the presence grace: the user was removed.
+    pub fn leave_at_once(&mut self) {
+        self.at_once = true;
     }
 }
 
@@ -102,13 +97,14 @@ impl Drop for RedisMembership {
         let room = self.room.clone();
         let user_id = self.user_id.clone();
         let left = ServerFrame::left(&self.user_id, &self.name).to_json();
+        let grace_ms = if self.at_once { 0 } else { shared.grace_ms() };
         tokio::spawn(async move {
             let outcome: redis::RedisResult<i64> = shared
                 .presence_script(&shared.scripts.leave, &room)
                 .arg(&*user_id)
                 .arg(left)
                 .arg(if local_room_empty { 1 } else { 0 })
-                .arg(shared.grace_ms())
+                .arg(grace_ms)
                 .invoke_async(&mut shared.redis.clone())
                 .await;
             if let Err(err) = outcome {

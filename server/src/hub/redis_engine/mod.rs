@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::protocol::{JOIN_HISTORY, Member, ServerFrame};
+use app::protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS, ServerFrame};
 use rand::Rng;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
@@ -46,14 +46,15 @@ use tokio_util::sync::CancellationToken;
 use keys::RoomKeys;
 use liveness::liveness;
 pub use membership::RedisMembership;
-use payload::{entry_id, stored_frames};
+use payload::{entry_id, message_template, stored_frames};
 use scripts::Scripts;
 use subscriber::{Subscription, subscriber};
 
 use super::recovery::{self, RoomIds, Start};
 use super::seats::{MemberId, Seats};
 use super::{
-    FrameBytes, HubSettings, Joined, Participant, RoomName, RoomSummary, Unavailable, Welcome, lock,
+    FrameBytes, HistoryPage, HubSettings, Joined, MAX_BAN, MemberConnections, Participant,
+    Published, Removals, RoomName, RoomSummary, Unavailable, Welcome, lock,
 };
 
 /// How long a Redis command may take before the caller is told `unavailable`.
@@ -103,6 +104,8 @@ struct Shared {
     joins: Semaphore,
     scripts: Scripts,
     stop: CancellationToken,
+    /// Closes removed users' sockets here (the `control` channel).
+    removals: Removals,
 }
 
 struct Room {
@@ -134,6 +137,7 @@ impl RedisHub {
     pub async fn connect(
         settings: HubSettings,
         options: RedisOptions,
+        removals: Removals,
     ) -> Result<Self, RedisStartError> {
         let start_error = |source| RedisStartError {
             url: redact(&options.url),
@@ -172,6 +176,7 @@ impl RedisHub {
             joins: Semaphore::new(CONCURRENT_JOINS),
             scripts: Scripts::new(),
             stop: CancellationToken::new(),
+            removals,
         });
         shared.heartbeat().await.map_err(start_error)?;
         tracing::info!(node = shared.node, url = %redact(&options.url), "sharing rooms through Redis");
@@ -225,6 +230,7 @@ impl RedisHub {
             user_id,
             name,
             present: false,
+            at_once: false,
         };
         room.subscribed
             .get_or_try_init(|| shared.subscribe(room.name.clone()))
@@ -246,13 +252,18 @@ impl RedisHub {
             .arg(&who.name)
             .arg(joined)
             .arg(shared.settings.max_rooms)
+            .key(keys::ban(&who.id))
             .invoke_async(&mut shared.redis.clone())
             .await;
         let present = match present {
+            // Refused before it changed anything: nothing to undo.
             Err(err) if err.code() == Some("TOOMANYROOMS") => {
-                // Refused before it changed anything: nothing to undo.
                 membership.present = false;
                 return Err(Unavailable::TooManyRooms);
+            }
+            Err(err) if err.code() == Some("BANNED") => {
+                membership.present = false;
+                return Err(Unavailable::Banned);
             }
             other => other?,
         };
@@ -289,6 +300,92 @@ impl RedisHub {
             backlog: backlog.into_iter().map(|(_, frame)| frame).collect(),
             queue,
         })
+    }
+
+    /// Publishes as `author` whether or not anyone is in `room` (the server API): the
+    /// same script as a member's message, with the idempotency key remembered under
+    /// the empty user id, which no token's `sub` can be.
+    pub async fn publish(
+        &self,
+        room: &RoomName,
+        author: Participant,
+        content: String,
+        idempotency_key: Option<&str>,
+    ) -> Result<Published, Unavailable> {
+        let keys = RoomKeys::new(room.as_str());
+        let reference = idempotency_key.map(|key| keys.reference("", key));
+        Ok(self
+            .shared
+            .publish(&keys, &author.id, &author.name, content, reference)
+            .await?)
+    }
+
+    /// The newest `limit` messages of the room's stream before `before`, oldest first.
+    pub async fn history(
+        &self,
+        room: &RoomName,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<HistoryPage, Unavailable> {
+        let keys = RoomKeys::new(room.as_str());
+        let end = match before {
+            Some(before) => format!("({before}-0"),
+            None => "+".to_owned(),
+        };
+        // One more than asked for says whether there are older ones.
+        let mut newest: StreamRangeReply = self
+            .shared
+            .redis
+            .clone()
+            .xrevrange_count(&keys.log, end, "-", limit + 1)
+            .await?;
+        let has_more = newest.ids.len() > limit;
+        newest.ids.truncate(limit);
+        newest.ids.reverse();
+        let messages = stored_frames(newest)
+            .into_iter()
+            .map(|(_, frame)| frame)
+            .collect();
+        Ok(HistoryPage { messages, has_more })
+    }
+
+    /// Who is listed in `room` (every server's members), sorted by name.
+    pub async fn members(&self, room: &RoomName) -> Result<Vec<MemberConnections>, Unavailable> {
+        let keys = RoomKeys::new(room.as_str());
+        let (names, counts): (HashMap<String, String>, HashMap<String, usize>) = redis::pipe()
+            .hgetall(&keys.names)
+            .hgetall(&keys.users)
+            .query_async(&mut self.shared.redis.clone())
+            .await?;
+        let mut members: Vec<MemberConnections> = names
+            .into_iter()
+            .map(|(user_id, name)| MemberConnections {
+                connections: counts.get(&user_id).copied().unwrap_or(0),
+                user_id,
+                name,
+            })
+            .collect();
+        members.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
+        Ok(members)
+    }
+
+    /// Bans `user_id` (when asked) in Redis, then closes its sockets here and tells
+    /// every other server to close theirs.
+    pub async fn disconnect(
+        &self,
+        user_id: &str,
+        reason: &str,
+        ban: Option<Duration>,
+    ) -> Result<(), Unavailable> {
+        let mut redis = self.shared.redis.clone();
+        if let Some(ban) = ban {
+            let seconds = ban.min(MAX_BAN).as_secs().max(1);
+            let _: () = redis.set_ex(keys::ban(user_id), 1, seconds).await?;
+        }
+        self.shared.removals.remove(user_id, reason);
+        let removal = serde_json::json!({"user_id": user_id, "reason": reason}).to_string();
+        let _: usize = redis.publish(keys::control(), removal).await?;
+        Ok(())
     }
 
     /// Rooms with members on any server, sorted by name.
@@ -368,6 +465,38 @@ impl Shared {
             .arg(&*room.name)
             .arg(&self.node);
         invocation
+    }
+
+    /// Stores a message from `user_id` (shown as `name`) in the room of `keys` and
+    /// publishes it to every server. With a `reference` key already set within the
+    /// ref window, only the first message's id comes back.
+    async fn publish(
+        &self,
+        keys: &RoomKeys,
+        user_id: &str,
+        name: &str,
+        content: String,
+        reference: Option<String>,
+    ) -> redis::RedisResult<Published> {
+        let (prefix, suffix) = message_template(user_id, name, content);
+        let mut invocation = self.scripts.publish.prepare_invoke();
+        invocation
+            .key(&keys.seq)
+            .key(&keys.first)
+            .key(&keys.log)
+            .key(&keys.channel)
+            .arg(self.settings.history_size)
+            .arg(prefix)
+            .arg(suffix)
+            .arg(self.retention.as_millis().max(1) as u64);
+        if let Some(reference) = reference {
+            invocation.key(reference).arg(REF_WINDOW_SECS * 1000);
+        }
+        let (id, repeated): (u64, u8) = invocation.invoke_async(&mut self.redis.clone()).await?;
+        Ok(Published {
+            id,
+            repeated: repeated == 1,
+        })
     }
 
     /// `--presence-grace`, as the scripts take it.
@@ -564,7 +693,11 @@ mod tests {
             node_ttl: Duration::from_secs(10),
             retention: Duration::from_secs(3600),
         };
-        let hub = Arc::new(RedisHub::connect(settings, options).await.unwrap());
+        let hub = Arc::new(
+            RedisHub::connect(settings, options, Removals::default())
+                .await
+                .unwrap(),
+        );
         let _alice = hub
             .join(&RoomName::parse("busy").unwrap(), who("alice"), None)
             .await

@@ -168,13 +168,16 @@ impl Outage {
     }
 }
 
-/// On a fresh Pub/Sub connection: subscribe to every room with members here; after
-/// an outage also catch up on messages and write presence back.
+/// On a fresh Pub/Sub connection: subscribe to the control channel and every room
+/// with members here; after an outage also catch up on messages and write presence
+/// back. (A removal sent during an outage is missed here; the ban, in Redis, still
+/// refuses the user's reconnects.)
 async fn resume(
     shared: &Shared,
     sink: &mut PubSubSink,
     after_outage: bool,
 ) -> redis::RedisResult<()> {
+    within(sink.subscribe(keys::control())).await?;
     let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
     for room in &rooms {
         within(sink.subscribe(&room.keys.channel)).await?;
@@ -212,9 +215,21 @@ async fn refuse_while_waiting(
 }
 
 impl Shared {
-    /// Queues a frame from the room's channel for this server's members.
+    /// Queues a frame from the room's channel for this server's members, or closes
+    /// a removed user's sockets here (the control channel).
     fn deliver(&self, channel: &str, payload: &[u8]) {
         let Some(room_name) = keys::room_of_channel(channel) else {
+            if channel == keys::control() {
+                #[derive(serde::Deserialize)]
+                struct Removal {
+                    user_id: String,
+                    reason: String,
+                }
+                match serde_json::from_slice::<Removal>(payload) {
+                    Ok(removal) => self.removals.remove(&removal.user_id, &removal.reason),
+                    Err(_) => tracing::warn!("ignoring a malformed removal"),
+                }
+            }
             return;
         };
         let Some((id, frame)) = parse_payload(payload) else {

@@ -10,7 +10,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Client, HttpResponse, PATIENCE, SECRET, http_request, http_request_with, ws_client};
+use super::{
+    API_KEY, Client, HttpResponse, PATIENCE, SECRET, http_request, http_request_with, ws_client,
+};
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -33,6 +35,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     let mut config = Config::defaults();
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(SECRET.into());
+    config.api_keys = vec![API_KEY.into()];
     config.site_root = "target/no-site-in-api-tests".into();
     // Leaves announced at once unless a test is about the grace: most tests watch
     // comings and goings and should not wait for them.
@@ -100,6 +103,23 @@ impl TestApp {
     pub async fn post_bearer(&self, path: &str, token: &str) -> HttpResponse {
         let bearer = format!("Bearer {token}");
         http_request_with(self.addr, "POST", path, &[("Authorization", &bearer)], None).await
+    }
+
+    /// A server API call with the test's API key (`body` as JSON, when given).
+    pub async fn api(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+        self.api_as(API_KEY, method, path, body).await
+    }
+
+    /// A server API call with `credentials` as the bearer.
+    pub async fn api_as(
+        &self,
+        credentials: &str,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+    ) -> HttpResponse {
+        let bearer = format!("Bearer {credentials}");
+        http_request_with(self.addr, method, path, &[("Authorization", &bearer)], body).await
     }
 
     /// Waits until every room is gone (members leave asynchronously after their socket closes).

@@ -30,5 +30,7 @@ pub use redis_server::{Node, RedisServer, free_port};
 pub use ws_client::Client;
 
 pub const SECRET: &str = "integration-test-secret-of-32-bytes";
+/// The `--api-key` every test server accepts.
+pub const API_KEY: &str = "integration-test-api-key-of-32-chars";
 /// Longest wait for anything the server should do promptly.
 pub const PATIENCE: Duration = Duration::from_secs(5);

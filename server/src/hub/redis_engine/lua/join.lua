@@ -1,8 +1,12 @@
--- KEYS: users, names, nodes, rooms, node rooms, channel, leaving, leaves.
+-- KEYS: users, names, nodes, rooms, node rooms, channel, leaving, leaves, the user's ban.
 -- ARGV: room, node, user id, name, join frame, most rooms that may exist.
 -- Returns who was present before, as user id, name, user id, name, ...
--- Refuses (changing nothing) to create a room beyond the most rooms. A user back
--- within the grace of a leave (still in `leaving`) is not announced again.
+-- Refuses (changing nothing) a banned user, and to create a room beyond the most
+-- rooms. A user back within the grace of a leave (still in `leaving`) is not
+-- announced again.
+if redis.call('EXISTS', KEYS[9]) == 1 then
+  return redis.error_reply('BANNED the user is banned for now')
+end
 if redis.call('SISMEMBER', KEYS[4], ARGV[1]) == 0
   and redis.call('SCARD', KEYS[4]) >= tonumber(ARGV[6]) then
   return redis.error_reply('TOOMANYROOMS there are as many rooms as the servers may hold')
