@@ -43,7 +43,7 @@ export default defineConfig({
   webServer: [
     ...(redisUrl ? [redisServer] : []),
     {
-      command: ['target/release/chorus', '--addr', `127.0.0.1:${port}`, '--jwt-secret', 'end2end-secret-of-at-least-32-bytes', ...engineArgs(0)].join(' '),
+      command: ['target/release/chorus', '--addr', `127.0.0.1:${port}`, '--jwt-secret', 'end2end-secret-of-at-least-32-bytes', '--api-key', 'end2end-api-key-of-at-least-32-chars', ...engineArgs(0)].join(' '),
       cwd: '..',
       url: `http://127.0.0.1:${port}/healthz`,
       reuseExistingServer: false,

@@ -236,6 +236,10 @@ struct Signals {
     timeline: RwSignal<Timeline>,
     me: RwSignal<Option<Member>>,
     problem: RwSignal<Option<String>>,
+    /// The room being shown.
+    room: StoredValue<Option<String>>,
+    /// A page of older messages is being fetched.
+    loading_older: RwSignal<bool>,
 }
 
 impl ChatSocket {
@@ -264,6 +268,58 @@ impl ChatSocket {
     pub fn missed(&self) -> Signal<bool> {
         let timeline = self.signals.timeline;
         Signal::derive(move || timeline.with(Timeline::missed))
+    }
+
+    /// Whether the server may retain messages older than those shown.
+    pub fn has_older(&self) -> Signal<bool> {
+        let timeline = self.signals.timeline;
+        Signal::derive(move || timeline.with(Timeline::may_have_older))
+    }
+
+    /// Whether older messages are being fetched.
+    pub fn loading_older(&self) -> Signal<bool> {
+        self.signals.loading_older.into()
+    }
+
+    /// Fetches the page of messages just older than those shown (the server API,
+    /// with this member's token) and puts it before them. One fetch at a time; a
+    /// room change meanwhile drops the answer.
+    pub fn load_older(&self) {
+        let signals = self.signals;
+        if signals.loading_older.get_untracked() {
+            return;
+        }
+        let before = signals.timeline.with_untracked(|timeline| {
+            timeline
+                .may_have_older()
+                .then(|| timeline.oldest_id())
+                .flatten()
+        });
+        let (Some(before), Some(room), Some(session)) =
+            (before, signals.room.get_value(), session::load())
+        else {
+            return;
+        };
+        signals.loading_older.set(true);
+        leptos::task::spawn_local(async move {
+            let page = session::older_messages(&room, before, &session.token).await;
+            signals.loading_older.try_set(false);
+            if signals.room.try_get_value().flatten().as_deref() != Some(room.as_str()) {
+                return;
+            }
+            match page {
+                Ok(page) => {
+                    signals
+                        .timeline
+                        .try_update(|timeline| timeline.older(page.messages, page.has_more));
+                }
+                Err(err) => {
+                    signals
+                        .problem
+                        .try_set(Some(format!("Older messages could not be loaded: {err}")));
+                }
+            }
+        });
     }
 
     /// The latest thing that went wrong with sending (an `error` frame, a lost send).
@@ -584,8 +640,10 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         timeline: RwSignal::new(Timeline::new()),
         me: RwSignal::new(None),
         problem: RwSignal::new(None),
+        room: StoredValue::new(None::<String>),
+        loading_older: RwSignal::new(false),
     };
-    let current = StoredValue::new(None::<String>);
+    let current = signals.room;
     // The current room's outbox is saved as it changes, so a reload finds it.
     Effect::new(move |_| {
         signals.outbox.with(|unsent| {

@@ -10,9 +10,9 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::RoomSummary;
 #[cfg(feature = "hydrate")]
-use crate::protocol::{ApiErrorBody, IssuedToken, TokenRequest};
+use crate::protocol::{ApiErrorBody, IssuedToken, JOIN_HISTORY, TokenRequest};
+use crate::protocol::{MessagePage, RoomSummary};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
@@ -196,6 +196,28 @@ pub async fn refresh(current: &Session) -> Result<Session, ApiFailure> {
         let request = gloo_net::http::Request::post("/api/token/refresh")
             .header("Authorization", &format!("Bearer {}", current.token));
         Ok(keep(&current.name, read_json(request.send().await).await?))
+    }
+}
+
+/// `GET /api/rooms/{room}/messages?before=ID`: the page of retained messages just
+/// older than `before`, read with the member's own token.
+pub async fn older_messages(
+    room: &str,
+    before: u64,
+    token: &str,
+) -> Result<MessagePage, ApiFailure> {
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = (room, before, token);
+        browser_only()
+    }
+    #[cfg(feature = "hydrate")]
+    {
+        // Room names are `[A-Za-z0-9_.-]`: nothing to escape in the path.
+        let url = format!("/api/rooms/{room}/messages?before={before}&limit={JOIN_HISTORY}");
+        let request =
+            gloo_net::http::Request::get(&url).header("Authorization", &format!("Bearer {token}"));
+        read_json(request.send().await).await
     }
 }
 

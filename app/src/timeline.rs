@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::protocol::{ChatMessage, Member, SystemEvent};
+use crate::protocol::{ChatMessage, JOIN_HISTORY, Member, SystemEvent};
 
 /// How many entries a client keeps; older ones scroll away for good.
 pub const MAX_ENTRIES: usize = 1000;
@@ -54,6 +54,8 @@ pub struct Timeline {
     /// Numbers local entries (system events, gaps), which have no server id.
     next_seq: u64,
     missed: bool,
+    /// The server said nothing older is retained, or nothing older fits here.
+    at_oldest: bool,
 }
 
 impl Timeline {
@@ -78,6 +80,54 @@ impl Timeline {
     /// Whether some messages were lost for good at least once.
     pub fn missed(&self) -> bool {
         self.missed
+    }
+
+    /// The oldest message shown: older ones are fetched from before it.
+    pub fn oldest_id(&self) -> Option<u64> {
+        self.entries.iter().find_map(|entry| match &**entry {
+            Entry::Message(message) => Some(message.id),
+            _ => None,
+        })
+    }
+
+    /// Whether older messages may be retained by the server: not known to be at the
+    /// oldest, and a full join history (or more) shown. Fewer means the join history
+    /// was everything the room had.
+    pub fn may_have_older(&self) -> bool {
+        !self.at_oldest
+            && self.entries.len() < MAX_ENTRIES
+            && self
+                .entries
+                .iter()
+                .filter(|entry| matches!(&***entry, Entry::Message(_)))
+                .count()
+                >= JOIN_HISTORY
+    }
+
+    /// A page of older messages (ascending, as the server API gives them): those
+    /// older than everything shown go first, as many as the bound allows.
+    pub fn older(&mut self, messages: Vec<ChatMessage>, has_more: bool) {
+        let oldest = self.oldest_id();
+        let mut older: Vec<Arc<Entry>> = messages
+            .into_iter()
+            .filter(|message| oldest.is_none_or(|oldest| message.id < oldest))
+            .map(|message| Arc::new(Entry::Message(message)))
+            .collect();
+        let room = MAX_ENTRIES.saturating_sub(self.entries.len());
+        if older.len() > room {
+            // Keep the newest of them, next to what is shown.
+            older.drain(..older.len() - room);
+            self.at_oldest = true;
+        } else {
+            self.at_oldest = !has_more;
+        }
+        if self.last_id.is_none() {
+            self.last_id = older.iter().rev().find_map(|entry| match &**entry {
+                Entry::Message(message) => Some(message.id),
+                _ => None,
+            });
+        }
+        self.entries.splice(0..0, older);
     }
 
     /// A `welcome` frame: the member list restarts from the server's view.
@@ -302,6 +352,58 @@ mod tests {
         let keys: std::collections::HashSet<EntryKey> =
             timeline.entries().iter().map(|entry| entry.key()).collect();
         assert_eq!(keys.len(), 2);
+    }
+
+    #[test]
+    fn older_pages_go_before_everything_shown() {
+        let mut timeline = Timeline::new();
+        for id in 100..100 + JOIN_HISTORY as u64 {
+            timeline.message(message(id));
+        }
+        timeline.system(
+            SystemEvent::Join,
+            "u-bob".into(),
+            "bob".into(),
+            "bob joined".into(),
+        );
+        assert!(timeline.may_have_older());
+        assert_eq!(timeline.oldest_id(), Some(100));
+        // A page overlapping what is shown adds only what is older.
+        timeline.older((60..=101).map(message).collect(), true);
+        assert_eq!(message_ids(&timeline)[..3], [60, 61, 62]);
+        assert_eq!(message_ids(&timeline).len(), 40 + JOIN_HISTORY);
+        assert_eq!(timeline.last_id(), Some(149), "the resume point stays");
+        assert!(timeline.may_have_older());
+        timeline.older((50..60).map(message).collect(), false);
+        assert_eq!(timeline.oldest_id(), Some(50));
+        assert!(!timeline.may_have_older(), "the server has nothing older");
+        let ids = message_ids(&timeline);
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "in order");
+    }
+
+    #[test]
+    fn a_short_join_history_was_everything() {
+        let mut timeline = Timeline::new();
+        for id in 1..=10 {
+            timeline.message(message(id));
+        }
+        assert!(!timeline.may_have_older());
+    }
+
+    #[test]
+    fn older_pages_respect_the_bound() {
+        let mut timeline = Timeline::new();
+        for id in 5000..5000 + MAX_ENTRIES as u64 - 30 {
+            timeline.message(message(id));
+        }
+        timeline.older((4900..5000).map(message).collect(), true);
+        assert_eq!(timeline.entries().len(), MAX_ENTRIES);
+        assert_eq!(
+            timeline.oldest_id(),
+            Some(4970),
+            "the newest of the page fit"
+        );
+        assert!(!timeline.may_have_older(), "nothing more fits");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 import { test, expect, type WebSocketRoute } from '@playwright/test';
 import {
+  API_KEY,
   ChorusServer,
   badge,
   expectNoProblems,
@@ -327,4 +328,34 @@ test('unsent messages survive a reload of the page and are delivered once', asyn
   await expect(messages(watcher)).toHaveText(['delivered, never confirmed', 'typed while away']);
   expectNoProblems(page);
   expectNoProblems(watcher);
+});
+
+test('scrolling to the top of a room with more than 50 messages loads the older ones in order', async ({ browser, request }) => {
+  const room = `long-history-${Date.now()}`;
+  const total = 90;
+  for (let n = 0; n < total; n++) {
+    const published = await request.post(`/api/rooms/${room}/messages`, {
+      headers: { Authorization: `Bearer ${API_KEY}` },
+      data: { content: `m${n}`, user: 'Archive' },
+    });
+    expect(published.status()).toBe(201);
+  }
+  const page = await member(browser, 'Scroller');
+  await openRoom(page, room);
+  const expected = (from: number) => Array.from({ length: total - from }, (_, n) => `m${from + n}`);
+  // The join history: the newest 50, scrolled to the bottom.
+  await expect(messages(page)).toHaveText(expected(total - 50));
+  await expect(messages(page).last()).toBeInViewport();
+  const firstShown = page.locator('.message', { hasText: /^Archive.*m40$/s });
+  // To the top: the older 40 arrive above, in order, and the page stays on what
+  // was at the top.
+  await page.locator('.messages').evaluate((list) => {
+    list.scrollTop = 0;
+  });
+  await expect(messages(page)).toHaveText(expected(0));
+  await expect(page.locator('.messages .message[data-id]').first()).toContainText('m0');
+  await expect(firstShown).toBeInViewport();
+  // The server has nothing older: no more loading offered.
+  await expect(page.getByRole('button', { name: 'Load older messages' })).toHaveCount(0);
+  expectNoProblems(page);
 });

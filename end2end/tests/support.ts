@@ -8,6 +8,8 @@ export const onRedis = redisUrl !== undefined;
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 export const SECRET = 'end2end-secret-of-at-least-32-bytes';
+/** The main server's `--api-key` (playwright.config.ts). */
+export const API_KEY = 'end2end-api-key-of-at-least-32-chars';
 
 /** A release server of our own, for tests that stop, restart or reconfigure it. */
 export class ChorusServer {

@@ -2,6 +2,8 @@ use std::sync::Arc;
 
 use leptos::html;
 use leptos::prelude::*;
+use leptos::wasm_bindgen::JsCast;
+use leptos::web_sys;
 
 use crate::protocol::{Member, SystemEvent};
 use crate::timeline::Entry;
@@ -9,21 +11,69 @@ use crate::timeline::Entry;
 /// How close to the bottom (in pixels) still counts as "following" the conversation.
 const FOLLOW_SLACK_PX: i32 = 48;
 
+/// How close to the top (in pixels) loads older messages.
+const OLDER_SLACK_PX: i32 = 80;
+
 /// The conversation. Follows new messages while scrolled to the bottom, and
-/// stays put once the reader scrolls up.
+/// stays put once the reader scrolls up. Reaching the top (or pressing "Load older
+/// messages") asks for the page before the oldest shown; the message that was at
+/// the top stays where it was when the page arrives above it.
 #[component]
-pub fn MessageList(entries: Signal<Vec<Arc<Entry>>>, me: Signal<Option<Member>>) -> impl IntoView {
+pub fn MessageList(
+    entries: Signal<Vec<Arc<Entry>>>,
+    me: Signal<Option<Member>>,
+    has_older: Signal<bool>,
+    loading_older: Signal<bool>,
+    on_load_older: Callback<()>,
+) -> impl IntoView {
     let list = NodeRef::<html::Ol>::new();
     let following = StoredValue::new(true);
+    // The message at the top when older ones were asked for, and how far below the
+    // list's scroll position it was.
+    let anchor = StoredValue::new(None::<(String, i32)>);
+    let load_older = move || {
+        if !has_older.get_untracked() || loading_older.get_untracked() {
+            return;
+        }
+        if let Some(list) = list.get_untracked()
+            && let Ok(Some(first)) = list.query_selector("li.message")
+        {
+            let first: web_sys::HtmlElement = first.unchecked_into();
+            let id = first.get_attribute("data-id").unwrap_or_default();
+            anchor.set_value(Some((id, first.offset_top() - list.scroll_top())));
+        }
+        on_load_older.run(());
+    };
     let on_scroll = move |_| {
         if let Some(list) = list.get_untracked() {
             let distance = list.scroll_height() - list.scroll_top() - list.client_height();
             following.set_value(distance <= FOLLOW_SLACK_PX);
+            if list.scroll_top() <= OLDER_SLACK_PX {
+                load_older();
+            }
         }
     };
     Effect::new(move |_| {
         entries.track();
-        if following.get_value() {
+        if let Some((id, offset)) = anchor.get_value() {
+            request_animation_frame(move || {
+                let Some(list) = list.try_get_untracked().flatten() else {
+                    return;
+                };
+                let Ok(Some(first)) = list.query_selector("li.message") else {
+                    return;
+                };
+                // Nothing arrived above the anchor yet (a live message at the bottom).
+                if first.get_attribute("data-id").as_deref() == Some(id.as_str()) {
+                    return;
+                }
+                anchor.set_value(None);
+                if let Ok(Some(kept)) = list.query_selector(&format!("li[data-id=\"{id}\"]")) {
+                    let kept: web_sys::HtmlElement = kept.unchecked_into();
+                    list.set_scroll_top(kept.offset_top() - offset);
+                }
+            });
+        } else if following.get_value() {
             // After this change is rendered.
             request_animation_frame(move || {
                 // The page may have gone in the meantime.
@@ -36,6 +86,14 @@ pub fn MessageList(entries: Signal<Vec<Arc<Entry>>>, me: Signal<Option<Member>>)
     view! {
         <ol class="messages" node_ref=list on:scroll=on_scroll role="log" aria-live="polite"
             aria-label="Messages" tabindex="0">
+            <Show when=move || has_older.get()>
+                <li class="older">
+                    <button type="button" on:click=move |_| load_older()
+                        disabled=move || loading_older.get()>
+                        {move || if loading_older.get() { "Loading older messages…" } else { "Load older messages" }}
+                    </button>
+                </li>
+            </Show>
             <Show when=move || entries.with(Vec::is_empty)>
                 <li class="empty">"No messages yet. Say hello!"</li>
             </Show>

@@ -55,7 +55,9 @@ pub fn RoomPage() -> AnyView {
             <StorageNote/>
             <div class="room-body">
                 <div class="conversation">
-                    <MessageList entries=socket.messages() me=socket.me()/>
+                    <MessageList entries=socket.messages() me=socket.me()
+                        has_older=socket.has_older() loading_older=socket.loading_older()
+                        on_load_older=Callback::new(move |()| socket.load_older())/>
                     <OutboxList socket/>
                 </div>
                 <aside class="sidebar">
