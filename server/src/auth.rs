@@ -1,5 +1,6 @@
 //! JWT verification for WebSocket connects, and guest tokens for the web UI.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use app::protocol::IssuedToken;
@@ -8,7 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::jwks::Jwks;
 use crate::permissions::{Permissions, RoomPatterns};
+use crate::signing_keys::VerifyingKey;
 
 /// Clock skew tolerated between token issuer and this server, for `exp` at connect
 /// time and while connected.
@@ -75,6 +78,10 @@ pub enum AuthError {
     NotGuest,
     #[error("the token expired too long ago to be refreshed; sign in again")]
     TooOld,
+    /// The token names a key id the JWKS does not have (yet): [`Auth::verify_current`]
+    /// fetches the keys again before judging it.
+    #[error("the token is invalid: unknown key id")]
+    UnknownKey,
 }
 
 /// Signs and verifies HS256 tokens with one secret.
@@ -90,6 +97,10 @@ pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
     policy: ClaimsPolicy,
+    /// `--jwt-public-key`s: tokens from an identity provider.
+    public_keys: Vec<VerifyingKey>,
+    /// `--jwks-url` / `--jwks-file`: an identity provider's key set.
+    jwks: Option<Arc<Jwks>>,
     /// Where guest tokens may go (`--guest-rooms`).
     guest_rooms: RoomPatterns,
     validation: Validation,
@@ -125,9 +136,42 @@ impl Auth {
             encoding: EncodingKey::from_secret(secret),
             decoding: DecodingKey::from_secret(secret),
             policy,
+            public_keys: Vec::new(),
+            jwks: None,
             guest_rooms: RoomPatterns::everything(),
             validation,
             refresh_validation,
+        }
+    }
+
+    /// Also accepts tokens signed by these public keys (with the algorithms their
+    /// type allows).
+    pub fn with_public_keys(mut self, keys: Vec<VerifyingKey>) -> Self {
+        self.public_keys = keys;
+        self
+    }
+
+    /// Also accepts tokens signed by a key of this set, chosen by `kid`.
+    pub fn with_jwks(mut self, jwks: Arc<Jwks>) -> Self {
+        self.jwks = Some(jwks);
+        self
+    }
+
+    /// [`Self::verify`]; a token naming a key id the JWKS lacks first has the keys
+    /// fetched again (at most once per 30 s), so a key the provider just rotated in
+    /// is accepted.
+    pub async fn verify_current(&self, token: Option<&str>) -> Result<Identity, AuthError> {
+        match self.verify(token) {
+            Err(AuthError::UnknownKey) => {
+                if let Some(jwks) = &self.jwks {
+                    jwks.refetch_for_unknown_kid().await;
+                }
+                self.verify(token).map_err(|err| match err {
+                    AuthError::UnknownKey => AuthError::Invalid("unknown key id"),
+                    err => err,
+                })
+            }
+            other => other,
         }
     }
 
@@ -146,12 +190,7 @@ impl Auth {
 
     pub fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
-        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-            .map_err(|err| match err.kind() {
-                ErrorKind::ExpiredSignature => AuthError::Expired,
-                kind => AuthError::Invalid(reason(kind)),
-            })?
-            .claims;
+        let claims = self.verified_claims(token)?;
         if claims.sub.is_empty() {
             return Err(AuthError::Invalid("`sub` is empty"));
         }
@@ -186,6 +225,52 @@ impl Auth {
             valid_until: valid_until(claims.exp),
             permissions,
         })
+    }
+
+    /// The claims of a token whose signature one of our keys verifies: HS256 with
+    /// the secret, any other algorithm only with public keys of the type made for it.
+    fn verified_claims(&self, token: &str) -> Result<Claims, AuthError> {
+        let judged = |err: jsonwebtoken::errors::Error| match err.kind() {
+            ErrorKind::ExpiredSignature => AuthError::Expired,
+            kind => AuthError::Invalid(reason(kind)),
+        };
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Invalid("malformed token"))?;
+        if header.alg == Algorithm::HS256 {
+            return jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
+                .map(|data| data.claims)
+                .map_err(judged);
+        }
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
+        let fetched = self.jwks.as_ref().map(|jwks| jwks.keys());
+        let candidates = self
+            .public_keys
+            .iter()
+            .chain(fetched.iter().flat_map(|set| set.keys.iter()))
+            .filter(|key| key.verifies(header.alg))
+            .filter(|key| match (&header.kid, &key.kid) {
+                (Some(wanted), Some(kid)) => wanted == kid,
+                _ => true,
+            });
+        let mut refused = None;
+        for key in candidates {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => return Ok(data.claims),
+                // Another key may be the one.
+                Err(err) if *err.kind() == ErrorKind::InvalidSignature => refused = Some(err),
+                Err(err) => return Err(judged(err)),
+            }
+        }
+        if let (Some(kid), Some(set)) = (&header.kid, &fetched)
+            && !set.has_kid(kid)
+        {
+            return Err(AuthError::UnknownKey);
+        }
+        Err(refused.map_or(
+            AuthError::Invalid("no key of this server verifies the token's algorithm"),
+            judged,
+        ))
     }
 
     /// Signs a token for `sub` (shown as `name`) that expires after `ttl`.

@@ -22,6 +22,30 @@ pub struct Config {
     #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
+    /// A PEM public key (RSA, EC P-256 / P-384, or Ed25519) whose tokens are accepted,
+    /// with the algorithms its type allows (RS256/RS384/RS512/PS256, ES256, ES384,
+    /// EdDSA). Repeat the flag (or separate paths with commas) for several.
+    #[arg(
+        long = "jwt-public-key",
+        env = "CHORUS_JWT_PUBLIC_KEYS",
+        value_delimiter = ','
+    )]
+    pub jwt_public_keys: Vec<PathBuf>,
+
+    /// An identity provider's JWKS (e.g. `https://id.example.com/.well-known/jwks.json`):
+    /// fetched at start (the server refuses to start without it), refreshed every
+    /// `--jwks-refresh`, and fetched again when a token names an unknown key id.
+    #[arg(long, env = "CHORUS_JWKS_URL", conflicts_with = "jwks_file")]
+    pub jwks_url: Option<String>,
+
+    /// A JWKS in a file, read like `--jwks-url`.
+    #[arg(long, env = "CHORUS_JWKS_FILE")]
+    pub jwks_file: Option<PathBuf>,
+
+    /// How often the JWKS is fetched again.
+    #[arg(long, env = "CHORUS_JWKS_REFRESH", default_value = "5m", value_parser = parse_positive_duration)]
+    pub jwks_refresh: Duration,
+
     /// When set, every token must carry this `iss` (guest tokens issued here do).
     #[arg(long, env = "CHORUS_JWT_ISSUER")]
     pub jwt_issuer: Option<String>,

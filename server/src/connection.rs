@@ -414,7 +414,7 @@ impl Member<'_> {
         let (content, reference) = match ClientFrame::parse(&text) {
             Ok(ClientFrame::Message { content, reference }) => (content, reference),
             Ok(ClientFrame::Pong) => return None,
-            Ok(ClientFrame::Refresh { token }) => return Some(self.refresh(&token)),
+            Ok(ClientFrame::Refresh { token }) => return Some(self.refresh(&token).await),
             Err(err) => return Some(err.into_frame()),
         };
         if !self.credentials.may_publish {
@@ -459,13 +459,13 @@ impl Member<'_> {
 
     /// Takes a renewed token for the same user: the connection then lasts until it
     /// expires. A refused one changes nothing (the client learns why).
-    fn refresh(&mut self, token: &str) -> ServerFrame {
+    async fn refresh(&mut self, token: &str) -> ServerFrame {
         let refused = |message: String| {
             // The token itself is never logged.
             tracing::debug!(reason = %message, "refused a token refresh");
             ServerFrame::error(ErrorCode::InvalidToken, message)
         };
-        match self.credentials.auth.verify(Some(token)) {
+        match self.credentials.auth.verify_current(Some(token)).await {
             Ok(identity) if identity.id != self.credentials.user_id => refused(
                 "the token is for another user; a connection keeps the user it joined as".into(),
             ),

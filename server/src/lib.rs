@@ -14,7 +14,8 @@
 //! - [`telemetry`]: `tracing` setup.
 //! - [`startup`]: configuration into state, the listener and graceful shutdown;
 //!   [`state`]: what every handler shares; [`routes`]: which handler serves which path.
-//! - [`auth`]: HS256 JWT verification and guest tokens.
+//! - [`auth`]: JWT verification (HS256 with the secret; identity providers' keys from
+//!   [`signing_keys`] and [`jwks`]) and guest tokens.
 //! - [`ws`]: the WebSocket routes and admission checks.
 //! - [`connection`]: one socket's loop, generic over `Sink`/`Stream`.
 //! - [`rate_limit`]: the per-connection token bucket.
@@ -33,6 +34,7 @@ pub mod client_address;
 pub mod config;
 pub mod connection;
 pub mod hub;
+pub mod jwks;
 pub mod limits;
 pub mod origin;
 pub mod permissions;
@@ -41,6 +43,7 @@ pub mod routes;
 pub mod security_headers;
 pub mod serve;
 pub mod server_api;
+pub mod signing_keys;
 pub mod startup;
 pub mod state;
 pub mod telemetry;

@@ -133,7 +133,7 @@ fn backend(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The backend by its API key, or a member by its token.
-fn backend_or_member(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+async fn backend_or_member(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let Some(credentials) = bearer(headers) else {
         return Err(unauthorized(
             "send `Authorization: Bearer <API key or member token>`",
@@ -142,7 +142,7 @@ fn backend_or_member(state: &AppState, headers: &HeaderMap) -> Result<Caller, Ap
     if state.api_keys.accepts(credentials) {
         return Ok(Caller::Backend);
     }
-    match state.auth.verify(Some(credentials)) {
+    match state.auth.verify_current(Some(credentials)).await {
         Ok(identity) => Ok(Caller::Member(identity.permissions)),
         Err(err) => {
             tracing::debug!(reason = %err, "refused an API call's credentials");
@@ -258,7 +258,7 @@ pub async fn history(
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = backend_or_member(&state, &headers)?;
+    let caller = backend_or_member(&state, &headers).await?;
     let room = room_name(&room)?;
     if let Caller::Member(permissions) = caller
         && !permissions.may_join(&room)

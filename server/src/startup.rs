@@ -19,10 +19,12 @@ use crate::config::Config;
 use crate::connection::ConnectionSettings;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
+use crate::jwks::{Jwks, JwksError, JwksSource, refresh_periodically};
 use crate::limits::{AddressLimits, PerAddress, UserSockets};
 use crate::routes::router;
 use crate::serve::serve;
 use crate::server_api::{ApiKeys, WeakApiKey};
+use crate::signing_keys::{KeyError, VerifyingKey};
 use crate::state::{AppState, GuestTokens};
 
 /// Everything between the shutdown signal and the process exit fits in this.
@@ -38,6 +40,18 @@ pub enum StartupError {
     WeakSecret { bytes: usize },
     #[error(transparent)]
     WeakApiKey(#[from] WeakApiKey),
+    #[error("cannot read --jwt-public-key {path}")]
+    ReadPublicKey {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+    #[error("--jwt-public-key {path} cannot be used")]
+    PublicKey {
+        path: std::path::PathBuf,
+        source: KeyError,
+    },
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
     #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot read the Leptos configuration from LEPTOS_* variables")]
@@ -46,6 +60,23 @@ pub enum StartupError {
     Redis(#[from] RedisStartError),
     #[error("server failed")]
     Serve(#[from] io::Error),
+}
+
+/// Reads every `--jwt-public-key`.
+fn public_keys(paths: &[std::path::PathBuf]) -> Result<Vec<VerifyingKey>, StartupError> {
+    paths
+        .iter()
+        .map(|path| {
+            let pem = std::fs::read(path).map_err(|source| StartupError::ReadPublicKey {
+                path: path.clone(),
+                source,
+            })?;
+            VerifyingKey::from_pem(&pem).map_err(|source| StartupError::PublicKey {
+                path: path.clone(),
+                source,
+            })
+        })
+        .collect()
 }
 
 /// A bound, ready-to-run server.
@@ -70,14 +101,38 @@ impl Application {
                 });
             }
             Some(secret) => secret.as_bytes().to_vec(),
-            None => {
+            None if config.jwt_public_keys.is_empty()
+                && config.jwks_url.is_none()
+                && config.jwks_file.is_none() =>
+            {
                 tracing::warn!(
                     "no --jwt-secret given: using a random secret, so tokens will not survive a restart"
                 );
                 Auth::random_secret()
             }
+            // Tokens come from the identity provider; the secret only signs guests'.
+            None => Auth::random_secret(),
         };
         let api_keys = ApiKeys::new(&config.api_keys)?;
+        let mut auth = Auth::with_policy(
+            &secret,
+            ClaimsPolicy {
+                issuer: config.jwt_issuer.clone(),
+                audience: config.jwt_audience.clone(),
+            },
+        )
+        .with_guest_rooms(config.guest_rooms.clone().into())
+        .with_public_keys(public_keys(&config.jwt_public_keys)?);
+        let jwks_source = match (&config.jwks_url, &config.jwks_file) {
+            (Some(url), _) => Some(JwksSource::Url(url.clone())),
+            (None, Some(path)) => Some(JwksSource::File(path.clone())),
+            (None, None) => None,
+        };
+        if let Some(source) = jwks_source {
+            let jwks = Jwks::load(source).await?;
+            refresh_periodically(Arc::downgrade(&jwks), config.jwks_refresh);
+            auth = auth.with_jwks(jwks);
+        }
         let listener =
             TcpListener::bind(config.addr)
                 .await
@@ -107,16 +162,7 @@ impl Application {
         };
         let state = AppState {
             hub: hub.clone(),
-            auth: Arc::new(
-                Auth::with_policy(
-                    &secret,
-                    ClaimsPolicy {
-                        issuer: config.jwt_issuer.clone(),
-                        audience: config.jwt_audience.clone(),
-                    },
-                )
-                .with_guest_rooms(config.guest_rooms.clone().into()),
-            ),
+            auth: Arc::new(auth),
             api_keys: Arc::new(api_keys),
             connection: Arc::new(ConnectionSettings {
                 heartbeat_interval: config.heartbeat_interval,

@@ -114,7 +114,7 @@ pub async fn chat(
         .iter()
         .filter_map(|value| value.to_str().ok());
     let token = token_from_subprotocols(offered).or(params.token.as_deref());
-    let admission = span.in_scope(|| admit(&state, token, &room));
+    let admission = admit(&state, token, &room).instrument(span.clone()).await;
     if let Ok(admitted) = &admission {
         span.record("user", admitted.identity.id.as_str());
     }
@@ -172,13 +172,13 @@ struct Admitted {
 }
 
 /// Decides, before the upgrade completes, whether the socket may join.
-fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, CloseCode> {
+async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, CloseCode> {
     let permit = state
         .permits
         .clone()
         .try_acquire_owned()
         .map_err(|_| CloseCode::ServerFull)?;
-    let identity = state.auth.verify(token).map_err(|err| {
+    let identity = state.auth.verify_current(token).await.map_err(|err| {
         // A fixed reason only (see `AuthError::Invalid`), never the token itself; and
         // at debug level: anyone can send bad tokens, as often as they like.
         tracing::debug!(reason = %err, "refused a socket's token");

@@ -5,6 +5,7 @@ mod chat;
 mod heartbeat;
 mod helpers;
 mod http;
+mod identity;
 mod lifecycle;
 mod limits;
 mod permissions;

@@ -1,0 +1,195 @@
+//! An identity provider's key set, fetched from `--jwks-url` (or read from
+//! `--jwks-file`) at start, refreshed every `--jwks-refresh`, and fetched again at
+//! once when a token names a key id it does not have (at most once per
+//! [`UNKNOWN_KID_REFETCH`]), so a key rotation at the provider needs no restart.
+
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock, Weak};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::signing_keys::KeySet;
+
+/// Unknown-kid refetches happen at most this often (start-up and periodic fetches
+/// do not count).
+pub const UNKNOWN_KID_REFETCH: Duration = Duration::from_secs(30);
+/// How long one fetch may take.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest JWKS document read; a provider's is a few kilobytes.
+const MAX_JWKS_BYTES: usize = 1 << 20;
+
+/// Where the keys come from.
+#[derive(Debug, Clone)]
+pub enum JwksSource {
+    Url(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Display for JwksSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JwksSource::Url(url) => f.write_str(url),
+            JwksSource::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Why the keys could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("cannot fetch the JWKS from {source_name}")]
+    Fetch {
+        source_name: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("the JWKS at {source_name} answered HTTP {status}")]
+    Status { source_name: String, status: u16 },
+    #[error("the JWKS at {source_name} is larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge { source_name: String },
+    #[error("cannot read the JWKS file {source_name}")]
+    File {
+        source_name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{source_name} is not a JWKS (`{{\"keys\": [...]}}`)")]
+    NotJwks { source_name: String },
+    #[error("the JWKS at {source_name} has no key this server can verify with")]
+    NoUsableKey { source_name: String },
+}
+
+/// The current keys, and how to get new ones.
+pub struct Jwks {
+    source: JwksSource,
+    client: reqwest::Client,
+    keys: RwLock<Arc<KeySet>>,
+    /// When the last unknown-kid refetch ran; held while one runs, so a burst of
+    /// tokens with a new kid makes one fetch.
+    last_unknown_kid: Mutex<Option<Instant>>,
+}
+
+impl Jwks {
+    /// Fetches the keys once; fails (and the server refuses to start) if they
+    /// cannot be had or none is usable.
+    pub async fn load(source: JwksSource) -> Result<Arc<Self>, JwksError> {
+        let client = reqwest::Client::builder()
+            .timeout(FETCH_TIMEOUT)
+            .connect_timeout(FETCH_TIMEOUT)
+            .build()
+            .map_err(|source_error| JwksError::Fetch {
+                source_name: source.to_string(),
+                source: source_error,
+            })?;
+        let jwks = Jwks {
+            source,
+            client,
+            keys: RwLock::new(Arc::default()),
+            last_unknown_kid: Mutex::new(None),
+        };
+        let keys = jwks.fetch().await?;
+        tracing::info!(
+            source = %jwks.source,
+            keys = keys.keys.len(),
+            skipped = keys.skipped,
+            "loaded the identity provider's keys"
+        );
+        *jwks.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+        Ok(Arc::new(jwks))
+    }
+
+    /// The keys as last fetched.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Fetches again because a token named a key id we do not have, unless one such
+    /// fetch ran within [`UNKNOWN_KID_REFETCH`]. Returns whether the keys were fetched.
+    pub async fn refetch_for_unknown_kid(&self) -> bool {
+        let mut last = self.last_unknown_kid.lock().await;
+        if last.is_some_and(|at| at.elapsed() < UNKNOWN_KID_REFETCH) {
+            return false;
+        }
+        *last = Some(Instant::now());
+        self.refresh("a token named an unknown key id").await;
+        true
+    }
+
+    /// Fetches and, on success, replaces the keys; on failure keeps the old ones.
+    async fn refresh(&self, why: &str) {
+        match self.fetch().await {
+            Ok(keys) => {
+                tracing::debug!(why, keys = keys.keys.len(), "refreshed the JWKS");
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
+            }
+            Err(err) => tracing::warn!(
+                error = %crate::telemetry::ErrorChain(&err),
+                why,
+                "could not refresh the JWKS; keeping the keys we have"
+            ),
+        }
+    }
+
+    async fn fetch(&self) -> Result<KeySet, JwksError> {
+        let source_name = self.source.to_string();
+        let text = match &self.source {
+            JwksSource::File(path) => {
+                tokio::fs::read(path)
+                    .await
+                    .map_err(|source| JwksError::File {
+                        source_name: source_name.clone(),
+                        source,
+                    })?
+            }
+            JwksSource::Url(url) => self.download(url, &source_name).await?,
+        };
+        let keys = KeySet::parse(&text).ok_or_else(|| JwksError::NotJwks {
+            source_name: source_name.clone(),
+        })?;
+        if keys.keys.is_empty() {
+            return Err(JwksError::NoUsableKey { source_name });
+        }
+        Ok(keys)
+    }
+
+    async fn download(&self, url: &str, source_name: &str) -> Result<Vec<u8>, JwksError> {
+        let fetch_error = |source| JwksError::Fetch {
+            source_name: source_name.to_owned(),
+            source,
+        };
+        let mut response = self.client.get(url).send().await.map_err(fetch_error)?;
+        if !response.status().is_success() {
+            return Err(JwksError::Status {
+                source_name: source_name.to_owned(),
+                status: response.status().as_u16(),
+            });
+        }
+        // Read in chunks, so an endless body cannot grow memory past the cap.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fetch_error)? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(JwksError::TooLarge {
+                    source_name: source_name.to_owned(),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// Refreshes the keys every `every` while the [`Jwks`] lives.
+pub fn refresh_periodically(jwks: Weak<Jwks>, every: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(Instant::now() + every, every);
+        loop {
+            ticks.tick().await;
+            let Some(jwks) = jwks.upgrade() else {
+                return;
+            };
+            jwks.refresh("periodic refresh").await;
+        }
+    });
+}
