@@ -129,6 +129,7 @@ pub async fn refresh_token(
         .map_err(|err| {
             // Never log the token itself.
             tracing::info!(error = %err, "refused a token refresh");
+            state.connection.metrics.auth_failed(err.reason());
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", err.to_string())
         })?;
     Ok(Json(issued))

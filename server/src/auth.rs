@@ -84,6 +84,20 @@ pub enum AuthError {
     UnknownKey,
 }
 
+impl AuthError {
+    /// A fixed word for the metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::Missing => "missing",
+            AuthError::Expired => "expired",
+            AuthError::Invalid(reason) => reason,
+            AuthError::NotGuest => "not a guest token",
+            AuthError::TooOld => "expired too long ago",
+            AuthError::UnknownKey => "unknown key id",
+        }
+    }
+}
+
 /// Signs and verifies HS256 tokens with one secret.
 /// The shortest `--jwt-secret` accepted: HS256 keys shorter than its 256-bit output
 /// can be brute-forced offline from any one token.

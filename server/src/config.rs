@@ -190,9 +190,25 @@ pub struct Config {
     #[arg(long, env = "CHORUS_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub http_idle_timeout: Duration,
 
+    /// Serve Prometheus metrics at `http://ADDR/metrics` on a listener of their own
+    /// (e.g. `127.0.0.1:9100`; never the public port). Off when not set.
+    #[arg(long, env = "CHORUS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+
+    /// Log lines as human-readable text (`text`) or one JSON object per line (`json`).
+    #[arg(long, env = "CHORUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     /// Directory holding the built web client (`cargo leptos build` writes it).
     #[arg(long, env = "CHORUS_SITE_ROOT", default_value = "target/site")]
     pub site_root: PathBuf,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 impl Config {

@@ -19,7 +19,9 @@ use tokio_util::sync::CancellationToken;
 use crate::auth::Auth;
 use crate::hub::{FrameBytes, Joined, Membership, PublishError};
 use crate::limits::Removal;
+use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
+use std::sync::Arc;
 
 /// How many queued frames are written before one flush.
 const WRITE_BATCH: usize = 64;
@@ -42,6 +44,8 @@ pub struct ConnectionSettings {
     pub rate_limit_burst: u32,
     /// Longest a single write (or batch of writes) may block.
     pub write_timeout: Duration,
+    /// Where refused frames are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why a connection ended.
@@ -329,6 +333,7 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
     let mut member = Member {
         membership,
         credentials,
+        metrics: &settings.metrics,
         bucket: TokenBucket::new(settings.rate_limit, settings.rate_limit_burst),
         rate_limit: settings.rate_limit,
     };
@@ -376,8 +381,12 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
                 };
                 heartbeat.heard();
                 let reply = member.reply_to(message).await;
-                if let Some(ServerFrame::Refreshed) = reply {
-                    token_expiry.as_mut().reset(deadline_from(member.credentials.valid_until));
+                match &reply {
+                    Some(ServerFrame::Refreshed) => {
+                        token_expiry.as_mut().reset(deadline_from(member.credentials.valid_until));
+                    }
+                    Some(ServerFrame::Error { code, .. }) => settings.metrics.refused(code.as_str()),
+                    _ => {}
                 }
                 if let Some(reply) = reply
                     && let Err(err) = socket.send_frame(&reply).await
@@ -393,6 +402,7 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
 struct Member<'a> {
     membership: Membership,
     credentials: Credentials<'a>,
+    metrics: &'a Metrics,
     bucket: TokenBucket,
     rate_limit: u32,
 }
@@ -484,7 +494,10 @@ impl Member<'_> {
                 tracing::debug!("token refreshed");
                 ServerFrame::Refreshed
             }
-            Err(err) => refused(format!("{err}; the connection keeps its current token")),
+            Err(err) => {
+                self.metrics.auth_failed(err.reason());
+                refused(format!("{err}; the connection keeps its current token"))
+            }
         }
     }
 }

@@ -11,7 +11,8 @@
 //! ```
 //!
 //! - [`config`]: command-line flags with `CHORUS_*` environment fallbacks.
-//! - [`telemetry`]: `tracing` setup.
+//! - [`telemetry`]: `tracing` setup (human-readable or JSON lines).
+//! - [`metrics`]: Prometheus metrics on `--metrics-addr`.
 //! - [`startup`]: configuration into state, the listener and graceful shutdown;
 //!   [`state`]: what every handler shares; [`routes`]: which handler serves which path.
 //! - [`auth`]: JWT verification (HS256 with the secret; identity providers' keys from
@@ -36,6 +37,7 @@ pub mod connection;
 pub mod hub;
 pub mod jwks;
 pub mod limits;
+pub mod metrics;
 pub mod origin;
 pub mod permissions;
 pub mod rate_limit;

@@ -6,7 +6,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    telemetry::init();
+    telemetry::init(config.log_format);
     let result = async {
         Application::build(config)
             .await?

@@ -146,6 +146,7 @@ async fn backend_or_member(state: &AppState, headers: &HeaderMap) -> Result<Call
         Ok(identity) => Ok(Caller::Member(identity.permissions)),
         Err(err) => {
             tracing::debug!(reason = %err, "refused an API call's credentials");
+            state.connection.metrics.auth_failed(err.reason());
             Err(unauthorized(
                 "neither a valid API key nor a valid member token",
             ))

@@ -21,6 +21,7 @@ use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
 use crate::jwks::{Jwks, JwksError, JwksSource, refresh_periodically};
 use crate::limits::{AddressLimits, PerAddress, UserSockets};
+use crate::metrics::{Metrics, Sample};
 use crate::routes::router;
 use crate::serve::serve;
 use crate::server_api::{ApiKeys, WeakApiKey};
@@ -52,6 +53,8 @@ pub enum StartupError {
     },
     #[error(transparent)]
     Jwks(#[from] JwksError),
+    #[error("cannot listen for metrics on {addr}")]
+    MetricsBind { addr: SocketAddr, source: io::Error },
     #[error("cannot listen on {addr}")]
     Bind { addr: SocketAddr, source: io::Error },
     #[error("cannot read the Leptos configuration from LEPTOS_* variables")]
@@ -82,6 +85,8 @@ fn public_keys(paths: &[std::path::PathBuf]) -> Result<Vec<VerifyingKey>, Startu
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
+    /// `--metrics-addr`, bound, with what it serves.
+    metrics: Option<(TcpListener, Arc<Metrics>, Sample)>,
     router: Router,
     addr: SocketAddr,
     shutdown: CancellationToken,
@@ -142,7 +147,9 @@ impl Application {
                 })?;
         let addr = listener.local_addr()?;
         let leptos_options = leptos_options(&config, addr)?;
+        let metrics = Arc::new(Metrics::default());
         let settings = HubSettings {
+            metrics: metrics.clone(),
             history_size: config.history_size,
             queue_capacity: config.send_queue as usize,
             max_rooms: config.max_rooms as usize,
@@ -171,6 +178,7 @@ impl Application {
                 rate_limit: config.rate_limit,
                 rate_limit_burst: config.rate_limit_burst,
                 write_timeout: config.heartbeat_timeout,
+                metrics: metrics.clone(),
             }),
             guests: (!config.no_guest_login).then_some(GuestTokens {
                 ttl: config.guest_token_ttl,
@@ -196,6 +204,19 @@ impl Application {
             tasks: TaskTracker::new(),
             leptos_options,
         };
+        let metrics = match config.metrics_addr {
+            Some(addr) => {
+                let listener = TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| StartupError::MetricsBind { addr, source })?;
+                let sampled = hub.clone();
+                let sample: Sample = Arc::new(move |metrics: &Metrics| {
+                    metrics.rooms.set(sampled.occupied_rooms() as i64);
+                });
+                Some((listener, metrics, sample))
+            }
+            None => None,
+        };
         let user_sockets = state.user_sockets.clone();
         hub.on_removal(Arc::new(move |user_id: &str, reason: &str| {
             let closed = user_sockets.remove(user_id, reason);
@@ -205,6 +226,7 @@ impl Application {
         let tasks = state.tasks.clone();
         Ok(Application {
             listener,
+            metrics,
             router: router(state),
             addr,
             shutdown,
@@ -216,6 +238,13 @@ impl Application {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served (`--metrics-addr`, with its port once bound).
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics
+            .as_ref()
+            .and_then(|(listener, _, _)| listener.local_addr().ok())
     }
 
     /// Cancelling this token shuts the server down, as a signal would.
@@ -239,6 +268,17 @@ impl Application {
                 }
             }
         });
+        if let Some((listener, metrics, sample)) = self.metrics {
+            if let Ok(addr) = listener.local_addr() {
+                tracing::info!("metrics on http://{addr}/metrics");
+            }
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                metrics,
+                sample,
+                shutdown.clone(),
+            ));
+        }
         tracing::info!("listening on http://{}", self.addr);
         // Serves until the shutdown token is cancelled.
         let connections = TaskTracker::new();

@@ -1,4 +1,6 @@
-//! Logging setup, and how errors are printed. Levels come from `RUST_LOG` (default `info`).
+//! Logging setup, and how errors are printed. Levels come from `RUST_LOG` (default
+//! `info`); `--log-format json` writes one JSON object per line, with the current
+//! span's fields (a socket's `connection_id`, `room` and `user_id`) in `span`.
 
 use std::error::Error;
 use std::fmt;
@@ -6,14 +8,24 @@ use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
-pub fn init() {
+use crate::config::LogFormat;
+
+pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    // `try_init`: tests may start several servers in one process.
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false)
-        .with_ansi(std::io::stdout().is_terminal())
-        .try_init();
+        .with_target(false);
+    // `try_init`: tests may start several servers in one process.
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stdout().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// Displays an error with its whole chain of causes, `outer: cause: root cause`.

@@ -5,8 +5,8 @@
 //! (4001, 4004, 1013): a browser cannot see why an upgrade failed, but it can
 //! read a close code.
 //!
-//! Every socket runs in its own `socket` tracing span (connection id, room, user
-//! id), so its log lines need not repeat them.
+//! Every socket runs in its own `socket` tracing span (`connection_id`, `room`,
+//! `user_id`; never the token), so its log lines need not repeat them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,9 +28,11 @@ use crate::auth::{AuthError, Identity};
 use crate::connection::{self, Ended};
 use crate::hub::{Participant, Unavailable};
 use crate::limits::{UserSlot, retry_after_secs};
+use crate::metrics::Metrics;
 use crate::origin::origin_allowed;
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
+use std::sync::Arc;
 
 /// Read and write buffers per socket: small, because there may be many sockets.
 const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
@@ -61,17 +63,20 @@ pub async fn echo(
     }
     let permit = state.permits.clone().try_acquire_owned().ok();
     let tasks = state.tasks.clone();
-    let span = tracing::info_span!("socket", id = next_connection_id(), path = "/ws");
+    let span = tracing::info_span!("socket", connection_id = next_connection_id(), path = "/ws");
     configure(ws, &state).on_upgrade(move |socket| {
         tasks.track_future(
             async move {
+                let open = OpenSocket::new(&state);
                 let socket = split(socket, &state);
                 let Some(_permit) = permit else {
                     socket.close(CloseCode::ServerFull).await;
+                    open.ended(Ended::Closed(CloseCode::ServerFull));
                     return;
                 };
                 let ended = connection::run_echo(socket, &state.connection, &state.shutdown).await;
                 tracing::debug!(?ended, "echo socket ended");
+                open.ended(ended);
             }
             .instrument(span),
         )
@@ -105,9 +110,9 @@ pub async fn chat(
     };
     let span = tracing::info_span!(
         "socket",
-        id = next_connection_id(),
+        connection_id = next_connection_id(),
         room,
-        user = tracing::field::Empty
+        user_id = tracing::field::Empty
     );
     let offered = headers
         .get_all(SEC_WEBSOCKET_PROTOCOL)
@@ -116,7 +121,7 @@ pub async fn chat(
     let token = token_from_subprotocols(offered).or(params.token.as_deref());
     let admission = admit(&state, token, &room).instrument(span.clone()).await;
     if let Ok(admitted) = &admission {
-        span.record("user", admitted.identity.id.as_str());
+        span.record("user_id", admitted.identity.id.as_str());
     }
     let tasks = state.tasks.clone();
     configure(ws, &state).on_upgrade(move |socket| {
@@ -182,6 +187,7 @@ async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admi
         // A fixed reason only (see `AuthError::Invalid`), never the token itself; and
         // at debug level: anyone can send bad tokens, as often as they like.
         tracing::debug!(reason = %err, "refused a socket's token");
+        state.connection.metrics.auth_failed(err.reason());
         // An expired token is renewable (4002); a missing or forged one is not (4001).
         match err {
             AuthError::Expired => CloseCode::TokenExpired,
@@ -214,11 +220,13 @@ async fn serve_member(
     since: Option<u64>,
     admission: Result<Admitted, CloseCode>,
 ) {
+    let open = OpenSocket::new(&state);
     let socket = split(socket, &state);
     let admitted = match admission {
         Ok(admitted) => admitted,
         Err(code) => {
             socket.close(code).await;
+            open.ended(Ended::Closed(code));
             return;
         }
     };
@@ -232,17 +240,20 @@ async fn serve_member(
         Err(Unavailable::TooManyRooms) => {
             tracing::info!("refused a member: creating the room would exceed --max-rooms");
             socket.close(CloseCode::ServerFull).await;
+            open.ended(Ended::Closed(CloseCode::ServerFull));
             return;
         }
         Err(Unavailable::Banned) => {
             tracing::debug!("refused a banned user");
             socket.close(CloseCode::Forbidden).await;
+            open.ended(Ended::Closed(CloseCode::Forbidden));
             return;
         }
         Err(err) => {
             // Worth retrying: the broker may be back by the client's next attempt.
             tracing::warn!(error = %ErrorChain(&err), "cannot seat a member");
             socket.close(CloseCode::ServerFull).await;
+            open.ended(Ended::Closed(CloseCode::ServerFull));
             return;
         }
     };
@@ -266,6 +277,36 @@ async fn serve_member(
     match ended {
         Ended::Closed(code) => tracing::debug!(code = code.code(), "member closed"),
         other => tracing::debug!(ended = ?other, "member left"),
+    }
+    open.ended(ended);
+}
+
+/// One upgraded socket in the metrics: counted open while it lives, and closed
+/// with the code it ended with.
+struct OpenSocket {
+    metrics: Arc<Metrics>,
+}
+
+impl OpenSocket {
+    fn new(state: &AppState) -> Self {
+        let metrics = state.connection.metrics.clone();
+        metrics.connections_accepted.inc();
+        metrics.connections_open.inc();
+        OpenSocket { metrics }
+    }
+
+    fn ended(self, ended: Ended) {
+        let code = match ended {
+            Ended::Closed(code) => Some(code.code()),
+            Ended::ClientGone | Ended::WriteStalled => None,
+        };
+        self.metrics.closed(code);
+    }
+}
+
+impl Drop for OpenSocket {
+    fn drop(&mut self) {
+        self.metrics.connections_open.dec();
     }
 }
 

@@ -23,6 +23,7 @@ fn settings() -> ConnectionSettings {
         rate_limit: 20,
         rate_limit_burst: 40,
         write_timeout: Duration::from_secs(10),
+        metrics: Default::default(),
     }
 }
 
@@ -126,6 +127,7 @@ fn hub() -> Hub {
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        metrics: Default::default(),
     })
 }
 

@@ -20,6 +20,7 @@ use super::{
     FrameBytes, HistoryPage, HubSettings, Joined, MemberConnections, Participant, PublishError,
     Published, RoomName, RoomSummary, Unavailable, Welcome, lock,
 };
+use crate::metrics::Metrics;
 
 /// The rooms of one server.
 pub struct MemoryHub {
@@ -116,6 +117,7 @@ impl MemoryHub {
         idempotency_key: Option<&str>,
     ) -> Result<Published, Unavailable> {
         let timestamp = super::now_rfc3339();
+        let stamped = Instant::now();
         let author = Author {
             user_id: Arc::from(author.id.as_str()),
             name: author.name,
@@ -140,6 +142,9 @@ impl MemoryHub {
             let leaves = state.take_pending_leaves();
             let forgotten = state.is_forgettable();
             drop(state);
+            if !published.repeated {
+                self.shared.settings.metrics.latency(stamped.elapsed());
+            }
             schedule_leaves(&self.shared, &room, leaves);
             self.shared.published(&room, published);
             if forgotten {
@@ -194,6 +199,15 @@ impl MemoryHub {
     /// Refuses `user_id`'s joins for `ban` from now.
     pub fn ban(&self, user_id: &str, ban: Duration) {
         self.shared.bans.ban(user_id, ban);
+    }
+
+    /// Rooms with members (for the metrics).
+    pub fn occupied_rooms(&self) -> usize {
+        let rooms: Vec<Arc<Room>> = lock(&self.shared.rooms).values().cloned().collect();
+        rooms
+            .iter()
+            .filter(|room| !room.lock().seats.is_empty())
+            .count()
     }
 
     /// Active rooms, sorted by name.
@@ -367,10 +381,23 @@ impl MemoryMembership {
     ) -> Result<Published, PublishError> {
         // Formatted before taking the lock: the room lock covers only what must be ordered.
         let timestamp = super::now_rfc3339();
+        let stamped = Instant::now();
         let mut state = self.room.lock();
         let outcome = state.publish(self.member_id, content, reference, timestamp);
         let leaves = state.take_pending_leaves();
         drop(state);
+        if matches!(
+            outcome,
+            Ok((
+                Published {
+                    repeated: false,
+                    ..
+                },
+                _
+            ))
+        ) {
+            self.shared.settings.metrics.latency(stamped.elapsed());
+        }
         schedule_leaves(&self.shared, &self.room, leaves);
         let (published, emptied) = outcome?;
         self.shared.published(&self.room, published);
@@ -450,6 +477,7 @@ impl Room {
                 settings.history_size,
                 history_bytes,
                 !settings.presence_grace.is_zero(),
+                settings.metrics.clone(),
             )),
             last_active: AtomicU64::new(0),
         }
@@ -512,10 +540,16 @@ struct RoomState {
     next_leave_token: u64,
     /// Leaves begun under this lock, for the caller to time once it is released.
     pending_leaves: Vec<(Arc<str>, u64)>,
+    metrics: Arc<Metrics>,
 }
 
 impl RoomState {
-    fn new(history_size: usize, history_bytes: Arc<AtomicUsize>, grace: bool) -> Self {
+    fn new(
+        history_size: usize,
+        history_bytes: Arc<AtomicUsize>,
+        grace: bool,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let first_id = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_micros() as u64)
@@ -533,6 +567,7 @@ impl RoomState {
             grace,
             next_leave_token: 0,
             pending_leaves: Vec::new(),
+            metrics,
         }
     }
 
@@ -725,7 +760,9 @@ impl RoomState {
     fn deliver(&mut self, frame: FrameBytes) {
         let mut pending = VecDeque::from([frame]);
         while let Some(frame) = pending.pop_front() {
-            for user_id in self.seats.deliver(None, &frame) {
+            let delivery = self.seats.fan_out(None, &frame);
+            self.metrics.delivered(delivery.queued, delivery.evicted);
+            for user_id in delivery.gone {
                 if let Some(left) = self.disconnect(&user_id, false) {
                     pending.push_back(ServerFrame::left(&user_id, &left).to_json().into());
                 }

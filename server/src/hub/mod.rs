@@ -29,6 +29,7 @@ use std::time::Duration;
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
 use app::protocol::{Member, ServerFrame};
 pub use app::protocol::{RoomName, RoomSummary};
 use listing::Listing;
@@ -55,6 +56,8 @@ pub struct HubSettings {
     /// How long a user whose last connection went away is still listed before its
     /// leave is announced: a reconnect within it announces nothing. Zero: at once.
     pub presence_grace: Duration,
+    /// Where deliveries, evictions, latency and Redis trouble are counted.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Who joins a room: `id` tells connections apart for presence, `name` is shown.
@@ -202,6 +205,7 @@ pub struct Hub {
     engine: Engine,
     listing: Arc<Listing>,
     removals: Removals,
+    metrics: Arc<Metrics>,
 }
 
 #[derive(Clone)]
@@ -214,6 +218,7 @@ impl Hub {
     /// Rooms in this process only.
     pub fn memory(settings: HubSettings) -> Self {
         Hub {
+            metrics: settings.metrics.clone(),
             engine: Engine::Memory(Arc::new(MemoryHub::new(settings))),
             listing: Arc::default(),
             removals: Removals::default(),
@@ -227,11 +232,13 @@ impl Hub {
         options: RedisOptions,
     ) -> Result<Self, RedisStartError> {
         let removals = Removals::default();
+        let metrics = settings.metrics.clone();
         let hub = RedisHub::connect(settings, options, removals.clone()).await?;
         Ok(Hub {
             engine: Engine::Redis(Arc::new(hub)),
             listing: Arc::default(),
             removals,
+            metrics,
         })
     }
 
@@ -247,17 +254,26 @@ impl Hub {
             Engine::Memory(hub) => hub
                 .join(room, who, since)?
                 .map_membership(EngineMembership::Memory),
-            Engine::Redis(hub) => hub
-                .join(room, who, since)
-                .await?
+            Engine::Redis(hub) => self
+                .counted(hub.join(room, who, since).await)?
                 .map_membership(EngineMembership::Redis),
         };
         self.listing.changed();
         let listing = self.listing.clone();
+        let metrics = self.metrics.clone();
         Ok(joined.map_membership(|member| Membership {
             member: Some(member),
             listing,
+            metrics,
         }))
+    }
+
+    /// Counts a failed Redis call in the metrics.
+    fn counted<T>(&self, outcome: Result<T, Unavailable>) -> Result<T, Unavailable> {
+        if let Err(Unavailable::Redis(_) | Unavailable::NotSubscribed) = &outcome {
+            self.metrics.redis_errors.inc();
+        }
+        outcome
     }
 
     /// Publishes `content` in `room` as `author` whether or not anyone is connected
@@ -272,9 +288,23 @@ impl Hub {
         content: String,
         idempotency_key: Option<&str>,
     ) -> Result<Published, Unavailable> {
-        match &self.engine {
+        let published = match &self.engine {
             Engine::Memory(hub) => hub.publish(room, author, content, idempotency_key),
-            Engine::Redis(hub) => hub.publish(room, author, content, idempotency_key).await,
+            Engine::Redis(hub) => {
+                self.counted(hub.publish(room, author, content, idempotency_key).await)
+            }
+        }?;
+        if !published.repeated {
+            self.metrics.published("api");
+        }
+        Ok(published)
+    }
+
+    /// Rooms with members on this server (for the metrics).
+    pub fn occupied_rooms(&self) -> usize {
+        match &self.engine {
+            Engine::Memory(hub) => hub.occupied_rooms(),
+            Engine::Redis(hub) => hub.occupied_rooms(),
         }
     }
 
@@ -288,7 +318,7 @@ impl Hub {
     ) -> Result<HistoryPage, Unavailable> {
         match &self.engine {
             Engine::Memory(hub) => Ok(hub.history(room, before, limit)),
-            Engine::Redis(hub) => hub.history(room, before, limit).await,
+            Engine::Redis(hub) => self.counted(hub.history(room, before, limit).await),
         }
     }
 
@@ -296,7 +326,7 @@ impl Hub {
     pub async fn members(&self, room: &RoomName) -> Result<Vec<MemberConnections>, Unavailable> {
         match &self.engine {
             Engine::Memory(hub) => Ok(hub.members(room)),
-            Engine::Redis(hub) => hub.members(room).await,
+            Engine::Redis(hub) => self.counted(hub.members(room).await),
         }
     }
 
@@ -316,7 +346,7 @@ impl Hub {
                 }
                 self.removals.remove(user_id, reason);
             }
-            Engine::Redis(hub) => hub.disconnect(user_id, reason, ban).await?,
+            Engine::Redis(hub) => self.counted(hub.disconnect(user_id, reason, ban).await)?,
         }
         Ok(())
     }
@@ -344,7 +374,7 @@ impl Hub {
             .get(async {
                 match &self.engine {
                     Engine::Memory(hub) => Ok(hub.rooms()),
-                    Engine::Redis(hub) => hub.rooms().await,
+                    Engine::Redis(hub) => self.counted(hub.rooms().await),
                 }
             })
             .await
@@ -356,6 +386,7 @@ pub struct Membership {
     /// `None` only while being dropped.
     member: Option<EngineMembership>,
     listing: Arc<Listing>,
+    metrics: Arc<Metrics>,
 }
 
 impl Drop for Membership {
@@ -406,10 +437,20 @@ impl Membership {
         content: String,
         reference: Option<&str>,
     ) -> Result<Published, PublishError> {
-        match self.member() {
+        let outcome = match self.member() {
             EngineMembership::Memory(member) => member.publish_once(content, reference),
             EngineMembership::Redis(member) => member.publish_once(content, reference).await,
+        };
+        match &outcome {
+            Ok(Published {
+                repeated: false, ..
+            }) => self.metrics.published("socket"),
+            Err(PublishError::Unavailable) => {
+                self.metrics.redis_errors.inc();
+            }
+            _ => {}
         }
+        outcome
     }
 }
 

@@ -13,6 +13,14 @@ pub(super) struct MemberId(pub(super) u64);
 /// A message's id, or `None` for frames that are not stored (system events).
 pub(super) type FrameId = Option<u64>;
 
+/// What one broadcast did on this server.
+pub(super) struct Delivery {
+    /// Users whose seat was removed (evicted, or already gone).
+    pub(super) gone: Vec<Arc<str>>,
+    pub(super) queued: usize,
+    pub(super) evicted: usize,
+}
+
 #[derive(Default)]
 pub(super) struct Seats {
     members: HashMap<MemberId, Seat>,
@@ -64,7 +72,16 @@ impl Seats {
     /// Pushes `frame` into every member's queue. Members whose queue is full (too
     /// slow) or closed (gone) are removed; their user ids are returned so the caller
     /// can settle presence.
+    #[cfg(test)]
     pub(super) fn deliver(&mut self, id: FrameId, frame: &FrameBytes) -> Vec<Arc<str>> {
+        self.fan_out(id, frame).gone
+    }
+
+    /// [`Self::deliver`], also saying how many queues took the frame and how many
+    /// members were evicted for a full queue (for the metrics).
+    pub(super) fn fan_out(&mut self, id: FrameId, frame: &FrameBytes) -> Delivery {
+        let mut queued = 0;
+        let mut evicted = 0;
         let mut lagging = Vec::new();
         for (member_id, seat) in &mut self.members {
             let capacity = seat.queue.max_capacity();
@@ -80,8 +97,9 @@ impl Seats {
                 }),
             };
             match outcome {
-                Ok(()) => {}
+                Ok(()) => queued += 1,
                 Err(TrySendError::Full(())) => {
+                    evicted += 1;
                     tracing::info!(
                         room_member = member_id.0,
                         "evicting a member too slow to keep up"
@@ -92,10 +110,15 @@ impl Seats {
                 Err(TrySendError::Closed(())) => lagging.push(*member_id),
             }
         }
-        lagging
+        let gone = lagging
             .into_iter()
             .filter_map(|member_id| self.remove(member_id))
-            .collect()
+            .collect();
+        Delivery {
+            gone,
+            queued,
+            evicted,
+        }
     }
 
     /// Makes a held seat live: its buffered frames are queued, except messages with

@@ -10,6 +10,7 @@ fn hub(history_size: usize, queue_capacity: usize) -> MemoryHub {
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        metrics: Default::default(),
     })
 }
 
@@ -261,6 +262,7 @@ fn at_max_rooms_the_least_recently_active_room_nobody_is_in_makes_way() {
         max_rooms: 3,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
     for name in ["older", "newer"] {
@@ -380,6 +382,7 @@ fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
         max_rooms: 2,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
     let first = hub.join(&room("a"), who("alice"), None).unwrap();
@@ -403,6 +406,7 @@ fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first
         max_rooms: usize::MAX,
         history_memory: 3000,
         presence_grace: std::time::Duration::ZERO,
+        metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
     let old = hub.join(&room("old"), who("alice"), None).unwrap();

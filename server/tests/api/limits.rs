@@ -213,6 +213,12 @@ async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
     assert!(slow_ids.len() < MESSAGES, "the slow client was cut off");
     assert_consecutive(&slow_ids);
     let last_seen = slow_ids.last().copied().unwrap_or(fast_ids[0] - 1);
+    let metrics = app
+        .metrics_when(|scrape| {
+            scrape.value("chorus_connections_closed_total", &[("code", "4008")]) == 1.0
+        })
+        .await;
+    assert_eq!(metrics.value("chorus_evictions_total", &[]), 1.0);
 
     // Reconnecting with `since` fills the gap exactly.
     let (mut slow, welcome) = app.join_since("lobby", "slow", Some(last_seen)).await;

@@ -8,6 +8,7 @@ mod http;
 mod identity;
 mod lifecycle;
 mod limits;
+mod observability;
 mod permissions;
 mod presence;
 mod redis;

@@ -388,6 +388,11 @@ impl RedisHub {
         Ok(())
     }
 
+    /// Rooms with members on this server.
+    pub fn occupied_rooms(&self) -> usize {
+        lock(&self.shared.rooms).len()
+    }
+
     /// Rooms with members on any server, sorted by name.
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         let mut redis = self.shared.redis.clone();
@@ -687,6 +692,7 @@ mod tests {
             max_rooms: usize::MAX,
             history_memory: usize::MAX,
             presence_grace: Duration::ZERO,
+            metrics: Default::default(),
         };
         let options = RedisOptions {
             url: redis.url.clone(),

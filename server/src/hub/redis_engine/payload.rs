@@ -30,6 +30,15 @@ pub(super) fn message_template(user_id: &str, user: &str, content: String) -> (S
     )
 }
 
+/// When the publishing server stamped a message frame: its `timestamp`, which is
+/// serialized last.
+pub(super) fn stamped_at(frame: &str) -> Option<std::time::SystemTime> {
+    let (_, stamp) = frame.strip_suffix("\"}")?.rsplit_once("\"timestamp\":\"")?;
+    let stamp =
+        time::OffsetDateTime::parse(stamp, &time::format_description::well_known::Rfc3339).ok()?;
+    Some(std::time::SystemTime::from(stamp))
+}
+
 /// `"<id> <frame>"` → (`Some(id)` for messages, `None` for `0`, frame).
 pub(super) fn parse_payload(payload: &[u8]) -> Option<(FrameId, FrameBytes)> {
     let text = std::str::from_utf8(payload).ok()?;
@@ -70,6 +79,18 @@ mod tests {
         assert_eq!(parsed["user"], "a\"id\":0,");
         assert_eq!(parsed["content"], "x \"id\":0, y");
         assert_eq!(parsed["type"], "message");
+    }
+
+    #[test]
+    fn a_message_says_when_it_was_stamped() {
+        let (prefix, suffix) = message_template("u", "n", "\"timestamp\":\"1999".into());
+        let frame = format!("{prefix}7{suffix}");
+        let stamped = stamped_at(&frame).expect("a timestamp");
+        let age = std::time::SystemTime::now()
+            .duration_since(stamped)
+            .unwrap();
+        assert!(age < std::time::Duration::from_secs(60), "{age:?}");
+        assert_eq!(stamped_at("{\"type\":\"system\"}"), None);
     }
 
     #[test]

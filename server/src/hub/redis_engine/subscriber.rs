@@ -16,10 +16,12 @@ use tokio::time::{Instant, sleep};
 use app::protocol::ServerFrame;
 
 use super::keys::{self, RoomKeys};
-use super::payload::{parse_payload, stored_frames};
+use super::payload::{parse_payload, stamped_at, stored_frames};
 use super::{COMMAND_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, Room, Shared};
 use crate::hub::seats::FrameId;
 use crate::hub::{FrameBytes, Unavailable, lock};
+use crate::metrics::Metrics;
+use std::time::SystemTime;
 
 pub(super) enum Subscription {
     Subscribe(Arc<str>, oneshot::Sender<Result<(), Unavailable>>),
@@ -71,6 +73,7 @@ pub(super) async fn subscriber(
         }
         if outage.ongoing() {
             tracing::info!("Redis is back: resubscribed and caught up");
+            current.settings.metrics.redis_subscriber_reconnects.inc();
         }
         outage = Outage::default();
         drop(current);
@@ -239,7 +242,16 @@ impl Shared {
         let Some(room) = lock(&self.rooms).get(room_name).cloned() else {
             return;
         };
-        room.deliver(id, &frame);
+        room.deliver(id, &frame, &self.settings.metrics);
+        if id.is_some()
+            && let Some(stamped) = stamped_at(&frame)
+        {
+            // Wall clocks: the message was stamped by whichever server published it.
+            let latency = SystemTime::now()
+                .duration_since(stamped)
+                .unwrap_or_default();
+            self.settings.metrics.latency(latency);
+        }
     }
 
     /// After an outage: messages stored while this server was cut off, in order.
@@ -258,8 +270,11 @@ impl Shared {
             .clone()
             .xrange(&room.keys.log, start, "+")
             .await?;
+        let metrics = &self.settings.metrics;
         for (id, frame) in stored_frames(entries) {
-            room.deliver(Some(id), &frame);
+            if room.deliver(Some(id), &frame, metrics) {
+                metrics.redis_gap_refills.inc();
+            }
         }
         Ok(())
     }
@@ -286,16 +301,20 @@ impl Shared {
 }
 
 impl Room {
-    fn deliver(&self, id: FrameId, frame: &FrameBytes) {
+    /// Queues `frame` for this server's members unless it was delivered already;
+    /// returns whether it was new.
+    fn deliver(&self, id: FrameId, frame: &FrameBytes, metrics: &Metrics) -> bool {
         let mut state = lock(&self.state);
         if let Some(id) = id {
             if id <= state.last_delivered {
-                return;
+                return false;
             }
             state.last_delivered = id;
         }
         // Evicted members' connections close with 4008 and leave presence as they drop.
-        state.seats.deliver(id, frame);
+        let delivery = state.seats.fan_out(id, frame);
+        metrics.delivered(delivery.queued, delivery.evicted);
+        true
     }
 }
 

@@ -16,9 +16,40 @@ use super::{
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// `--metrics-addr`, on a port of its own.
+    pub metrics_addr: SocketAddr,
     pub shutdown: CancellationToken,
     pub server: JoinHandle<Result<(), StartupError>>,
     auth: Auth,
+}
+
+/// A parsed `/metrics` scrape.
+pub struct Scrape(pub prometheus_parse::Scrape);
+
+impl Scrape {
+    /// The value of `metric` with these labels (every label given must match), or 0
+    /// when no such sample exists yet; a histogram's sample count.
+    pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .samples
+            .iter()
+            .filter(|sample| sample.metric == metric)
+            .filter(|sample| {
+                labels
+                    .iter()
+                    .all(|(name, value)| sample.labels.get(name) == Some(*value))
+            })
+            .map(|sample| match &sample.value {
+                prometheus_parse::Value::Counter(value)
+                | prometheus_parse::Value::Gauge(value)
+                | prometheus_parse::Value::Untyped(value) => *value,
+                prometheus_parse::Value::Histogram(buckets) => {
+                    buckets.last().map_or(0.0, |bucket| bucket.count)
+                }
+                prometheus_parse::Value::Summary(_) => 0.0,
+            })
+            .sum()
+    }
 }
 
 /// Starts a server with default settings on a free port.
@@ -30,12 +61,13 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     // Logs only on request (`TEST_LOG=1 cargo test`), so test output stays readable.
     if std::env::var_os("TEST_LOG").is_some() {
-        chorus_server::telemetry::init();
+        chorus_server::telemetry::init(chorus_server::config::LogFormat::Text);
     }
     let mut config = Config::defaults();
     config.addr = "127.0.0.1:0".parse().unwrap();
     config.jwt_secret = Some(SECRET.into());
     config.api_keys = vec![API_KEY.into()];
+    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
     config.site_root = "target/no-site-in-api-tests".into();
     // Leaves announced at once unless a test is about the grace: most tests watch
     // comings and goings and should not wait for them.
@@ -43,10 +75,12 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     configure(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let addr = app.local_addr();
+    let metrics_addr = app.metrics_addr().expect("metrics are on in tests");
     let shutdown = app.shutdown_token();
     let server = tokio::spawn(app.run_until(std::future::pending()));
     TestApp {
         addr,
+        metrics_addr,
         shutdown,
         server,
         auth: Auth::new(SECRET.as_bytes()),
@@ -103,6 +137,34 @@ impl TestApp {
     pub async fn post_bearer(&self, path: &str, token: &str) -> HttpResponse {
         let bearer = format!("Bearer {token}");
         http_request_with(self.addr, "POST", path, &[("Authorization", &bearer)], None).await
+    }
+
+    /// A `/metrics` scrape, parsed as a Prometheus server reads it.
+    pub async fn metrics(&self) -> Scrape {
+        let response = http_request(self.metrics_addr, "GET", "/metrics", None).await;
+        assert_eq!(response.status, 200);
+        Scrape(
+            prometheus_parse::Scrape::parse(response.body.lines().map(|line| Ok(line.to_owned())))
+                .expect("Prometheus text"),
+        )
+    }
+
+    /// Scrapes until `done` says the scrape shows what is expected, for at most
+    /// [`PATIENCE`]: a socket's end is counted just after the client sees it.
+    pub async fn metrics_when(&self, done: impl Fn(&Scrape) -> bool) -> Scrape {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        loop {
+            let scrape = self.metrics().await;
+            if done(&scrape) {
+                return scrape;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the metrics never showed it: {:?}",
+                scrape.0.samples
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// A server API call with the test's API key (`body` as JSON, when given).

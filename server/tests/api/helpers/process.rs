@@ -30,8 +30,10 @@ pub async fn start_binary(args: &[&str], envs: &[(&str, &str)]) -> Binary {
     let addr = tokio::time::timeout(PATIENCE, async {
         while let Some(line) = lines.next_line().await.unwrap() {
             startup_log.push(line.clone());
-            if let Some((_, addr)) = line.split_once("listening on http://") {
-                return addr.trim().to_owned();
+            // Plain text, or inside a JSON line (`--log-format json`).
+            if let Some((_, rest)) = line.split_once("listening on http://") {
+                let addr = rest.split(['"', ' ']).next().unwrap_or_default();
+                return addr.to_owned();
             }
         }
         panic!("the server never said where it listens: {startup_log:?}");
