@@ -293,6 +293,35 @@ async fn es256_and_eddsa_from_pem_files_and_no_algorithm_confusion(app: EngineAp
 }
 
 #[tokio::test]
+async fn a_jwks_file_works_like_a_url() {
+    let path = std::env::temp_dir().join(format!("chorus-jwks-{}.json", std::process::id()));
+    std::fs::write(&path, jwks(&[("file-key", "rsa-2.pem")])).unwrap();
+    let file = path.clone();
+    let app = spawn_app_with(move |config| config.jwks_file = Some(file)).await;
+    let token = sign(
+        Algorithm::RS256,
+        Some("file-key"),
+        &rsa("rsa-2.pem"),
+        &claims("fay"),
+    );
+    assert_eq!(welcomed(&app, &token).await["user_id"], "fay");
+    // A key added to the file later is read when a token names it.
+    std::fs::write(
+        &path,
+        jwks(&[("file-key", "rsa-2.pem"), ("added", "rsa-1.pem")]),
+    )
+    .unwrap();
+    let added = sign(
+        Algorithm::RS256,
+        Some("added"),
+        &rsa("rsa-1.pem"),
+        &claims("gus"),
+    );
+    assert_eq!(welcomed(&app, &added).await["user_id"], "gus");
+    let _ = std::fs::remove_file(&path);
+}
+
+#[tokio::test]
 async fn the_issuer_and_audience_apply_to_provider_tokens_too() {
     let app = spawn_app_with(|config| {
         config.jwt_public_keys = vec![key_file("rsa-1.pub.pem")];
