@@ -3,6 +3,8 @@ import {
   API_KEY,
   ChorusServer,
   badge,
+  tokenClaims,
+  watchSockets,
   expectNoProblems,
   expectState,
   member,
@@ -358,4 +360,23 @@ test('scrolling to the top of a room with more than 50 messages loads the older 
   // The server has nothing older: no more loading offered.
   await expect(page.getByRole('button', { name: 'Load older messages' })).toHaveCount(0);
   expectNoProblems(page);
+});
+
+test('removed by the backend: the page says why and does not reconnect, and a ban keeps the user out', async ({ browser, request }) => {
+  const page = await member(browser, 'Spammer');
+  const { sockets } = await watchSockets(page);
+  await openRoom(page, `moderated-${Date.now()}`);
+  const session = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!));
+  const userId = tokenClaims(session.token).sub as string;
+  const removed = await request.post(`/api/users/${userId}/disconnect`, {
+    headers: { Authorization: `Bearer ${API_KEY}` },
+    data: { reason: 'spamming', ban_seconds: 600 },
+  });
+  expect(removed.status()).toBe(204);
+  await expect(badge(page)).toHaveText('Offline: you were removed from the chat: spamming');
+  expect(sockets.map((socket) => socket.closedByServer)).toEqual([4010]);
+  // Still banned after a reload: refused with 4003, said as such, not retried.
+  await page.reload();
+  await expect(badge(page)).toHaveText('Offline: you may not join this room');
+  expect(sockets.map((socket) => socket.closedByServer)).toEqual([4010, 4003]);
 });
