@@ -73,7 +73,7 @@ async fn start_server(args: &Args) -> Server {
             "--connect-rate-limit-burst",
             "1000000",
         ])
-        .args(["--max-connections", "100000", "--send-queue", "1024"])
+        .args(["--max-connections", "100000"])
         .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
         .args(
             args.redis_url
@@ -192,7 +192,7 @@ async fn main() {
 
     let epoch = Instant::now();
     let ready = Arc::new(Barrier::new(args.members + 1));
-    let (results, mut collected) = mpsc::unbounded_channel::<(usize, Vec<u64>)>();
+    let (results, mut collected) = mpsc::unbounded_channel::<(usize, Vec<u64>, Option<u16>)>();
     let connect_started = Instant::now();
     for n in 0..args.members {
         let ws = connect(&url_for(&format!("member-{n}"), n + 1), n + 1).await;
@@ -211,14 +211,20 @@ async fn main() {
             }
             ready.wait().await;
             let mut latencies = Vec::with_capacity(expected);
+            let mut closed_with = None;
             while latencies.len() < expected {
                 let Ok(Some(Ok(message))) =
                     tokio::time::timeout(Duration::from_secs(30), read.next()).await
                 else {
                     break;
                 };
-                let Message::Text(text) = message else {
-                    continue;
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(frame) => {
+                        closed_with = Some(frame.map_or(1005, |frame| u16::from(frame.code)));
+                        break;
+                    }
+                    _ => continue,
                 };
                 let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
                     continue;
@@ -235,7 +241,7 @@ async fn main() {
                     latencies.push(epoch.elapsed().as_micros() as u64 - sent_us);
                 }
             }
-            let _ = results.send((latencies.len(), latencies));
+            let _ = results.send((latencies.len(), latencies, closed_with));
         });
     }
     drop(results);
@@ -254,10 +260,17 @@ async fn main() {
         write.send(Message::text(frame)).await.expect("send");
     }
     let mut delivered = 0usize;
+    let mut evicted = 0usize;
+    let mut other_closes = 0usize;
     let mut latencies = Vec::with_capacity(args.members * args.messages);
-    while let Some((count, member_latencies)) = collected.recv().await {
+    while let Some((count, member_latencies, closed_with)) = collected.recv().await {
         delivered += count;
         latencies.extend(member_latencies);
+        match closed_with {
+            Some(4008) => evicted += 1,
+            Some(_) => other_closes += 1,
+            None => {}
+        }
     }
     let elapsed = send_started.elapsed();
     let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
@@ -284,6 +297,7 @@ async fn main() {
         "  delivered          {delivered} of {expected} ({:.2} %)",
         delivered as f64 * 100.0 / expected as f64
     );
+    println!("  closed             {evicted} evicted (4008), {other_closes} with other codes");
     println!(
         "  throughput         {:.0} deliveries/s over {:.2} s",
         delivered as f64 / elapsed.as_secs_f64(),

@@ -152,9 +152,10 @@ pub struct Config {
     #[arg(long, env = "CHORUS_REDIS_RETENTION", default_value = "7d", value_parser = parse_positive_duration)]
     pub redis_retention: Duration,
 
-    /// Frames queued per connection before it is closed with 4008 as too slow.
-    #[arg(long, env = "CHORUS_SEND_QUEUE", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
-    pub send_queue: u32,
+    /// Frames (by size, e.g. `1MiB`, `256KiB`) queued per connection before it is
+    /// closed with 4008 as too slow to keep up.
+    #[arg(long, env = "CHORUS_SEND_QUEUE_MEMORY", default_value = "1MiB", value_parser = parse_size)]
+    pub send_queue_memory: usize,
 
     /// WebSocket upgrades allowed per client address and second (sustained); more are
     /// answered 429 before the upgrade.

@@ -151,7 +151,7 @@ impl Application {
         let settings = HubSettings {
             metrics: metrics.clone(),
             history_size: config.history_size,
-            queue_capacity: config.send_queue as usize,
+            queue_bytes: config.send_queue_memory,
             max_rooms: config.max_rooms as usize,
             history_memory: config.history_memory,
             presence_grace: config.presence_grace,

@@ -97,7 +97,7 @@ fn busy_rooms(hub: &MemoryHub, round: usize, rooms: usize) -> isize {
 fn memory_returns_to_baseline_when_rooms_are_evicted() {
     let hub = MemoryHub::new(HubSettings {
         history_size: 100,
-        queue_capacity: 64,
+        queue_bytes: 1 << 20,
         max_rooms: ROOMS,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,

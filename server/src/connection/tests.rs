@@ -123,7 +123,7 @@ fn credentials(user_id: &str, valid_until: SystemTime) -> Credentials<'static> {
 fn hub() -> Hub {
     Hub::memory(HubSettings {
         history_size: 100,
-        queue_capacity: 16,
+        queue_bytes: 1 << 20,
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use app::protocol::{ChatMessage, JOIN_HISTORY, Member, ServerFrame};
-use tokio::sync::mpsc;
 
 use super::bans::Bans;
+use super::queue::{QueueSender, member_queue};
 use super::recovery::{self, RoomIds, Start};
 use super::refs::RecentRefs;
 use super::seats::{MemberId, Seats};
@@ -43,10 +43,7 @@ struct Shared {
 
 impl MemoryHub {
     pub fn new(settings: HubSettings) -> Self {
-        assert!(
-            settings.queue_capacity > 0,
-            "queue capacity must be positive"
-        );
+        assert!(settings.queue_bytes > 0, "queue bound must be positive");
         MemoryHub {
             shared: Arc::new(Shared {
                 rooms: Mutex::new(HashMap::new()),
@@ -69,7 +66,7 @@ impl MemoryHub {
         since: Option<u64>,
     ) -> Result<Joined<MemoryMembership>, Unavailable> {
         let room_name = room.as_str();
-        let (sender, queue) = mpsc::channel(self.shared.settings.queue_capacity);
+        let (sender, queue) = member_queue(self.shared.settings.queue_bytes);
         let member_id = MemberId(self.shared.next_member_id.fetch_add(1, Ordering::Relaxed));
 
         if self.shared.bans.is_banned(&who.id) {
@@ -606,7 +603,7 @@ impl RoomState {
         member_id: MemberId,
         who: Participant,
         since: Option<u64>,
-        queue: mpsc::Sender<FrameBytes>,
+        queue: QueueSender,
     ) -> (Welcome, Vec<FrameBytes>) {
         let (backlog, recovered) = self.backlog(since);
         // Who was here before: the newcomer's own `join` (if this is its first

@@ -7,10 +7,11 @@
 //! - [`redis_engine`]: any number of servers sharing rooms through Redis (ids, history and
 //!   presence in Redis; live fan-out by Pub/Sub).
 //!
-//! Either way, each member owns a bounded queue of serialized frames; a broadcast is
-//! serialized once and the same bytes are pushed into every local queue with
-//! `try_send` (`seats`). A member whose queue is full is evicted instead of slowing
-//! the room: its queue is closed, which its connection reports as close code 4008.
+//! Either way, each member owns a queue of serialized frames bounded in bytes
+//! (`queue`); a broadcast is serialized once and the same bytes are pushed into every
+//! local queue with `try_send` (`seats`). A member whose queue is full is evicted
+//! instead of slowing the room: its queue is closed, which its connection reports as
+//! close code 4008.
 //!
 //! Locks are plain `std` mutexes and are never held across an `.await`. Lock
 //! order is always rooms map, then a room.
@@ -18,6 +19,7 @@
 mod bans;
 pub mod listing;
 pub mod memory;
+mod queue;
 mod recovery;
 pub mod redis_engine;
 mod refs;
@@ -27,7 +29,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
+pub use queue::MemberQueue;
 
 use crate::metrics::Metrics;
 use app::protocol::{Member, ServerFrame};
@@ -44,8 +46,9 @@ pub type FrameBytes = Utf8Bytes;
 pub struct HubSettings {
     /// Messages kept per room for history and `since` recovery.
     pub history_size: usize,
-    /// Frames a member's outbound queue holds before the member is evicted as too slow.
-    pub queue_capacity: usize,
+    /// Bytes of frames a member's outbound queue holds before the member is evicted
+    /// as too slow (`--send-queue-memory`).
+    pub queue_bytes: usize,
     /// Rooms that may exist at once (with Redis: across every server); a join that
     /// would create one more is refused, joins to existing rooms are not.
     pub max_rooms: usize,
@@ -109,7 +112,7 @@ pub struct Joined<M = Membership> {
     pub welcome: Welcome,
     pub backlog: Vec<FrameBytes>,
     /// Live frames. Ends (`None`) when the hub evicted this member for being too slow.
-    pub queue: mpsc::Receiver<FrameBytes>,
+    pub queue: MemberQueue,
 }
 
 impl<M> Joined<M> {

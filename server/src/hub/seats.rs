@@ -3,9 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use tokio::sync::mpsc::{self, error::TrySendError};
-
 use super::FrameBytes;
+use super::queue::{QueueSender, Refused};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct MemberId(pub(super) u64);
@@ -28,10 +27,11 @@ pub(super) struct Seats {
 
 struct Seat {
     user_id: Arc<str>,
-    queue: mpsc::Sender<FrameBytes>,
+    queue: QueueSender,
     /// Frames that arrived while the member's backlog was being read, when that
-    /// happens outside the room's lock (the Redis engine). `None` once live.
-    held: Option<Vec<(FrameId, FrameBytes)>>,
+    /// happens outside the room's lock (the Redis engine), with their bytes. `None`
+    /// once live.
+    held: Option<(Vec<(FrameId, FrameBytes)>, usize)>,
 }
 
 impl Seats {
@@ -48,10 +48,10 @@ impl Seats {
         &mut self,
         member_id: MemberId,
         user_id: Arc<str>,
-        queue: mpsc::Sender<FrameBytes>,
+        queue: QueueSender,
         held: bool,
     ) {
-        let held = held.then(Vec::new);
+        let held = held.then(|| (Vec::new(), 0));
         let seat = Seat {
             user_id,
             queue,
@@ -84,21 +84,21 @@ impl Seats {
         let mut evicted = 0;
         let mut lagging = Vec::new();
         for (member_id, seat) in &mut self.members {
-            let capacity = seat.queue.max_capacity();
             let outcome = match &mut seat.held {
-                Some(held) if held.len() < capacity => {
+                // Held frames count against the same bound as queued ones.
+                Some((held, bytes))
+                    if held.is_empty() || *bytes + frame.len() <= seat.queue.max_bytes() =>
+                {
+                    *bytes += frame.len();
                     held.push((id, frame.clone()));
                     Ok(())
                 }
-                Some(_) => Err(TrySendError::Full(())),
-                None => seat.queue.try_send(frame.clone()).map_err(|err| match err {
-                    TrySendError::Full(_) => TrySendError::Full(()),
-                    TrySendError::Closed(_) => TrySendError::Closed(()),
-                }),
+                Some(_) => Err(Refused::Full),
+                None => seat.queue.try_send(frame.clone()),
             };
             match outcome {
                 Ok(()) => queued += 1,
-                Err(TrySendError::Full(())) => {
+                Err(Refused::Full) => {
                     evicted += 1;
                     tracing::info!(
                         room_member = member_id.0,
@@ -107,7 +107,7 @@ impl Seats {
                     lagging.push(*member_id);
                 }
                 // The connection is gone; its membership is being dropped right now.
-                Err(TrySendError::Closed(())) => lagging.push(*member_id),
+                Err(Refused::Closed) => lagging.push(*member_id),
             }
         }
         let gone = lagging
@@ -132,7 +132,7 @@ impl Seats {
         let Some(seat) = self.members.get_mut(&member_id) else {
             return Err(None);
         };
-        let held = seat.held.take().unwrap_or_default();
+        let (held, _) = seat.held.take().unwrap_or_default();
         let fresh = held
             .into_iter()
             .filter(|(id, _)| match (id, covered_through) {
@@ -151,10 +151,12 @@ impl Seats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::hub::queue::{MemberQueue, member_queue};
 
-    fn seats_with(capacity: usize, held: bool) -> (Seats, mpsc::Receiver<FrameBytes>) {
+    /// A seat whose queue holds `max_bytes` (the test frames are a byte or two each).
+    fn seats_with(max_bytes: usize, held: bool) -> (Seats, MemberQueue) {
         let mut seats = Seats::default();
-        let (queue, receiver) = mpsc::channel(capacity);
+        let (queue, receiver) = member_queue(max_bytes);
         seats.insert(MemberId(1), Arc::from("alice"), queue, held);
         (seats, receiver)
     }
@@ -163,7 +165,7 @@ mod tests {
         FrameBytes::from_static(text)
     }
 
-    fn drain(receiver: &mut mpsc::Receiver<FrameBytes>) -> Vec<String> {
+    fn drain(receiver: &mut MemberQueue) -> Vec<String> {
         std::iter::from_fn(|| receiver.try_recv().ok())
             .map(|frame| frame.as_str().to_owned())
             .collect()
@@ -208,7 +210,7 @@ mod tests {
             (&[(None, "leave")], Some(9), &["leave"]),
         ];
         for (held, covered_through, expected) in cases {
-            let (mut seats, mut receiver) = seats_with(8, true);
+            let (mut seats, mut receiver) = seats_with(64, true);
             for (id, text) in held {
                 assert!(seats.deliver(*id, &frame(text)).is_empty());
             }

@@ -3,10 +3,11 @@ use serde_json::{Value, json};
 use super::memory::MemoryHub;
 use super::*;
 
-fn hub(history_size: usize, queue_capacity: usize) -> MemoryHub {
+/// A hub keeping `history_size` messages per room, with member queues of `queue_bytes`.
+fn hub(history_size: usize, queue_bytes: usize) -> MemoryHub {
     MemoryHub::new(HubSettings {
         history_size,
-        queue_capacity,
+        queue_bytes,
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
@@ -36,7 +37,10 @@ fn parse(frame: &FrameBytes) -> Value {
     serde_json::from_str(frame.as_str()).unwrap()
 }
 
-fn drain(queue: &mut mpsc::Receiver<FrameBytes>) -> Vec<Value> {
+/// Member queues that never fill in these tests.
+const ROOMY: usize = 1 << 20;
+
+fn drain(queue: &mut MemberQueue) -> Vec<Value> {
     let mut frames = Vec::new();
     while let Ok(frame) = queue.try_recv() {
         frames.push(parse(&frame));
@@ -54,7 +58,7 @@ fn message_ids(frames: &[Value]) -> Vec<u64> {
 
 #[test]
 fn join_welcomes_with_those_present_then_announces_to_everyone() {
-    let hub = hub(10, 16);
+    let hub = hub(10, ROOMY);
     let mut alice = hub.join(&lobby(), who("alice"), None).unwrap();
     assert_eq!(
         alice.welcome,
@@ -83,7 +87,7 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
 
 #[test]
 fn every_member_gets_the_same_bytes_in_id_order() {
-    let hub = hub(100, 64);
+    let hub = hub(100, ROOMY);
     let mut alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let mut bob = hub.join(&lobby(), who("bob"), None).unwrap();
     drain(&mut alice.queue);
@@ -102,7 +106,7 @@ fn every_member_gets_the_same_bytes_in_id_order() {
 
 #[test]
 fn history_is_bounded_and_since_recovers() {
-    let hub = hub(5, 64);
+    let hub = hub(5, ROOMY);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let ids: Vec<u64> = (0..8)
         .map(|n| alice.membership.publish(format!("m{n}")).unwrap())
@@ -138,7 +142,7 @@ fn history_is_bounded_and_since_recovers() {
 
 #[test]
 fn since_zero_means_everything_still_retained() {
-    let hub = hub(5, 64);
+    let hub = hub(5, ROOMY);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     alice.membership.publish("a".into()).unwrap();
     let bob = hub.join(&lobby(), who("bob"), Some(0)).unwrap();
@@ -148,7 +152,7 @@ fn since_zero_means_everything_still_retained() {
 
 #[test]
 fn join_history_is_capped_at_fifty() {
-    let hub = hub(100, 128);
+    let hub = hub(100, ROOMY);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     for n in 0..70 {
         alice.membership.publish(format!("m{n}")).unwrap();
@@ -160,14 +164,17 @@ fn join_history_is_capped_at_fifty() {
 
 #[test]
 fn a_full_queue_evicts_only_that_member() {
-    let hub = hub(100, 4);
+    // Two joins (about 90 bytes each) and two messages (about 430 bytes each) fit; a
+    // third message does not.
+    let hub = hub(100, 1200);
     let slow = hub.join(&lobby(), who("slow"), None).unwrap();
     let mut fast = hub.join(&lobby(), who("fast"), None).unwrap();
     let mut slow_queue = slow.queue;
     let mut fast_frames = drain(&mut fast.queue);
-    // The slow member's queue holds its join and fast's join; two more messages fill it.
     for n in 0..10 {
-        fast.membership.publish(format!("m{n}")).unwrap();
+        fast.membership
+            .publish(format!("m{n} {}", "x".repeat(300)))
+            .unwrap();
         fast_frames.extend(drain(&mut fast.queue));
     }
     assert_eq!(
@@ -198,7 +205,7 @@ fn a_full_queue_evicts_only_that_member() {
 
 #[test]
 fn presence_counts_users_not_tabs() {
-    let hub = hub(10, 16);
+    let hub = hub(10, ROOMY);
     let mut first = hub.join(&lobby(), who("alice"), None).unwrap();
     let second = hub.join(&lobby(), who("alice"), None).unwrap();
     assert_eq!(second.welcome.users, [member("alice")]);
@@ -224,7 +231,7 @@ fn presence_counts_users_not_tabs() {
 
 #[test]
 fn a_room_nobody_is_in_keeps_its_history_and_ids() {
-    let hub = hub(10, 16);
+    let hub = hub(10, ROOMY);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let first = alice.membership.publish("hello".into()).unwrap();
     drop(alice);
@@ -242,7 +249,7 @@ fn a_room_nobody_is_in_keeps_its_history_and_ids() {
 
 #[test]
 fn rooms_without_members_or_history_are_removed_and_recreated_with_higher_ids() {
-    let hub = hub(0, 16);
+    let hub = hub(0, ROOMY);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let first = alice.membership.publish("hello".into()).unwrap();
     assert_eq!(hub.room_count(), 1);
@@ -258,7 +265,7 @@ fn rooms_without_members_or_history_are_removed_and_recreated_with_higher_ids() 
 fn at_max_rooms_the_least_recently_active_room_nobody_is_in_makes_way() {
     let hub = MemoryHub::new(HubSettings {
         history_size: 10,
-        queue_capacity: 16,
+        queue_bytes: ROOMY,
         max_rooms: 3,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
@@ -292,7 +299,7 @@ fn at_max_rooms_the_least_recently_active_room_nobody_is_in_makes_way() {
 
 #[test]
 fn the_api_publishes_into_rooms_nobody_is_in_and_pages_their_history() {
-    let hub = hub(10, 16);
+    let hub = hub(10, ROOMY);
     let room = |name: &str| RoomName::parse(name).unwrap();
     let author = Participant {
         id: "server".into(),
@@ -337,7 +344,7 @@ fn the_api_publishes_into_rooms_nobody_is_in_and_pages_their_history() {
 
 #[test]
 fn a_member_whose_connection_is_gone_is_removed_on_the_next_broadcast() {
-    let hub = hub(10, 16);
+    let hub = hub(10, ROOMY);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let bob = hub.join(&lobby(), who("bob"), None).unwrap();
     let mut alice_queue = alice.queue;
@@ -354,7 +361,7 @@ fn a_member_whose_connection_is_gone_is_removed_on_the_next_broadcast() {
 
 #[test]
 fn last_id_is_a_resume_point_even_before_the_first_message() {
-    let hub = hub(100, 64);
+    let hub = hub(100, ROOMY);
     let alice = hub.join(&lobby(), who("alice"), None).unwrap();
     let before_any = alice.welcome.last_id;
     let sender = hub.join(&lobby(), who("bob"), None).unwrap();
@@ -378,7 +385,7 @@ fn last_id_is_a_resume_point_even_before_the_first_message() {
 fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
     let hub = MemoryHub::new(HubSettings {
         history_size: 10,
-        queue_capacity: 16,
+        queue_bytes: ROOMY,
         max_rooms: 2,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
@@ -402,7 +409,7 @@ fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
 fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first() {
     let hub = MemoryHub::new(HubSettings {
         history_size: 100,
-        queue_capacity: 64,
+        queue_bytes: ROOMY,
         max_rooms: usize::MAX,
         history_memory: 3000,
         presence_grace: std::time::Duration::ZERO,
@@ -457,7 +464,7 @@ fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first
 
 #[test]
 fn a_busy_room_does_not_stall_joins_to_other_rooms() {
-    let hub = Arc::new(hub(10, 16));
+    let hub = Arc::new(hub(10, ROOMY));
     let room = |name: &str| RoomName::parse(name).unwrap();
     let _alice = hub.join(&room("busy"), who("alice"), None).unwrap();
     let busy = hub.busy("busy");
@@ -490,7 +497,7 @@ fn a_busy_room_does_not_stall_joins_to_other_rooms() {
 
 #[test]
 fn a_room_emptied_while_someone_joins_is_not_lost() {
-    let hub = hub(10, 16);
+    let hub = hub(10, ROOMY);
     let room = RoomName::parse("churn").unwrap();
     for n in 0..200 {
         let first = hub.join(&room, who(&format!("a{n}")), None).unwrap();

@@ -159,7 +159,7 @@ async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
     let app = spawn_app_with(|config| {
         // Enough slack that the fast member survives a busy machine; the slow one
         // still falls thousands of frames behind.
-        config.send_queue = 64;
+        config.send_queue_memory = 256 * 1024;
         config.rate_limit = 1_000_000;
         config.rate_limit_burst = 1_000_000;
         config.history_size = MESSAGES;

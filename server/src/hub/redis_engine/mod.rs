@@ -50,6 +50,7 @@ use payload::{entry_id, message_template, stored_frames};
 use scripts::Scripts;
 use subscriber::{Subscription, subscriber};
 
+use super::queue::member_queue;
 use super::recovery::{self, RoomIds, Start};
 use super::seats::{MemberId, Seats};
 use super::{
@@ -194,7 +195,7 @@ impl RedisHub {
     ) -> Result<Joined<RedisMembership>, Unavailable> {
         let room_name = room_name.as_str();
         let shared = &self.shared;
-        let (sender, queue) = mpsc::channel(shared.settings.queue_capacity);
+        let (sender, queue) = member_queue(shared.settings.queue_bytes);
         let member_id = MemberId(shared.next_member_id.fetch_add(1, Ordering::Relaxed));
         let user_id: Arc<str> = Arc::from(who.id.as_str());
         let name: Arc<str> = Arc::from(who.name.as_str());
@@ -688,7 +689,7 @@ mod tests {
         let redis = TestRedis::start();
         let settings = HubSettings {
             history_size: 10,
-            queue_capacity: 16,
+            queue_bytes: 64 * 1024,
             max_rooms: usize::MAX,
             history_memory: usize::MAX,
             presence_grace: Duration::ZERO,
