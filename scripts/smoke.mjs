@@ -38,14 +38,29 @@ try {
   assert.match(html, /\/pkg\/chorus\.js/, 'the page loads the WASM client');
   assert.match(html, /\/pkg\/chorus\.css/, 'the page links the stylesheet');
 
-  const js = await get('/pkg/chorus.js');
+  // As a browser asks (Node's fetch alone does not offer brotli).
+  const compressed = { headers: { 'accept-encoding': 'br, gzip' } };
+  const js = await get('/pkg/chorus.js', compressed);
   assert.equal(js.response.status, 200);
-  const wasm = await get('/pkg/chorus.wasm');
+  const wasm = await get('/pkg/chorus.wasm', compressed);
   assert.equal(wasm.response.status, 200);
   assert.equal(wasm.response.headers.get('content-type'), 'application/wasm');
   assert.deepEqual([...wasm.body.subarray(0, 4)], [0x00, 0x61, 0x73, 0x6d], 'a real WASM module');
-  const css = await get('/pkg/chorus.css');
+  const css = await get('/pkg/chorus.css', compressed);
   assert.equal(css.response.status, 200);
+
+  // What a first visit costs on the wire: the client's files go out precompressed
+  // (fetch inflates them), and are revalidated, not refetched.
+  for (const file of [js, wasm, css]) {
+    assert.equal(file.response.headers.get('content-encoding'), 'br', 'precompressed with brotli');
+    assert.equal(file.response.headers.get('cache-control'), 'no-cache');
+  }
+  const onTheWire = [page, js, wasm, css]
+    .map(({ response, body }) => Number(response.headers.get('content-length') ?? body.length))
+    .reduce((sum, bytes) => sum + bytes, 0);
+  const raw = [page, js, wasm, css].reduce((sum, { body }) => sum + body.length, 0);
+  console.log(`  first page load: ${(onTheWire / 1024).toFixed(0)} KiB on the wire (${(raw / 1024).toFixed(0)} KiB uncompressed)`);
+  assert.ok(onTheWire < raw / 2, 'compression at least halves the first load');
 
   assert.equal((await get('/healthz')).response.status, 200);
   const token = await get('/api/token', {

@@ -20,8 +20,8 @@ cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 step "unit and integration tests"
 cargo test -p chorus-server -p app --locked
 
-step "cargo leptos build --release"
-cargo leptos build --release
+step "cargo leptos build --release --precompress"
+cargo leptos build --release --precompress
 
 step "release binary smoke test"
 node scripts/smoke.mjs

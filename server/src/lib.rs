@@ -48,5 +48,6 @@ pub mod server_api;
 pub mod signing_keys;
 pub mod startup;
 pub mod state;
+pub mod static_files;
 pub mod telemetry;
 pub mod ws;

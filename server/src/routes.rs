@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
 
 use crate::state::AppState;
-use crate::{api, security_headers, server_api, ws};
+use crate::{api, security_headers, server_api, static_files, ws};
 
 /// The WebSocket routes, the HTTP API, and the server-rendered pages with the built
 /// web client's files.
@@ -14,7 +14,9 @@ pub fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     let page_context = security_headers::page_context(&options);
+    let files = static_files::client_files(&options);
     Router::new()
+        .nest_service(&format!("/{}", options.site_pkg_dir), files)
         .route("/ws", get(ws::echo))
         .route("/ws/chat/{room}", get(ws::chat))
         .route("/api/token", post(api::issue_token))

@@ -47,10 +47,19 @@ pub fn page_context(options: &LeptosOptions) -> impl Fn() + Clone + Send + 'stat
 }
 
 /// The headers every response gets; a response without its own policy (anything
-/// but a page) gets the strict default one.
+/// but a page) gets the strict default one. Pages are revalidated on every visit
+/// (`no-cache`); API answers (tokens among them) are never stored.
 pub async fn add(request: Request, next: Next) -> Response {
+    let api = request.uri().path().starts_with("/api/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static(if api {
+            "no-store"
+        } else {
+            "no-cache"
+        }));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

@@ -213,3 +213,70 @@ async fn connections_that_never_finish_their_headers_or_idle_are_closed() {
     // Requests that arrive in time are served as usual.
     assert_eq!(app.get("/healthz").await.status, 200);
 }
+
+#[tokio::test]
+async fn client_files_go_out_precompressed_and_are_revalidated_not_refetched() {
+    let site = std::env::temp_dir().join(format!("chorus-site-{}", std::process::id()));
+    let pkg = site.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("chorus.js"), "the plain script").unwrap();
+    std::fs::write(pkg.join("chorus.js.br"), "brotli bytes").unwrap();
+    std::fs::write(pkg.join("chorus.js.gz"), "gzip bytes").unwrap();
+    let root = site.clone();
+    let app = spawn_app_with(move |config| config.site_root = root).await;
+    let fetch = |encoding: &'static str| {
+        let addr = app.addr;
+        async move {
+            crate::helpers::http_request_with(
+                addr,
+                "GET",
+                "/pkg/chorus.js",
+                &[("Accept-Encoding", encoding)],
+                None,
+            )
+            .await
+        }
+    };
+    let brotli = fetch("gzip, deflate, br").await;
+    assert_eq!(brotli.status, 200);
+    assert_eq!(brotli.header("content-encoding"), Some("br"));
+    assert_eq!(brotli.body, "brotli bytes");
+    assert!(
+        brotli
+            .header("vary")
+            .is_some_and(|vary| vary.contains("accept-encoding"))
+    );
+    let gzip = fetch("gzip").await;
+    assert_eq!(
+        (gzip.header("content-encoding"), gzip.body.as_str()),
+        (Some("gzip"), "gzip bytes")
+    );
+    let plain = fetch("identity").await;
+    assert_eq!(
+        (plain.header("content-encoding"), plain.body.as_str()),
+        (None, "the plain script")
+    );
+    assert_eq!(plain.header("cache-control"), Some("no-cache"));
+    // A reload with the copy it has costs nothing but the check.
+    let modified = plain
+        .header("last-modified")
+        .expect("a validator")
+        .to_owned();
+    let again = crate::helpers::http_request_with(
+        app.addr,
+        "GET",
+        "/pkg/chorus.js",
+        &[("If-Modified-Since", &modified)],
+        None,
+    )
+    .await;
+    assert_eq!(again.status, 304);
+    // Pages are revalidated; API answers (tokens) are never stored.
+    assert_eq!(
+        app.get("/healthz").await.header("cache-control"),
+        Some("no-cache")
+    );
+    let token = app.post_json("/api/token", r#"{"name":"cached"}"#).await;
+    assert_eq!(token.header("cache-control"), Some("no-store"));
+    let _ = std::fs::remove_dir_all(&site);
+}

@@ -69,8 +69,11 @@ pub async fn http_request_with(
         .nth(1)
         .and_then(|code| code.parse().ok())
         .expect("status code");
-    let headers = head.to_ascii_lowercase();
-    let body = if headers.contains("transfer-encoding: chunked") {
+    let headers = head.to_owned();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(payload)
     } else {
         payload.to_owned()
