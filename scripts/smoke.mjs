@@ -35,26 +35,32 @@ try {
   assert.equal(page.response.status, 200);
   const html = page.body.toString();
   assert.match(html, /<h1[^>]*>Chorus<\/h1>/, 'the page is rendered on the server');
-  assert.match(html, /\/pkg\/chorus\.js/, 'the page loads the WASM client');
-  assert.match(html, /\/pkg\/chorus\.css/, 'the page links the stylesheet');
+  // The client's files are named by their content (cargo-leptos hash-files).
+  const named = (extension) => {
+    const found = html.match(new RegExp(`/pkg/(chorus\\.[\\w-]+\\.${extension})`));
+    assert.ok(found, `the page names the client's .${extension} file`);
+    return `/pkg/${found[1]}`;
+  };
+  const [jsPath, wasmPath, cssPath] = [named('js'), named('wasm'), named('css')];
 
   // As a browser asks (Node's fetch alone does not offer brotli).
   const compressed = { headers: { 'accept-encoding': 'br, gzip' } };
-  const js = await get('/pkg/chorus.js', compressed);
+  const js = await get(jsPath, compressed);
   assert.equal(js.response.status, 200);
-  const wasm = await get('/pkg/chorus.wasm', compressed);
+  const wasm = await get(wasmPath, compressed);
   assert.equal(wasm.response.status, 200);
   assert.equal(wasm.response.headers.get('content-type'), 'application/wasm');
   assert.deepEqual([...wasm.body.subarray(0, 4)], [0x00, 0x61, 0x73, 0x6d], 'a real WASM module');
-  const css = await get('/pkg/chorus.css', compressed);
+  const css = await get(cssPath, compressed);
   assert.equal(css.response.status, 200);
 
   // What a first visit costs on the wire: the client's files go out precompressed
-  // (fetch inflates them), and are revalidated, not refetched.
+  // (fetch inflates them), and, being named by their content, are cached for good.
   for (const file of [js, wasm, css]) {
     assert.equal(file.response.headers.get('content-encoding'), 'br', 'precompressed with brotli');
-    assert.equal(file.response.headers.get('cache-control'), 'no-cache');
+    assert.equal(file.response.headers.get('cache-control'), 'public, max-age=31536000, immutable');
   }
+  assert.equal(page.response.headers.get('cache-control'), 'no-cache', 'pages are revalidated');
   const onTheWire = [page, js, wasm, css]
     .map(({ response, body }) => Number(response.headers.get('content-length') ?? body.length))
     .reduce((sum, bytes) => sum + bytes, 0);

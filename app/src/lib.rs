@@ -37,7 +37,7 @@ mod components;
 mod pages;
 
 use leptos::prelude::*;
-use leptos_meta::{MetaTags, Stylesheet, Title, provide_meta_context};
+use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
 use leptos_router::components::{Route, Router, Routes};
 use leptos_router::path;
 
@@ -53,6 +53,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
+                <HashedStylesheet options=options.clone() id="chorus"/>
                 <HydrationScripts options/>
                 <MetaTags/>
             </head>
@@ -68,7 +69,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     renewal::use_token_renewal();
     view! {
-        <Stylesheet id="chorus" href="/pkg/chorus.css"/>
         <Title text="Chorus"/>
         <Router>
             <main>

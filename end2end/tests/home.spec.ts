@@ -19,7 +19,7 @@ test('the sign-in form comes alive with the WASM, not before', async ({ page }) 
   collectProblems(page);
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
-  await page.route('**/pkg/chorus.wasm', async (route) => {
+  await page.route(/\/pkg\/chorus(\.[\w-]+)?\.wasm$/, async (route) => {
     await held;
     await route.continue();
   });
@@ -38,7 +38,7 @@ test('the sign-in form comes alive with the WASM, not before', async ({ page }) 
 
 test('the WASM client hydrates without errors', async ({ page }, testInfo) => {
   collectProblems(page);
-  const wasm = page.waitForResponse((response) => response.url().endsWith('/pkg/chorus.wasm'));
+  const wasm = page.waitForResponse((response) => /\/pkg\/chorus(\.[\w-]+)?\.wasm$/.test(response.url()));
   await page.goto('/');
   expect((await wasm).status()).toBe(200);
   await page.waitForLoadState('networkidle');

@@ -317,18 +317,33 @@ fn leptos_options(config: &Config, addr: SocketAddr) -> Result<LeptosOptions, St
             .map_err(StartupError::LeptosConfig)?
             .leptos_options
     } else {
+        // `cargo leptos build` names the client's files by their content and writes
+        // the names beside the binary, where Leptos looks for them.
+        let hashed = std::env::current_exe()
+            .ok()
+            .and_then(|exe| exe.parent().map(|dir| dir.join("hash.txt")))
+            .is_some_and(|names| names.exists());
         LeptosOptions::builder()
             .output_name("chorus")
             .site_root(config.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .env(leptos::config::Env::PROD)
+            .hash_files(hashed)
             .build()
     };
     options.site_addr = addr;
-    let client = std::path::Path::new(options.site_root.as_ref())
-        .join(options.site_pkg_dir.as_ref())
-        .join(format!("{}.js", options.output_name));
-    if !client.exists() {
+    let pkg = std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());
+    let built = std::fs::read_dir(&pkg).is_ok_and(|mut files| {
+        files.any(|file| {
+            file.is_ok_and(|file| {
+                let name = file.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(options.output_name.as_ref()) && name.ends_with(".js")
+            })
+        })
+    });
+    if !built {
+        let client = pkg.join(format!("{}.js", options.output_name));
         tracing::warn!(
             path = %client.display(),
             "the web client is not built (run `cargo leptos build --release`); WebSocket and API routes still work"
