@@ -10,21 +10,27 @@
 //!
 //! Figures, not pass/fail: compare runs on the same machine.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::process::Stdio;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod load;
 
-use chorus_server::auth::Auth;
+use std::process::Stdio;
+use std::time::Duration;
+
 use clap::Parser;
-use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::net::TcpSocket;
-use tokio::sync::{Barrier, mpsc};
-use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Scenario {
+    /// N members in one room, one sender publishing M messages at a rate.
+    Fanout,
+    /// N members connect to one room at once; time until everyone knows everyone.
+    Storm,
+}
 
 #[derive(Parser)]
 struct Args {
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
+    scenario: Scenario,
     /// Members connected to the room (all receive every message).
     #[arg(long, default_value_t = 2000)]
     members: usize,
@@ -112,27 +118,6 @@ fn cpu_time(pid: u32) -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// Connects from 127.0.0.x, spreading clients over source addresses (one address has
-/// only ~28k ephemeral ports).
-async fn connect(url: &str, n: usize) -> Socket {
-    let host = url.trim_start_matches("ws://").split('/').next().unwrap();
-    let addr: SocketAddr = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
-    let socket = TcpSocket::new_v4().unwrap();
-    if addr.ip().is_loopback() {
-        let source = Ipv4Addr::new(127, 0, 0, 1 + (n / 20_000) as u8);
-        socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).unwrap();
-    }
-    let stream = socket.connect(addr).await.expect("connect");
-    let (ws, _) =
-        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .expect("handshake");
-    ws
-}
-
 fn percentile(sorted: &[u64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -175,106 +160,52 @@ async fn main() {
         let total: Option<Duration> = pids.iter().map(|pid| cpu_time(*pid)).sum();
         total.filter(|_| measured)
     };
-    let auth = Auth::new(args.secret.as_bytes());
-    let url_for = |name: &str, n: usize| {
-        let token = auth
-            .issue(name, Some(name), Duration::from_secs(3600))
-            .token;
-        format!("{}/ws/chat/bench?token={token}", bases[n % bases.len()])
+    let target = load::Target {
+        bases,
+        secret: args.secret.clone(),
+        room: "bench".into(),
     };
-
-    let sender = connect(&url_for("sender", 0), 0).await;
-    let (mut write, mut sender_read) = sender.split();
-    // Keep reading the sender's socket so it answers pings and never lags.
-    tokio::spawn(async move { while sender_read.next().await.is_some() {} });
     tokio::time::sleep(Duration::from_millis(200)).await;
     let baseline = rss();
-
-    let epoch = Instant::now();
-    let ready = Arc::new(Barrier::new(args.members + 1));
-    let (results, mut collected) = mpsc::unbounded_channel::<(usize, Vec<u64>, Option<u16>)>();
-    let connect_started = Instant::now();
-    for n in 0..args.members {
-        let ws = connect(&url_for(&format!("member-{n}"), n + 1), n + 1).await;
-        let (ready, results, expected) = (ready.clone(), results.clone(), args.messages);
-        let last_joiner = format!("member-{}", args.members - 1);
-        tokio::spawn(async move {
-            let (_, mut read) = ws.split();
-            // Read through the join announcements of everyone after us (the room
-            // sends them in order), so the broadcast is measured on idle sockets.
-            while let Some(Ok(Message::Text(text))) = read.next().await {
-                let frame: serde_json::Value =
-                    serde_json::from_str(text.as_str()).unwrap_or_default();
-                if frame["event"] == "join" && frame["user"] == last_joiner.as_str() {
-                    break;
-                }
-            }
-            ready.wait().await;
-            let mut latencies = Vec::with_capacity(expected);
-            let mut closed_with = None;
-            while latencies.len() < expected {
-                let Ok(Some(Ok(message))) =
-                    tokio::time::timeout(Duration::from_secs(30), read.next()).await
-                else {
-                    break;
-                };
-                let text = match message {
-                    Message::Text(text) => text,
-                    Message::Close(frame) => {
-                        closed_with = Some(frame.map_or(1005, |frame| u16::from(frame.code)));
-                        break;
-                    }
-                    _ => continue,
-                };
-                let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
-                    continue;
-                };
-                if frame["type"] != "message" {
-                    continue;
-                }
-                let content = frame["content"].as_str().unwrap_or_default();
-                if let Some(sent_us) = content
-                    .split(' ')
-                    .next()
-                    .and_then(|t| t.parse::<u64>().ok())
-                {
-                    latencies.push(epoch.elapsed().as_micros() as u64 - sent_us);
-                }
-            }
-            let _ = results.send((latencies.len(), latencies, closed_with));
-        });
-    }
-    drop(results);
-    let connect_time = connect_started.elapsed();
-    ready.wait().await;
-    let connected_rss = rss();
-    let cpu_before = cpu();
-
-    let filler = "x".repeat(args.size);
-    let interval = Duration::from_secs_f64(1.0 / f64::from(args.rate));
-    let send_started = Instant::now();
-    for n in 0..args.messages {
-        tokio::time::sleep_until((send_started + interval * n as u32).into()).await;
-        let content = format!("{} {filler}", epoch.elapsed().as_micros());
-        let frame = serde_json::json!({"type": "message", "content": content}).to_string();
-        write.send(Message::text(frame)).await.expect("send");
-    }
-    let mut delivered = 0usize;
-    let mut evicted = 0usize;
-    let mut other_closes = 0usize;
-    let mut latencies = Vec::with_capacity(args.members * args.messages);
-    while let Some((count, member_latencies, closed_with)) = collected.recv().await {
-        delivered += count;
-        latencies.extend(member_latencies);
-        match closed_with {
-            Some(4008) => evicted += 1,
-            Some(_) => other_closes += 1,
-            None => {}
+    if args.scenario == Scenario::Storm {
+        let cpu_before = cpu();
+        let report = load::storm(&target, args.members).await;
+        let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
+        println!("chorus join storm");
+        println!("  members            {}", report.members);
+        println!(
+            "  all welcomed       {:.2} s",
+            report.all_welcomed.as_secs_f64()
+        );
+        println!(
+            "  all settled        {:.2} s ({} never did)",
+            report.all_settled.as_secs_f64(),
+            report.unsettled
+        );
+        println!(
+            "  presence frames    {} ({:.1} per member)",
+            report.presence_frames,
+            report.presence_frames as f64 / report.members.max(1) as f64
+        );
+        if let Some(cpu) = cpu_used {
+            println!("  server CPU         {:.2} s", cpu.as_secs_f64());
         }
+        return;
     }
-    let elapsed = send_started.elapsed();
+    let (report, (connected_rss, cpu_before)) = load::fanout(
+        &target,
+        args.members,
+        args.messages,
+        args.rate,
+        args.size,
+        || (rss(), cpu()),
+    )
+    .await;
+    let delivered = report.delivered;
+    let connect_time = report.connect_time;
+    let latencies = &report.latencies_us;
+    let elapsed = report.elapsed;
     let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
-    latencies.sort_unstable();
 
     let expected = args.members * args.messages;
     let engine = match (&args.url, &args.redis_url) {
@@ -297,7 +228,16 @@ async fn main() {
         "  delivered          {delivered} of {expected} ({:.2} %)",
         delivered as f64 * 100.0 / expected as f64
     );
-    println!("  closed             {evicted} evicted (4008), {other_closes} with other codes");
+    println!(
+        "  closed             {} evicted (4008), {} with other codes",
+        report.evicted, report.other_closes
+    );
+    println!(
+        "  errors             {} duplicates, {} out of order, {} lost by members still open",
+        report.duplicates,
+        report.out_of_order,
+        report.lost_by_members_still_open()
+    );
     println!(
         "  throughput         {:.0} deliveries/s over {:.2} s",
         delivered as f64 / elapsed.as_secs_f64(),
@@ -305,10 +245,10 @@ async fn main() {
     );
     println!(
         "  latency (ms)       p50 {:.2}  p90 {:.2}  p99 {:.2}  max {:.2}",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.9),
-        percentile(&latencies, 0.99),
-        percentile(&latencies, 1.0)
+        percentile(latencies, 0.5),
+        percentile(latencies, 0.9),
+        percentile(latencies, 0.99),
+        percentile(latencies, 1.0)
     );
     if let (Some(base_rss), Some(rss)) = (baseline, connected_rss) {
         println!(

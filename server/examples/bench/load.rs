@@ -1,0 +1,323 @@
+//! The load generator behind `make bench`: members that answer pings and count what
+//! they receive (every message once, in order, or a close code), so a run reports
+//! losses, duplicates and evictions apart. Shared with the test suite, which runs
+//! it once at tiny scale (`server/tests/load.rs`) and asserts nothing is lost or
+//! repeated, never a speed.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chorus_server::auth::Auth;
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpSocket;
+use tokio::sync::{Barrier, mpsc};
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Where the members connect: one or more servers sharing the room.
+pub struct Target {
+    /// `ws://host:port` of each server; members are spread over them round-robin.
+    pub bases: Vec<String>,
+    /// HS256 secret the servers verify tokens with.
+    pub secret: String,
+    pub room: String,
+}
+
+impl Target {
+    fn url(&self, name: &str, n: usize) -> String {
+        let token = Auth::new(self.secret.as_bytes())
+            .issue(name, Some(name), Duration::from_secs(3600))
+            .token;
+        format!(
+            "{}/ws/chat/{}?token={token}",
+            self.bases[n % self.bases.len()],
+            self.room
+        )
+    }
+}
+
+/// Connects from 127.0.0.x, spreading clients over source addresses (one address has
+/// only ~28k ephemeral ports).
+pub async fn connect(url: &str, n: usize) -> Socket {
+    let host = url.trim_start_matches("ws://").split('/').next().unwrap();
+    let addr: SocketAddr = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
+    let socket = TcpSocket::new_v4().unwrap();
+    if addr.ip().is_loopback() {
+        let source = Ipv4Addr::new(127, 0, 0, 1 + (n / 20_000) as u8);
+        socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).unwrap();
+    }
+    let stream = socket.connect(addr).await.expect("connect");
+    let (ws, _) =
+        tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+            .await
+            .expect("handshake");
+    ws
+}
+
+/// What the members of a fan-out run received.
+#[derive(Debug, Default)]
+pub struct FanoutReport {
+    pub members: usize,
+    pub messages: usize,
+    /// Distinct messages received, over all members.
+    pub delivered: usize,
+    /// Distinct messages received by members that stayed open to the end.
+    pub delivered_to_open: usize,
+    /// Messages a member received more than once.
+    pub duplicates: usize,
+    /// Messages a member received before one sent earlier.
+    pub out_of_order: usize,
+    /// Members closed with 4008 (too slow), and with any other code.
+    pub evicted: usize,
+    pub other_closes: usize,
+    /// Microseconds from send to receipt, sorted.
+    pub latencies_us: Vec<u64>,
+    pub connect_time: Duration,
+    pub elapsed: Duration,
+}
+
+impl FanoutReport {
+    /// Messages no member got, not counting members that were closed (they recover
+    /// with `since` in a real client).
+    pub fn lost_by_members_still_open(&self) -> usize {
+        let open = self.members - self.evicted - self.other_closes;
+        (open * self.messages).saturating_sub(self.delivered_to_open)
+    }
+}
+
+/// One member's tally.
+struct Tally {
+    seen: Vec<bool>,
+    duplicates: usize,
+    out_of_order: usize,
+    latencies: Vec<u64>,
+    closed_with: Option<u16>,
+}
+
+/// `members` members in one room, one sender publishing `messages` of `size` bytes at
+/// `rate` per second. `ready` runs once every member is in and idle, just before the
+/// first message (to sample the server's memory and CPU); its result comes back.
+pub async fn fanout<R>(
+    target: &Target,
+    members: usize,
+    messages: usize,
+    rate: u32,
+    size: usize,
+    ready: impl FnOnce() -> R,
+) -> (FanoutReport, R) {
+    let sender = connect(&target.url("sender", 0), 0).await;
+    let (mut write, mut sender_read) = sender.split();
+    // Keep reading the sender's socket so it answers pings and never lags.
+    tokio::spawn(async move { while sender_read.next().await.is_some() {} });
+
+    let epoch = Instant::now();
+    let all_in = Arc::new(Barrier::new(members + 1));
+    let (tallies, mut collected) = mpsc::unbounded_channel::<Tally>();
+    let connect_started = Instant::now();
+    let last_joiner = format!("member-{}", members.saturating_sub(1));
+    for n in 0..members {
+        let ws = connect(&target.url(&format!("member-{n}"), n + 1), n + 1).await;
+        let (all_in, tallies, last_joiner) = (all_in.clone(), tallies.clone(), last_joiner.clone());
+        tokio::spawn(async move {
+            let (mut write, mut read) = ws.split();
+            // Read through the join announcements of everyone after us (the room
+            // sends them in order), so the broadcast is measured on idle sockets.
+            while let Some(Ok(Message::Text(text))) = read.next().await {
+                let frame: serde_json::Value =
+                    serde_json::from_str(text.as_str()).unwrap_or_default();
+                if frame["event"] == "join" && frame["user"] == last_joiner.as_str() {
+                    break;
+                }
+            }
+            all_in.wait().await;
+            let mut tally = Tally {
+                seen: vec![false; messages],
+                duplicates: 0,
+                out_of_order: 0,
+                latencies: Vec::with_capacity(messages),
+                closed_with: None,
+            };
+            let mut highest = None::<usize>;
+            let mut distinct = 0;
+            while distinct < messages {
+                let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_secs(30), read.next()).await
+                else {
+                    break;
+                };
+                let text = match message {
+                    Message::Text(text) => text,
+                    Message::Close(frame) => {
+                        tally.closed_with = Some(frame.map_or(1005, |frame| u16::from(frame.code)));
+                        break;
+                    }
+                    _ => continue,
+                };
+                let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+                    continue;
+                };
+                if frame["type"] == "ping" {
+                    let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
+                    continue;
+                }
+                if frame["type"] != "message" {
+                    continue;
+                }
+                // "<sent µs> <sequence> <filler>"
+                let mut parts = frame["content"].as_str().unwrap_or_default().split(' ');
+                let sent_us = parts.next().and_then(|t| t.parse::<u64>().ok());
+                let sequence = parts.next().and_then(|t| t.parse::<usize>().ok());
+                let (Some(sent_us), Some(sequence)) = (sent_us, sequence) else {
+                    continue;
+                };
+                if sequence >= messages {
+                    continue;
+                }
+                if tally.seen[sequence] {
+                    tally.duplicates += 1;
+                    continue;
+                }
+                tally.seen[sequence] = true;
+                distinct += 1;
+                if highest.is_some_and(|highest| sequence < highest) {
+                    tally.out_of_order += 1;
+                }
+                highest = highest.max(Some(sequence));
+                tally
+                    .latencies
+                    .push((epoch.elapsed().as_micros() as u64).saturating_sub(sent_us));
+            }
+            let _ = tallies.send(tally);
+        });
+    }
+    drop(tallies);
+    let connect_time = connect_started.elapsed();
+    all_in.wait().await;
+    let sampled = ready();
+
+    let filler = "x".repeat(size);
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let send_started = Instant::now();
+    for n in 0..messages {
+        tokio::time::sleep_until((send_started + interval * n as u32).into()).await;
+        let content = format!("{} {n} {filler}", epoch.elapsed().as_micros());
+        let frame = serde_json::json!({"type": "message", "content": content}).to_string();
+        write.send(Message::text(frame)).await.expect("send");
+    }
+    let mut report = FanoutReport {
+        members,
+        messages,
+        connect_time,
+        ..FanoutReport::default()
+    };
+    while let Some(tally) = collected.recv().await {
+        let distinct = tally.seen.iter().filter(|seen| **seen).count();
+        report.delivered += distinct;
+        report.duplicates += tally.duplicates;
+        report.out_of_order += tally.out_of_order;
+        report.latencies_us.extend(tally.latencies);
+        match tally.closed_with {
+            Some(4008) => report.evicted += 1,
+            Some(_) => report.other_closes += 1,
+            None => report.delivered_to_open += distinct,
+        }
+    }
+    report.elapsed = send_started.elapsed();
+    report.latencies_us.sort_unstable();
+    (report, sampled)
+}
+
+/// What a join storm cost.
+#[derive(Debug, Default)]
+pub struct StormReport {
+    pub members: usize,
+    /// From the first connect until every member had its `welcome`.
+    pub all_welcomed: Duration,
+    /// ...until every member knew every other (welcome list plus join events).
+    pub all_settled: Duration,
+    /// Join and leave frames the members received, all together.
+    pub presence_frames: usize,
+    /// Members that never settled (closed, or silent for 30 s).
+    pub unsettled: usize,
+}
+
+/// `members` members connect to one room at once; each reads until it knows every
+/// other member.
+pub async fn storm(target: &Target, members: usize) -> StormReport {
+    let started = Instant::now();
+    let (done, mut finished) =
+        mpsc::unbounded_channel::<(Option<Duration>, Option<Duration>, usize)>();
+    for n in 0..members {
+        let url = target.url(&format!("storm-{n}"), n);
+        let done = done.clone();
+        tokio::spawn(async move {
+            let ws = connect(&url, n).await;
+            let (mut write, mut read) = ws.split();
+            let mut known = std::collections::HashSet::new();
+            let mut welcomed = None;
+            let mut presence = 0;
+            let settled = loop {
+                let Ok(Some(Ok(message))) =
+                    tokio::time::timeout(Duration::from_secs(30), read.next()).await
+                else {
+                    break None;
+                };
+                let Message::Text(text) = message else {
+                    if matches!(message, Message::Close(_)) {
+                        break None;
+                    }
+                    continue;
+                };
+                let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+                    continue;
+                };
+                match frame["type"].as_str() {
+                    Some("welcome") => {
+                        welcomed = Some(started.elapsed());
+                        known.insert(frame["user_id"].as_str().unwrap_or_default().to_owned());
+                        for user in frame["users"].as_array().into_iter().flatten() {
+                            known.insert(user["user_id"].as_str().unwrap_or_default().to_owned());
+                        }
+                    }
+                    Some("system") => {
+                        presence += 1;
+                        if frame["event"] == "join" {
+                            known.insert(frame["user_id"].as_str().unwrap_or_default().to_owned());
+                        }
+                    }
+                    Some("ping") => {
+                        let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
+                    }
+                    _ => {}
+                }
+                if welcomed.is_some() && known.len() >= members {
+                    break Some(started.elapsed());
+                }
+            };
+            let _ = done.send((welcomed, settled, presence));
+            // Stay in the room until every member has settled.
+            tokio::time::sleep(Duration::from_secs(31)).await;
+            drop((write, read));
+        });
+    }
+    drop(done);
+    let mut report = StormReport {
+        members,
+        ..StormReport::default()
+    };
+    for _ in 0..members {
+        let Some((welcomed, settled, presence)) = finished.recv().await else {
+            break;
+        };
+        report.presence_frames += presence;
+        report.all_welcomed = report.all_welcomed.max(welcomed.unwrap_or_default());
+        match settled {
+            Some(settled) => report.all_settled = report.all_settled.max(settled),
+            None => report.unsettled += 1,
+        }
+    }
+    report
+}
