@@ -118,9 +118,12 @@ pub async fn fanout<R>(
     let (tallies, mut collected) = mpsc::unbounded_channel::<Tally>();
     let connect_started = Instant::now();
     let last_joiner = format!("member-{}", members.saturating_sub(1));
+    // The reference peers announce a join only as text.
+    let last_joined_text = format!("{last_joiner} joined the room");
     for n in 0..members {
         let ws = connect(&target.url(&format!("member-{n}"), n + 1), n + 1).await;
-        let (all_in, tallies, last_joiner) = (all_in.clone(), tallies.clone(), last_joiner.clone());
+        let (all_in, tallies) = (all_in.clone(), tallies.clone());
+        let (last_joiner, last_joined_text) = (last_joiner.clone(), last_joined_text.clone());
         tokio::spawn(async move {
             let (mut write, mut read) = ws.split();
             // Read through the join announcements of everyone after us (the room
@@ -128,7 +131,8 @@ pub async fn fanout<R>(
             while let Some(Ok(Message::Text(text))) = read.next().await {
                 let frame: serde_json::Value =
                     serde_json::from_str(text.as_str()).unwrap_or_default();
-                if frame["event"] == "join" && frame["user"] == last_joiner.as_str() {
+                let joined = frame["event"] == "join" && frame["user"] == last_joiner.as_str();
+                if joined || frame["message"] == last_joined_text.as_str() {
                     break;
                 }
             }

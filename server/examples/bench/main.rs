@@ -26,8 +26,20 @@ enum Scenario {
     Storm,
 }
 
+/// A reference server from `../shared/peers/`, built and started by the bench.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Peer {
+    /// The naive axum port (tokio broadcast per room) the targets are stated against.
+    AxumNaive,
+    /// The FastAPI server Chorus grew from.
+    FastapiSeed,
+}
+
 #[derive(Parser)]
 struct Args {
+    /// Measure a reference peer instead of Chorus (built in target/peers on first use).
+    #[arg(long, value_enum, conflicts_with_all = ["url", "redis_url"])]
+    peer: Option<Peer>,
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Scenario::Fanout)]
     scenario: Scenario,
@@ -102,6 +114,102 @@ async fn start_server(args: &Args) -> Server {
     Server { child, base }
 }
 
+/// Where the reference peers live, beside the project.
+const PEERS: &str = "../shared/peers";
+
+/// Builds (once) and starts a reference peer on a free port with `secret`.
+async fn start_peer(peer: Peer, secret: &str) -> Server {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let run = |program: &str, args: &[&str], dir: Option<&str>| {
+        let mut command = std::process::Command::new(program);
+        command.args(args);
+        if let Some(dir) = dir {
+            command.current_dir(dir);
+        }
+        let status = command
+            .status()
+            .unwrap_or_else(|err| panic!("cannot run {program}: {err}"));
+        assert!(status.success(), "{program} {args:?} failed");
+    };
+    let mut child = match peer {
+        Peer::AxumNaive => {
+            let manifest = format!("{PEERS}/axum_naive/Cargo.toml");
+            run(
+                "cargo",
+                &[
+                    "build",
+                    "--release",
+                    "--manifest-path",
+                    &manifest,
+                    "--target-dir",
+                    "target/peers",
+                ],
+                None,
+            );
+            tokio::process::Command::new("target/peers/release/axum_naive")
+                .env("PORT", port.to_string())
+                .env("JWT_SECRET", secret)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the axum peer starts")
+        }
+        Peer::FastapiSeed => {
+            let venv = "target/peers/venv";
+            if !std::path::Path::new(&format!("{venv}/bin/uvicorn")).exists() {
+                run("python3", &["-m", "venv", venv], None);
+                run(
+                    &format!("{venv}/bin/pip"),
+                    &[
+                        "install",
+                        "--quiet",
+                        "fastapi",
+                        "uvicorn[standard]",
+                        "pyjwt",
+                    ],
+                    None,
+                );
+            }
+            let uvicorn = std::fs::canonicalize(format!("{venv}/bin/uvicorn")).unwrap();
+            tokio::process::Command::new(uvicorn)
+                .args([
+                    "app:app",
+                    "--port",
+                    &port.to_string(),
+                    "--log-level",
+                    "warning",
+                ])
+                .current_dir(format!("{PEERS}/fastapi_seed"))
+                .env("JWT_SECRET", secret)
+                .kill_on_drop(true)
+                .spawn()
+                .expect("the FastAPI peer starts")
+        }
+    };
+    // Ready once it accepts connections.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the peer did not start"
+        );
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("the peer exited: {status}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Server {
+        child,
+        base: format!("ws://127.0.0.1:{port}"),
+    }
+}
+
 /// Resident memory of a process, in bytes.
 fn rss_bytes(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -134,7 +242,9 @@ async fn main() {
         "--nodes needs --redis-url (servers share rooms through Redis)"
     );
     let mut servers = Vec::new();
-    if args.url.is_none() {
+    if let Some(peer) = args.peer {
+        servers.push(start_peer(peer, &args.secret).await);
+    } else if args.url.is_none() {
         for _ in 0..args.nodes {
             servers.push(start_server(&args).await);
         }
@@ -168,6 +278,10 @@ async fn main() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let baseline = rss();
     if args.scenario == Scenario::Storm {
+        assert!(
+            args.peer.is_none(),
+            "the storm scenario reads Chorus's welcome; the peers send none"
+        );
         let cpu_before = cpu();
         let report = load::storm(&target, args.members).await;
         let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
@@ -209,6 +323,7 @@ async fn main() {
 
     let expected = args.members * args.messages;
     let engine = match (&args.url, &args.redis_url) {
+        _ if args.peer.is_some() => format!("reference peer {:?}", args.peer.unwrap()),
         (Some(url), _) => url.clone(),
         (None, Some(_)) => format!("release binary × {} on Redis", args.nodes),
         (None, None) => "release binary, in-memory rooms".to_owned(),
