@@ -325,3 +325,54 @@ pub async fn storm(target: &Target, members: usize) -> StormReport {
     }
     report
 }
+
+/// `members` members, each alone in a room of its own (no join fan-out), answering
+/// pings for `hold`; returns how many were still connected at the end. `connected`
+/// runs once all are in (to sample the server's memory).
+pub async fn idle<R>(
+    target: &Target,
+    members: usize,
+    hold: Duration,
+    connected: impl FnOnce() -> R,
+) -> (usize, R) {
+    let all_in = Arc::new(Barrier::new(members + 1));
+    let (done, mut finished) = mpsc::unbounded_channel::<bool>();
+    for n in 0..members {
+        let room_target = Target {
+            bases: target.bases.clone(),
+            secret: target.secret.clone(),
+            room: format!("{}-{n}", target.room),
+        };
+        let ws = connect(&room_target.url(&format!("idle-{n}"), n), n).await;
+        let (all_in, done) = (all_in.clone(), done.clone());
+        tokio::spawn(async move {
+            let (mut write, mut read) = ws.split();
+            // The welcome, then our own join.
+            let _ = read.next().await;
+            all_in.wait().await;
+            let open = tokio::time::timeout(hold, async {
+                while let Some(Ok(message)) = read.next().await {
+                    match message {
+                        Message::Text(text) if text.as_str().contains(r#""type":"ping""#) => {
+                            let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
+                        }
+                        Message::Close(_) => return false,
+                        _ => {}
+                    }
+                }
+                false
+            })
+            .await
+            .is_err();
+            let _ = done.send(open);
+        });
+    }
+    drop(done);
+    all_in.wait().await;
+    let sampled = connected();
+    let mut still_open = 0;
+    while let Some(open) = finished.recv().await {
+        still_open += usize::from(open);
+    }
+    (still_open, sampled)
+}

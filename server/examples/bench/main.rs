@@ -24,6 +24,9 @@ enum Scenario {
     Fanout,
     /// N members connect to one room at once; time until everyone knows everyone.
     Storm,
+    /// N members, each alone in a room, idle but answering pings for `--hold`:
+    /// server memory per connection.
+    Idle,
 }
 
 /// A reference server from `../shared/peers/`, built and started by the bench.
@@ -46,6 +49,9 @@ struct Args {
     /// Members connected to the room (all receive every message).
     #[arg(long, default_value_t = 2000)]
     members: usize,
+    /// How long the idle scenario holds its connections.
+    #[arg(long, default_value = "10s", value_parser = chorus_server::config::parse_duration)]
+    hold: Duration,
     /// Messages the sender publishes.
     #[arg(long, default_value_t = 200)]
     messages: usize,
@@ -277,6 +283,26 @@ async fn main() {
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     let baseline = rss();
+    if args.scenario == Scenario::Idle {
+        let (still_open, connected_rss) = load::idle(&target, args.members, args.hold, rss).await;
+        println!("chorus idle connections");
+        println!(
+            "  members            {} held {:?}, {} still open at the end",
+            args.members, args.hold, still_open
+        );
+        if let (Some(base), Some(connected)) = (baseline, connected_rss) {
+            println!(
+                "  server memory      {:.1} MiB idle, {:.1} MiB connected: {:.1} KiB per connection",
+                base as f64 / 1048576.0,
+                connected as f64 / 1048576.0,
+                connected.saturating_sub(base) as f64 / 1024.0 / args.members.max(1) as f64
+            );
+        }
+        if let Some(after) = rss() {
+            println!("  after the hold     {:.1} MiB", after as f64 / 1048576.0);
+        }
+        return;
+    }
     if args.scenario == Scenario::Storm {
         assert!(
             args.peer.is_none(),
