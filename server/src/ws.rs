@@ -34,8 +34,12 @@ use crate::state::AppState;
 use crate::telemetry::ErrorChain;
 use std::sync::Arc;
 
-/// Read and write buffers per socket: small, because there may be many sockets.
-const SOCKET_BUFFER_BYTES: usize = 4 * 1024;
+/// The read buffer a socket starts with (it grows for a larger frame): a client sends
+/// short frames (pongs, messages of at most a few KiB), and it is held for as long as
+/// the socket lives, by every socket.
+const READ_BUFFER_BYTES: usize = 1024;
+/// How much is written before a flush is forced (a batch is flushed anyway).
+const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// The most a socket's write buffer may hold while the peer is not reading: room for
 /// the largest frame the server sends (a welcome listing a very large room). A
 /// write beyond it fails, which ends the connection, so a peer that never reads
@@ -320,7 +324,7 @@ fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
     ws.protocols([SUBPROTOCOL])
         .max_message_size(state.connection.max_message_bytes)
         .max_frame_size(state.connection.max_message_bytes)
-        .read_buffer_size(SOCKET_BUFFER_BYTES)
-        .write_buffer_size(SOCKET_BUFFER_BYTES)
+        .read_buffer_size(READ_BUFFER_BYTES)
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
 }
