@@ -88,6 +88,109 @@ impl FanoutReport {
     }
 }
 
+/// Reads a member's socket until it has `messages` distinct messages (numbered by
+/// their content, `"<sent µs> <sequence> …"`), a close, or 30 s of silence, answering
+/// pings meanwhile.
+async fn count_messages<W, R>(read: &mut R, write: &mut W, messages: usize, epoch: Instant) -> Tally
+where
+    W: futures_util::Sink<Message> + Unpin,
+    R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    let mut tally = Tally {
+        seen: vec![false; messages],
+        duplicates: 0,
+        out_of_order: 0,
+        latencies: Vec::with_capacity(messages),
+        closed_with: None,
+    };
+    let mut highest = None::<usize>;
+    let mut distinct = 0;
+    while distinct < messages {
+        let Ok(Some(Ok(message))) =
+            tokio::time::timeout(Duration::from_secs(30), read.next()).await
+        else {
+            break;
+        };
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Close(frame) => {
+                tally.closed_with = Some(frame.map_or(1005, |frame| u16::from(frame.code)));
+                break;
+            }
+            _ => continue,
+        };
+        let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+            continue;
+        };
+        if frame["type"] == "ping" {
+            let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
+            continue;
+        }
+        if frame["type"] != "message" {
+            continue;
+        }
+        let mut parts = frame["content"].as_str().unwrap_or_default().split(' ');
+        let sent_us = parts.next().and_then(|t| t.parse::<u64>().ok());
+        let sequence = parts.next().and_then(|t| t.parse::<usize>().ok());
+        let (Some(sent_us), Some(sequence)) = (sent_us, sequence) else {
+            continue;
+        };
+        if sequence >= messages {
+            continue;
+        }
+        if tally.seen[sequence] {
+            tally.duplicates += 1;
+            continue;
+        }
+        tally.seen[sequence] = true;
+        distinct += 1;
+        if highest.is_some_and(|highest| sequence < highest) {
+            tally.out_of_order += 1;
+        }
+        highest = highest.max(Some(sequence));
+        tally
+            .latencies
+            .push((epoch.elapsed().as_micros() as u64).saturating_sub(sent_us));
+    }
+    tally
+}
+
+/// Every member's tally, once all have finished.
+async fn collect(
+    mut tallies: mpsc::UnboundedReceiver<Tally>,
+    members: usize,
+    messages: usize,
+    connect_time: Duration,
+    started: Instant,
+) -> FanoutReport {
+    let mut report = FanoutReport {
+        members,
+        messages,
+        connect_time,
+        ..FanoutReport::default()
+    };
+    while let Some(tally) = tallies.recv().await {
+        add_tally(&mut report, tally);
+    }
+    report.elapsed = started.elapsed();
+    report.latencies_us.sort_unstable();
+    report
+}
+
+/// Adds one member's tally to a report.
+fn add_tally(report: &mut FanoutReport, tally: Tally) {
+    let distinct = tally.seen.iter().filter(|seen| **seen).count();
+    report.delivered += distinct;
+    report.duplicates += tally.duplicates;
+    report.out_of_order += tally.out_of_order;
+    report.latencies_us.extend(tally.latencies);
+    match tally.closed_with {
+        Some(4008) => report.evicted += 1,
+        Some(_) => report.other_closes += 1,
+        None => report.delivered_to_open += distinct,
+    }
+}
+
 /// One member's tally.
 struct Tally {
     seen: Vec<bool>,
@@ -115,7 +218,7 @@ pub async fn fanout<R>(
 
     let epoch = Instant::now();
     let all_in = Arc::new(Barrier::new(members + 1));
-    let (tallies, mut collected) = mpsc::unbounded_channel::<Tally>();
+    let (tallies, collected) = mpsc::unbounded_channel::<Tally>();
     let connect_started = Instant::now();
     let last_joiner = format!("member-{}", members.saturating_sub(1));
     // The reference peers announce a join only as text.
@@ -137,63 +240,7 @@ pub async fn fanout<R>(
                 }
             }
             all_in.wait().await;
-            let mut tally = Tally {
-                seen: vec![false; messages],
-                duplicates: 0,
-                out_of_order: 0,
-                latencies: Vec::with_capacity(messages),
-                closed_with: None,
-            };
-            let mut highest = None::<usize>;
-            let mut distinct = 0;
-            while distinct < messages {
-                let Ok(Some(Ok(message))) =
-                    tokio::time::timeout(Duration::from_secs(30), read.next()).await
-                else {
-                    break;
-                };
-                let text = match message {
-                    Message::Text(text) => text,
-                    Message::Close(frame) => {
-                        tally.closed_with = Some(frame.map_or(1005, |frame| u16::from(frame.code)));
-                        break;
-                    }
-                    _ => continue,
-                };
-                let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
-                    continue;
-                };
-                if frame["type"] == "ping" {
-                    let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
-                    continue;
-                }
-                if frame["type"] != "message" {
-                    continue;
-                }
-                // "<sent µs> <sequence> <filler>"
-                let mut parts = frame["content"].as_str().unwrap_or_default().split(' ');
-                let sent_us = parts.next().and_then(|t| t.parse::<u64>().ok());
-                let sequence = parts.next().and_then(|t| t.parse::<usize>().ok());
-                let (Some(sent_us), Some(sequence)) = (sent_us, sequence) else {
-                    continue;
-                };
-                if sequence >= messages {
-                    continue;
-                }
-                if tally.seen[sequence] {
-                    tally.duplicates += 1;
-                    continue;
-                }
-                tally.seen[sequence] = true;
-                distinct += 1;
-                if highest.is_some_and(|highest| sequence < highest) {
-                    tally.out_of_order += 1;
-                }
-                highest = highest.max(Some(sequence));
-                tally
-                    .latencies
-                    .push((epoch.elapsed().as_micros() as u64).saturating_sub(sent_us));
-            }
+            let tally = count_messages(&mut read, &mut write, messages, epoch).await;
             let _ = tallies.send(tally);
         });
     }
@@ -211,26 +258,7 @@ pub async fn fanout<R>(
         let frame = serde_json::json!({"type": "message", "content": content}).to_string();
         write.send(Message::text(frame)).await.expect("send");
     }
-    let mut report = FanoutReport {
-        members,
-        messages,
-        connect_time,
-        ..FanoutReport::default()
-    };
-    while let Some(tally) = collected.recv().await {
-        let distinct = tally.seen.iter().filter(|seen| **seen).count();
-        report.delivered += distinct;
-        report.duplicates += tally.duplicates;
-        report.out_of_order += tally.out_of_order;
-        report.latencies_us.extend(tally.latencies);
-        match tally.closed_with {
-            Some(4008) => report.evicted += 1,
-            Some(_) => report.other_closes += 1,
-            None => report.delivered_to_open += distinct,
-        }
-    }
-    report.elapsed = send_started.elapsed();
-    report.latencies_us.sort_unstable();
+    let report = collect(collected, members, messages, connect_time, send_started).await;
     (report, sampled)
 }
 
@@ -375,4 +403,66 @@ pub async fn idle<R>(
         still_open += usize::from(open);
     }
     (still_open, sampled)
+}
+
+/// `rooms` rooms of `per_room` members each, with a sender per room publishing
+/// `messages` messages at `rate` per second (every room at once): many small rooms
+/// rather than one large one. `ready` runs once everyone is in.
+pub async fn rooms<R>(
+    target: &Target,
+    rooms: usize,
+    per_room: usize,
+    messages: usize,
+    rate: f64,
+    ready: impl FnOnce() -> R,
+) -> (FanoutReport, R) {
+    let epoch = Instant::now();
+    let all_in = Arc::new(Barrier::new(rooms * (per_room + 1) + 1));
+    let (tallies, collected) = mpsc::unbounded_channel::<Tally>();
+    let connect_started = Instant::now();
+    let mut n = 0;
+    for room in 0..rooms {
+        let room_target = Target {
+            bases: target.bases.clone(),
+            secret: target.secret.clone(),
+            room: format!("{}-{room}", target.room),
+        };
+        for member in 0..per_room {
+            n += 1;
+            let ws = connect(&room_target.url(&format!("r{room}-m{member}"), n), n).await;
+            let (all_in, tallies) = (all_in.clone(), tallies.clone());
+            tokio::spawn(async move {
+                let (mut write, mut read) = ws.split();
+                all_in.wait().await;
+                let tally = count_messages(&mut read, &mut write, messages, epoch).await;
+                let _ = tallies.send(tally);
+            });
+        }
+        n += 1;
+        let sender = connect(&room_target.url(&format!("r{room}-sender"), n), n).await;
+        let all_in = all_in.clone();
+        tokio::spawn(async move {
+            let (mut write, mut read) = sender.split();
+            tokio::spawn(async move { while read.next().await.is_some() {} });
+            all_in.wait().await;
+            // Rooms start spread over one interval, as independent rooms would.
+            let interval = Duration::from_secs_f64(1.0 / rate);
+            let start = Instant::now() + interval.mul_f64(room as f64 / rooms.max(1) as f64);
+            for sequence in 0..messages {
+                tokio::time::sleep_until((start + interval * sequence as u32).into()).await;
+                let content = format!("{} {sequence}", epoch.elapsed().as_micros());
+                let frame = serde_json::json!({"type": "message", "content": content}).to_string();
+                if write.send(Message::text(frame)).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    drop(tallies);
+    let connect_time = connect_started.elapsed();
+    all_in.wait().await;
+    let sampled = ready();
+    let started = Instant::now();
+    let report = collect(collected, rooms * per_room, messages, connect_time, started).await;
+    (report, sampled)
 }

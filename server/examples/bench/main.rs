@@ -27,6 +27,9 @@ enum Scenario {
     /// N members, each alone in a room, idle but answering pings for `--hold`:
     /// server memory per connection.
     Idle,
+    /// N members in `--rooms` rooms, a sender per room publishing M messages at
+    /// `--rate` per second each: many small rooms.
+    Rooms,
 }
 
 /// A reference server from `../shared/peers/`, built and started by the bench.
@@ -49,6 +52,9 @@ struct Args {
     /// Members connected to the room (all receive every message).
     #[arg(long, default_value_t = 2000)]
     members: usize,
+    /// Rooms the members are spread over (rooms scenario).
+    #[arg(long, default_value_t = 1000)]
+    rooms: usize,
     /// How long the idle scenario holds its connections.
     #[arg(long, default_value = "10s", value_parser = chorus_server::config::parse_duration)]
     hold: Duration,
@@ -332,34 +338,59 @@ async fn main() {
         }
         return;
     }
-    let (report, (connected_rss, cpu_before)) = load::fanout(
-        &target,
-        args.members,
-        args.messages,
-        args.rate,
-        args.size,
-        || (rss(), cpu()),
-    )
-    .await;
+    let (report, (connected_rss, cpu_before)) = if args.scenario == Scenario::Rooms {
+        let per_room = (args.members / args.rooms.max(1)).max(1);
+        load::rooms(
+            &target,
+            args.rooms,
+            per_room,
+            args.messages,
+            f64::from(args.rate),
+            || (rss(), cpu()),
+        )
+        .await
+    } else {
+        load::fanout(
+            &target,
+            args.members,
+            args.messages,
+            args.rate,
+            args.size,
+            || (rss(), cpu()),
+        )
+        .await
+    };
     let delivered = report.delivered;
     let connect_time = report.connect_time;
     let latencies = &report.latencies_us;
     let elapsed = report.elapsed;
     let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
 
-    let expected = args.members * args.messages;
+    let expected = report.members * args.messages;
     let engine = match (&args.url, &args.redis_url) {
         _ if args.peer.is_some() => format!("reference peer {:?}", args.peer.unwrap()),
         (Some(url), _) => url.clone(),
         (None, Some(_)) => format!("release binary × {} on Redis", args.nodes),
         (None, None) => "release binary, in-memory rooms".to_owned(),
     };
-    println!("chorus fan-out benchmark ({engine})");
-    println!("  members            {}", args.members);
-    println!(
-        "  messages           {} × {} bytes at {}/s",
-        args.messages, args.size, args.rate
-    );
+    if args.scenario == Scenario::Rooms {
+        println!("chorus many-rooms benchmark ({engine})");
+        println!(
+            "  members            {} in {} rooms",
+            report.members, args.rooms
+        );
+        println!(
+            "  messages           {} per room at {}/s in every room",
+            args.messages, args.rate
+        );
+    } else {
+        println!("chorus fan-out benchmark ({engine})");
+        println!("  members            {}", report.members);
+        println!(
+            "  messages           {} × {} bytes at {}/s",
+            args.messages, args.size, args.rate
+        );
+    }
     println!(
         "  connect            {:.2} s ({:.0} connections/s)",
         connect_time.as_secs_f64(),
