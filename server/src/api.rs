@@ -117,12 +117,7 @@ pub async fn refresh_token(
     headers: HeaderMap,
 ) -> Result<Json<IssuedToken>, ApiError> {
     let guests = guest_login(&state)?;
-    let token = headers
-        .get(AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-        .unwrap_or_default()
-        .trim();
+    let token = bearer(&headers).unwrap_or_default();
     let issued = state
         .auth
         .refresh_guest(token, guests.refresh_grace, guests.ttl)
@@ -133,6 +128,17 @@ pub async fn refresh_token(
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", err.to_string())
         })?;
     Ok(Json(issued))
+}
+
+/// The credentials of `Authorization: Bearer <credentials>` (the scheme in any
+/// case), if there are any.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| credentials.trim())
+        .filter(|credentials| !credentials.is_empty())
 }
 
 fn guest_login(state: &AppState) -> Result<GuestTokens, ApiError> {
@@ -164,4 +170,25 @@ pub async fn list_rooms(
 /// `GET /healthz`.
 pub async fn healthz() -> &'static str {
     "ok"
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::header::AUTHORIZATION;
+
+    use super::*;
+
+    #[test]
+    fn bearer_credentials() {
+        let with = |value: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(AUTHORIZATION, value.parse().unwrap());
+            bearer(&headers).map(str::to_owned)
+        };
+        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
+        assert_eq!(with("bearer  abc ").as_deref(), Some("abc"));
+        assert_eq!(with("Basic abc"), None);
+        assert_eq!(with("Bearer "), None);
+        assert_eq!(bearer(&HeaderMap::new()), None);
+    }
 }

@@ -22,14 +22,14 @@ use app::protocol::{
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, bearer};
 use crate::hub::{MAX_BAN, Participant};
 use crate::state::AppState;
 
@@ -103,15 +103,6 @@ enum Caller {
     Backend,
     /// A member's token, which may join these rooms.
     Member(crate::permissions::Permissions),
-}
-
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credentials) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| credentials.trim())
-        .filter(|credentials| !credentials.is_empty())
 }
 
 fn unauthorized(message: &'static str) -> ApiError {
@@ -413,19 +404,5 @@ mod tests {
             .unwrap();
         assert_eq!((weak.position, weak.chars), (2, 5));
         assert!(!weak.to_string().contains("short"), "{weak}");
-    }
-
-    #[test]
-    fn bearer_credentials() {
-        let with = |value: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(AUTHORIZATION, value.parse().unwrap());
-            bearer(&headers).map(str::to_owned)
-        };
-        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
-        assert_eq!(with("bearer  abc ").as_deref(), Some("abc"));
-        assert_eq!(with("Basic abc"), None);
-        assert_eq!(with("Bearer "), None);
-        assert_eq!(bearer(&HeaderMap::new()), None);
     }
 }
