@@ -544,6 +544,11 @@ impl Room {
                     .timeline
                     .try_update(|timeline| timeline.system(event, user_id, user, message));
             }
+            ServerFrame::Presence { joins, leaves } => {
+                signals
+                    .timeline
+                    .try_update(|timeline| timeline.presence(joins, leaves));
+            }
             // Acknowledged: the message itself arrives as a broadcast.
             ServerFrame::Ack { reference, .. } => {
                 signals.outbox.try_update(|outbox| outbox.acked(&reference));

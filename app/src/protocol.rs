@@ -134,6 +134,16 @@ pub enum ServerFrame {
         user_id: String,
         user: String,
     },
+    /// Joins and leaves gathered during a burst (many within a fraction of a second),
+    /// instead of one `system` frame each. Each user is named at most once, so the
+    /// lists can be applied in any order; sparse joins and leaves still come as
+    /// `system` frames.
+    Presence {
+        #[serde(default)]
+        joins: Vec<Member>,
+        #[serde(default)]
+        leaves: Vec<Member>,
+    },
     Ping,
     /// The token of a `refresh` frame was accepted.
     Refreshed,
@@ -840,6 +850,16 @@ mod tests {
         assert_json(
             &ServerFrame::left("u1", "alice"),
             json!({"type":"system","message":"alice left the room","event":"leave","user_id":"u1","user":"alice"}),
+        );
+        assert_json(
+            &ServerFrame::Presence {
+                joins: vec![Member {
+                    user_id: "u1".into(),
+                    name: "alice".into(),
+                }],
+                leaves: vec![],
+            },
+            json!({"type":"presence","joins":[{"user_id":"u1","name":"alice"}],"leaves":[]}),
         );
         assert_json(&ServerFrame::Ping, json!({"type":"ping"}));
         assert_json(&ServerFrame::Refreshed, json!({"type":"refreshed"}));

@@ -173,26 +173,13 @@ impl Timeline {
 
     /// A join or leave event; keeps the member list in step, by user id.
     pub fn system(&mut self, event: SystemEvent, user_id: String, user: String, text: String) {
-        let known = self
-            .users
-            .iter()
-            .position(|member| member.user_id == user_id);
-        match (event, known) {
-            (SystemEvent::Join, None) => {
-                let member = Member {
-                    user_id,
-                    name: user.clone(),
-                };
-                let at = self
-                    .users
-                    .partition_point(|other| member_order(other, &member).is_lt());
-                self.users.insert(at, member);
-            }
-            (SystemEvent::Leave, Some(at)) => {
-                self.users.remove(at);
-            }
-            // A repeated join or an unknown leave changes nothing.
-            _ => {}
+        match event {
+            SystemEvent::Join => self.add_user(Member {
+                user_id,
+                name: user.clone(),
+            }),
+            SystemEvent::Leave => self.remove_user(&user_id),
+            SystemEvent::Unknown => {}
         }
         let seq = self.take_seq();
         self.push(Entry::System {
@@ -201,6 +188,48 @@ impl Timeline {
             user,
             text,
         });
+    }
+
+    /// Joins and leaves gathered by the server during a burst: the member list takes
+    /// them all, the chat gets one line for the joins and one for the leaves.
+    pub fn presence(&mut self, joins: Vec<Member>, leaves: Vec<Member>) {
+        for member in &leaves {
+            self.remove_user(&member.user_id);
+        }
+        for (event, members) in [(SystemEvent::Join, &joins), (SystemEvent::Leave, &leaves)] {
+            if let Some(text) = presence_summary(event, members) {
+                let seq = self.take_seq();
+                self.push(Entry::System {
+                    seq,
+                    event,
+                    user: members[0].name.clone(),
+                    text,
+                });
+            }
+        }
+        for member in joins {
+            self.add_user(member);
+        }
+    }
+
+    /// Lists a user unless already listed (a repeated join changes nothing).
+    fn add_user(&mut self, member: Member) {
+        if self
+            .users
+            .iter()
+            .any(|other| other.user_id == member.user_id)
+        {
+            return;
+        }
+        let at = self
+            .users
+            .partition_point(|other| member_order(other, &member).is_lt());
+        self.users.insert(at, member);
+    }
+
+    /// Unlists a user (an unknown leave changes nothing).
+    fn remove_user(&mut self, user_id: &str) {
+        self.users.retain(|member| member.user_id != user_id);
     }
 
     fn take_seq(&mut self) -> u64 {
@@ -219,6 +248,25 @@ impl Timeline {
             self.entries.drain(..excess);
         }
     }
+}
+
+/// "alice joined the room", "alice and bob joined the room", "alice, bob and 3
+/// others joined the room" (or left); `None` for nobody.
+pub fn presence_summary(event: SystemEvent, members: &[Member]) -> Option<String> {
+    let verb = match event {
+        SystemEvent::Join => "joined",
+        SystemEvent::Leave => "left",
+        SystemEvent::Unknown => return None,
+    };
+    let name = |at: usize| members[at].name.as_str();
+    let who = match members.len() {
+        0 => return None,
+        1 => name(0).to_owned(),
+        2 => format!("{} and {}", name(0), name(1)),
+        3 => format!("{}, {} and {}", name(0), name(1), name(2)),
+        more => format!("{}, {} and {} others", name(0), name(1), more - 2),
+    };
+    Some(format!("{who} {verb} the room"))
 }
 
 fn member_order(a: &Member, b: &Member) -> std::cmp::Ordering {
@@ -340,6 +388,75 @@ mod tests {
         timeline.welcome(vec![member("a", "alice")], true);
         assert_eq!(names(&timeline), ["alice"]);
         assert!(!timeline.missed());
+    }
+
+    fn texts(timeline: &Timeline) -> Vec<&str> {
+        timeline
+            .entries()
+            .iter()
+            .filter_map(|entry| match &**entry {
+                Entry::System { text, .. } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_presence_batch_updates_the_list_and_adds_a_line_per_kind() {
+        let mut timeline = Timeline::new();
+        timeline.welcome(vec![member("a", "alice"), member("z", "zoe")], true);
+        // Already listed (a member welcomed mid-burst): listed once.
+        timeline.presence(
+            vec![
+                member("b", "bob"),
+                member("a", "alice"),
+                member("c", "carol"),
+            ],
+            vec![member("z", "zoe"), member("x", "unknown")],
+        );
+        assert_eq!(names(&timeline), ["alice", "bob", "carol"]);
+        assert_eq!(
+            texts(&timeline),
+            [
+                "bob, alice and carol joined the room",
+                "zoe and unknown left the room"
+            ]
+        );
+        timeline.presence(vec![], vec![member("b", "bob")]);
+        assert_eq!(names(&timeline), ["alice", "carol"]);
+        assert_eq!(texts(&timeline)[2], "bob left the room");
+        timeline.presence(vec![], vec![]);
+        assert_eq!(timeline.entries().len(), 3, "nothing to say");
+    }
+
+    #[test]
+    fn presence_summaries_name_two_and_count_the_rest() {
+        let many: Vec<Member> = (0..7)
+            .map(|i| member(&i.to_string(), &format!("n{i}")))
+            .collect();
+        let cases = [
+            (1, SystemEvent::Join, Some("n0 joined the room")),
+            (2, SystemEvent::Leave, Some("n0 and n1 left the room")),
+            (
+                4,
+                SystemEvent::Join,
+                Some("n0, n1 and 2 others joined the room"),
+            ),
+            (
+                7,
+                SystemEvent::Leave,
+                Some("n0, n1 and 5 others left the room"),
+            ),
+            (0, SystemEvent::Join, None),
+            (2, SystemEvent::Unknown, None),
+        ];
+        for (count, event, expected) in cases {
+            assert_eq!(
+                presence_summary(event, &many[..count]).as_deref(),
+                expected,
+                "{count} {event:?}"
+            );
+        }
     }
 
     #[test]

@@ -105,6 +105,12 @@ pub struct Config {
     #[arg(long, env = "CHORUS_PRESENCE_GRACE", default_value = "5s", value_parser = parse_duration)]
     pub presence_grace: Duration,
 
+    /// Joins and leaves announced one by one in a room per 250 ms; past that, during a
+    /// burst, they are gathered into one `presence` frame per 250 ms, so a storm of N
+    /// joins costs each member a few frames instead of N (`0`: always gathered).
+    #[arg(long, env = "CHORUS_PRESENCE_BURST", default_value_t = 16)]
+    pub presence_burst: u32,
+
     /// Messages kept per room in memory, for history on join and `since` recovery.
     #[arg(long, env = "CHORUS_HISTORY_SIZE", default_value_t = 100)]
     pub history_size: usize,

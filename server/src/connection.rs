@@ -321,8 +321,8 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         backlog,
         mut queue,
     } = joined;
-    let welcome = welcome.into_frame(settings.heartbeat_interval, settings.heartbeat_timeout);
-    let welcome = FrameBytes::from(welcome.to_json());
+    let welcome = welcome.into_json(settings.heartbeat_interval, settings.heartbeat_timeout);
+    let welcome = FrameBytes::from(welcome);
     if let Err(err) = socket.send_batch(iter::once(welcome).chain(backlog)).await {
         return err.into();
     }

@@ -155,6 +155,7 @@ impl Application {
             max_rooms: config.max_rooms as usize,
             history_memory: config.history_memory,
             presence_grace: config.presence_grace,
+            presence_burst: config.presence_burst,
         };
         let hub = match &config.redis_url {
             Some(url) => {

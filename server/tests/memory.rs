@@ -101,6 +101,7 @@ fn memory_returns_to_baseline_when_rooms_are_evicted() {
         max_rooms: ROOMS,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        presence_burst: 16,
         metrics: Default::default(),
     });
     // The same workload once, so whatever is allocated only the first time is in

@@ -235,7 +235,13 @@ pub async fn fanout<R>(
                 let frame: serde_json::Value =
                     serde_json::from_str(text.as_str()).unwrap_or_default();
                 let joined = frame["event"] == "join" && frame["user"] == last_joiner.as_str();
-                if joined || frame["message"] == last_joined_text.as_str() {
+                // Chorus gathers a burst of joins into `presence` frames.
+                let gathered = frame["joins"].as_array().is_some_and(|joins| {
+                    joins
+                        .iter()
+                        .any(|user| user["name"] == last_joiner.as_str())
+                });
+                if joined || gathered || frame["message"] == last_joined_text.as_str() {
                     break;
                 }
             }
@@ -270,10 +276,32 @@ pub struct StormReport {
     pub all_welcomed: Duration,
     /// ...until every member knew every other (welcome list plus join events).
     pub all_settled: Duration,
-    /// Join and leave frames the members received, all together.
+    /// Join and leave frames (`system` or gathered `presence`) the members received,
+    /// all together.
     pub presence_frames: usize,
     /// Members that never settled (closed, or silent for 30 s).
     pub unsettled: usize,
+}
+
+/// The parts of a server frame the storm reads, borrowed from its text.
+#[derive(serde::Deserialize)]
+struct StormFrame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    #[serde(borrow, default)]
+    user_id: Option<&'a str>,
+    #[serde(borrow, default)]
+    event: Option<&'a str>,
+    #[serde(borrow, default)]
+    users: Vec<StormUser<'a>>,
+    #[serde(borrow, default)]
+    joins: Vec<StormUser<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct StormUser<'a> {
+    #[serde(borrow)]
+    user_id: &'a str,
 }
 
 /// `members` members connect to one room at once; each reads until it knows every
@@ -303,24 +331,29 @@ pub async fn storm(target: &Target, members: usize) -> StormReport {
                     }
                     continue;
                 };
-                let Ok(frame) = serde_json::from_str::<serde_json::Value>(text.as_str()) else {
+                // Read without building a JSON tree: a storm's welcomes and presence
+                // frames add up to O(members²) entries, read by this one process.
+                let Ok(frame) = serde_json::from_str::<StormFrame>(text.as_str()) else {
                     continue;
                 };
-                match frame["type"].as_str() {
-                    Some("welcome") => {
+                match frame.kind {
+                    "welcome" => {
                         welcomed = Some(started.elapsed());
-                        known.insert(frame["user_id"].as_str().unwrap_or_default().to_owned());
-                        for user in frame["users"].as_array().into_iter().flatten() {
-                            known.insert(user["user_id"].as_str().unwrap_or_default().to_owned());
-                        }
+                        known.insert(frame.user_id.unwrap_or_default().to_owned());
+                        known.extend(frame.users.iter().map(|user| user.user_id.to_owned()));
                     }
-                    Some("system") => {
+                    "system" => {
                         presence += 1;
-                        if frame["event"] == "join" {
-                            known.insert(frame["user_id"].as_str().unwrap_or_default().to_owned());
+                        if frame.event == Some("join") {
+                            known.insert(frame.user_id.unwrap_or_default().to_owned());
                         }
                     }
-                    Some("ping") => {
+                    // Joins gathered during the burst.
+                    "presence" => {
+                        presence += 1;
+                        known.extend(frame.joins.iter().map(|user| user.user_id.to_owned()));
+                    }
+                    "ping" => {
                         let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
                     }
                     _ => {}

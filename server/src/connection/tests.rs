@@ -127,6 +127,7 @@ fn hub() -> Hub {
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        presence_burst: 16,
         metrics: Default::default(),
     })
 }

@@ -9,13 +9,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use app::protocol::{ChatMessage, JOIN_HISTORY, Member, ServerFrame};
+use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
 
+use super::announcements::{Announcer, Change};
 use super::bans::Bans;
 use super::queue::{QueueSender, member_queue};
 use super::recovery::{self, RoomIds, Start};
 use super::refs::RecentRefs;
 use super::seats::{MemberId, Seats};
+use super::user_list::Roll;
 use super::{
     FrameBytes, HistoryPage, HubSettings, Joined, MemberConnections, Participant, PublishError,
     Published, RoomName, RoomSummary, Unavailable, Welcome, lock,
@@ -84,9 +86,9 @@ impl MemoryHub {
                 continue;
             }
             let (welcome, backlog) = state.admit(room_name, member_id, who, since, sender);
-            let leaves = state.take_pending_leaves();
+            let followups = state.take_followups();
             drop(state);
-            schedule_leaves(&self.shared, &room, leaves);
+            schedule(&self.shared, &room, followups);
             break (room, welcome, backlog);
         };
 
@@ -136,13 +138,13 @@ impl MemoryHub {
                 idempotency_key,
                 timestamp.clone(),
             );
-            let leaves = state.take_pending_leaves();
+            let followups = state.take_followups();
             let forgotten = state.is_forgettable();
             drop(state);
             if !published.repeated {
                 self.shared.settings.metrics.latency(stamped.elapsed());
             }
-            schedule_leaves(&self.shared, &room, leaves);
+            schedule(&self.shared, &room, followups);
             self.shared.published(&room, published);
             if forgotten {
                 // Nobody there and no history kept (`--history-size 0`).
@@ -381,7 +383,7 @@ impl MemoryMembership {
         let stamped = Instant::now();
         let mut state = self.room.lock();
         let outcome = state.publish(self.member_id, content, reference, timestamp);
-        let leaves = state.take_pending_leaves();
+        let followups = state.take_followups();
         drop(state);
         if matches!(
             outcome,
@@ -395,7 +397,7 @@ impl MemoryMembership {
         ) {
             self.shared.settings.metrics.latency(stamped.elapsed());
         }
-        schedule_leaves(&self.shared, &self.room, leaves);
+        schedule(&self.shared, &self.room, followups);
         let (published, emptied) = outcome?;
         self.shared.published(&self.room, published);
         if emptied {
@@ -413,44 +415,85 @@ impl MemoryMembership {
 
 impl Drop for MemoryMembership {
     fn drop(&mut self) {
-        let (emptied, leaves) = {
+        let (emptied, followups) = {
             let mut state = self.room.lock();
             (
                 state.remove(self.member_id, self.at_once),
-                state.take_pending_leaves(),
+                state.take_followups(),
             )
         };
-        schedule_leaves(&self.shared, &self.room, leaves);
+        schedule(&self.shared, &self.room, followups);
         if emptied {
             self.shared.remove_if_empty(&self.room);
         }
     }
 }
 
-/// Announces each leave when its grace is over, unless the user is back by then. The
-/// timers hold the hub weakly: a hub that is gone (a server shutting down) announces
-/// nothing, so a restart never tells anyone that everyone left.
-fn schedule_leaves(shared: &Arc<Shared>, room: &Arc<Room>, leaves: Vec<(Arc<str>, u64)>) {
+/// Runs the timers a room asked for under its lock: each leave is announced when its
+/// grace is over unless the user is back by then, and gathered announcements go out
+/// once per window while a burst lasts. The timers hold the hub weakly: a hub that
+/// is gone (a server shutting down) announces nothing, so a restart never tells
+/// anyone that everyone left.
+fn schedule(shared: &Arc<Shared>, room: &Arc<Room>, followups: Followups) {
     let grace = shared.settings.presence_grace;
-    for (user_id, token) in leaves {
-        let hub = Arc::downgrade(shared);
-        let room = room.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            let Some(shared) = hub.upgrade() else {
-                return;
-            };
-            let (emptied, more) = {
-                let mut state = room.lock();
-                state.finish_leave(&user_id, token);
-                (state.is_empty(), state.take_pending_leaves())
-            };
-            schedule_leaves(&shared, &room, more);
-            if emptied {
-                shared.remove_if_empty(&room);
-            }
+    for (user_id, token) in followups.leaves {
+        after(shared, room, grace, move |state| {
+            state.finish_leave(&user_id, token)
         });
     }
+    if let Some(at) = followups.flush_at {
+        flush_announcements_at(shared, room, at);
+    }
+}
+
+/// Sends what the room's announcer gathered at `at`, and again every window while
+/// the burst goes on.
+fn flush_announcements_at(shared: &Arc<Shared>, room: &Arc<Room>, at: Instant) {
+    let wait = at.saturating_duration_since(Instant::now());
+    let (hub, moved_room) = (Arc::downgrade(shared), room.clone());
+    after(shared, room, wait, move |state| {
+        if let Some(next) = state.flush_announcements(Instant::now())
+            && let Some(shared) = hub.upgrade()
+        {
+            flush_announcements_at(&shared, &moved_room, next);
+        }
+    });
+}
+
+/// Runs `then` on the room's state after `wait`, unless the hub is gone by then;
+/// schedules what it leads to and removes the room if it is left empty.
+fn after(
+    shared: &Arc<Shared>,
+    room: &Arc<Room>,
+    wait: Duration,
+    then: impl FnOnce(&mut RoomState) + Send + 'static,
+) {
+    let hub = Arc::downgrade(shared);
+    let room = room.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let Some(shared) = hub.upgrade() else {
+            return;
+        };
+        let (emptied, followups) = {
+            let mut state = room.lock();
+            then(&mut state);
+            (state.is_empty(), state.take_followups())
+        };
+        schedule(&shared, &room, followups);
+        if emptied {
+            shared.remove_if_empty(&room);
+        }
+    });
+}
+
+/// Timers a room's state asked for under its lock, started once the lock is released.
+#[derive(Default)]
+struct Followups {
+    /// Leaves whose grace began: (user id, leave token).
+    leaves: Vec<(Arc<str>, u64)>,
+    /// Gathered announcements are to go out at this instant.
+    flush_at: Option<Instant>,
 }
 
 /// Who a message is from.
@@ -470,12 +513,7 @@ impl Room {
     fn new(name: Arc<str>, settings: &HubSettings, history_bytes: Arc<AtomicUsize>) -> Self {
         Room {
             name,
-            state: Mutex::new(RoomState::new(
-                settings.history_size,
-                history_bytes,
-                !settings.presence_grace.is_zero(),
-                settings.metrics.clone(),
-            )),
+            state: Mutex::new(RoomState::new(settings, history_bytes)),
             last_active: AtomicU64::new(0),
         }
     }
@@ -528,6 +566,8 @@ struct RoomState {
     seats: Seats,
     /// Keyed by user id: one entry per user however many tabs they have open.
     presence: BTreeMap<Arc<str>, Presence>,
+    /// The same users in the order a welcome lists them.
+    roll: Roll,
     /// Recent messages' refs, so a resend gets the original id.
     refs: RecentRefs,
     /// Emptied and being taken out of the rooms map: joins make a new room instead.
@@ -535,18 +575,16 @@ struct RoomState {
     /// Whether leaves wait out `--presence-grace` before they are announced.
     grace: bool,
     next_leave_token: u64,
-    /// Leaves begun under this lock, for the caller to time once it is released.
-    pending_leaves: Vec<(Arc<str>, u64)>,
+    /// Announces joins and leaves, one by one or gathered during a burst.
+    announcer: Announcer,
+    /// Timers asked for under this lock, for the caller to start once it is released.
+    followups: Followups,
     metrics: Arc<Metrics>,
 }
 
 impl RoomState {
-    fn new(
-        history_size: usize,
-        history_bytes: Arc<AtomicUsize>,
-        grace: bool,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    fn new(settings: &HubSettings, history_bytes: Arc<AtomicUsize>) -> Self {
+        let history_size = settings.history_size;
         let first_id = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |elapsed| elapsed.as_micros() as u64)
@@ -559,12 +597,14 @@ impl RoomState {
             history_bytes,
             seats: Seats::default(),
             presence: BTreeMap::new(),
+            roll: Roll::default(),
             refs: RecentRefs::default(),
             removed: false,
-            grace,
+            grace: !settings.presence_grace.is_zero(),
             next_leave_token: 0,
-            pending_leaves: Vec::new(),
-            metrics,
+            announcer: Announcer::new(settings.presence_burst),
+            followups: Followups::default(),
+            metrics: settings.metrics.clone(),
         }
     }
 
@@ -578,8 +618,8 @@ impl RoomState {
         self.is_empty() && self.history.is_empty()
     }
 
-    fn take_pending_leaves(&mut self) -> Vec<(Arc<str>, u64)> {
-        std::mem::take(&mut self.pending_leaves)
+    fn take_followups(&mut self) -> Followups {
+        std::mem::take(&mut self.followups)
     }
 
     /// The grace of `user_id`'s leave with `token` is over: announces the leave unless
@@ -589,8 +629,8 @@ impl RoomState {
             .presence
             .get(user_id)
             .is_some_and(|presence| presence.connections == 0 && presence.leaving == Some(token));
-        if gone && let Some(left) = self.presence.remove(user_id) {
-            self.deliver(ServerFrame::left(user_id, &left.name).to_json().into());
+        if gone && let Some(left) = self.unlist(user_id) {
+            self.announce(Change::Leave, user_id, &left);
         }
     }
 
@@ -608,13 +648,17 @@ impl RoomState {
         let (backlog, recovered) = self.backlog(since);
         // Who was here before: the newcomer's own `join` (if this is its first
         // connection) follows, so `users` plus the events is always the member list.
-        let users = self.members();
+        let users = self.roll.list();
         let user_id: Arc<str> = Arc::from(who.id.as_str());
         self.seats.insert(member_id, user_id.clone(), queue, false);
-        let presence = self.presence.entry(user_id).or_insert_with(|| Presence {
-            name: Arc::from(who.name.as_str()),
-            connections: 0,
-            leaving: None,
+        let presence = self.presence.entry(user_id.clone()).or_insert_with(|| {
+            let name = Arc::from(who.name.as_str());
+            self.roll.insert(&user_id, &name);
+            Presence {
+                name,
+                connections: 0,
+                leaving: None,
+            }
         });
         presence.connections += 1;
         // Back within the grace of a leave: nobody was told it left, so nobody is
@@ -633,7 +677,7 @@ impl RoomState {
             last_id: self.next_id - 1,
         };
         if first_connection {
-            self.deliver(ServerFrame::joined(&who.id, &who.name).to_json().into());
+            self.announce(Change::Join, &user_id, &who.name);
         }
         (welcome, backlog)
     }
@@ -728,14 +772,14 @@ impl RoomState {
         if let Some(user_id) = self.seats.remove(member_id)
             && let Some(left) = self.disconnect(&user_id, at_once)
         {
-            self.deliver(ServerFrame::left(&user_id, &left).to_json().into());
+            self.announce(Change::Leave, &user_id, &left);
         }
         self.is_empty()
     }
 
     /// One connection of `user_id` is gone; returns the user's name when it was the
     /// last and the leave is to be announced now. With a grace, the leave waits
-    /// ([`Self::pending_leaves`]) and the user is still listed meanwhile.
+    /// ([`Followups::leaves`]) and the user is still listed meanwhile.
     fn disconnect(&mut self, user_id: &Arc<str>, at_once: bool) -> Option<Arc<str>> {
         let presence = self.presence.get_mut(user_id)?;
         presence.connections -= 1;
@@ -745,23 +789,67 @@ impl RoomState {
         if self.grace && !at_once {
             self.next_leave_token += 1;
             presence.leaving = Some(self.next_leave_token);
-            self.pending_leaves
+            self.followups
+                .leaves
                 .push((user_id.clone(), self.next_leave_token));
             return None;
         }
-        self.presence.remove(user_id).map(|gone| gone.name)
+        self.unlist(user_id)
     }
 
-    /// Queues `frame` for every member. Members evicted for a full queue leave, and
-    /// their leave is announced the same way, which may evict further members.
+    /// Takes a user out of presence; returns its name if it was there.
+    fn unlist(&mut self, user_id: &Arc<str>) -> Option<Arc<str>> {
+        let gone = self.presence.remove(user_id)?;
+        self.roll.remove(user_id, &gone.name);
+        Some(gone.name)
+    }
+
+    /// Queues `frame` for every member, after the announcements gathered so far.
     fn deliver(&mut self, frame: FrameBytes) {
-        let mut pending = VecDeque::from([frame]);
-        while let Some(frame) = pending.pop_front() {
+        let mut frames: VecDeque<FrameBytes> = self.announcer.flush().into_iter().collect();
+        frames.push_back(frame);
+        self.send_in_order(frames);
+    }
+
+    /// Announces a join or leave, at once or (during a burst) gathered for later.
+    fn announce(&mut self, change: Change, user_id: &Arc<str>, name: &str) {
+        let frames = self.announcement(change, user_id, name);
+        self.send_in_order(frames);
+    }
+
+    /// The frames an announcement sends now; a timer it needs goes in the followups.
+    fn announcement(
+        &mut self,
+        change: Change,
+        user_id: &Arc<str>,
+        name: &str,
+    ) -> VecDeque<FrameBytes> {
+        let step = self
+            .announcer
+            .announce(change, user_id, name, Instant::now());
+        if step.flush_at.is_some() {
+            self.followups.flush_at = step.flush_at;
+        }
+        step.frames.into()
+    }
+
+    /// The window of a burst is over: sends what was gathered. Returns when to
+    /// flush again, `None` once the burst is over.
+    fn flush_announcements(&mut self, now: Instant) -> Option<Instant> {
+        let (frame, next) = self.announcer.tick(now);
+        self.send_in_order(frame.into_iter().collect());
+        next
+    }
+
+    /// Queues each frame for every member. Members evicted for a full queue leave,
+    /// and their leave is announced the same way, which may evict further members.
+    fn send_in_order(&mut self, mut frames: VecDeque<FrameBytes>) {
+        while let Some(frame) = frames.pop_front() {
             let delivery = self.seats.fan_out(None, &frame);
             self.metrics.delivered(delivery.queued, delivery.evicted);
             for user_id in delivery.gone {
                 if let Some(left) = self.disconnect(&user_id, false) {
-                    pending.push_back(ServerFrame::left(&user_id, &left).to_json().into());
+                    frames.extend(self.announcement(Change::Leave, &user_id, &left));
                 }
             }
         }
@@ -788,20 +876,6 @@ impl RoomState {
             .map(|stored| stored.frame.clone())
             .collect();
         (frames, plan.recovered)
-    }
-
-    /// Who is present, sorted by name (then user id).
-    fn members(&self) -> Vec<Member> {
-        let mut members: Vec<Member> = self
-            .presence
-            .iter()
-            .map(|(user_id, presence)| Member {
-                user_id: user_id.to_string(),
-                name: presence.name.to_string(),
-            })
-            .collect();
-        members.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
-        members
     }
 }
 

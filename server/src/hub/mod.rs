@@ -16,6 +16,7 @@
 //! Locks are plain `std` mutexes and are never held across an `.await`. Lock
 //! order is always rooms map, then a room.
 
+mod announcements;
 mod bans;
 pub mod listing;
 pub mod memory;
@@ -24,15 +25,16 @@ mod recovery;
 pub mod redis_engine;
 mod refs;
 mod seats;
+mod user_list;
 
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 pub use queue::MemberQueue;
+pub use user_list::UserList;
 
 use crate::metrics::Metrics;
-use app::protocol::{Member, ServerFrame};
 pub use app::protocol::{RoomName, RoomSummary};
 use listing::Listing;
 use memory::{MemoryHub, MemoryMembership};
@@ -59,6 +61,8 @@ pub struct HubSettings {
     /// How long a user whose last connection went away is still listed before its
     /// leave is announced: a reconnect within it announces nothing. Zero: at once.
     pub presence_grace: Duration,
+    /// Joins and leaves announced one by one per window before they are gathered.
+    pub presence_burst: u32,
     /// Where deliveries, evictions, latency and Redis trouble are counted.
     pub metrics: Arc<Metrics>,
 }
@@ -79,7 +83,7 @@ pub struct Welcome {
     /// The member's display name.
     pub user: String,
     /// Who was present before this connection, sorted by name.
-    pub users: Vec<Member>,
+    pub users: UserList,
     pub recovered: bool,
     /// The newest message id in the room when the backlog was read (the id just
     /// before its first message when it has none yet).
@@ -87,21 +91,37 @@ pub struct Welcome {
 }
 
 impl Welcome {
-    pub fn into_frame(
-        self,
-        heartbeat_interval: Duration,
-        heartbeat_timeout: Duration,
-    ) -> ServerFrame {
-        ServerFrame::Welcome {
-            room: self.room,
-            user_id: self.user_id,
-            user: self.user,
-            users: self.users,
+    /// The `welcome` frame's JSON. The member list is spliced in as it was kept
+    /// (already serialized) rather than parsed and written again.
+    pub fn into_json(self, heartbeat_interval: Duration, heartbeat_timeout: Duration) -> String {
+        #[derive(serde::Serialize)]
+        #[serde(tag = "type", rename = "welcome")]
+        struct Head<'a> {
+            room: &'a str,
+            user_id: &'a str,
+            user: &'a str,
+            recovered: bool,
+            last_id: u64,
+            heartbeat_interval_ms: u64,
+            heartbeat_timeout_ms: u64,
+        }
+        let head = serde_json::to_string(&Head {
+            room: &self.room,
+            user_id: &self.user_id,
+            user: &self.user,
             recovered: self.recovered,
             last_id: self.last_id,
             heartbeat_interval_ms: heartbeat_interval.as_millis() as u64,
             heartbeat_timeout_ms: heartbeat_timeout.as_millis() as u64,
-        }
+        })
+        .expect("a welcome always serializes");
+        let users = self.users.as_json();
+        let mut json = String::with_capacity(head.len() + users.len() + 10);
+        json.push_str(head.strip_suffix('}').expect("an object"));
+        json.push_str(",\"users\":");
+        json.push_str(users);
+        json.push('}');
+        json
     }
 }
 

@@ -1,3 +1,4 @@
+use app::protocol::Member;
 use serde_json::{Value, json};
 
 use super::memory::MemoryHub;
@@ -11,6 +12,7 @@ fn hub(history_size: usize, queue_bytes: usize) -> MemoryHub {
         max_rooms: usize::MAX,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        presence_burst: 16,
         metrics: Default::default(),
     })
 }
@@ -66,7 +68,7 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
             room: "lobby".into(),
             user_id: "id-alice".into(),
             user: "alice".into(),
-            users: vec![],
+            users: UserList::default(),
             recovered: true,
             last_id: alice.welcome.last_id,
         }
@@ -75,7 +77,7 @@ fn join_welcomes_with_those_present_then_announces_to_everyone() {
     assert_eq!(drain(&mut alice.queue)[0]["event"], "join");
 
     let mut bob = hub.join(&lobby(), who("bob"), None).unwrap();
-    assert_eq!(bob.welcome.users, [member("alice")]);
+    assert_eq!(bob.welcome.users.members(), [member("alice")]);
     let bob_joined = json!({"type":"system","message":"bob joined the room","event":"join",
                             "user_id":"id-bob","user":"bob"});
     assert_eq!(drain(&mut bob.queue), std::slice::from_ref(&bob_joined));
@@ -208,7 +210,7 @@ fn presence_counts_users_not_tabs() {
     let hub = hub(10, ROOMY);
     let mut first = hub.join(&lobby(), who("alice"), None).unwrap();
     let second = hub.join(&lobby(), who("alice"), None).unwrap();
-    assert_eq!(second.welcome.users, [member("alice")]);
+    assert_eq!(second.welcome.users.members(), [member("alice")]);
     assert_eq!(
         drain(&mut first.queue).len(),
         1,
@@ -269,6 +271,7 @@ fn at_max_rooms_the_least_recently_active_room_nobody_is_in_makes_way() {
         max_rooms: 3,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        presence_burst: 16,
         metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
@@ -389,6 +392,7 @@ fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
         max_rooms: 2,
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
+        presence_burst: 16,
         metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
@@ -413,6 +417,7 @@ fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first
         max_rooms: usize::MAX,
         history_memory: 3000,
         presence_grace: std::time::Duration::ZERO,
+        presence_burst: 16,
         metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();

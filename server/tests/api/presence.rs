@@ -1,12 +1,13 @@
 //! The presence grace: a user whose last connection closes is still listed for
 //! `--presence-grace`, and only then announced as gone; a reconnect within it is
-//! invisible to the others. On both engines, and across servers with Redis.
+//! invisible to the others. Announcements gathered into `presence` frames during a
+//! burst. On both engines, and across servers with Redis.
 
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::helpers::{Client, Node, RedisServer, spawn_app_with};
+use crate::helpers::{Client, EngineApp, Node, RedisServer, spawn_app_with};
 
 const GRACE: Duration = Duration::from_millis(500);
 
@@ -158,4 +159,102 @@ async fn with_redis_the_leave_of_a_user_whose_server_stopped_is_announced_once_b
         a.rooms().await,
         serde_json::json!([{"name": "lobby", "members": 1, "connections": 1}])
     );
+}
+
+/// Applies a `system` or `presence` frame to a member list (by user id); `false`
+/// for any other frame.
+fn apply_presence(list: &mut std::collections::BTreeSet<String>, frame: &Value) -> bool {
+    let id = |member: &Value| member["user_id"].as_str().unwrap().to_owned();
+    match frame["type"].as_str() {
+        Some("system") if frame["event"] == "join" => list.insert(id(frame)),
+        Some("system") if frame["event"] == "leave" => list.remove(&id(frame)),
+        Some("presence") => {
+            for member in frame["joins"].as_array().unwrap() {
+                list.insert(id(member));
+            }
+            for member in frame["leaves"].as_array().unwrap() {
+                list.remove(&id(member));
+            }
+            true
+        }
+        _ => return false,
+    };
+    true
+}
+
+/// Applies presence frames until the message `content`, which must come before
+/// anything else; returns how many `presence` frames there were.
+async fn presence_until(
+    client: &mut Client,
+    list: &mut std::collections::BTreeSet<String>,
+    content: &str,
+) -> usize {
+    let mut gathered = 0;
+    loop {
+        let frame = next_event(client).await;
+        if frame["type"] == "message" {
+            assert_eq!(frame["content"], content, "{frame}");
+            return gathered;
+        }
+        assert_eq!(frame["type"], "presence", "only gathered: {frame}");
+        gathered += 1;
+        assert!(apply_presence(list, &frame));
+    }
+}
+
+fn listed(welcome: &Value) -> std::collections::BTreeSet<String> {
+    welcome["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|member| member["user_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+crate::both_engines!(
+    joins_and_leaves_gathered_reach_everyone_in_order,
+    |config| config.presence_burst = 0
+);
+/// With `--presence-burst 0` every announcement is gathered: a crowd joining at once
+/// (on the other server, with Redis) reaches a watcher as `presence` frames, all of
+/// them before the next message; someone welcomed in the middle of it ends with the
+/// same list; leaves are gathered the same way.
+async fn joins_and_leaves_gathered_reach_everyone_in_order(app: EngineApp) {
+    const CROWD: usize = 30;
+    let second = app.second().await;
+    let other = app.or_this(&second);
+    let (mut watcher, welcome) = app.join("lobby", "watcher").await;
+    let mut watcher_list = listed(&welcome);
+
+    let names: Vec<String> = (0..CROWD).map(|i| format!("m{i}")).collect();
+    let joins = names.iter().map(|name| other.join("lobby", name));
+    let mut crowd: Vec<(Client, Value)> = futures_util::future::join_all(joins).await;
+    let (mut last, _) = crowd.pop().unwrap();
+    last.say("all in").await;
+    let gathered = presence_until(&mut watcher, &mut watcher_list, "all in").await;
+    assert!(gathered >= 1);
+    let mut everyone: std::collections::BTreeSet<String> =
+        (0..CROWD).map(|i| format!("m{i}")).collect();
+    everyone.insert("watcher".into());
+    assert_eq!(watcher_list, everyone);
+    // Welcomed mid-crowd, with the gathering under way: the same list in the end.
+    let (middle, middle_welcome) = &mut crowd[CROWD / 2];
+    let mut middle_list = listed(middle_welcome);
+    presence_until(middle, &mut middle_list, "all in").await;
+    assert_eq!(middle_list, everyone);
+
+    // A third of them leave at once.
+    let leaving: Vec<(Client, Value)> = crowd.drain(..CROWD / 3).collect();
+    for (i, (client, _)) in leaving.into_iter().enumerate() {
+        client.close().await;
+        everyone.remove(&format!("m{i}"));
+    }
+    while watcher_list != everyone {
+        let frame = next_event(&mut watcher).await;
+        assert_eq!(frame["type"], "presence", "only gathered: {frame}");
+        apply_presence(&mut watcher_list, &frame);
+    }
+    last.say("the rest").await;
+    let after = next_event(&mut watcher).await;
+    assert_eq!(after["content"], "the rest", "nothing else: {after}");
 }

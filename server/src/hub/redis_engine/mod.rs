@@ -50,9 +50,11 @@ use payload::{entry_id, message_template, stored_frames};
 use scripts::Scripts;
 use subscriber::{Subscription, subscriber};
 
+use super::announcements::Announcer;
 use super::queue::member_queue;
 use super::recovery::{self, RoomIds, Start};
 use super::seats::{MemberId, Seats};
+use super::user_list::UserList;
 use super::{
     FrameBytes, HistoryPage, HubSettings, Joined, MAX_BAN, MemberConnections, Participant,
     Published, Removals, RoomName, RoomSummary, Unavailable, Welcome, lock,
@@ -117,7 +119,6 @@ struct Room {
     subscribed: OnceCell<()>,
 }
 
-#[derive(Default)]
 struct RoomState {
     seats: Seats,
     /// The newest message id queued to this server's members: Pub/Sub repeats and
@@ -131,6 +132,9 @@ struct RoomState {
     users: HashMap<Arc<str>, (Arc<str>, usize)>,
     /// Emptied here and being taken out of the rooms map: joins make a new room.
     removed: bool,
+    /// Announces the joins and leaves that arrive by Pub/Sub to this server's
+    /// members, one by one or gathered during a burst.
+    announcer: Announcer,
 }
 
 impl RedisHub {
@@ -205,7 +209,9 @@ impl RedisHub {
         let room = loop {
             let room = lock(&shared.rooms)
                 .entry(Arc::from(room_name))
-                .or_insert_with_key(|name| Arc::new(Room::new(name.clone())))
+                .or_insert_with_key(|name| {
+                    Arc::new(Room::new(name.clone(), self.shared.settings.presence_burst))
+                })
                 .clone();
             let mut state = lock(&room.state);
             if state.removed {
@@ -272,7 +278,7 @@ impl RedisHub {
             .into_iter()
             .map(|(user_id, name)| Member { user_id, name })
             .collect();
-        users.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
+        let users = UserList::from_members(&mut users);
 
         let (backlog, recovered, last_id) = shared.backlog(&room.keys, since).await?;
         let covered_through = backlog.last().map(|(id, _)| *id);
@@ -443,11 +449,19 @@ impl RedisHub {
 }
 
 impl Room {
-    fn new(name: Arc<str>) -> Self {
+    fn new(name: Arc<str>, presence_burst: u32) -> Self {
+        let state = RoomState {
+            seats: Seats::default(),
+            last_delivered: 0,
+            anchor: 0,
+            users: HashMap::new(),
+            removed: false,
+            announcer: Announcer::new(presence_burst),
+        };
         Room {
             keys: RoomKeys::new(&name),
             name,
-            state: Mutex::new(RoomState::default()),
+            state: Mutex::new(state),
             subscribed: OnceCell::new(),
         }
     }
@@ -693,6 +707,7 @@ mod tests {
             max_rooms: usize::MAX,
             history_memory: usize::MAX,
             presence_grace: Duration::ZERO,
+            presence_burst: 16,
             metrics: Default::default(),
         };
         let options = RedisOptions {

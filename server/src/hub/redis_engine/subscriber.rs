@@ -17,7 +17,8 @@ use app::protocol::ServerFrame;
 
 use super::keys::{self, RoomKeys};
 use super::payload::{parse_payload, stamped_at, stored_frames};
-use super::{COMMAND_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, Room, Shared};
+use super::{COMMAND_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, Room, RoomState, Shared};
+use crate::hub::announcements::parse_system;
 use crate::hub::seats::FrameId;
 use crate::hub::{FrameBytes, Unavailable, lock};
 use crate::metrics::Metrics;
@@ -255,7 +256,7 @@ impl Shared {
     }
 
     /// After an outage: messages stored while this server was cut off, in order.
-    async fn fill_gap(&self, room: &Room) -> redis::RedisResult<()> {
+    async fn fill_gap(&self, room: &Arc<Room>) -> redis::RedisResult<()> {
         let after = {
             let state = lock(&room.state);
             state.last_delivered.max(state.anchor)
@@ -302,8 +303,9 @@ impl Shared {
 
 impl Room {
     /// Queues `frame` for this server's members unless it was delivered already;
-    /// returns whether it was new.
-    fn deliver(&self, id: FrameId, frame: &FrameBytes, metrics: &Metrics) -> bool {
+    /// returns whether it was new. Joins and leaves go through the room's announcer,
+    /// which gathers them during a burst; anything else goes after what it gathered.
+    fn deliver(self: &Arc<Self>, id: FrameId, frame: &FrameBytes, metrics: &Arc<Metrics>) -> bool {
         let mut state = lock(&self.state);
         if let Some(id) = id {
             if id <= state.last_delivered {
@@ -311,10 +313,57 @@ impl Room {
             }
             state.last_delivered = id;
         }
-        // Evicted members' connections close with 4008 and leave presence as they drop.
-        let delivery = state.seats.fan_out(id, frame);
-        metrics.delivered(delivery.queued, delivery.evicted);
+        let announcement = id.is_none().then(|| parse_system(frame)).flatten();
+        if let Some((change, member)) = announcement {
+            let user_id: Arc<str> = Arc::from(member.user_id);
+            let step =
+                state
+                    .announcer
+                    .announce(change, &user_id, &member.name, Instant::now().into_std());
+            if let Some(at) = step.flush_at {
+                self.flush_announcements_at(at, metrics.clone());
+            }
+            for frame in &step.frames {
+                state.send(None, frame, metrics);
+            }
+        } else {
+            if let Some(gathered) = state.announcer.flush() {
+                state.send(None, &gathered, metrics);
+            }
+            state.send(id, frame, metrics);
+        }
         true
+    }
+
+    /// Sends what the announcer gathered at `at`, and again every window while the
+    /// burst goes on. Holds the room weakly: a room gone from this server is done.
+    fn flush_announcements_at(self: &Arc<Self>, at: std::time::Instant, metrics: Arc<Metrics>) {
+        let room = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut at = at;
+            loop {
+                tokio::time::sleep_until(at.into()).await;
+                let Some(room) = room.upgrade() else { return };
+                let mut state = lock(&room.state);
+                let (gathered, next) = state.announcer.tick(std::time::Instant::now());
+                if let Some(gathered) = gathered {
+                    state.send(None, &gathered, &metrics);
+                }
+                match next {
+                    Some(next) => at = next,
+                    None => return,
+                }
+            }
+        });
+    }
+}
+
+impl RoomState {
+    /// Queues one frame for this server's members. Evicted members' connections
+    /// close with 4008 and leave presence as they drop.
+    fn send(&mut self, id: FrameId, frame: &FrameBytes, metrics: &Metrics) {
+        let delivery = self.seats.fan_out(id, frame);
+        metrics.delivered(delivery.queued, delivery.evicted);
     }
 }
 

@@ -111,7 +111,14 @@ impl Client {
     async fn until_joined(&mut self, name: &str) {
         loop {
             let frame = self.recv().await;
-            if frame["type"] == "system" && frame["event"] == "join" && frame["user"] == name {
+            let one =
+                frame["type"] == "system" && frame["event"] == "join" && frame["user"] == name;
+            // During a burst, joins come gathered in a `presence` frame.
+            let gathered = frame["type"] == "presence"
+                && frame["joins"]
+                    .as_array()
+                    .is_some_and(|joins| joins.iter().any(|member| member["name"] == name));
+            if one || gathered {
                 return;
             }
         }
