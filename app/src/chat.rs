@@ -544,6 +544,11 @@ impl Room {
                     .timeline
                     .try_update(|timeline| timeline.system(event, user_id, user, message));
             }
+            ServerFrame::Users { users } => {
+                signals
+                    .timeline
+                    .try_update(|timeline| timeline.more_users(users));
+            }
             ServerFrame::Presence { joins, leaves } => {
                 signals
                     .timeline

@@ -113,8 +113,9 @@ pub enum ServerFrame {
         /// This member's user id: "you" is decided by it, never by the name.
         user_id: String,
         user: String,
-        /// Who was present before this connection, sorted by name. The member's own
-        /// `join` follows if this is its first connection to the room.
+        /// Who was present before this connection, sorted by name: in a large room
+        /// only the first ones, the rest following at once in `users` frames. The
+        /// member's own `join` follows if this is its first connection to the room.
         users: Vec<Member>,
         /// `false` when a `since` recovery could not deliver every missed message.
         recovered: bool,
@@ -126,6 +127,11 @@ pub enum ServerFrame {
         /// ...and closes with 4009 after this much more silence. A client that hears
         /// nothing for both together may treat the connection as dead.
         heartbeat_timeout_ms: u64,
+    },
+    /// More of the member list a `welcome` began (a large room's list comes in
+    /// several frames of bounded size, right after the welcome, in order).
+    Users {
+        users: Vec<Member>,
     },
     Message(ChatMessage),
     System {
@@ -860,6 +866,15 @@ mod tests {
                 leaves: vec![],
             },
             json!({"type":"presence","joins":[{"user_id":"u1","name":"alice"}],"leaves":[]}),
+        );
+        assert_json(
+            &ServerFrame::Users {
+                users: vec![Member {
+                    user_id: "u2".into(),
+                    name: "bob".into(),
+                }],
+            },
+            json!({"type":"users","users":[{"user_id":"u2","name":"bob"}]}),
         );
         assert_json(&ServerFrame::Ping, json!({"type":"ping"}));
         assert_json(&ServerFrame::Refreshed, json!({"type":"refreshed"}));

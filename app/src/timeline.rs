@@ -190,6 +190,13 @@ impl Timeline {
         });
     }
 
+    /// The rest of a large room's member list, right after its welcome.
+    pub fn more_users(&mut self, users: Vec<Member>) {
+        for member in users {
+            self.add_user(member);
+        }
+    }
+
     /// Joins and leaves gathered by the server during a burst: the member list takes
     /// them all, the chat gets one line for the joins and one for the leaves.
     pub fn presence(&mut self, joins: Vec<Member>, leaves: Vec<Member>) {
@@ -427,6 +434,15 @@ mod tests {
         assert_eq!(texts(&timeline)[2], "bob left the room");
         timeline.presence(vec![], vec![]);
         assert_eq!(timeline.entries().len(), 3, "nothing to say");
+    }
+
+    #[test]
+    fn a_large_rooms_list_continues_after_the_welcome_without_a_line() {
+        let mut timeline = Timeline::new();
+        timeline.welcome(vec![member("a", "alice")], true);
+        timeline.more_users(vec![member("b", "bob"), member("a", "alice")]);
+        assert_eq!(names(&timeline), ["alice", "bob"]);
+        assert!(timeline.entries().is_empty());
     }
 
     #[test]

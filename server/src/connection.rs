@@ -321,9 +321,8 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         backlog,
         mut queue,
     } = joined;
-    let welcome = welcome.into_json(settings.heartbeat_interval, settings.heartbeat_timeout);
-    let welcome = FrameBytes::from(welcome);
-    if let Err(err) = socket.send_batch(iter::once(welcome).chain(backlog)).await {
+    let welcome = welcome.into_frames(settings.heartbeat_interval, settings.heartbeat_timeout);
+    if let Err(err) = socket.send_batch(welcome.into_iter().chain(backlog)).await {
         return err.into();
     }
     let token_valid_until = credentials.valid_until;

@@ -283,6 +283,34 @@ pub struct StormReport {
     pub unsettled: usize,
 }
 
+/// Which storm members (`storm-<n>`) a member knows of: a bit each, so reading the
+/// O(members²) entries of a storm costs the generator no allocation.
+struct Known {
+    seen: Vec<bool>,
+    count: usize,
+}
+
+impl Known {
+    fn new(members: usize) -> Self {
+        Known {
+            seen: vec![false; members],
+            count: 0,
+        }
+    }
+
+    fn insert(&mut self, user_id: &str) {
+        let n = user_id
+            .strip_prefix("storm-")
+            .and_then(|n| n.parse::<usize>().ok());
+        if let Some(seen) = n.and_then(|n| self.seen.get_mut(n))
+            && !*seen
+        {
+            *seen = true;
+            self.count += 1;
+        }
+    }
+}
+
 /// The parts of a server frame the storm reads, borrowed from its text.
 #[derive(serde::Deserialize)]
 struct StormFrame<'a> {
@@ -316,7 +344,7 @@ pub async fn storm(target: &Target, members: usize) -> StormReport {
         tokio::spawn(async move {
             let ws = connect(&url, n).await;
             let (mut write, mut read) = ws.split();
-            let mut known = std::collections::HashSet::new();
+            let mut known = Known::new(members);
             let mut welcomed = None;
             let mut presence = 0;
             let settled = loop {
@@ -337,28 +365,38 @@ pub async fn storm(target: &Target, members: usize) -> StormReport {
                     continue;
                 };
                 match frame.kind {
+                    // The rest of a large room's list, right after the welcome.
+                    "users" => {
+                        for user in &frame.users {
+                            known.insert(user.user_id);
+                        }
+                    }
                     "welcome" => {
                         welcomed = Some(started.elapsed());
-                        known.insert(frame.user_id.unwrap_or_default().to_owned());
-                        known.extend(frame.users.iter().map(|user| user.user_id.to_owned()));
+                        known.insert(frame.user_id.unwrap_or_default());
+                        for user in &frame.users {
+                            known.insert(user.user_id);
+                        }
                     }
                     "system" => {
                         presence += 1;
                         if frame.event == Some("join") {
-                            known.insert(frame.user_id.unwrap_or_default().to_owned());
+                            known.insert(frame.user_id.unwrap_or_default());
                         }
                     }
                     // Joins gathered during the burst.
                     "presence" => {
                         presence += 1;
-                        known.extend(frame.joins.iter().map(|user| user.user_id.to_owned()));
+                        for user in &frame.joins {
+                            known.insert(user.user_id);
+                        }
                     }
                     "ping" => {
                         let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
                     }
                     _ => {}
                 }
-                if welcomed.is_some() && known.len() >= members {
+                if welcomed.is_some() && known.count >= members {
                     break Some(started.elapsed());
                 }
             };

@@ -317,6 +317,8 @@ async fn main() {
         let cpu_before = cpu();
         let report = load::storm(&target, args.members).await;
         let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
+        // Every member still connected: what the room costs once the storm is over.
+        let settled_rss = rss();
         println!("chorus join storm");
         println!("  members            {}", report.members);
         println!(
@@ -335,6 +337,13 @@ async fn main() {
         );
         if let Some(cpu) = cpu_used {
             println!("  server CPU         {:.2} s", cpu.as_secs_f64());
+        }
+        if let (Some(base), Some(settled)) = (baseline, settled_rss) {
+            println!(
+                "  server RSS         {:.1} MiB after ({:.1} KiB per member)",
+                settled as f64 / 1048576.0,
+                settled.saturating_sub(base) as f64 / 1024.0 / report.members.max(1) as f64
+            );
         }
         return;
     }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use app::protocol::{Member, ServerFrame, SystemEvent};
 
 use super::FrameBytes;
+use super::user_list::USERS_PER_FRAME;
 
 /// How long a batch gathers announcements; also the window a burst is counted in.
 pub(super) const WINDOW: Duration = Duration::from_millis(250);
@@ -113,6 +114,10 @@ impl Announcer {
             match change {
                 Change::Join => batch.joins.push(member),
                 Change::Leave => batch.leaves.push(member),
+            }
+            // Bounded like every frame: a full batch goes at once.
+            if batch.named.len() >= USERS_PER_FRAME {
+                step.frames.extend(batch.take_frame());
             }
             return step;
         }
@@ -312,6 +317,28 @@ mod tests {
         assert_eq!(
             second["leaves"],
             json!([{"user_id": format!("u{BURST}"), "name":"n"}])
+        );
+    }
+
+    #[test]
+    fn a_full_batch_goes_at_once() {
+        let mut announcer = Announcer::new(BURST);
+        let now = Instant::now();
+        let count = BURST + USERS_PER_FRAME as u32 + 5;
+        let sent: Vec<FrameBytes> = joins(&mut announcer, 0..count, now)
+            .into_iter()
+            .flat_map(|step| step.frames)
+            .collect();
+        assert_eq!(sent.len(), BURST as usize + 1);
+        let full = frame_json(sent.last().unwrap());
+        assert_eq!(full["joins"].as_array().unwrap().len(), USERS_PER_FRAME);
+        let (rest, _) = announcer.tick(now + WINDOW);
+        assert_eq!(
+            frame_json(&rest.unwrap())["joins"]
+                .as_array()
+                .unwrap()
+                .len(),
+            5
         );
     }
 

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 pub use queue::MemberQueue;
-pub use user_list::UserList;
+pub use user_list::{USERS_PER_FRAME, UserList};
 
 use crate::metrics::Metrics;
 pub use app::protocol::{RoomName, RoomSummary};
@@ -91,9 +91,14 @@ pub struct Welcome {
 }
 
 impl Welcome {
-    /// The `welcome` frame's JSON. The member list is spliced in as it was kept
-    /// (already serialized) rather than parsed and written again.
-    pub fn into_json(self, heartbeat_interval: Duration, heartbeat_timeout: Duration) -> String {
+    /// The `welcome` frame and, for a room of more than [`USERS_PER_FRAME`] users,
+    /// the `users` frames that list the rest, in order. The member list is spliced in
+    /// as it was kept (already serialized) rather than parsed and written again.
+    pub fn into_frames(
+        self,
+        heartbeat_interval: Duration,
+        heartbeat_timeout: Duration,
+    ) -> Vec<FrameBytes> {
         #[derive(serde::Serialize)]
         #[serde(tag = "type", rename = "welcome")]
         struct Head<'a> {
@@ -115,13 +120,16 @@ impl Welcome {
             heartbeat_timeout_ms: heartbeat_timeout.as_millis() as u64,
         })
         .expect("a welcome always serializes");
-        let users = self.users.as_json();
-        let mut json = String::with_capacity(head.len() + users.len() + 10);
-        json.push_str(head.strip_suffix('}').expect("an object"));
-        json.push_str(",\"users\":");
-        json.push_str(users);
-        json.push('}');
-        json
+        let head = head.strip_suffix('}').expect("an object");
+        let mut shares = self.users.shares();
+        let first = shares.next().unwrap_or_default();
+        let mut frames = vec![FrameBytes::from(format!("{head},\"users\":[{first}]}}"))];
+        frames.extend(
+            shares.map(|share| {
+                FrameBytes::from(format!("{{\"type\":\"users\",\"users\":[{share}]}}"))
+            }),
+        );
+        frames
     }
 }
 

@@ -6,53 +6,77 @@
 //! the whole list again; joins with no change in between share one copy.
 
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde::ser::Serializer;
 
 use app::protocol::Member;
 
+/// How many members one frame lists: a `welcome` lists the first ones and `users`
+/// frames right after it the rest. Every socket's write buffer keeps the size of the
+/// largest frame it ever sent, so no frame may grow with the room.
+pub const USERS_PER_FRAME: usize = 200;
+
 /// A JSON array of members (`[{"user_id":…,"name":…},…]`), sorted by name then
-/// user id; cheap to clone.
+/// user id, and where each frame's share of it begins and ends; cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserList(Arc<str>);
+pub struct UserList {
+    json: Arc<str>,
+    /// Byte ranges of `json` holding [`USERS_PER_FRAME`] entries each (the last
+    /// fewer), without the brackets.
+    shares: Arc<[Range<usize>]>,
+}
 
 impl UserList {
     /// The list of `members`, sorted.
     pub fn from_members(members: &mut [Member]) -> Self {
         members.sort_by(|a, b| (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id)));
-        let refs = members.iter().map(|member| MemberRef {
-            user_id: &member.user_id,
-            name: &member.name,
-        });
-        UserList::write(refs)
+        let mut json = String::from("[");
+        let mut lengths = Vec::with_capacity(members.len());
+        for (at, member) in members.iter().enumerate() {
+            if at > 0 {
+                json.push(',');
+            }
+            let entry = MemberRef::of(&member.user_id, &member.name);
+            lengths.push(entry.len());
+            json.push_str(&entry);
+        }
+        json.push(']');
+        UserList::new(Arc::from(json), lengths)
     }
 
-    fn write<'a>(members: impl Iterator<Item = MemberRef<'a>>) -> Self {
-        let mut json = Vec::new();
-        serde_json::Serializer::new(&mut json)
-            .collect_seq(members)
-            .expect("writing to a Vec cannot fail");
-        UserList(Arc::from(
-            String::from_utf8(json).expect("serde_json writes UTF-8"),
-        ))
+    /// `json` whose entries are `lengths` bytes long, in order.
+    fn new(json: Arc<str>, lengths: impl IntoIterator<Item = usize>) -> Self {
+        let mut shares: Vec<Range<usize>> = Vec::new();
+        let mut at = 1;
+        for (index, length) in lengths.into_iter().enumerate() {
+            match shares.last_mut() {
+                Some(share) if index % USERS_PER_FRAME != 0 => share.end = at + length,
+                _ => shares.push(at..at + length),
+            }
+            at += length + 1;
+        }
+        UserList {
+            json,
+            shares: shares.into(),
+        }
     }
 
-    /// The JSON array.
-    pub fn as_json(&self) -> &str {
-        &self.0
+    /// Each frame's share of the list: comma-separated entries, without brackets.
+    pub fn shares(&self) -> impl Iterator<Item = &str> {
+        self.shares.iter().map(|share| &self.json[share.clone()])
     }
 
     /// The members, read back (for tests and diagnostics).
     pub fn members(&self) -> Vec<Member> {
-        serde_json::from_str(&self.0).expect("a user list is valid JSON")
+        serde_json::from_str(&self.json).expect("a user list is valid JSON")
     }
 }
 
 impl Default for UserList {
     fn default() -> Self {
-        UserList(Arc::from("[]"))
+        UserList::new(Arc::from("[]"), [])
     }
 }
 
@@ -60,6 +84,13 @@ impl Default for UserList {
 struct MemberRef<'a> {
     user_id: &'a str,
     name: &'a str,
+}
+
+impl MemberRef<'_> {
+    /// One member's entry in the list.
+    fn of(user_id: &str, name: &str) -> String {
+        serde_json::to_string(&MemberRef { user_id, name }).expect("a member always serializes")
+    }
 }
 
 /// A room's present users in welcome order, with the JSON of their list kept up to
@@ -91,8 +122,7 @@ impl Roll {
         if self.order.contains_key(&key) {
             return;
         }
-        let entry = serde_json::to_string(&MemberRef { user_id, name })
-            .expect("a member always serializes");
+        let entry = MemberRef::of(user_id, name);
         let (start, index) = self.start_of(&key);
         if self.order.is_empty() {
             self.json.insert_str(1, &entry);
@@ -138,9 +168,9 @@ impl Roll {
     }
 
     pub(super) fn list(&mut self) -> UserList {
-        let json = &self.json;
+        let (json, order) = (&self.json, &self.order);
         self.cached
-            .get_or_insert_with(|| UserList(Arc::from(json.as_str())))
+            .get_or_insert_with(|| UserList::new(Arc::from(json.as_str()), order.values().copied()))
             .clone()
     }
 }
@@ -159,7 +189,8 @@ mod tests {
     #[test]
     fn a_roll_lists_by_name_then_user_id_and_follows_changes() {
         let mut roll = Roll::default();
-        assert_eq!(roll.list().as_json(), "[]");
+        assert_eq!(roll.list(), UserList::default());
+        assert_eq!(roll.list().shares().count(), 0);
         let ids: Vec<(Arc<str>, Arc<str>)> = [
             ("z", "zoe"),
             ("b2", "bob"),
@@ -183,12 +214,14 @@ mod tests {
             ]
         );
         assert_eq!(
-            first.as_json(),
-            r#"[{"user_id":"q","name":"\"quoted\""},{"user_id":"b1","name":"bob"},{"user_id":"b2","name":"bob"},{"user_id":"z","name":"zoe"}]"#
+            first.shares().collect::<Vec<_>>(),
+            [
+                r#"{"user_id":"q","name":"\"quoted\""},{"user_id":"b1","name":"bob"},{"user_id":"b2","name":"bob"},{"user_id":"z","name":"zoe"}"#
+            ]
         );
         // Listing the same user again changes nothing; removing does.
         roll.insert(&ids[0].0, &ids[0].1);
-        assert!(Arc::ptr_eq(&first.0, &roll.list().0), "cached");
+        assert!(Arc::ptr_eq(&first.json, &roll.list().json), "cached");
         roll.remove(&ids[1].0, &ids[1].1);
         roll.remove(&Arc::from("nobody"), &Arc::from("x"));
         assert_eq!(roll.list().members().len(), 3);
@@ -221,6 +254,29 @@ mod tests {
                 proptest::prop_assert_eq!(roll.list(), UserList::from_members(&mut members));
             }
         }
+    }
+
+    #[test]
+    fn a_long_list_is_shared_out_in_frames_of_a_bounded_size() {
+        let mut members: Vec<Member> = (0..USERS_PER_FRAME * 2 + 3)
+            .map(|n| member(&format!("u{n:04}"), &format!("n{n:04}")))
+            .collect();
+        let list = UserList::from_members(&mut members.clone());
+        let shares: Vec<Vec<Member>> = list
+            .shares()
+            .map(|share| serde_json::from_str(&format!("[{share}]")).unwrap())
+            .collect();
+        assert_eq!(
+            shares.iter().map(Vec::len).collect::<Vec<_>>(),
+            [USERS_PER_FRAME, USERS_PER_FRAME, 3]
+        );
+        assert_eq!(shares.concat(), members);
+        // A roll shares out the same way.
+        let mut roll = Roll::default();
+        for member in members.drain(..) {
+            roll.insert(&Arc::from(member.user_id), &Arc::from(member.name));
+        }
+        assert_eq!(roll.list(), list);
     }
 
     #[test]

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use chorus_server::hub::USERS_PER_FRAME;
+
 use crate::helpers::{Client, EngineApp, Node, RedisServer, spawn_app_with};
 
 const GRACE: Duration = Duration::from_millis(500);
@@ -257,4 +259,44 @@ async fn joins_and_leaves_gathered_reach_everyone_in_order(app: EngineApp) {
     last.say("the rest").await;
     let after = next_event(&mut watcher).await;
     assert_eq!(after["content"], "the rest", "nothing else: {after}");
+}
+
+crate::both_engines!(
+    a_large_rooms_member_list_comes_in_frames_of_bounded_size,
+    |config| {
+        config.connect_rate_limit = 10_000;
+        config.connect_rate_limit_burst = 10_000;
+    }
+);
+/// Past [`USERS_PER_FRAME`] users, a welcome lists the first ones and `users`
+/// frames right after it the rest, before anything else; together they are everyone.
+async fn a_large_rooms_member_list_comes_in_frames_of_bounded_size(app: EngineApp) {
+    let crowd = USERS_PER_FRAME + 5;
+    let second = app.second().await;
+    let names: Vec<String> = (0..crowd).map(|i| format!("m{i:03}")).collect();
+    let joins = names.iter().map(|name| app.join("big", name));
+    let _crowd: Vec<(Client, Value)> = futures_util::future::join_all(joins).await;
+
+    let (mut newcomer, welcome) = app.or_this(&second).join("big", "newcomer").await;
+    let mut listed = listed(&welcome);
+    assert_eq!(listed.len(), USERS_PER_FRAME, "the first share");
+    let more = next_event(&mut newcomer).await;
+    assert_eq!(more["type"], "users", "{more}");
+    let rest = more["users"].as_array().unwrap();
+    assert_eq!(rest.len(), 5);
+    listed.extend(
+        rest.iter()
+            .map(|member| member["user_id"].as_str().unwrap().to_owned()),
+    );
+    let everyone: std::collections::BTreeSet<String> = names.into_iter().collect();
+    assert_eq!(listed, everyone);
+    // Then announcements only (the crowd's, still being gathered, may come first),
+    // up to the newcomer's own join.
+    while !listed.contains("newcomer") {
+        let frame = next_event(&mut newcomer).await;
+        assert!(apply_presence(&mut listed, &frame), "{frame}");
+    }
+    let mut everyone = everyone;
+    everyone.insert("newcomer".into());
+    assert_eq!(listed, everyone);
 }
