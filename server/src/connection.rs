@@ -302,10 +302,10 @@ pub async fn run_chat<S: MessageSink, R: MessageStream>(
     if ended == Ended::Closed(CloseCode::Removed)
         && let Some(reason) = removal.reason()
     {
-        socket.close_with(CloseCode::Removed, reason).await;
+        Box::pin(socket.close_with(CloseCode::Removed, reason)).await;
         return ended;
     }
-    socket.finish(ended).await
+    Box::pin(socket.finish(ended)).await
 }
 
 async fn chat_loop<S: MessageSink, R: MessageStream>(
@@ -322,7 +322,10 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         mut queue,
     } = joined;
     let welcome = welcome.into_frames(settings.heartbeat_interval, settings.heartbeat_timeout);
-    if let Err(err) = socket.send_batch(welcome.into_iter().chain(backlog)).await {
+    // Boxed: once per connection, and it would otherwise make the loop's future (held
+    // for the connection's life) larger.
+    let first_frames = welcome.into_iter().chain(backlog);
+    if let Err(err) = Box::pin(socket.send_batch(first_frames)).await {
         return err.into();
     }
     let token_valid_until = credentials.valid_until;
@@ -379,7 +382,9 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
                     Err(ended) => return ended,
                 };
                 heartbeat.heard();
-                let reply = member.reply_to(message).await;
+                // Boxed: a publish through Redis is a large future, and only a
+                // client's own frames take this path, never a delivery.
+                let reply = Box::pin(member.reply_to(message)).await;
                 match &reply {
                     Some(ServerFrame::Refreshed) => {
                         token_expiry.as_mut().reset(deadline_from(member.credentials.valid_until));

@@ -74,7 +74,7 @@ pub async fn echo(
                 let open = OpenSocket::new(&state);
                 let socket = split(socket, &state);
                 let Some(_permit) = permit else {
-                    socket.close(CloseCode::ServerFull).await;
+                    Box::pin(socket.close(CloseCode::ServerFull)).await;
                     open.ended(Ended::Closed(CloseCode::ServerFull));
                     return;
                 };
@@ -129,6 +129,8 @@ pub async fn chat(
     }
     let tasks = state.tasks.clone();
     configure(ws, &state).on_upgrade(move |socket| {
+        // Split here, so the task keeps only the halves, not the socket they came from.
+        let socket = split(socket, &state);
         tasks.track_future(serve_member(socket, state, since, admission).instrument(span))
     })
 }
@@ -219,17 +221,16 @@ async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admi
 }
 
 async fn serve_member(
-    socket: WebSocket,
+    socket: Socket,
     state: AppState,
     since: Option<u64>,
     admission: Result<Admitted, CloseCode>,
 ) {
     let open = OpenSocket::new(&state);
-    let socket = split(socket, &state);
     let admitted = match admission {
         Ok(admitted) => admitted,
         Err(code) => {
-            socket.close(code).await;
+            Box::pin(socket.close(code)).await;
             open.ended(Ended::Closed(code));
             return;
         }
@@ -239,24 +240,27 @@ async fn serve_member(
         id: identity.id.clone(),
         name: identity.name.clone(),
     };
-    let joined = match state.hub.join(&admitted.room, participant, since).await {
+    // Boxed, like every await here but the connection's own loop: a task is as large
+    // as the largest future it awaits, for as long as it lives, and each of these
+    // runs once.
+    let joined = match Box::pin(state.hub.join(&admitted.room, participant, since)).await {
         Ok(joined) => joined,
         Err(Unavailable::TooManyRooms) => {
             tracing::info!("refused a member: creating the room would exceed --max-rooms");
-            socket.close(CloseCode::ServerFull).await;
+            Box::pin(socket.close(CloseCode::ServerFull)).await;
             open.ended(Ended::Closed(CloseCode::ServerFull));
             return;
         }
         Err(Unavailable::Banned) => {
             tracing::debug!("refused a banned user");
-            socket.close(CloseCode::Forbidden).await;
+            Box::pin(socket.close(CloseCode::Forbidden)).await;
             open.ended(Ended::Closed(CloseCode::Forbidden));
             return;
         }
         Err(err) => {
             // Worth retrying: the broker may be back by the client's next attempt.
             tracing::warn!(error = %ErrorChain(&err), "cannot seat a member");
-            socket.close(CloseCode::ServerFull).await;
+            Box::pin(socket.close(CloseCode::ServerFull)).await;
             open.ended(Ended::Closed(CloseCode::ServerFull));
             return;
         }
@@ -270,13 +274,13 @@ async fn serve_member(
         room: admitted.room.clone(),
         removal: admitted.user_slot.removal().clone(),
     };
-    let ended = connection::run_chat(
+    let ended = Box::pin(connection::run_chat(
         socket,
         joined,
         credentials,
         &state.connection,
         &state.shutdown,
-    )
+    ))
     .await;
     match ended {
         Ended::Closed(code) => tracing::debug!(code = code.code(), "member closed"),

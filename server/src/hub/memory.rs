@@ -4,7 +4,7 @@
 //! id, storing the message and queueing it for every member is one step, and every
 //! member sees the room's frames in one order.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -565,7 +565,7 @@ struct RoomState {
     history_bytes: Arc<AtomicUsize>,
     seats: Seats,
     /// Keyed by user id: one entry per user however many tabs they have open.
-    presence: BTreeMap<Arc<str>, Presence>,
+    presence: HashMap<Arc<str>, Presence>,
     /// The same users in the order a welcome lists them.
     roll: Roll,
     /// Recent messages' refs, so a resend gets the original id.
@@ -592,11 +592,12 @@ impl RoomState {
         RoomState {
             first_id,
             next_id: first_id,
-            history: VecDeque::with_capacity(history_size.min(16)),
+            // Grows with the first message: a room nobody posts in holds no buffer.
+            history: VecDeque::new(),
             history_size,
             history_bytes,
             seats: Seats::default(),
-            presence: BTreeMap::new(),
+            presence: HashMap::new(),
             roll: Roll::default(),
             refs: RecentRefs::default(),
             removed: false,

@@ -5,7 +5,6 @@
 //! join sorts, and keeps the list's JSON current entry by entry, so no join writes
 //! the whole list again; joins with no change in between share one copy.
 
-use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -98,8 +97,10 @@ impl MemberRef<'_> {
 /// instead of writing every entry again.
 #[derive(Debug)]
 pub(super) struct Roll {
-    /// (name, user id) in the order welcomes list them → the length of its JSON.
-    order: BTreeMap<(Arc<str>, Arc<str>), usize>,
+    /// (name, user id, length of its JSON entry), sorted: the order welcomes list
+    /// them in. A sorted `Vec` rather than a tree: a room of one costs one small
+    /// allocation, and an insertion moves no more than the JSON's does.
+    order: Vec<(Arc<str>, Arc<str>, usize)>,
     /// The list's JSON, always current.
     json: String,
     /// A snapshot of `json` given out since the last change.
@@ -109,7 +110,7 @@ pub(super) struct Roll {
 impl Default for Roll {
     fn default() -> Self {
         Roll {
-            order: BTreeMap::new(),
+            order: Vec::new(),
             json: "[]".to_owned(),
             cached: None,
         }
@@ -118,32 +119,32 @@ impl Default for Roll {
 
 impl Roll {
     pub(super) fn insert(&mut self, user_id: &Arc<str>, name: &Arc<str>) {
-        let key = (name.clone(), user_id.clone());
-        if self.order.contains_key(&key) {
+        let Err(index) = self.find(user_id, name) else {
             return;
-        }
+        };
         let entry = MemberRef::of(user_id, name);
-        let (start, index) = self.start_of(&key);
         if self.order.is_empty() {
             self.json.insert_str(1, &entry);
         } else if index < self.order.len() {
-            // Before the entry now at `start`: "new," goes in front of it.
-            self.json.insert_str(start, &format!("{entry},"));
+            // Before the entry now at `index`: "new," goes in front of it.
+            self.json
+                .insert_str(self.start_of(index), &format!("{entry},"));
         } else {
             // Last: ",new" goes before the closing bracket.
             self.json
                 .insert_str(self.json.len() - 1, &format!(",{entry}"));
         }
-        self.order.insert(key, entry.len());
+        self.order
+            .insert(index, (name.clone(), user_id.clone(), entry.len()));
         self.cached = None;
     }
 
     pub(super) fn remove(&mut self, user_id: &Arc<str>, name: &Arc<str>) {
-        let key = (name.clone(), user_id.clone());
-        let Some(&len) = self.order.get(&key) else {
+        let Ok(index) = self.find(user_id, name) else {
             return;
         };
-        let (start, index) = self.start_of(&key);
+        let start = self.start_of(index);
+        let len = self.order[index].2;
         let range = if self.order.len() == 1 {
             start..start + len
         } else if index + 1 < self.order.len() {
@@ -154,23 +155,34 @@ impl Roll {
             start - 1..start + len
         };
         self.json.replace_range(range, "");
-        self.order.remove(&key);
+        self.order.remove(index);
         self.cached = None;
     }
 
-    /// Where the entry for `key` starts (or would start) in the JSON, and its index.
-    fn start_of(&self, key: &(Arc<str>, Arc<str>)) -> (usize, usize) {
-        self.order
-            .range(..key)
-            .fold((1, 0), |(start, index), (_, len)| {
-                (start + len + 1, index + 1)
-            })
+    /// Where `(name, user_id)` is, or would go.
+    fn find(&self, user_id: &str, name: &str) -> Result<usize, usize> {
+        self.order.binary_search_by(|(other_name, other_id, _)| {
+            (&**other_name, &**other_id).cmp(&(name, user_id))
+        })
+    }
+
+    /// Where the entry at `index` starts (or would start) in the JSON.
+    fn start_of(&self, index: usize) -> usize {
+        1 + self.order[..index]
+            .iter()
+            .map(|(_, _, len)| len + 1)
+            .sum::<usize>()
     }
 
     pub(super) fn list(&mut self) -> UserList {
         let (json, order) = (&self.json, &self.order);
         self.cached
-            .get_or_insert_with(|| UserList::new(Arc::from(json.as_str()), order.values().copied()))
+            .get_or_insert_with(|| {
+                UserList::new(
+                    Arc::from(json.as_str()),
+                    order.iter().map(|(_, _, len)| *len),
+                )
+            })
             .clone()
     }
 }
