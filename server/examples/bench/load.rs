@@ -6,6 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chorus_server::auth::Auth;
@@ -298,7 +299,8 @@ impl Known {
         }
     }
 
-    fn insert(&mut self, user_id: &str) {
+    /// Whether `user_id` was new.
+    fn insert(&mut self, user_id: &str) -> bool {
         let n = user_id
             .strip_prefix("storm-")
             .and_then(|n| n.parse::<usize>().ok());
@@ -307,7 +309,9 @@ impl Known {
         {
             *seen = true;
             self.count += 1;
+            return true;
         }
+        false
     }
 }
 
@@ -320,6 +324,8 @@ struct StormFrame<'a> {
     user_id: Option<&'a str>,
     #[serde(borrow, default)]
     event: Option<&'a str>,
+    #[serde(borrow, default)]
+    message: Option<&'a str>,
     #[serde(borrow, default)]
     users: Vec<StormUser<'a>>,
     #[serde(borrow, default)]
@@ -334,23 +340,36 @@ struct StormUser<'a> {
 
 /// `members` members connect to one room at once; each reads until it knows every
 /// other member.
-pub async fn storm(target: &Target, members: usize) -> StormReport {
+///
+/// A server without a member list (the reference peers announce joins only as text,
+/// and send no welcome) cannot tell a member who came before it: there, the storm is
+/// over once every member has seen its own join and every later one, N(N+1)/2
+/// announcements in all, counted over every member.
+pub async fn storm(target: &Target, members: usize, lists_members: bool) -> StormReport {
     let started = Instant::now();
     let (done, mut finished) =
         mpsc::unbounded_channel::<(Option<Duration>, Option<Duration>, usize)>();
+    let seen_everywhere = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let all_seen = members * (members + 1) / 2;
+    let (over, _) = tokio::sync::watch::channel(false);
     for n in 0..members {
         let url = target.url(&format!("storm-{n}"), n);
         let done = done.clone();
+        let seen_everywhere = seen_everywhere.clone();
+        let over = over.clone();
+        let mut is_over = over.subscribe();
         tokio::spawn(async move {
             let ws = connect(&url, n).await;
             let (mut write, mut read) = ws.split();
             let mut known = Known::new(members);
-            let mut welcomed = None;
+            let mut welcomed = (!lists_members).then(|| started.elapsed());
             let mut presence = 0;
             let settled = loop {
-                let Ok(Some(Ok(message))) =
-                    tokio::time::timeout(Duration::from_secs(30), read.next()).await
-                else {
+                let next = tokio::select! {
+                    next = tokio::time::timeout(Duration::from_secs(30), read.next()) => next,
+                    _ = is_over.wait_for(|over| *over) => break Some(started.elapsed()),
+                };
+                let Ok(Some(Ok(message))) = next else {
                     break None;
                 };
                 let Message::Text(text) = message else {
@@ -368,27 +387,38 @@ pub async fn storm(target: &Target, members: usize) -> StormReport {
                     // The rest of a large room's list, right after the welcome.
                     "users" => {
                         for user in &frame.users {
-                            known.insert(user.user_id);
+                            let _ = known.insert(user.user_id);
                         }
                     }
                     "welcome" => {
                         welcomed = Some(started.elapsed());
-                        known.insert(frame.user_id.unwrap_or_default());
+                        let _ = known.insert(frame.user_id.unwrap_or_default());
                         for user in &frame.users {
-                            known.insert(user.user_id);
+                            let _ = known.insert(user.user_id);
                         }
                     }
                     "system" => {
                         presence += 1;
                         if frame.event == Some("join") {
-                            known.insert(frame.user_id.unwrap_or_default());
+                            let _ = known.insert(frame.user_id.unwrap_or_default());
+                        } else if let Some(name) = frame
+                            .message
+                            .and_then(|text| text.strip_suffix(" joined the room"))
+                        {
+                            // A peer: the name is only in the text.
+                            if known.insert(name) {
+                                let seen = seen_everywhere.fetch_add(1, Ordering::Relaxed) + 1;
+                                if seen == all_seen {
+                                    over.send_replace(true);
+                                }
+                            }
                         }
                     }
                     // Joins gathered during the burst.
                     "presence" => {
                         presence += 1;
                         for user in &frame.joins {
-                            known.insert(user.user_id);
+                            let _ = known.insert(user.user_id);
                         }
                     }
                     "ping" => {
@@ -396,7 +426,7 @@ pub async fn storm(target: &Target, members: usize) -> StormReport {
                     }
                     _ => {}
                 }
-                if welcomed.is_some() && known.count >= members {
+                if lists_members && welcomed.is_some() && known.count >= members {
                     break Some(started.elapsed());
                 }
             };

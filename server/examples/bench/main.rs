@@ -104,6 +104,8 @@ async fn start_server(args: &Args) -> Server {
             "1000000",
         ])
         .args(["--max-connections", "100000"])
+        // The idle scenario puts every member in a room of its own.
+        .args(["--max-rooms", "1000000"])
         .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
         .args(
             args.redis_url
@@ -310,25 +312,30 @@ async fn main() {
         return;
     }
     if args.scenario == Scenario::Storm {
-        assert!(
-            args.peer.is_none(),
-            "the storm scenario reads Chorus's welcome; the peers send none"
-        );
         let cpu_before = cpu();
-        let report = load::storm(&target, args.members).await;
+        // The peers send no member list: only their join texts say who is there.
+        let report = load::storm(&target, args.members, args.peer.is_none()).await;
         let cpu_used = cpu().zip(cpu_before).map(|(after, before)| after - before);
         // Every member still connected: what the room costs once the storm is over.
         let settled_rss = rss();
-        println!("chorus join storm");
+        match args.peer {
+            Some(peer) => println!("join storm (reference peer {peer:?})"),
+            None => println!("chorus join storm"),
+        }
         println!("  members            {}", report.members);
         println!(
             "  all welcomed       {:.2} s",
             report.all_welcomed.as_secs_f64()
         );
         println!(
-            "  all settled        {:.2} s ({} never did)",
+            "  all settled        {:.2} s ({} never did{})",
             report.all_settled.as_secs_f64(),
-            report.unsettled
+            report.unsettled,
+            if args.peer.is_some() {
+                "; settled: every member saw its own and every later join"
+            } else {
+                ""
+            }
         );
         println!(
             "  presence frames    {} ({:.1} per member)",
