@@ -720,10 +720,15 @@ mod tests {
                 .await
                 .unwrap(),
         );
-        let _alice = hub
+        let mut alice = hub
             .join(&RoomName::parse("busy").unwrap(), who("alice"), None)
             .await
             .unwrap();
+        // Her own join comes back through Pub/Sub: once it is in, nothing more is on
+        // its way to the busy room, whose lock would hold up the subscriber (and with
+        // it every other room's subscription) in a way no real room does.
+        let own_join = alice.queue.recv().await.expect("alice's own join");
+        assert!(own_join.as_str().contains("\"event\":\"join\""), "{own_join}");
         let busy = hub.busy("busy");
         // A join to the busy room waits for it...
         let waiting = join_on_a_thread(&hub, "busy", "bob");
