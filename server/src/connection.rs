@@ -17,7 +17,7 @@ use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
-use crate::hub::{FrameBytes, Joined, Membership, PublishError};
+use crate::hub::{FrameBytes, Joined, MemberQueue, Membership, PublishError};
 use crate::limits::Removal;
 use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
@@ -290,48 +290,27 @@ pub struct Credentials<'a> {
 }
 
 /// Runs a chat member's connection until it ends, then closes it with the right code.
-pub async fn run_chat<S: MessageSink, R: MessageStream>(
-    mut socket: Socket<S, R>,
+///
+/// Not an `async fn`: an async fn keeps its arguments for as long as it runs and moves
+/// them into locals besides, so whatever is passed by value would be held twice (and
+/// again by the loop it calls) for the connection's whole life. Here they are taken
+/// apart first, and the future holds each piece once.
+pub fn run_chat<'a, S: MessageSink + 'a, R: MessageStream + 'a>(
+    socket: Socket<S, R>,
     joined: Joined,
-    credentials: Credentials<'_>,
-    settings: &ConnectionSettings,
-    shutdown: &CancellationToken,
-) -> Ended {
-    let removal = credentials.removal.clone();
-    let ended = chat_loop(&mut socket, joined, credentials, settings, shutdown).await;
-    if ended == Ended::Closed(CloseCode::Removed)
-        && let Some(reason) = removal.reason()
-    {
-        Box::pin(socket.close_with(CloseCode::Removed, reason)).await;
-        return ended;
-    }
-    Box::pin(socket.finish(ended)).await
-}
-
-async fn chat_loop<S: MessageSink, R: MessageStream>(
-    socket: &mut Socket<S, R>,
-    joined: Joined,
-    credentials: Credentials<'_>,
-    settings: &ConnectionSettings,
-    shutdown: &CancellationToken,
-) -> Ended {
+    credentials: Credentials<'a>,
+    settings: &'a ConnectionSettings,
+    shutdown: &'a CancellationToken,
+) -> impl Future<Output = Ended> + 'a {
     let Joined {
         membership,
         welcome,
         backlog,
-        mut queue,
+        queue,
     } = joined;
-    let welcome = welcome.into_frames(settings.heartbeat_interval, settings.heartbeat_timeout);
-    // Boxed: once per connection, and it would otherwise make the loop's future (held
-    // for the connection's life) larger.
-    let first_frames = welcome.into_iter().chain(backlog);
-    if let Err(err) = Box::pin(socket.send_batch(first_frames)).await {
-        return err.into();
-    }
-    let token_valid_until = credentials.valid_until;
-    let removal = credentials.removal.clone();
-    let removed = removal.removed();
-    tokio::pin!(removed);
+    let mut first_frames =
+        welcome.into_frames(settings.heartbeat_interval, settings.heartbeat_timeout);
+    first_frames.extend(backlog);
     let mut member = Member {
         membership,
         credentials,
@@ -339,9 +318,47 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
         bucket: TokenBucket::new(settings.rate_limit, settings.rate_limit_burst),
         rate_limit: settings.rate_limit,
     };
+    let mut socket = socket;
+    let mut queue = queue;
+    async move {
+        let ended = chat_loop(
+            &mut socket,
+            &mut member,
+            &mut queue,
+            first_frames,
+            settings,
+            shutdown,
+        )
+        .await;
+        if ended == Ended::Closed(CloseCode::Removed)
+            && let Some(reason) = member.credentials.removal.reason()
+        {
+            Box::pin(socket.close_with(CloseCode::Removed, reason)).await;
+            return ended;
+        }
+        Box::pin(socket.finish(ended)).await
+    }
+}
+
+async fn chat_loop<S: MessageSink, R: MessageStream>(
+    socket: &mut Socket<S, R>,
+    member: &mut Member<'_>,
+    queue: &mut MemberQueue,
+    first_frames: Vec<FrameBytes>,
+    settings: &ConnectionSettings,
+    shutdown: &CancellationToken,
+) -> Ended {
+    // Boxed: once per connection, and it would otherwise make the loop's future (held
+    // for the connection's life) larger.
+    if let Err(err) = Box::pin(socket.send_batch(first_frames)).await {
+        return err.into();
+    }
+    let removal = member.credentials.removal.clone();
+    let removed = removal.removed();
+    tokio::pin!(removed);
 
     let mut heartbeat = Heartbeat::new(settings);
-    let token_expiry = sleep_until(deadline_from(token_valid_until));
+    let token_expiry = sleep_until(deadline_from(member.credentials.valid_until));
     tokio::pin!(token_expiry);
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
     // Registered once: every socket shares the token, so re-registering on each turn

@@ -19,14 +19,16 @@ use axum::http::header::{HOST, ORIGIN, RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use futures_util::future::Either;
 use futures_util::stream::{SplitSink, SplitStream};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use crate::auth::{AuthError, Identity};
-use crate::connection::{self, Ended};
-use crate::hub::{Participant, Unavailable};
+use crate::auth::{Auth, AuthError, Identity};
+use crate::connection::{self, ConnectionSettings, Ended};
+use crate::hub::{Hub, Participant, Unavailable};
 use crate::limits::{UserSlot, retry_after_secs};
 use crate::metrics::Metrics;
 use crate::origin::origin_allowed;
@@ -129,10 +131,37 @@ pub async fn chat(
     }
     let tasks = state.tasks.clone();
     configure(ws, &state).on_upgrade(move |socket| {
-        // Split here, so the task keeps only the halves, not the socket they came from.
+        // Everything the task needs is picked out here, so it keeps only that for the
+        // socket's life: the split halves, not the socket; a few handles, not the
+        // whole state; the admission, not the attempt.
         let socket = split(socket, &state);
-        tasks.track_future(serve_member(socket, state, since, admission).instrument(span))
+        let open = OpenSocket::new(&state);
+        let served = match admission {
+            Ok(admitted) => {
+                let services = MemberServices {
+                    hub: state.hub.clone(),
+                    auth: state.auth.clone(),
+                    connection: state.connection.clone(),
+                    shutdown: state.shutdown.clone(),
+                };
+                Either::Left(serve_member(socket, open, admitted, since, services))
+            }
+            // Boxed: the closing handshake is larger than a member's whole task.
+            Err(code) => Either::Right(Box::pin(async move {
+                socket.close(code).await;
+                open.ended(Ended::Closed(code));
+            })),
+        };
+        tasks.track_future(served.instrument(span))
     })
+}
+
+/// What an admitted member's connection uses of the server.
+struct MemberServices {
+    hub: Hub,
+    auth: Arc<Auth>,
+    connection: Arc<ConnectionSettings>,
+    shutdown: CancellationToken,
 }
 
 /// Why an upgrade is refused before it happens (nothing is allocated for it): 403 for
@@ -222,19 +251,11 @@ async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admi
 
 async fn serve_member(
     socket: Socket,
-    state: AppState,
+    open: OpenSocket,
+    admitted: Admitted,
     since: Option<u64>,
-    admission: Result<Admitted, CloseCode>,
+    services: MemberServices,
 ) {
-    let open = OpenSocket::new(&state);
-    let admitted = match admission {
-        Ok(admitted) => admitted,
-        Err(code) => {
-            Box::pin(socket.close(code)).await;
-            open.ended(Ended::Closed(code));
-            return;
-        }
-    };
     let identity = &admitted.identity;
     let participant = Participant {
         id: identity.id.clone(),
@@ -243,7 +264,7 @@ async fn serve_member(
     // Boxed, like every await here but the connection's own loop: a task is as large
     // as the largest future it awaits, for as long as it lives, and each of these
     // runs once.
-    let joined = match Box::pin(state.hub.join(&admitted.room, participant, since)).await {
+    let joined = match Box::pin(services.hub.join(&admitted.room, participant, since)).await {
         Ok(joined) => joined,
         Err(Unavailable::TooManyRooms) => {
             tracing::info!("refused a member: creating the room would exceed --max-rooms");
@@ -267,7 +288,7 @@ async fn serve_member(
     };
     tracing::debug!("member joined");
     let credentials = connection::Credentials {
-        auth: &state.auth,
+        auth: &services.auth,
         user_id: identity.id.clone(),
         valid_until: identity.valid_until,
         may_publish: identity.permissions.may_publish(&admitted.room),
@@ -278,8 +299,8 @@ async fn serve_member(
         socket,
         joined,
         credentials,
-        &state.connection,
-        &state.shutdown,
+        &services.connection,
+        &services.shutdown,
     ))
     .await;
     match ended {

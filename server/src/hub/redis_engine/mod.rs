@@ -728,7 +728,10 @@ mod tests {
         // its way to the busy room, whose lock would hold up the subscriber (and with
         // it every other room's subscription) in a way no real room does.
         let own_join = alice.queue.recv().await.expect("alice's own join");
-        assert!(own_join.as_str().contains("\"event\":\"join\""), "{own_join}");
+        assert!(
+            own_join.as_str().contains("\"event\":\"join\""),
+            "{own_join}"
+        );
         let busy = hub.busy("busy");
         // A join to the busy room waits for it...
         let waiting = join_on_a_thread(&hub, "busy", "bob");
