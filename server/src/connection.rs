@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
-use tokio::time::{Instant, MissedTickBehavior, sleep_until, timeout};
+use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::Auth;
@@ -188,13 +188,19 @@ async fn within(
     }
 }
 
-/// The server's side of liveness: a ping every interval, and the end of a client
-/// silent (no frame of any kind) for the interval plus the timeout.
+/// The server's side of liveness: a ping every interval, the end of a client silent
+/// (no frame of any kind) for the interval plus the timeout, and, for a chat member,
+/// the end of its token. One timer serves all three: it is polled on every wake-up of
+/// the connection's loop (every delivery), so one is cheaper than three, and a
+/// connection keeps one timer entry instead of three.
 struct Heartbeat {
-    ping: tokio::time::Interval,
-    idle: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timer: std::pin::Pin<Box<tokio::time::Sleep>>,
+    interval: Duration,
+    next_ping: Instant,
     last_heard: Instant,
     silence_limit: Duration,
+    /// When the connection's token expires (chat members).
+    expires: Option<Instant>,
 }
 
 /// What the heartbeat asks for next.
@@ -203,41 +209,71 @@ enum Beat {
     Ping,
     /// The client has been silent too long: close with 4009.
     Silent,
+    /// The token has expired: close with 4002.
+    Expired,
 }
 
 impl Heartbeat {
-    fn new(settings: &ConnectionSettings) -> Self {
-        let silence_limit = settings.heartbeat_interval + settings.heartbeat_timeout;
-        let last_heard = Instant::now();
-        let mut ping = tokio::time::interval_at(
-            last_heard + settings.heartbeat_interval,
-            settings.heartbeat_interval,
-        );
-        ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        Heartbeat {
-            ping,
-            idle: Box::pin(sleep_until(last_heard + silence_limit)),
-            last_heard,
-            silence_limit,
-        }
+    fn new(settings: &ConnectionSettings, expires: Option<Instant>) -> Self {
+        let now = Instant::now();
+        let next_ping = now + settings.heartbeat_interval;
+        let mut heartbeat = Heartbeat {
+            timer: Box::pin(sleep_until(next_ping)),
+            interval: settings.heartbeat_interval,
+            next_ping,
+            last_heard: now,
+            silence_limit: settings.heartbeat_interval + settings.heartbeat_timeout,
+            expires,
+        };
+        heartbeat.arm();
+        heartbeat
     }
 
-    /// The client sent something: it is alive.
+    /// The client sent something: it is alive. (The timer is not moved: when it fires
+    /// for the old silence limit, it finds the client heard and waits on.)
     fn heard(&mut self) {
         self.last_heard = Instant::now();
     }
 
-    /// Waits for the next ping or for the silence limit. Cancel-safe, for `select!`.
+    /// The token was renewed: it now expires at `at`.
+    fn expires_at(&mut self, at: Instant) {
+        self.expires = Some(at);
+        self.arm();
+    }
+
+    /// Sets the timer for whichever comes first.
+    fn arm(&mut self) {
+        let silent_at = self.last_heard + self.silence_limit;
+        let due = self
+            .expires
+            .map_or(self.next_ping.min(silent_at), |expires| {
+                self.next_ping.min(silent_at).min(expires)
+            });
+        if self.timer.deadline() != due {
+            self.timer.as_mut().reset(due);
+        }
+    }
+
+    /// Waits for the next ping, the silence limit or the token's end. Cancel-safe, for
+    /// `select!`.
     async fn next(&mut self) -> Beat {
         loop {
-            tokio::select! {
-                _ = self.ping.tick() => return Beat::Ping,
-                () = self.idle.as_mut() => {
-                    if self.last_heard.elapsed() >= self.silence_limit {
-                        return Beat::Silent;
-                    }
-                    self.idle.as_mut().reset(self.last_heard + self.silence_limit);
-                }
+            self.timer.as_mut().await;
+            let now = Instant::now();
+            if self.expires.is_some_and(|expires| now >= expires) {
+                return Beat::Expired;
+            }
+            if now >= self.last_heard + self.silence_limit {
+                return Beat::Silent;
+            }
+            let ping = now >= self.next_ping;
+            if ping {
+                // Missed ticks are not made up: the next ping is an interval from now.
+                self.next_ping = now + self.interval;
+            }
+            self.arm();
+            if ping {
+                return Beat::Ping;
             }
         }
     }
@@ -357,9 +393,8 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
     let removed = removal.removed();
     tokio::pin!(removed);
 
-    let mut heartbeat = Heartbeat::new(settings);
-    let token_expiry = sleep_until(deadline_from(member.credentials.valid_until));
-    tokio::pin!(token_expiry);
+    let expires = deadline_from(member.credentials.valid_until);
+    let mut heartbeat = Heartbeat::new(settings, Some(expires));
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
     // Registered once: every socket shares the token, so re-registering on each turn
     // of the loop would contend on its lock.
@@ -369,13 +404,13 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
     loop {
         tokio::select! {
             () = &mut shutting_down => return Ended::Closed(CloseCode::GoingAway),
-            _ = &mut token_expiry => return Ended::Closed(CloseCode::TokenExpired),
             () = &mut removed => {
                 member.membership.leave_at_once();
                 return Ended::Closed(CloseCode::Removed);
             }
             beat = heartbeat.next() => match beat {
                 Beat::Silent => return Ended::Closed(CloseCode::HeartbeatTimeout),
+                Beat::Expired => return Ended::Closed(CloseCode::TokenExpired),
                 Beat::Ping => {
                     if let Err(err) = socket.send(Message::Text(ping_frame.clone())).await {
                         return err.into();
@@ -404,7 +439,7 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
                 let reply = Box::pin(member.reply_to(message)).await;
                 match &reply {
                     Some(ServerFrame::Refreshed) => {
-                        token_expiry.as_mut().reset(deadline_from(member.credentials.valid_until));
+                        heartbeat.expires_at(deadline_from(member.credentials.valid_until));
                     }
                     Some(ServerFrame::Error { code, .. }) => settings.metrics.refused(code.as_str()),
                     _ => {}
@@ -534,12 +569,14 @@ pub async fn run_echo<S: MessageSink, R: MessageStream>(
 ) -> Ended {
     let shutting_down = shutdown.cancelled();
     tokio::pin!(shutting_down);
-    let mut heartbeat = Heartbeat::new(settings);
+    let mut heartbeat = Heartbeat::new(settings, None);
     let ended = loop {
         let incoming = tokio::select! {
             () = &mut shutting_down => break Ended::Closed(CloseCode::GoingAway),
             beat = heartbeat.next() => match beat {
                 Beat::Silent => break Ended::Closed(CloseCode::HeartbeatTimeout),
+                // An echo socket has no token.
+                Beat::Expired => break Ended::Closed(CloseCode::TokenExpired),
                 Beat::Ping => match socket.send(Message::Ping(Default::default())).await {
                     Ok(()) => continue,
                     Err(err) => break err.into(),

@@ -167,6 +167,30 @@ async fn any_frame_counts_as_life() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn pings_keep_their_schedule_until_the_token_ends_between_two() {
+    // One timer serves pings, silence and the token's end: each keeps its own time.
+    let hub = hub();
+    let lifetime = INTERVAL * 5 / 2;
+    let mut peer = Peer::start(&hub, "alice", lifetime, settings()).await;
+    let started = Instant::now();
+    peer.recv().await;
+    peer.recv().await;
+    for n in 1..=2 {
+        assert_eq!(peer.recv().await, json!({"type":"ping"}));
+        assert_eq!(started.elapsed(), INTERVAL * n);
+        // Answered a little later: the next ping still comes an interval after this one.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        peer.send(r#"{"type":"pong"}"#);
+    }
+    assert_eq!(peer.close_code().await, 4002);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed > INTERVAL * 2 && elapsed <= lifetime,
+        "closed at {elapsed:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn token_expiry_closes_with_4002() {
     let hub = hub();
     let mut peer = Peer::start(&hub, "alice", Duration::from_secs(12), settings()).await;
