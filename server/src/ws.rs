@@ -38,8 +38,8 @@ use std::sync::Arc;
 
 /// The read buffer a socket starts with (it grows for a larger frame): a client sends
 /// short frames (pongs, messages of at most a few KiB), and it is held for as long as
-/// the socket lives, by every socket.
-const READ_BUFFER_BYTES: usize = 1024;
+/// the socket lives, by every socket. A longer message takes a few more reads.
+const READ_BUFFER_BYTES: usize = 512;
 /// How much is written before a flush is forced (a batch is flushed anyway).
 const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// The most a socket's write buffer may hold while the peer is not reading: room for
