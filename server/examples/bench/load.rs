@@ -387,20 +387,20 @@ pub async fn storm(target: &Target, members: usize, lists_members: bool) -> Stor
                     // The rest of a large room's list, right after the welcome.
                     "users" => {
                         for user in &frame.users {
-                            let _ = known.insert(user.user_id);
+                            known.insert(user.user_id);
                         }
                     }
                     "welcome" => {
                         welcomed = Some(started.elapsed());
-                        let _ = known.insert(frame.user_id.unwrap_or_default());
+                        known.insert(frame.user_id.unwrap_or_default());
                         for user in &frame.users {
-                            let _ = known.insert(user.user_id);
+                            known.insert(user.user_id);
                         }
                     }
                     "system" => {
                         presence += 1;
                         if frame.event == Some("join") {
-                            let _ = known.insert(frame.user_id.unwrap_or_default());
+                            known.insert(frame.user_id.unwrap_or_default());
                         } else if let Some(name) = frame
                             .message
                             .and_then(|text| text.strip_suffix(" joined the room"))
@@ -418,7 +418,7 @@ pub async fn storm(target: &Target, members: usize, lists_members: bool) -> Stor
                     "presence" => {
                         presence += 1;
                         for user in &frame.joins {
-                            let _ = known.insert(user.user_id);
+                            known.insert(user.user_id);
                         }
                     }
                     "ping" => {

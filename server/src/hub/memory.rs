@@ -446,17 +446,12 @@ fn schedule(shared: &Arc<Shared>, room: &Arc<Room>, followups: Followups) {
     }
 }
 
-/// Sends what the room's announcer gathered at `at`, and again every window while
-/// the burst goes on.
+/// Sends what the room's announcer gathered at `at`; while the burst goes on, the
+/// flush asks for the next one through the followups.
 fn flush_announcements_at(shared: &Arc<Shared>, room: &Arc<Room>, at: Instant) {
     let wait = at.saturating_duration_since(Instant::now());
-    let (hub, moved_room) = (Arc::downgrade(shared), room.clone());
-    after(shared, room, wait, move |state| {
-        if let Some(next) = state.flush_announcements(Instant::now())
-            && let Some(shared) = hub.upgrade()
-        {
-            flush_announcements_at(&shared, &moved_room, next);
-        }
+    after(shared, room, wait, |state| {
+        state.flush_announcements(Instant::now())
     });
 }
 
@@ -834,12 +829,14 @@ impl RoomState {
         step.frames.into()
     }
 
-    /// The window of a burst is over: sends what was gathered. Returns when to
-    /// flush again, `None` once the burst is over.
-    fn flush_announcements(&mut self, now: Instant) -> Option<Instant> {
+    /// The window of a burst is over: sends what was gathered, and while the burst
+    /// goes on asks (in the followups) to flush again.
+    fn flush_announcements(&mut self, now: Instant) {
         let (frame, next) = self.announcer.tick(now);
+        if next.is_some() {
+            self.followups.flush_at = next;
+        }
         self.send_in_order(frame.into_iter().collect());
-        next
     }
 
     /// Queues each frame for every member. Members evicted for a full queue leave,

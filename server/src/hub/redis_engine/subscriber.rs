@@ -319,7 +319,7 @@ impl Room {
             let step =
                 state
                     .announcer
-                    .announce(change, &user_id, &member.name, Instant::now().into_std());
+                    .announce(change, &user_id, &member.name, std::time::Instant::now());
             if let Some(at) = step.flush_at {
                 self.flush_announcements_at(at, metrics.clone());
             }
