@@ -163,6 +163,12 @@ pub struct Config {
     #[arg(long, env = "CHORUS_SEND_QUEUE_MEMORY", default_value = "1MiB", value_parser = parse_size)]
     pub send_queue_memory: usize,
 
+    /// How often at most a member receiving over 200 frames a second is written to:
+    /// its frames share one send instead of one each (`0`: every frame at once).
+    /// Members receiving fewer are always written to at once.
+    #[arg(long, env = "CHORUS_WRITE_DELAY", default_value = "20ms", value_parser = parse_write_delay)]
+    pub write_delay: Duration,
+
     /// WebSocket upgrades allowed per client address and second (sustained); more are
     /// answered 429 before the upgrade.
     #[arg(long, env = "CHORUS_CONNECT_RATE_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
@@ -289,6 +295,15 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// A write delay is a latency every busy member pays: a second is already far more
+/// than any stream of frames needs to be gathered.
+fn parse_write_delay(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        delay if delay > Duration::from_secs(1) => Err("must be at most 1s".into()),
+        delay => Ok(delay),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -323,6 +338,9 @@ mod tests {
         assert!(parse_duration("soon").is_err());
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_positive_duration("0s").is_err());
+        assert_eq!(parse_write_delay("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_write_delay("1s"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_write_delay("2s"), Err("must be at most 1s".into()));
     }
 
     #[test]
@@ -335,6 +353,7 @@ mod tests {
         assert_eq!(config.heartbeat_timeout, Duration::from_secs(10));
         assert_eq!(config.max_message_bytes, 65536);
         assert_eq!((config.rate_limit, config.rate_limit_burst), (20, 40));
+        assert_eq!(config.write_delay, Duration::from_millis(20));
         assert!(!config.no_guest_login);
     }
 

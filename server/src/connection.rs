@@ -7,7 +7,7 @@
 //! or over channels in a unit test. Every write has a deadline: a peer that stops
 //! reading cannot pin the task forever.
 
-use std::iter;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame};
@@ -21,10 +21,10 @@ use crate::hub::{FrameBytes, Joined, MemberQueue, Membership, PublishError};
 use crate::limits::Removal;
 use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
-use std::sync::Arc;
+use pacing::Pacing;
 
-/// How many queued frames are written before one flush.
-const WRITE_BATCH: usize = 64;
+mod pacing;
+
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 /// WebSocket pings and pongs a client may send per second, and at once: far more
@@ -44,6 +44,9 @@ pub struct ConnectionSettings {
     pub rate_limit_burst: u32,
     /// Longest a single write (or batch of writes) may block.
     pub write_timeout: Duration,
+    /// How often at most a busy member (hundreds of frames a second) is written to:
+    /// its frames wait for each other and share one send (see [`pacing`]).
+    pub write_delay: Duration,
     /// Where refused frames are counted.
     pub metrics: Arc<Metrics>,
 }
@@ -74,35 +77,39 @@ impl From<WriteError> for Ended {
     }
 }
 
-/// The sending half of a WebSocket: axum's, or a channel in unit tests.
-pub trait MessageSink: Sink<Message, Error = axum::Error> + Unpin {}
-impl<T: Sink<Message, Error = axum::Error> + Unpin> MessageSink for T {}
+/// A WebSocket: axum's, or a pair of channels in unit tests.
+///
+/// Kept whole, not split into halves: a connection reads and writes from one task,
+/// never at once (a write happens after `select!` has dropped the pending read), and
+/// split halves would take a lock on every read and write.
+pub trait MessageSocket:
+    Sink<Message, Error = axum::Error> + Stream<Item = Result<Message, axum::Error>> + Unpin
+{
+}
+impl<T> MessageSocket for T where
+    T: Sink<Message, Error = axum::Error> + Stream<Item = Result<Message, axum::Error>> + Unpin
+{
+}
 
-/// The receiving half of a WebSocket: axum's, or a channel in unit tests.
-pub trait MessageStream: Stream<Item = Result<Message, axum::Error>> + Unpin {}
-impl<T: Stream<Item = Result<Message, axum::Error>> + Unpin> MessageStream for T {}
-
-/// Both halves of one WebSocket, with a deadline on every write and a rate limit on
-/// the client's pings and pongs.
-pub struct Socket<S, R> {
-    sink: S,
-    stream: R,
+/// One WebSocket, with a deadline on every write and a rate limit on the client's
+/// pings and pongs.
+pub struct Socket<T> {
+    socket: T,
     write_timeout: Duration,
     control_frames: TokenBucket,
 }
 
-impl<S: MessageSink, R: MessageStream> Socket<S, R> {
-    pub fn new(sink: S, stream: R, write_timeout: Duration) -> Self {
+impl<T: MessageSocket> Socket<T> {
+    pub fn new(socket: T, write_timeout: Duration) -> Self {
         Socket {
-            sink,
-            stream,
+            socket,
             write_timeout,
             control_frames: TokenBucket::new(CONTROL_FRAMES_PER_SECOND, CONTROL_FRAME_BURST),
         }
     }
 
     async fn send(&mut self, message: Message) -> Result<(), WriteError> {
-        within(self.write_timeout, self.sink.send(message)).await
+        within(self.write_timeout, self.socket.send(message)).await
     }
 
     async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), WriteError> {
@@ -114,7 +121,7 @@ impl<S: MessageSink, R: MessageStream> Socket<S, R> {
         &mut self,
         frames: impl IntoIterator<Item = FrameBytes>,
     ) -> Result<(), WriteError> {
-        let sink = &mut self.sink;
+        let sink = &mut self.socket;
         within(self.write_timeout, async move {
             for frame in frames {
                 sink.feed(Message::Text(frame)).await?;
@@ -127,7 +134,7 @@ impl<S: MessageSink, R: MessageStream> Socket<S, R> {
     /// The next read, judged by the rules every socket reads by; a ping or pong
     /// flood ends the connection with 1008.
     async fn receive(&mut self, max_message_bytes: usize) -> Result<Message, Ended> {
-        let message = message_or_end(self.stream.next().await, max_message_bytes)?;
+        let message = message_or_end(self.socket.next().await, max_message_bytes)?;
         if matches!(message, Message::Ping(_) | Message::Pong(_)) && !self.control_frames.try_take()
         {
             return Err(Ended::Closed(CloseCode::PolicyViolation));
@@ -151,7 +158,7 @@ impl<S: MessageSink, R: MessageStream> Socket<S, R> {
         if self.send(Message::Close(Some(frame))).await.is_err() {
             return;
         }
-        let stream = &mut self.stream;
+        let stream = &mut self.socket;
         let _ = timeout(CLOSE_HANDSHAKE, async {
             while let Some(Ok(message)) = stream.next().await {
                 if matches!(message, Message::Close(_)) {
@@ -201,6 +208,8 @@ struct Heartbeat {
     silence_limit: Duration,
     /// When the connection's token expires (chat members).
     expires: Option<Instant>,
+    /// When held frames are due to be written.
+    flush_at: Option<Instant>,
 }
 
 /// What the heartbeat asks for next.
@@ -211,6 +220,8 @@ enum Beat {
     Silent,
     /// The token has expired: close with 4002.
     Expired,
+    /// Held frames are due.
+    Flush,
 }
 
 impl Heartbeat {
@@ -224,6 +235,7 @@ impl Heartbeat {
             last_heard: now,
             silence_limit: settings.heartbeat_interval + settings.heartbeat_timeout,
             expires,
+            flush_at: None,
         };
         heartbeat.arm();
         heartbeat
@@ -241,14 +253,25 @@ impl Heartbeat {
         self.arm();
     }
 
+    /// Held frames are to be written at `at`.
+    fn flush_at(&mut self, at: Instant) {
+        self.flush_at = Some(at);
+        self.arm();
+    }
+
+    /// Held frames were written early: no flush is due.
+    fn no_flush(&mut self) {
+        self.flush_at = None;
+        self.arm();
+    }
+
     /// Sets the timer for whichever comes first.
     fn arm(&mut self) {
         let silent_at = self.last_heard + self.silence_limit;
-        let due = self
-            .expires
-            .map_or(self.next_ping.min(silent_at), |expires| {
-                self.next_ping.min(silent_at).min(expires)
-            });
+        let mut due = self.next_ping.min(silent_at);
+        for deadline in [self.expires, self.flush_at].into_iter().flatten() {
+            due = due.min(deadline);
+        }
         if self.timer.deadline() != due {
             self.timer.as_mut().reset(due);
         }
@@ -260,6 +283,11 @@ impl Heartbeat {
         loop {
             self.timer.as_mut().await;
             let now = Instant::now();
+            if self.flush_at.is_some_and(|at| now >= at) {
+                self.flush_at = None;
+                self.arm();
+                return Beat::Flush;
+            }
             if self.expires.is_some_and(|expires| now >= expires) {
                 return Beat::Expired;
             }
@@ -331,8 +359,8 @@ pub struct Credentials<'a> {
 /// them into locals besides, so whatever is passed by value would be held twice (and
 /// again by the loop it calls) for the connection's whole life. Here they are taken
 /// apart first, and the future holds each piece once.
-pub fn run_chat<'a, S: MessageSink + 'a, R: MessageStream + 'a>(
-    socket: Socket<S, R>,
+pub fn run_chat<'a, T: MessageSocket + 'a>(
+    socket: Socket<T>,
     joined: Joined,
     credentials: Credentials<'a>,
     settings: &'a ConnectionSettings,
@@ -376,8 +404,8 @@ pub fn run_chat<'a, S: MessageSink + 'a, R: MessageStream + 'a>(
     }
 }
 
-async fn chat_loop<S: MessageSink, R: MessageStream>(
-    socket: &mut Socket<S, R>,
+async fn chat_loop<T: MessageSocket>(
+    socket: &mut Socket<T>,
     member: &mut Member<'_>,
     queue: &mut MemberQueue,
     first_frames: Vec<FrameBytes>,
@@ -401,6 +429,10 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
     let shutting_down = shutdown.cancelled();
     tokio::pin!(shutting_down);
 
+    let mut pacing = Pacing::new(settings.write_delay, Instant::now());
+    // Frames are queued but held until `Beat::Flush`: the member is busy.
+    let mut holding = false;
+
     loop {
         tokio::select! {
             () = &mut shutting_down => return Ended::Closed(CloseCode::GoingAway),
@@ -416,18 +448,33 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
                         return err.into();
                     }
                 }
-            },
-            queued = queue.recv() => match queued {
-                Some(first) => {
-                    // Whatever else is already queued goes out with it, under one flush.
-                    let ready = iter::from_fn(|| queue.try_recv().ok()).take(WRITE_BATCH - 1);
-                    if let Err(err) = socket.send_batch(iter::once(first).chain(ready)).await {
+                Beat::Flush => {
+                    holding = false;
+                    if let Err(err) = write_queued(socket, queue, &mut pacing).await {
                         return err.into();
                     }
                 }
-                // The hub dropped our queue: we fell too far behind.
-                None => return Ended::Closed(CloseCode::TooSlow),
             },
+            // While frames are held, only a queue filling up (or ending) ends the hold
+            // early: holding must never cost an eviction.
+            ready = async { if holding { queue.filled().await } else { queue.ready().await } } => {
+                if !ready {
+                    // The hub ended our queue: we fell too far behind.
+                    return Ended::Closed(CloseCode::TooSlow);
+                }
+                if !holding && let Some(due) = pacing.hold_until(Instant::now()) {
+                    holding = true;
+                    heartbeat.flush_at(due);
+                    continue;
+                }
+                if holding {
+                    holding = false;
+                    heartbeat.no_flush();
+                }
+                if let Err(err) = write_queued(socket, queue, &mut pacing).await {
+                    return err.into();
+                }
+            }
             incoming = socket.receive(settings.max_message_bytes) => {
                 let message = match incoming {
                     Ok(message) => message,
@@ -452,6 +499,20 @@ async fn chat_loop<S: MessageSink, R: MessageStream>(
             }
         }
     }
+}
+
+/// Writes everything queued, under one flush.
+async fn write_queued<T: MessageSocket>(
+    socket: &mut Socket<T>,
+    queue: &mut MemberQueue,
+    pacing: &mut Pacing,
+) -> Result<(), WriteError> {
+    let mut frames = queue.take_all();
+    let count = frames.len();
+    socket.send_batch(frames.drain(..)).await?;
+    queue.give_back(frames);
+    pacing.wrote(count, Instant::now());
+    Ok(())
 }
 
 /// A chat member's side of the conversation: what it may send, and where it goes.
@@ -562,8 +623,8 @@ impl Member<'_> {
 ///
 /// It has the chat's heartbeat, with WebSocket-level pings (which browsers answer
 /// by themselves): an idle echo socket cannot hold a connection slot for ever.
-pub async fn run_echo<S: MessageSink, R: MessageStream>(
-    mut socket: Socket<S, R>,
+pub async fn run_echo<T: MessageSocket>(
+    mut socket: Socket<T>,
     settings: &ConnectionSettings,
     shutdown: &CancellationToken,
 ) -> Ended {
@@ -575,8 +636,9 @@ pub async fn run_echo<S: MessageSink, R: MessageStream>(
             () = &mut shutting_down => break Ended::Closed(CloseCode::GoingAway),
             beat = heartbeat.next() => match beat {
                 Beat::Silent => break Ended::Closed(CloseCode::HeartbeatTimeout),
-                // An echo socket has no token.
+                // An echo socket has no token and holds no frames.
                 Beat::Expired => break Ended::Closed(CloseCode::TokenExpired),
+                Beat::Flush => continue,
                 Beat::Ping => match socket.send(Message::Ping(Default::default())).await {
                     Ok(()) => continue,
                     Err(err) => break err.into(),

@@ -179,6 +179,7 @@ impl Application {
                 rate_limit: config.rate_limit,
                 rate_limit_burst: config.rate_limit_burst,
                 write_timeout: config.heartbeat_timeout,
+                write_delay: config.write_delay,
                 metrics: metrics.clone(),
             }),
             guests: (!config.no_guest_login).then_some(GuestTokens {

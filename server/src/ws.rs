@@ -18,9 +18,7 @@ use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::{HOST, ORIGIN, RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use futures_util::future::Either;
-use futures_util::stream::{SplitSink, SplitStream};
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
@@ -48,8 +46,7 @@ const WRITE_BUFFER_BYTES: usize = 4 * 1024;
 /// cannot grow the server's memory past this.
 const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
-type Socket =
-    connection::Socket<SplitSink<WebSocket, axum::extract::ws::Message>, SplitStream<WebSocket>>;
+type Socket = connection::Socket<WebSocket>;
 
 #[derive(Debug, Deserialize)]
 pub struct ChatParams {
@@ -74,7 +71,7 @@ pub async fn echo(
         tasks.track_future(
             async move {
                 let open = OpenSocket::new(&state);
-                let socket = split(socket, &state);
+                let socket = wrap(socket, &state);
                 let Some(_permit) = permit else {
                     Box::pin(socket.close(CloseCode::ServerFull)).await;
                     open.ended(Ended::Closed(CloseCode::ServerFull));
@@ -132,9 +129,9 @@ pub async fn chat(
     let tasks = state.tasks.clone();
     configure(ws, &state).on_upgrade(move |socket| {
         // Everything the task needs is picked out here, so it keeps only that for the
-        // socket's life: the split halves, not the socket; a few handles, not the
+        // socket's life: the socket and its write deadline; a few handles, not the
         // whole state; the admission, not the attempt.
-        let socket = split(socket, &state);
+        let socket = wrap(socket, &state);
         let open = OpenSocket::new(&state);
         let served = match admission {
             Ok(admitted) => {
@@ -339,9 +336,8 @@ impl Drop for OpenSocket {
     }
 }
 
-fn split(socket: WebSocket, state: &AppState) -> Socket {
-    let (sink, stream) = socket.split();
-    connection::Socket::new(sink, stream, state.connection.write_timeout)
+fn wrap(socket: WebSocket, state: &AppState) -> Socket {
+    connection::Socket::new(socket, state.connection.write_timeout)
 }
 
 fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {

@@ -23,7 +23,66 @@ fn settings() -> ConnectionSettings {
         rate_limit: 20,
         rate_limit_burst: 40,
         write_timeout: Duration::from_secs(10),
+        write_delay: Duration::ZERO,
         metrics: Default::default(),
+    }
+}
+
+/// A socket made of two channels: what the server writes goes into `sink`, what it
+/// reads comes from `stream`.
+struct Duplex<Si, St> {
+    sink: Si,
+    stream: St,
+}
+
+fn duplex<Si, St>(sink: Si, stream: St) -> Duplex<impl Sink<Message, Error = axum::Error>, St>
+where
+    Si: Sink<Message>,
+    Si::Error: std::error::Error + Send + Sync + 'static,
+{
+    Duplex {
+        sink: sink.sink_map_err(axum::Error::new),
+        stream,
+    }
+}
+
+impl<Si: Sink<Message, Error = axum::Error> + Unpin, St: Unpin> Sink<Message> for Duplex<Si, St> {
+    type Error = axum::Error;
+
+    fn poll_ready(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), axum::Error>> {
+        self.sink.poll_ready_unpin(cx)
+    }
+
+    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), axum::Error> {
+        self.sink.start_send_unpin(item)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), axum::Error>> {
+        self.sink.poll_flush_unpin(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), axum::Error>> {
+        self.sink.poll_close_unpin(cx)
+    }
+}
+
+impl<Si: Unpin, St: Stream + Unpin> Stream for Duplex<Si, St> {
+    type Item = St::Item;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<St::Item>> {
+        self.stream.poll_next_unpin(cx)
     }
 }
 
@@ -61,11 +120,7 @@ impl Peer {
             let shutdown = shutdown.clone();
             async move {
                 run_chat(
-                    Socket::new(
-                        server_sink.sink_map_err(axum::Error::new),
-                        server_stream,
-                        settings.write_timeout,
-                    ),
+                    Socket::new(duplex(server_sink, server_stream), settings.write_timeout),
                     joined,
                     credentials(&user_id, SystemTime::now() + token_valid_for),
                     &settings,
@@ -353,11 +408,7 @@ async fn a_write_that_never_completes_is_abandoned() {
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let ended = run_chat(
-        Socket::new(
-            server_sink.sink_map_err(axum::Error::new),
-            server_stream,
-            settings().write_timeout,
-        ),
+        Socket::new(duplex(server_sink, server_stream), settings().write_timeout),
         joined,
         credentials("stuck", SystemTime::now() + Duration::from_secs(3600)),
         &settings(),
@@ -367,4 +418,78 @@ async fn a_write_that_never_completes_is_abandoned() {
     drop(to_server);
     assert_eq!(ended, Ended::WriteStalled);
     assert_eq!(started.elapsed(), settings().write_timeout);
+}
+
+/// Publishes `count` messages from a second member, one every `every`; returns when
+/// alice's connection wrote each of them (the clock is paused: frames written in one
+/// batch arrive at the same instant).
+async fn written_at(every: Duration, count: usize) -> Vec<Duration> {
+    let hub = hub();
+    let settings = ConnectionSettings {
+        write_delay: Duration::from_millis(20),
+        ..settings()
+    };
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings).await;
+    assert_eq!(peer.recv().await["type"], "welcome");
+    assert_eq!(peer.recv().await["event"], "join");
+    let bob = hub
+        .join(
+            &RoomName::parse("lobby").unwrap(),
+            Participant {
+                id: "bob".into(),
+                name: "bob".into(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let reader = tokio::spawn(async move {
+        let mut written = Vec::new();
+        while written.len() < count {
+            let frame = peer.recv().await;
+            if frame["type"] == "message" {
+                assert_eq!(frame["content"], written.len().to_string(), "in order");
+                written.push(start.elapsed());
+            }
+        }
+        written
+    });
+    for n in 0..count {
+        bob.membership.publish(n.to_string()).await.unwrap();
+        tokio::time::sleep(every).await;
+    }
+    reader.await.unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_member_at_chat_speed_gets_every_frame_at_once() {
+    let written = written_at(Duration::from_millis(10), 100).await;
+    for (n, at) in written.iter().enumerate() {
+        assert_eq!(*at, Duration::from_millis(10) * n as u32, "message {n}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_busy_member_gets_its_frames_together_within_the_write_delay() {
+    let every = Duration::from_millis(1);
+    let written = written_at(every, 500).await;
+    let mut batches = written.clone();
+    batches.dedup();
+    // Once a window has shown the member busy, one write per 20 ms carries 20 frames.
+    let paced: Vec<_> = batches
+        .iter()
+        .filter(|at| **at >= Duration::from_millis(200))
+        .collect();
+    assert!(paced.len() <= 300 / 20 + 1, "{} writes", paced.len());
+    for pair in paced.windows(2) {
+        assert!(*pair[1] - *pair[0] >= Duration::from_millis(20), "{pair:?}");
+    }
+    for (n, at) in written.iter().enumerate() {
+        let published = every * n as u32;
+        assert!(
+            *at - published <= Duration::from_millis(20),
+            "message {n} published at {published:?}, written at {at:?}"
+        );
+    }
 }

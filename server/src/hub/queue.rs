@@ -2,16 +2,25 @@
 //! room for a burst (a storm of presence frames, a spike of short messages) while the
 //! memory one slow member can pin stays bounded, as Centrifugo's client queue does.
 //!
-//! The count is one atomic add on send and one subtract on receive: no lock and no
-//! allocation beyond the channel's own blocks. Frames are shared (`FrameBytes`), so
-//! the bytes counted are an upper bound on what the member holds alone.
+//! One short lock per frame queued and one per batch taken: the connection takes
+//! everything queued at once by swapping buffers with the queue, so a busy member
+//! costs the hub a push and itself one lock per write, and no allocation once the
+//! buffers have grown to the member's usual burst. An idle member's queue holds no
+//! buffer at all (a channel would keep its first block of slots allocated). Frames
+//! are shared (`FrameBytes`), so the bytes counted are an upper bound on what the
+//! member holds alone.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-use tokio::sync::mpsc::{self, error::TryRecvError};
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::mem;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
 
 use super::FrameBytes;
+
+/// A drained buffer larger than this many frames is freed rather than kept for the
+/// next batch: a burst does not pin its high-water mark for the member's life.
+const KEEP_FRAMES: usize = 32;
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,36 +31,59 @@ pub(super) enum Refused {
     Closed,
 }
 
-/// The hub's end.
+#[derive(Debug, Default)]
+struct Shared {
+    frames: VecDeque<FrameBytes>,
+    /// Bytes in `frames`.
+    bytes: usize,
+    /// The connection, when it waits for frames.
+    waiting: Option<Waker>,
+    /// How many bytes must be queued for `waiting` to be woken (at least one frame).
+    wake_at: usize,
+    /// One end was dropped: the hub's (the member was evicted) or the connection's.
+    closed: bool,
+}
+
+type Queue = Arc<Mutex<Shared>>;
+
+fn lock(queue: &Queue) -> MutexGuard<'_, Shared> {
+    // Nothing panics while holding the lock; if something did, the queue's state
+    // (a list and two counters) is still whole.
+    queue
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The hub's end. Dropping it ends the queue (the member was evicted or left).
 #[derive(Debug)]
 pub(super) struct QueueSender {
-    frames: mpsc::UnboundedSender<FrameBytes>,
-    queued: Arc<AtomicUsize>,
+    queue: Queue,
     max_bytes: usize,
 }
 
-/// The connection's end. Ends (`None`) once the hub dropped the sender: the member
-/// was evicted.
+/// The connection's end.
 #[derive(Debug)]
 pub struct MemberQueue {
-    frames: mpsc::UnboundedReceiver<FrameBytes>,
-    queued: Arc<AtomicUsize>,
+    queue: Queue,
+    /// A quarter of the queue's bound: see [`Self::filled`].
+    filled_at: usize,
+    /// The buffer handed back to the queue at the next [`Self::take_all`].
+    spare: VecDeque<FrameBytes>,
 }
 
 /// A queue that holds at most `max_bytes` of frames (and always at least one frame,
 /// however large).
 pub(super) fn member_queue(max_bytes: usize) -> (QueueSender, MemberQueue) {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let queued = Arc::new(AtomicUsize::new(0));
+    let queue = Queue::default();
     (
         QueueSender {
-            frames: sender,
-            queued: queued.clone(),
+            queue: queue.clone(),
             max_bytes,
         },
         MemberQueue {
-            frames: receiver,
-            queued,
+            queue,
+            filled_at: max_bytes / 4,
+            spare: VecDeque::new(),
         },
     )
 }
@@ -59,15 +91,25 @@ pub(super) fn member_queue(max_bytes: usize) -> (QueueSender, MemberQueue) {
 impl QueueSender {
     pub(super) fn try_send(&self, frame: FrameBytes) -> Result<(), Refused> {
         let len = frame.len();
-        let before = self.queued.fetch_add(len, Ordering::Relaxed);
-        if before > 0 && before + len > self.max_bytes {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
+        let mut shared = lock(&self.queue);
+        if shared.closed {
+            return Err(Refused::Closed);
+        }
+        if shared.bytes > 0 && shared.bytes + len > self.max_bytes {
             return Err(Refused::Full);
         }
-        self.frames.send(frame).map_err(|_| {
-            self.queued.fetch_sub(len, Ordering::Relaxed);
-            Refused::Closed
-        })
+        shared.frames.push_back(frame);
+        shared.bytes += len;
+        let waiting = if shared.bytes >= shared.wake_at {
+            shared.waiting.take()
+        } else {
+            None
+        };
+        drop(shared);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+        Ok(())
     }
 
     pub(super) fn max_bytes(&self) -> usize {
@@ -75,29 +117,101 @@ impl QueueSender {
     }
 }
 
+impl Drop for QueueSender {
+    fn drop(&mut self) {
+        let mut shared = lock(&self.queue);
+        shared.closed = true;
+        let waiting = shared.waiting.take();
+        drop(shared);
+        if let Some(waker) = waiting {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for MemberQueue {
+    fn drop(&mut self) {
+        let mut shared = lock(&self.queue);
+        shared.closed = true;
+        // Frames nobody will read are released now, not when the hub lets go.
+        shared.frames = VecDeque::new();
+        shared.bytes = 0;
+    }
+}
+
 impl MemberQueue {
+    /// Waits until a frame is queued (`true`) or the queue has ended with nothing
+    /// left in it (`false`: the hub evicted the member). Cancel-safe, for `select!`.
+    pub async fn ready(&mut self) -> bool {
+        self.holds_at_least(0).await
+    }
+
+    /// Waits until a quarter of the queue's bound is queued (`true`), or the queue
+    /// has ended (`false`, when it is also empty): frames held back to be written
+    /// together must not grow into an eviction. Cancel-safe, for `select!`.
+    pub async fn filled(&mut self) -> bool {
+        self.holds_at_least(self.filled_at).await
+    }
+
+    async fn holds_at_least(&mut self, bytes: usize) -> bool {
+        poll_fn(|cx| {
+            let mut shared = lock(&self.queue);
+            if !shared.frames.is_empty() && (shared.bytes >= bytes || shared.closed) {
+                return Poll::Ready(true);
+            }
+            if shared.closed {
+                return Poll::Ready(false);
+            }
+            shared.wake_at = bytes;
+            match &shared.waiting {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => shared.waiting = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Everything queued, in order, in one lock. The buffer is lent: hand it back
+    /// empty with [`Self::give_back`] so the next batch reuses it.
+    pub fn take_all(&mut self) -> VecDeque<FrameBytes> {
+        let mut shared = lock(&self.queue);
+        shared.bytes = 0;
+        mem::replace(&mut shared.frames, mem::take(&mut self.spare))
+    }
+
+    /// Returns a drained buffer from [`Self::take_all`].
+    pub fn give_back(&mut self, mut frames: VecDeque<FrameBytes>) {
+        frames.clear();
+        if frames.capacity() <= KEEP_FRAMES {
+            self.spare = frames;
+        }
+    }
+
+    /// The next frame, if one is queued; `Err(true)` once the queue has ended.
+    pub fn try_recv(&mut self) -> Result<FrameBytes, bool> {
+        let mut shared = lock(&self.queue);
+        match shared.frames.pop_front() {
+            Some(frame) => {
+                shared.bytes -= frame.len();
+                Ok(frame)
+            }
+            None => Err(shared.closed),
+        }
+    }
+
+    /// The next frame; `None` once the queue has ended and is empty.
     pub async fn recv(&mut self) -> Option<FrameBytes> {
-        let frame = self.frames.recv().await?;
-        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-        Some(frame)
-    }
-
-    pub fn try_recv(&mut self) -> Result<FrameBytes, TryRecvError> {
-        let frame = self.frames.try_recv()?;
-        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-        Ok(frame)
-    }
-
-    #[cfg(test)]
-    pub fn blocking_recv(&mut self) -> Option<FrameBytes> {
-        let frame = self.frames.blocking_recv()?;
-        self.queued.fetch_sub(frame.len(), Ordering::Relaxed);
-        Some(frame)
+        if self.ready().await {
+            self.try_recv().ok()
+        } else {
+            None
+        }
     }
 
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> usize {
-        self.queued.load(Ordering::Relaxed)
+        lock(&self.queue).bytes
     }
 }
 
@@ -138,8 +252,85 @@ mod tests {
     #[test]
     fn a_closed_queue_refuses_and_keeps_no_count() {
         let (sender, queue) = member_queue(100);
+        sender.try_send(frame(10)).unwrap();
         drop(queue);
         assert_eq!(sender.try_send(frame(10)), Err(Refused::Closed));
-        assert_eq!(sender.queued.load(Ordering::Relaxed), 0);
+        assert_eq!(lock(&sender.queue).bytes, 0);
+        assert!(lock(&sender.queue).frames.is_empty());
+    }
+
+    #[test]
+    fn an_evicted_queue_is_read_to_the_end_then_ends() {
+        let (sender, mut queue) = member_queue(100);
+        sender.try_send(frame(1)).unwrap();
+        sender.try_send(frame(2)).unwrap();
+        drop(sender);
+        assert_eq!(queue.try_recv().unwrap().len(), 1);
+        assert_eq!(queue.try_recv().unwrap().len(), 2);
+        assert_eq!(queue.try_recv(), Err(true));
+    }
+
+    #[tokio::test]
+    async fn ready_waits_for_a_frame_or_the_end() {
+        let (sender, mut queue) = member_queue(100);
+        let waiting = tokio::spawn(async move {
+            let first = queue.ready().await;
+            let frames = queue.take_all();
+            let lens: Vec<usize> = frames.iter().map(|frame| frame.len()).collect();
+            queue.give_back(frames);
+            (first, lens, queue.ready().await)
+        });
+        tokio::task::yield_now().await;
+        sender.try_send(frame(3)).unwrap();
+        sender.try_send(frame(4)).unwrap();
+        drop(sender);
+        let (first, lens, after) = waiting.await.unwrap();
+        assert!(first);
+        // Either both frames came in the first batch, or the second is still queued
+        // and `ready` says so before the end.
+        assert!(
+            lens == [3, 4] && !after || lens == [3] && after,
+            "{lens:?} {after}"
+        );
+    }
+
+    #[tokio::test]
+    async fn filled_waits_for_a_quarter_of_the_bound() {
+        let (sender, mut queue) = member_queue(100);
+        sender.try_send(frame(10)).unwrap();
+        {
+            let mut filled = std::pin::pin!(queue.filled());
+            assert!(futures_util::poll!(filled.as_mut()).is_pending(), "10 of 25 bytes");
+            sender.try_send(frame(10)).unwrap();
+            assert!(futures_util::poll!(filled.as_mut()).is_pending(), "20 of 25 bytes");
+            sender.try_send(frame(10)).unwrap();
+            assert!(filled.await);
+        }
+        assert_eq!(queue.take_all().len(), 3);
+        sender.try_send(frame(1)).unwrap();
+        drop(sender);
+        assert!(queue.filled().await, "what is left is still read");
+        queue.take_all();
+        assert!(!queue.filled().await, "then the end");
+    }
+
+    #[test]
+    fn take_all_hands_over_everything_in_order_and_frees_the_count() {
+        let (sender, mut queue) = member_queue(100);
+        for len in 1..=5 {
+            sender.try_send(frame(len)).unwrap();
+        }
+        let frames = queue.take_all();
+        assert_eq!(
+            frames.iter().map(|frame| frame.len()).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+        assert_eq!(queue.queued_bytes(), 0);
+        queue.give_back(frames);
+        for _ in 0..10 {
+            sender.try_send(frame(10)).unwrap();
+        }
+        assert_eq!(sender.try_send(frame(1)), Err(Refused::Full));
+        assert_eq!(queue.take_all().len(), 10);
     }
 }

@@ -194,9 +194,10 @@ fn a_full_queue_evicts_only_that_member() {
 
     // The evicted queue holds an in-order prefix, then ends.
     let mut slow_frames = Vec::new();
-    while let Some(frame) = slow_queue.blocking_recv() {
+    while let Ok(frame) = slow_queue.try_recv() {
         slow_frames.push(parse(&frame));
     }
+    assert_eq!(slow_queue.try_recv(), Err(true), "the queue has ended");
     assert_eq!(slow_frames.len(), 4);
     assert_eq!(
         message_ids(&slow_frames),
