@@ -22,8 +22,10 @@ use crate::limits::Removal;
 use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
 use pacing::Pacing;
+use stop::{Stop, Stopped};
 
 mod pacing;
+mod stop;
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
@@ -418,16 +420,16 @@ async fn chat_loop<T: MessageSocket>(
         return err.into();
     }
     let removal = member.credentials.removal.clone();
-    let removed = removal.removed();
-    tokio::pin!(removed);
+    let mut stop = Stop::new(async move {
+        tokio::select! {
+            () = shutdown.cancelled() => Stopped::ShuttingDown,
+            () = removal.removed() => Stopped::Removed,
+        }
+    });
 
     let expires = deadline_from(member.credentials.valid_until);
     let mut heartbeat = Heartbeat::new(settings, Some(expires));
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
-    // Registered once: every socket shares the token, so re-registering on each turn
-    // of the loop would contend on its lock.
-    let shutting_down = shutdown.cancelled();
-    tokio::pin!(shutting_down);
 
     let mut pacing = Pacing::new(settings.write_delay, Instant::now());
     // Frames are queued but held until `Beat::Flush`: the member is busy.
@@ -435,11 +437,13 @@ async fn chat_loop<T: MessageSocket>(
 
     loop {
         tokio::select! {
-            () = &mut shutting_down => return Ended::Closed(CloseCode::GoingAway),
-            () = &mut removed => {
-                member.membership.leave_at_once();
-                return Ended::Closed(CloseCode::Removed);
-            }
+            stopped = &mut stop => match stopped {
+                Stopped::ShuttingDown => return Ended::Closed(CloseCode::GoingAway),
+                Stopped::Removed => {
+                    member.membership.leave_at_once();
+                    return Ended::Closed(CloseCode::Removed);
+                }
+            },
             beat = heartbeat.next() => match beat {
                 Beat::Silent => return Ended::Closed(CloseCode::HeartbeatTimeout),
                 Beat::Expired => return Ended::Closed(CloseCode::TokenExpired),
