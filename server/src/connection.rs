@@ -22,10 +22,10 @@ use crate::limits::Removal;
 use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
 use pacing::Pacing;
-use stop::{Stop, Stopped};
+use gate::{Gate, Stop, Stopped};
 
+mod gate;
 mod pacing;
-mod stop;
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
@@ -431,6 +431,7 @@ async fn chat_loop<T: MessageSocket>(
     let mut heartbeat = Heartbeat::new(settings, Some(expires));
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
 
+    let reads = Gate::new();
     let mut pacing = Pacing::new(settings.write_delay, Instant::now());
     // Frames are queued but held until `Beat::Flush`: the member is busy.
     let mut holding = false;
@@ -479,7 +480,7 @@ async fn chat_loop<T: MessageSocket>(
                     return err.into();
                 }
             }
-            incoming = socket.receive(settings.max_message_bytes) => {
+            incoming = reads.pass(socket.receive(settings.max_message_bytes)) => {
                 let message = match incoming {
                     Ok(message) => message,
                     Err(ended) => return ended,
