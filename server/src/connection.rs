@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame};
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
-use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 
@@ -21,8 +21,8 @@ use crate::hub::{FrameBytes, Joined, MemberQueue, Membership, PublishError};
 use crate::limits::Removal;
 use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
-use pacing::Pacing;
 use gate::{Gate, Stop, Stopped};
+use pacing::Pacing;
 
 mod gate;
 mod pacing;
@@ -110,19 +110,26 @@ impl<T: MessageSocket> Socket<T> {
         }
     }
 
-    async fn send(&mut self, message: Message) -> Result<(), WriteError> {
-        within(self.write_timeout, self.socket.send(message)).await
+    // The writes are plain fns returning their future rather than `async fn`s: an
+    // async fn would hold its arguments once more, and the connection's loop keeps
+    // room for its largest write for its whole life.
+
+    fn send(&mut self, message: Message) -> Within<impl Future<Output = WriteResult> + '_> {
+        within(self.write_timeout, self.socket.send(message))
     }
 
-    async fn send_frame(&mut self, frame: &ServerFrame) -> Result<(), WriteError> {
-        self.send(Message::Text(frame.to_json().into())).await
+    fn send_frame(
+        &mut self,
+        frame: &ServerFrame,
+    ) -> Within<impl Future<Output = WriteResult> + '_> {
+        self.send(Message::Text(frame.to_json().into()))
     }
 
     /// Writes `frames` and flushes once, all within one deadline.
-    async fn send_batch(
+    fn send_batch<I: IntoIterator<Item = FrameBytes>>(
         &mut self,
-        frames: impl IntoIterator<Item = FrameBytes>,
-    ) -> Result<(), WriteError> {
+        frames: I,
+    ) -> Within<impl Future<Output = WriteResult> + use<'_, T, I>> {
         let sink = &mut self.socket;
         within(self.write_timeout, async move {
             for frame in frames {
@@ -130,7 +137,6 @@ impl<T: MessageSocket> Socket<T> {
             }
             sink.flush().await
         })
-        .await
     }
 
     /// The next read, judged by the rules every socket reads by; a ping or pong
@@ -180,20 +186,48 @@ impl<T: MessageSocket> Socket<T> {
     }
 }
 
-async fn within(
-    limit: Duration,
-    write: impl Future<Output = Result<(), axum::Error>>,
-) -> Result<(), WriteError> {
-    let mut write = std::pin::pin!(write);
-    // Most writes complete at once; arm the deadline timer only for those that wait.
-    let outcome = match write.as_mut().now_or_never() {
-        Some(done) => Ok(done),
-        None => timeout(limit, write).await,
-    };
-    match outcome {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(_)) => Err(WriteError::Socket),
-        Err(_) => Err(WriteError::TimedOut),
+type WriteResult = Result<(), axum::Error>;
+
+pin_project_lite::pin_project! {
+    /// A write that fails with [`WriteError::TimedOut`] unless done within `limit`.
+    ///
+    /// Most writes complete at once; the deadline's timer is made (boxed) only for a
+    /// write that has to wait, so a connection's future holds no timer for its writes.
+    struct Within<F> {
+        #[pin]
+        write: F,
+        limit: Duration,
+        deadline: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    }
+}
+
+fn within<F: Future<Output = WriteResult>>(limit: Duration, write: F) -> Within<F> {
+    Within {
+        write,
+        limit,
+        deadline: None,
+    }
+}
+
+impl<F: Future<Output = WriteResult>> Future for Within<F> {
+    type Output = Result<(), WriteError>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        if let std::task::Poll::Ready(written) = this.write.poll(cx) {
+            return std::task::Poll::Ready(written.map_err(|_| WriteError::Socket));
+        }
+        let limit = *this.limit;
+        let deadline = this
+            .deadline
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        deadline
+            .as_mut()
+            .poll(cx)
+            .map(|()| Err(WriteError::TimedOut))
     }
 }
 
@@ -362,7 +396,7 @@ pub struct Credentials<'a> {
 /// again by the loop it calls) for the connection's whole life. Here they are taken
 /// apart first, and the future holds each piece once.
 pub fn run_chat<'a, T: MessageSocket + 'a>(
-    socket: Socket<T>,
+    socket: Box<Socket<T>>,
     joined: Joined,
     credentials: Credentials<'a>,
     settings: &'a ConnectionSettings,
@@ -399,10 +433,10 @@ pub fn run_chat<'a, T: MessageSocket + 'a>(
         if ended == Ended::Closed(CloseCode::Removed)
             && let Some(reason) = member.credentials.removal.reason()
         {
-            Box::pin(socket.close_with(CloseCode::Removed, reason)).await;
+            Box::pin((*socket).close_with(CloseCode::Removed, reason)).await;
             return ended;
         }
-        Box::pin(socket.finish(ended)).await
+        Box::pin((*socket).finish(ended)).await
     }
 }
 

@@ -141,7 +141,13 @@ pub async fn chat(
                     connection: state.connection.clone(),
                     shutdown: state.shutdown.clone(),
                 };
-                Either::Left(serve_member(socket, open, admitted, since, services))
+                Either::Left(serve_member(
+                    Box::new(socket),
+                    open,
+                    admitted,
+                    since,
+                    services,
+                ))
             }
             // Boxed: the closing handshake is larger than a member's whole task.
             Err(code) => Either::Right(Box::pin(async move {
@@ -246,65 +252,80 @@ async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admi
     })
 }
 
-async fn serve_member(
-    socket: Socket,
+/// Seats an admitted member and runs its connection to the end.
+///
+/// Not an `async fn`, which would hold its arguments twice for the connection's whole
+/// life (see `connection::run_chat`); the socket comes boxed, so that the task, which
+/// keeps room for it until it ends, does not also keep a second, moved-out copy.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would hold its arguments twice for the socket's life"
+)]
+fn serve_member(
+    socket: Box<Socket>,
     open: OpenSocket,
     admitted: Admitted,
     since: Option<u64>,
     services: MemberServices,
-) {
-    let identity = &admitted.identity;
-    let participant = Participant {
-        id: identity.id.clone(),
-        name: identity.name.clone(),
-    };
-    // Boxed, like every await here but the connection's own loop: a task is as large
-    // as the largest future it awaits, for as long as it lives, and each of these
-    // runs once.
-    let joined = match Box::pin(services.hub.join(&admitted.room, participant, since)).await {
-        Ok(joined) => joined,
-        Err(Unavailable::TooManyRooms) => {
-            tracing::info!("refused a member: creating the room would exceed --max-rooms");
-            Box::pin(socket.close(CloseCode::ServerFull)).await;
-            open.ended(Ended::Closed(CloseCode::ServerFull));
-            return;
+) -> impl Future<Output = ()> {
+    async move {
+        // The whole admission, taken as one: an `async move` block moves in only the
+        // fields it names, and the connection permit, named nowhere, would otherwise
+        // be given back the moment this function returns.
+        let admitted = &admitted;
+        let identity = &admitted.identity;
+        let participant = Participant {
+            id: identity.id.clone(),
+            name: identity.name.clone(),
+        };
+        // Boxed, like every await here but the connection's own loop: a task is as large
+        // as the largest future it awaits, for as long as it lives, and each of these
+        // runs once.
+        let joined = match Box::pin(services.hub.join(&admitted.room, participant, since)).await {
+            Ok(joined) => joined,
+            Err(Unavailable::TooManyRooms) => {
+                tracing::info!("refused a member: creating the room would exceed --max-rooms");
+                Box::pin((*socket).close(CloseCode::ServerFull)).await;
+                open.ended(Ended::Closed(CloseCode::ServerFull));
+                return;
+            }
+            Err(Unavailable::Banned) => {
+                tracing::debug!("refused a banned user");
+                Box::pin((*socket).close(CloseCode::Forbidden)).await;
+                open.ended(Ended::Closed(CloseCode::Forbidden));
+                return;
+            }
+            Err(err) => {
+                // Worth retrying: the broker may be back by the client's next attempt.
+                tracing::warn!(error = %ErrorChain(&err), "cannot seat a member");
+                Box::pin((*socket).close(CloseCode::ServerFull)).await;
+                open.ended(Ended::Closed(CloseCode::ServerFull));
+                return;
+            }
+        };
+        tracing::debug!("member joined");
+        let credentials = connection::Credentials {
+            auth: &services.auth,
+            user_id: identity.id.clone(),
+            valid_until: identity.valid_until,
+            may_publish: identity.permissions.may_publish(&admitted.room),
+            room: admitted.room.clone(),
+            removal: admitted.user_slot.removal().clone(),
+        };
+        let ended = connection::run_chat(
+            socket,
+            joined,
+            credentials,
+            &services.connection,
+            &services.shutdown,
+        )
+        .await;
+        match ended {
+            Ended::Closed(code) => tracing::debug!(code = code.code(), "member closed"),
+            other => tracing::debug!(ended = ?other, "member left"),
         }
-        Err(Unavailable::Banned) => {
-            tracing::debug!("refused a banned user");
-            Box::pin(socket.close(CloseCode::Forbidden)).await;
-            open.ended(Ended::Closed(CloseCode::Forbidden));
-            return;
-        }
-        Err(err) => {
-            // Worth retrying: the broker may be back by the client's next attempt.
-            tracing::warn!(error = %ErrorChain(&err), "cannot seat a member");
-            Box::pin(socket.close(CloseCode::ServerFull)).await;
-            open.ended(Ended::Closed(CloseCode::ServerFull));
-            return;
-        }
-    };
-    tracing::debug!("member joined");
-    let credentials = connection::Credentials {
-        auth: &services.auth,
-        user_id: identity.id.clone(),
-        valid_until: identity.valid_until,
-        may_publish: identity.permissions.may_publish(&admitted.room),
-        room: admitted.room.clone(),
-        removal: admitted.user_slot.removal().clone(),
-    };
-    let ended = Box::pin(connection::run_chat(
-        socket,
-        joined,
-        credentials,
-        &services.connection,
-        &services.shutdown,
-    ))
-    .await;
-    match ended {
-        Ended::Closed(code) => tracing::debug!(code = code.code(), "member closed"),
-        other => tracing::debug!(ended = ?other, "member left"),
+        open.ended(ended);
     }
-    open.ended(ended);
 }
 
 /// One upgraded socket in the metrics: counted open while it lives, and closed

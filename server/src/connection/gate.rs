@@ -128,7 +128,10 @@ mod tests {
             let (shutdown, removed) = (CancellationToken::new(), CancellationToken::new());
             let mut stop = std::pin::pin!(stop_on(shutdown.clone(), removed.clone()));
             assert!(futures_util::poll!(stop.as_mut()).is_pending());
-            assert!(futures_util::poll!(stop.as_mut()).is_pending(), "polled again unwoken");
+            assert!(
+                futures_util::poll!(stop.as_mut()).is_pending(),
+                "polled again unwoken"
+            );
             if fire_shutdown {
                 shutdown.cancel();
             } else {
@@ -175,7 +178,11 @@ mod tests {
         sender.unbounded_send(1).unwrap();
         sender.unbounded_send(2).unwrap();
         assert_eq!(gate.pass(counted(&polls, &mut receiver)).await, Some(1));
-        assert_eq!(gate.pass(counted(&polls, &mut receiver)).await, Some(2), "buffered");
+        assert_eq!(
+            gate.pass(counted(&polls, &mut receiver)).await,
+            Some(2),
+            "buffered"
+        );
         {
             let mut read = std::pin::pin!(gate.pass(counted(&polls, &mut receiver)));
             assert!(futures_util::poll!(read.as_mut()).is_pending());
@@ -190,6 +197,10 @@ mod tests {
         }
         assert_eq!(polls.load(Ordering::Relaxed), before, "shut: not polled");
         sender.unbounded_send(3).unwrap();
-        assert_eq!(gate.pass(counted(&polls, &mut receiver)).await, Some(3), "woken");
+        assert_eq!(
+            gate.pass(counted(&polls, &mut receiver)).await,
+            Some(3),
+            "woken"
+        );
     }
 }

@@ -120,7 +120,10 @@ impl Peer {
             let shutdown = shutdown.clone();
             async move {
                 run_chat(
-                    Socket::new(duplex(server_sink, server_stream), settings.write_timeout),
+                    Box::new(Socket::new(
+                        duplex(server_sink, server_stream),
+                        settings.write_timeout,
+                    )),
                     joined,
                     credentials(&user_id, SystemTime::now() + token_valid_for),
                     &settings,
@@ -408,7 +411,10 @@ async fn a_write_that_never_completes_is_abandoned() {
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let ended = run_chat(
-        Socket::new(duplex(server_sink, server_stream), settings().write_timeout),
+        Box::new(Socket::new(
+            duplex(server_sink, server_stream),
+            settings().write_timeout,
+        )),
         joined,
         credentials("stuck", SystemTime::now() + Duration::from_secs(3600)),
         &settings(),

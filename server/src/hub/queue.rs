@@ -300,9 +300,15 @@ mod tests {
         sender.try_send(frame(10)).unwrap();
         {
             let mut filled = std::pin::pin!(queue.filled());
-            assert!(futures_util::poll!(filled.as_mut()).is_pending(), "10 of 25 bytes");
+            assert!(
+                futures_util::poll!(filled.as_mut()).is_pending(),
+                "10 of 25 bytes"
+            );
             sender.try_send(frame(10)).unwrap();
-            assert!(futures_util::poll!(filled.as_mut()).is_pending(), "20 of 25 bytes");
+            assert!(
+                futures_util::poll!(filled.as_mut()).is_pending(),
+                "20 of 25 bytes"
+            );
             sender.try_send(frame(10)).unwrap();
             assert!(filled.await);
         }
