@@ -489,7 +489,7 @@ async fn chat_loop<T: MessageSocket>(
                 }
                 Beat::Flush => {
                     holding = false;
-                    if let Err(err) = write_queued(socket, queue, &mut pacing).await {
+                    if let Err(err) = write_queued(socket, queue, &mut pacing, Instant::now()).await {
                         return err.into();
                     }
                 }
@@ -501,7 +501,8 @@ async fn chat_loop<T: MessageSocket>(
                     // The hub ended our queue: we fell too far behind.
                     return Ended::Closed(CloseCode::TooSlow);
                 }
-                if !holding && let Some(due) = pacing.hold_until(Instant::now()) {
+                let now = Instant::now();
+                if !holding && let Some(due) = pacing.hold_until(now) {
                     holding = true;
                     heartbeat.flush_at(due);
                     continue;
@@ -510,7 +511,7 @@ async fn chat_loop<T: MessageSocket>(
                     holding = false;
                     heartbeat.no_flush();
                 }
-                if let Err(err) = write_queued(socket, queue, &mut pacing).await {
+                if let Err(err) = write_queued(socket, queue, &mut pacing, now).await {
                     return err.into();
                 }
             }
@@ -540,17 +541,18 @@ async fn chat_loop<T: MessageSocket>(
     }
 }
 
-/// Writes everything queued, under one flush.
+/// Writes everything queued, under one flush, begun at `now` (one clock read per
+/// wake-up serves the pacing's decision and its record).
 async fn write_queued<T: MessageSocket>(
     socket: &mut Socket<T>,
     queue: &mut MemberQueue,
     pacing: &mut Pacing,
+    now: Instant,
 ) -> Result<(), WriteError> {
     let mut frames = queue.take_all();
-    let count = frames.len();
+    pacing.wrote(frames.len(), now);
     socket.send_batch(frames.drain(..)).await?;
     queue.give_back(frames);
-    pacing.wrote(count, Instant::now());
     Ok(())
 }
 

@@ -103,17 +103,7 @@ impl Peer {
     ) -> Peer {
         let (to_server, server_stream) = futures_mpsc::unbounded();
         let (server_sink, from_server) = futures_mpsc::unbounded::<Message>();
-        let joined = hub
-            .join(
-                &RoomName::parse("lobby").unwrap(),
-                Participant {
-                    id: name.into(),
-                    name: name.into(),
-                },
-                None,
-            )
-            .await
-            .expect("the memory engine is always available");
+        let joined = join_lobby(hub, name).await;
         let shutdown = CancellationToken::new();
         let user_id = name.to_owned();
         let task = tokio::spawn({
@@ -176,6 +166,20 @@ fn credentials(user_id: &str, valid_until: SystemTime) -> Credentials<'static> {
         may_publish: true,
         removal: crate::limits::Removal::default(),
     }
+}
+
+/// `name` (also its id) seated in the lobby.
+async fn join_lobby(hub: &Hub, name: &str) -> crate::hub::Joined {
+    hub.join(
+        &RoomName::parse("lobby").unwrap(),
+        Participant {
+            id: name.into(),
+            name: name.into(),
+        },
+        None,
+    )
+    .await
+    .expect("the memory engine is always available")
 }
 
 fn hub() -> Hub {
@@ -397,17 +401,7 @@ async fn a_write_that_never_completes_is_abandoned() {
     let (to_server, server_stream) = futures_mpsc::unbounded::<Result<Message, axum::Error>>();
     // A sink with room for nothing: every send waits forever, like a peer that stopped reading.
     let (server_sink, _never_read) = futures_mpsc::channel::<Message>(0);
-    let joined = hub
-        .join(
-            &RoomName::parse("lobby").unwrap(),
-            Participant {
-                id: "stuck".into(),
-                name: "stuck".into(),
-            },
-            None,
-        )
-        .await
-        .expect("the memory engine is always available");
+    let joined = join_lobby(&hub, "stuck").await;
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let ended = run_chat(
@@ -438,17 +432,7 @@ async fn written_at(every: Duration, count: usize) -> Vec<Duration> {
     let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings).await;
     assert_eq!(peer.recv().await["type"], "welcome");
     assert_eq!(peer.recv().await["event"], "join");
-    let bob = hub
-        .join(
-            &RoomName::parse("lobby").unwrap(),
-            Participant {
-                id: "bob".into(),
-                name: "bob".into(),
-            },
-            None,
-        )
-        .await
-        .unwrap();
+    let bob = join_lobby(&hub, "bob").await;
     let start = Instant::now();
     let reader = tokio::spawn(async move {
         let mut written = Vec::new();

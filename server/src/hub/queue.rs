@@ -189,6 +189,7 @@ impl MemberQueue {
     }
 
     /// The next frame, if one is queued; `Err(true)` once the queue has ended.
+    #[cfg(test)]
     pub fn try_recv(&mut self) -> Result<FrameBytes, bool> {
         let mut shared = lock(&self.queue);
         match shared.frames.pop_front() {
@@ -201,6 +202,7 @@ impl MemberQueue {
     }
 
     /// The next frame; `None` once the queue has ended and is empty.
+    #[cfg(test)]
     pub async fn recv(&mut self) -> Option<FrameBytes> {
         if self.ready().await {
             self.try_recv().ok()
@@ -210,6 +212,7 @@ impl MemberQueue {
     }
 
     /// Bytes waiting to be written.
+    #[cfg(test)]
     pub fn queued_bytes(&self) -> usize {
         lock(&self.queue).bytes
     }
