@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Router;
 use leptos::config::LeptosOptions;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
@@ -138,13 +138,10 @@ impl Application {
             refresh_periodically(Arc::downgrade(&jwks), config.jwks_refresh);
             auth = auth.with_jwks(jwks);
         }
-        let listener =
-            TcpListener::bind(config.addr)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: config.addr,
-                    source,
-                })?;
+        let listener = listen(config.addr).map_err(|source| StartupError::Bind {
+            addr: config.addr,
+            source,
+        })?;
         let addr = listener.local_addr()?;
         let leptos_options = leptos_options(&config, addr)?;
         let metrics = Arc::new(Metrics::default());
@@ -311,6 +308,28 @@ impl Application {
     }
 }
 
+/// Connections the kernel holds for us before we accept them, capped by the kernel
+/// at `net.core.somaxconn` (4096 by default since Linux 5.4).
+///
+/// Tokio's `bind` asks for 1024: in a reconnect storm (every client of a restarted
+/// node coming back at once) the queue overflowed while the two cores were busy with
+/// the first upgrades, and each dropped handshake was retried by the client only a
+/// second later. That second was most of a 1000-member join storm.
+const LISTEN_BACKLOG: u32 = 65_535;
+
+/// A listening socket as `TcpListener::bind` makes one (address reuse on Unix, so a
+/// restart does not wait out TIME_WAIT), with room for a storm of connects.
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Where the built web client is. Under `cargo leptos watch/serve` the `LEPTOS_*`
 /// variables say; the release binary uses `--site-root` instead.
 fn leptos_options(config: &Config, addr: SocketAddr) -> Result<LeptosOptions, StartupError> {
@@ -352,4 +371,61 @@ fn leptos_options(config: &Config, addr: SocketAddr) -> Result<LeptosOptions, St
         );
     }
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest accept queue the kernel grants a listener, read back the way `ss`
+    /// does (for a listening socket, TCP_INFO's `tcpi_sacked` is its backlog).
+    #[cfg(target_os = "linux")]
+    fn backlog(listener: &TcpListener) -> u32 {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a zeroed tcp_info is valid, and getsockopt writes at most `len`
+        // bytes into it.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let result = unsafe {
+            libc::getsockopt(
+                listener.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        assert_eq!(result, 0, "{}", io::Error::last_os_error());
+        info.tcpi_sacked
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn the_listener_queues_as_many_connects_as_the_kernel_allows() {
+        let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        assert_eq!(backlog(&listener), somaxconn.min(LISTEN_BACKLOG));
+    }
+
+    #[tokio::test]
+    async fn a_listener_takes_connections_on_v4_and_v6() {
+        for addr in ["127.0.0.1:0", "[::1]:0"] {
+            let Ok(listener) = listen(addr.parse().unwrap()) else {
+                // No IPv6 on this machine.
+                assert!(addr.starts_with('['));
+                continue;
+            };
+            let addr = listener.local_addr().unwrap();
+            let (connected, accepted) =
+                tokio::join!(tokio::net::TcpStream::connect(addr), listener.accept());
+            assert_eq!(
+                connected.unwrap().local_addr().unwrap(),
+                accepted.unwrap().1
+            );
+        }
+    }
 }
