@@ -34,6 +34,7 @@ pub mod socket;
 pub mod timeline;
 
 mod components;
+mod eager;
 mod pages;
 
 use leptos::prelude::*;

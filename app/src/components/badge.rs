@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use crate::eager::IntoEagerAny;
+
 use crate::chat::ConnectionState;
 
 /// Where the connection stands, in a word and a colour, announced to screen readers.
@@ -36,5 +38,5 @@ pub fn ConnectionBadge(state: Signal<ConnectionState>, missed: Signal<bool>) -> 
             </Show>
         </div>
     }
-    .into_any()
+    .into_eager_any()
 }

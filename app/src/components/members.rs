@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use crate::eager::IntoEagerAny;
+
 use crate::protocol::Member;
 
 /// Who is in the room; this member (by user id, not name) is marked.
@@ -29,5 +31,5 @@ pub fn MemberList(users: Signal<Vec<Member>>, me: Signal<Option<Member>>) -> imp
             </ul>
         </section>
     }
-    .into_any()
+    .into_eager_any()
 }

@@ -2,6 +2,8 @@ use std::sync::Arc;
 
 use leptos::html;
 use leptos::prelude::*;
+
+use crate::eager::IntoEagerAny;
 use leptos::wasm_bindgen::JsCast;
 use leptos::web_sys;
 
@@ -102,7 +104,7 @@ pub fn MessageList(
             </For>
         </ol>
     }
-    .into_any()
+    .into_eager_any()
 }
 
 fn render_entry(entry: &Entry, me: Signal<Option<Member>>) -> AnyView {
@@ -120,7 +122,7 @@ fn render_entry(entry: &Entry, me: Signal<Option<Member>>) -> AnyView {
                     <p class="text">{message.content.clone()}</p>
                 </li>
             }
-            .into_any()
+            .into_eager_any()
         }
         Entry::System { text, event, .. } => {
             let kind = match event {
@@ -128,14 +130,14 @@ fn render_entry(entry: &Entry, me: Signal<Option<Member>>) -> AnyView {
                 SystemEvent::Leave => "system system-leave",
                 SystemEvent::Unknown => "system",
             };
-            view! { <li class=kind>{text.clone()}</li> }.into_any()
+            view! { <li class=kind>{text.clone()}</li> }.into_eager_any()
         }
         Entry::Gap { .. } => view! {
             <li class="gap" role="note">
                 "Some messages sent while you were away could not be recovered."
             </li>
         }
-        .into_any(),
+        .into_eager_any(),
     }
 }
 

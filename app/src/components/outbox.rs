@@ -1,5 +1,7 @@
 use leptos::prelude::*;
 
+use crate::eager::IntoEagerAny;
+
 use crate::chat::{ChatSocket, ConnectionState};
 use crate::outbox::Status;
 
@@ -44,10 +46,10 @@ pub fn OutboxList(socket: ChatSocket) -> AnyView {
                             </Show>
                         </li>
                     }
-                    .into_any()
+                    .into_eager_any()
                 }
             </For>
         </ul>
     }
-    .into_any()
+    .into_eager_any()
 }

@@ -1,5 +1,7 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
+
+use crate::eager::IntoEagerAny;
 use leptos_router::hooks::use_navigate;
 
 use crate::protocol::{RoomSummary, validate_room_name};
@@ -53,15 +55,15 @@ pub fn RoomPicker(
     let list = move || {
         rooms.get().map(|result| match result {
             Ok(rooms) if rooms.is_empty() => {
-                view! { <p class="muted">"No active rooms yet: start one above."</p> }.into_any()
+                view! { <p class="muted">"No active rooms yet: start one above."</p> }.into_eager_any()
             }
             Ok(rooms) => view! {
                 <ul class="room-list">
                     {rooms.into_iter().map(|room| room_link(room, current, live_members)).collect_view()}
                 </ul>
             }
-            .into_any(),
-            Err(err) => view! { <p class="field-error">{err.to_string()}</p> }.into_any(),
+            .into_eager_any(),
+            Err(err) => view! { <p class="field-error">{err.to_string()}</p> }.into_eager_any(),
         })
     };
     view! {
@@ -95,7 +97,7 @@ pub fn RoomPicker(
             </div>
         </section>
     }
-    .into_any()
+    .into_eager_any()
 }
 
 fn room_link(

@@ -1,5 +1,7 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
+
+use crate::eager::IntoEagerAny;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::components::capitalize;
@@ -62,7 +64,7 @@ pub fn HomePage() -> AnyView {
             </Show>
         </section>
     }
-    .into_any()
+    .into_eager_any()
 }
 
 #[component]
@@ -128,5 +130,5 @@ fn SignIn(
             <p class="field-error" id="display-name-error" role="alert">{move || error.get()}</p>
         </form>
     }
-    .into_any()
+    .into_eager_any()
 }

@@ -3,6 +3,8 @@ use std::collections::HashMap;
 use leptos::ev::SubmitEvent;
 use leptos::html;
 use leptos::prelude::*;
+
+use crate::eager::IntoEagerAny;
 use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map};
@@ -68,7 +70,7 @@ pub fn RoomPage() -> AnyView {
             <Composer socket room/>
         </section>
     }
-    .into_any()
+    .into_eager_any()
 }
 
 /// The message box: Enter sends, focus stays, a failed send keeps the text. Each
@@ -142,5 +144,5 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
             <p class="composer-hint" id="composer-hint">{hint}</p>
         </form>
     }
-    .into_any()
+    .into_eager_any()
 }
