@@ -94,6 +94,55 @@ test('active rooms are listed with their members and can be joined from the list
   expectNoProblems(guest);
 });
 
+test('the room list shows the newest fetch: an older answer arriving late is dropped', async ({ browser }) => {
+  const host = await member(browser, 'Host');
+  await openRoom(host, 'fresh-room');
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  collectProblems(page);
+  // The first fetch of the list is held; every later one goes to the server, except
+  // the last, which is answered here.
+  let fetches = 0;
+  let releaseFirst!: () => void;
+  const first = new Promise<void>((resolve) => (releaseFirst = resolve));
+  let firstAnswered!: () => void;
+  const firstDone = new Promise<void>((resolve) => (firstAnswered = resolve));
+  let answerLast = false;
+  await page.route('**/api/rooms', async (route) => {
+    fetches += 1;
+    if (fetches === 1) {
+      await first;
+      await route.fulfill({ json: [] });
+      firstAnswered();
+    } else if (answerLast) {
+      await route.fulfill({ json: [{ name: 'later-room', members: 2, connections: 2 }] });
+    } else {
+      await route.continue();
+    }
+  });
+  await signIn(page, 'Watcher');
+  await expect(page.getByText('Loading rooms…')).toBeVisible();
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await expect(page.getByRole('link', { name: /fresh-room/ })).toContainText('1 member');
+  // From here on, an empty list ever shown is the late answer shown over the new.
+  await page.evaluate(() => {
+    const seen = { empty: false };
+    (window as unknown as { seen: typeof seen }).seen = seen;
+    new MutationObserver(() => {
+      if (document.querySelector('.active-rooms')?.textContent?.includes('No active rooms')) seen.empty = true;
+    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
+  releaseFirst();
+  await firstDone;
+  answerLast = true;
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await expect(page.getByRole('link', { name: /later-room/ })).toContainText('2 members');
+  expect(await page.evaluate(() => (window as unknown as { seen: { empty: boolean } }).seen.empty)).toBe(false);
+  await expect(page.getByRole('link', { name: /fresh-room/ })).toHaveCount(0);
+  expectNoProblems(page);
+  await context.close();
+});
+
 test('with site storage blocked, signing in works for the tab, says so, and never loops', async ({ page, baseURL }) => {
   collectProblems(page);
   // As when the browser blocks site data: reading localStorage throws.

@@ -29,12 +29,11 @@ pub fn RoomPicker(
     refresh_on: Option<Signal<u32>>,
 ) -> impl IntoView {
     let refreshes = RwSignal::new(0_u32);
-    let rooms = LocalResource::new(move || {
+    let rooms = latest_rooms(move || {
         refreshes.track();
         if let Some(trigger) = refresh_on {
             trigger.track();
         }
-        session::active_rooms()
     });
     let draft = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
@@ -93,11 +92,41 @@ pub fn RoomPicker(
                         "Refresh"
                     </button>
                 </div>
-                <Transition fallback=|| view! { <p class="muted">"Loading rooms…"</p> }>{list}</Transition>
+                {move || match list() {
+                    Some(list) => list,
+                    None => view! { <p class="muted">"Loading rooms…"</p> }.into_eager_any(),
+                }}
             </div>
         </section>
     }
     .into_eager_any()
+}
+
+/// The active rooms as last fetched: `None` until the first answer, then the newest
+/// answer to the newest fetch, kept on screen while the next one is under way. A
+/// fetch starts in the browser whenever what `track` reads changes.
+///
+/// A signal and an effect rather than a `LocalResource` under a `Transition`: the
+/// async-derived machinery those pull in was about 30 KB of the WASM, for one list.
+fn latest_rooms(
+    track: impl Fn() + 'static,
+) -> ReadSignal<Option<Result<Vec<RoomSummary>, session::ApiFailure>>> {
+    let (rooms, set_rooms) = signal(None);
+    let fetches = StoredValue::new(0_u64);
+    Effect::new(move || {
+        track();
+        let fetch = fetches.get_value() + 1;
+        fetches.set_value(fetch);
+        leptos::task::spawn_local(async move {
+            let answer = session::active_rooms().await;
+            // An older fetch that answers late is not shown over a newer one; nor is
+            // anything once the picker is gone.
+            if fetches.try_get_value() == Some(fetch) {
+                set_rooms.try_set(Some(answer));
+            }
+        });
+    });
+    rooms
 }
 
 fn room_link(
