@@ -2,6 +2,7 @@
 // root with only its flags, it must serve the server-rendered page, the WASM client
 // and the stylesheet, answer the API, and exit cleanly on SIGTERM.
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { createInterface } from 'node:readline';
 import assert from 'node:assert/strict';
 
@@ -22,6 +23,20 @@ const base = await new Promise((resolve, reject) => {
     }
   });
 });
+
+// Bytes of a body as they crossed the wire (fetch inflates them, and an answer
+// compressed on the fly has no Content-Length).
+function wireBytes(path, headers) {
+  return new Promise((resolve, reject) => {
+    http
+      .get(base + path, { headers }, (response) => {
+        let bytes = 0;
+        response.on('data', (chunk) => (bytes += chunk.length));
+        response.on('end', () => resolve({ bytes, encoding: response.headers['content-encoding'] }));
+      })
+      .on('error', reject);
+  });
+}
 
 async function get(path, init) {
   const response = await fetch(base + path, init);
@@ -61,11 +76,17 @@ try {
     assert.equal(file.response.headers.get('cache-control'), 'public, max-age=31536000, immutable');
   }
   assert.equal(page.response.headers.get('cache-control'), 'no-cache', 'pages are revalidated');
-  const onTheWire = [page, js, wasm, css]
-    .map(({ response, body }) => Number(response.headers.get('content-length') ?? body.length))
-    .reduce((sum, bytes) => sum + bytes, 0);
+  // The page is compressed per request.
+  const pageOnTheWire = await wireBytes('/', { 'accept-encoding': 'br, gzip' });
+  assert.equal(pageOnTheWire.encoding, 'br', 'the page is compressed with brotli');
+  const onTheWire = [js, wasm, css]
+    .map(({ response }) => Number(response.headers.get('content-length')))
+    .reduce((sum, bytes) => sum + bytes, pageOnTheWire.bytes);
   const raw = [page, js, wasm, css].reduce((sum, { body }) => sum + body.length, 0);
-  console.log(`  first page load: ${(onTheWire / 1024).toFixed(0)} KiB on the wire (${(raw / 1024).toFixed(0)} KiB uncompressed)`);
+  console.log(
+    `  first page load: ${onTheWire} bytes (${(onTheWire / 1024).toFixed(1)} KiB) on the wire, ` +
+      `${(raw / 1024).toFixed(0)} KiB uncompressed; page ${pageOnTheWire.bytes} bytes`,
+  );
   assert.ok(onTheWire < raw / 2, 'compression at least halves the first load');
 
   assert.equal((await get('/healthz')).response.status, 200);

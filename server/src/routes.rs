@@ -4,6 +4,8 @@ use app::{App, shell};
 use axum::Router;
 use axum::routing::{get, post};
 use leptos_axum::{LeptosRoutes, generate_route_list};
+use tower_http::CompressionLevel;
+use tower_http::compression::CompressionLayer;
 
 use crate::state::AppState;
 use crate::{api, security_headers, server_api, static_files, ws};
@@ -15,23 +17,18 @@ pub fn router(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let page_context = security_headers::page_context(&options);
     let files = static_files::client_files(&options);
-    Router::new()
-        .nest_service(&format!("/{}", options.site_pkg_dir), files)
-        .route("/ws", get(ws::echo))
-        .route("/ws/chat/{room}", get(ws::chat))
-        .route("/api/token", post(api::issue_token))
-        .route("/api/token/refresh", post(api::refresh_token))
+    // Pages and API reads compressed on the fly: room lists and history pages grow
+    // with the rooms, and the page is part of every first visit. Not the WebSocket
+    // upgrades, not the client's files (precompressed once, at build time), and not
+    // the token endpoints, whose answers carry a secret beside text the caller chose
+    // (compression would let the length tell about the secret).
+    let compressed = Router::new()
         .route("/api/rooms", get(api::list_rooms))
         .route(
             "/api/rooms/{room}/messages",
             post(server_api::publish).get(server_api::history),
         )
         .route("/api/rooms/{room}/members", get(server_api::members))
-        .route(
-            "/api/users/{user_id}/disconnect",
-            post(server_api::disconnect),
-        )
-        .route("/healthz", get(api::healthz))
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || {
             shell(options.clone())
         })
@@ -39,6 +36,26 @@ pub fn router(state: AppState) -> Router {
             AppState,
             _,
         >(page_context, shell))
+        .layer(compression());
+    Router::new()
+        .nest_service(&format!("/{}", state.leptos_options.site_pkg_dir), files)
+        .route("/ws", get(ws::echo))
+        .route("/ws/chat/{room}", get(ws::chat))
+        .route("/api/token", post(api::issue_token))
+        .route("/api/token/refresh", post(api::refresh_token))
+        .route(
+            "/api/users/{user_id}/disconnect",
+            post(server_api::disconnect),
+        )
+        .route("/healthz", get(api::healthz))
+        .merge(compressed)
         .layer(axum::middleware::from_fn(security_headers::add))
         .with_state(state)
+}
+
+/// Brotli or gzip, as the client prefers, at a level meant for answers made per
+/// request: brotli's own default (11) is meant for files compressed once and takes
+/// tens of milliseconds for a page; 4 is about gzip's speed and still smaller.
+fn compression() -> CompressionLayer {
+    CompressionLayer::new().quality(CompressionLevel::Precise(4))
 }

@@ -280,3 +280,91 @@ async fn client_files_go_out_precompressed_and_are_revalidated_not_refetched() {
     assert_eq!(token.header("cache-control"), Some("no-store"));
     let _ = std::fs::remove_dir_all(&site);
 }
+
+/// `GET path` with `Accept-Encoding: encoding`: the status, the `Content-Encoding`,
+/// and the body decoded by it.
+async fn get_encoded(
+    app: &crate::helpers::TestApp,
+    path: &str,
+    encoding: &str,
+) -> (u16, Option<String>, String) {
+    use std::io::Read;
+    // reqwest without its decompression features hands the body over as sent.
+    let response = reqwest::Client::new()
+        .get(format!("http://{}{path}", app.addr))
+        .header("accept-encoding", encoding)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let content_encoding = response
+        .headers()
+        .get("content-encoding")
+        .map(|value| value.to_str().unwrap().to_owned());
+    let bytes = response.bytes().await.unwrap();
+    let mut body = String::new();
+    match content_encoding.as_deref() {
+        Some("br") => brotli_decompressor::Decompressor::new(&bytes[..], 4096)
+            .read_to_string(&mut body)
+            .unwrap(),
+        Some("gzip") => flate2::read::GzDecoder::new(&bytes[..])
+            .read_to_string(&mut body)
+            .unwrap(),
+        None => {
+            body = String::from_utf8(bytes.to_vec()).unwrap();
+            body.len()
+        }
+        Some(other) => panic!("unexpected content-encoding {other}"),
+    };
+    (status, content_encoding, body)
+}
+
+#[tokio::test]
+async fn pages_and_api_reads_are_compressed_as_the_client_prefers_but_never_tokens() {
+    let app = spawn_app().await;
+    let rooms: Vec<String> = (0..12).map(|n| format!("room-{n}")).collect();
+    let mut clients = Vec::new();
+    for room in &rooms {
+        clients.push(app.join(room, &format!("member of {room}")).await.0);
+    }
+    let page = get_encoded(&app, "/", "gzip, deflate, br").await;
+    assert_eq!((page.0, page.1.as_deref()), (200, Some("br")));
+    assert!(page.2.contains("<h1"), "{}", page.2);
+    let (status, encoding, list) = get_encoded(&app, "/api/rooms", "gzip").await;
+    assert_eq!((status, encoding.as_deref()), (200, Some("gzip")));
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&list).unwrap();
+    assert_eq!(listed.len(), rooms.len());
+    // Asked for nothing, or for what the server does not offer: plain.
+    for encoding in ["identity", "compress"] {
+        let (status, content_encoding, plain) = get_encoded(&app, "/api/rooms", encoding).await;
+        assert_eq!((status, content_encoding), (200, None));
+        assert_eq!(plain, list);
+    }
+    // A token sits beside the name the caller chose: never compressed.
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/token", app.addr))
+        .header("accept-encoding", "br, gzip")
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"name":"{}"}}"#, "a".repeat(30)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers().get("content-encoding"), None);
+    // A browser offers compression on the upgrade too: the chat still upgrades.
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut request = app
+        .ws_url(&format!("/ws/chat/room-0?token={}", app.token("bob")))
+        .into_client_request()
+        .unwrap();
+    request
+        .headers_mut()
+        .insert("accept-encoding", "gzip, deflate, br".parse().unwrap());
+    let (mut socket, response) = tokio_tungstenite::connect_async(request).await.unwrap();
+    assert_eq!(response.status(), 101);
+    assert_eq!(response.headers().get("content-encoding"), None);
+    let welcome = socket.next().await.unwrap().unwrap();
+    assert!(welcome.to_text().unwrap().contains(r#""type":"welcome""#));
+    drop(clients);
+}
