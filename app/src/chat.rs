@@ -236,6 +236,9 @@ struct Signals {
     timeline: RwSignal<Timeline>,
     me: RwSignal<Option<Member>>,
     problem: RwSignal<Option<String>>,
+    /// Others' messages that arrived live, newest last, as `(id, "author: text")`:
+    /// at most [`NEWS_KEPT`].
+    news: RwSignal<Vec<(u64, String)>>,
     /// The room being shown.
     room: StoredValue<Option<String>>,
     /// A page of older messages is being fetched.
@@ -320,6 +323,13 @@ impl ChatSocket {
                 }
             }
         });
+    }
+
+    /// Others' messages that arrived after this member joined, newest last, as
+    /// `(id, "author: text")`, for a screen reader to read out: never the history
+    /// or backlog a join brings, never the member's own. The last few only.
+    pub fn news(&self) -> Signal<Vec<(u64, String)>> {
+        self.signals.news.into()
     }
 
     /// The latest thing that went wrong with sending (an `error` frame, a lost send).
@@ -481,6 +491,7 @@ impl Handler<ChatCodec> for Room {
         match event {
             SocketEvent::Started => {
                 signals.timeline.try_set(Timeline::new());
+                signals.news.try_set(Vec::new());
                 signals.me.try_set(None);
                 signals.problem.try_set(None);
             }
@@ -519,20 +530,36 @@ impl Room {
                 user,
                 users,
                 recovered,
+                last_id,
                 ..
             } => {
                 signals.me.try_set(Some(Member {
                     user_id,
                     name: user,
                 }));
-                signals
-                    .timeline
-                    .try_update(|timeline| timeline.welcome(users, recovered));
+                signals.timeline.try_update(|timeline| {
+                    timeline.welcome(users, recovered);
+                    timeline.joined_at(last_id);
+                });
             }
             ServerFrame::Message(message) => {
-                signals.timeline.try_update(|timeline| {
-                    timeline.message(message);
+                // Someone else's message, arrived live: read out to screen readers.
+                let news = signals
+                    .me
+                    .with_untracked(|me| me.as_ref().is_none_or(|me| me.user_id != message.user_id))
+                    .then(|| (message.id, format!("{}: {}", message.user, message.content)));
+                let shown = signals.timeline.try_update(|timeline| {
+                    let live = timeline.is_live(message.id);
+                    timeline.message(message) && live
                 });
+                if let (Some(true), Some(news)) = (shown, news) {
+                    signals.news.try_update(|items| {
+                        if items.len() == NEWS_KEPT {
+                            items.remove(0);
+                        }
+                        items.push(news);
+                    });
+                }
             }
             ServerFrame::System {
                 message,
@@ -641,6 +668,10 @@ fn describe_error(code: ErrorCode, message: &str) -> String {
     }
 }
 
+/// How many live messages [`ChatSocket::news`] keeps: enough for a screen reader
+/// to catch up on a burst, few enough to keep the page small.
+const NEWS_KEPT: usize = 5;
+
 /// Connects to `room` and follows it as it changes; see the module docs.
 pub fn use_websocket(room: Signal<String>) -> ChatSocket {
     let signals = Signals {
@@ -650,6 +681,7 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         timeline: RwSignal::new(Timeline::new()),
         me: RwSignal::new(None),
         problem: RwSignal::new(None),
+        news: RwSignal::new(Vec::new()),
         room: StoredValue::new(None::<String>),
         loading_older: RwSignal::new(false),
     };

@@ -9,7 +9,8 @@
 //! - [`chat`]: `use_websocket(room)`, the chat room on top of it (timeline, members,
 //!   `send`, `since` recovery); [`session`]: the guest token in `localStorage`;
 //!   [`renewal`]: renewing it in the background, across tabs.
-//! - `pages` (one per route) and `components`: the UI.
+//! - `pages` (one per route) and `components`: the UI; [`title`]: the document's
+//!   title, rendered by the server and kept by each page.
 //! - [`App`] / [`shell`]: the Leptos application, rendered on the server (`ssr`) and
 //!   hydrated in the browser (`hydrate`). Browser APIs are used only under `hydrate`.
 
@@ -32,20 +33,27 @@ pub mod renewal;
 pub mod session;
 pub mod socket;
 pub mod timeline;
+pub mod title;
 
 mod components;
 mod eager;
 mod pages;
 
 use leptos::prelude::*;
-use leptos_meta::{HashedStylesheet, MetaTags, Title, provide_meta_context};
+use leptos_meta::HashedStylesheet;
 use leptos_router::components::{Route, Router, Routes};
+use leptos_router::location::RequestUrl;
 use leptos_router::path;
 
 use pages::{HomePage, RoomPage};
 
 /// The HTML document around [`App`], rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    // The request's URL, made absolute by leptos_axum (`http://leptos.dev/room/x`).
+    let title = use_context::<RequestUrl>()
+        .and_then(|url| url.parse().ok())
+        .map(|url| title::title_for_path(url.path()))
+        .unwrap_or_else(|| title::SITE_TITLE.to_owned());
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -56,7 +64,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <AutoReload options=options.clone()/>
                 <HashedStylesheet options=options.clone() id="chorus"/>
                 <HydrationScripts options/>
-                <MetaTags/>
+                <title>{title}</title>
             </head>
             <body>
                 <App/>
@@ -67,10 +75,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 
 #[component]
 pub fn App() -> impl IntoView {
-    provide_meta_context();
     renewal::use_token_renewal();
     view! {
-        <Title text="Chorus"/>
         <Router>
             <main>
                 <Routes fallback=|| view! { <p class="not-found">"Page not found."</p> }>

@@ -56,6 +56,9 @@ pub struct Timeline {
     missed: bool,
     /// The server said nothing older is retained, or nothing older fits here.
     at_oldest: bool,
+    /// The room's newest message id when this connection joined: messages after it
+    /// arrived live; those up to it are history or a recovered backlog.
+    joined_at: Option<u64>,
 }
 
 impl Timeline {
@@ -140,6 +143,18 @@ impl Timeline {
             let seq = self.take_seq();
             self.push(Entry::Gap { seq });
         }
+    }
+
+    /// The room's newest message id when the connection joined (the welcome's
+    /// `last_id`).
+    pub fn joined_at(&mut self, last_id: u64) {
+        self.joined_at = Some(last_id);
+    }
+
+    /// Whether message `id` arrived live, after this connection joined: news worth
+    /// announcing, unlike the history and backlog that came with the join.
+    pub fn is_live(&self, id: u64) -> bool {
+        self.joined_at.is_some_and(|joined_at| id > joined_at)
     }
 
     /// A chat message; returns `false` for one already shown.
@@ -335,6 +350,24 @@ mod tests {
         assert!(timeline.message(message(3)));
         assert_eq!(message_ids(&timeline), [1, 2, 3, 5]);
         assert_eq!(timeline.last_id(), Some(5));
+    }
+
+    #[test]
+    fn only_messages_after_the_join_are_live() {
+        let mut timeline = Timeline::new();
+        // Before any welcome nothing is live.
+        assert!(!timeline.is_live(1));
+        timeline.welcome(vec![], true);
+        timeline.joined_at(10);
+        // The join history and anything up to the room's last id at the join.
+        assert!(!timeline.is_live(9));
+        assert!(!timeline.is_live(10));
+        assert!(timeline.is_live(11));
+        // A reconnect: what was recovered up to the new welcome's last id is backlog.
+        timeline.welcome(vec![], true);
+        timeline.joined_at(20);
+        assert!(!timeline.is_live(15));
+        assert!(timeline.is_live(21));
     }
 
     fn member(user_id: &str, name: &str) -> Member {

@@ -108,7 +108,7 @@ test('the chat page is server-rendered, then hydration makes it live', async ({ 
   const shell = await noScript.newPage();
   await shell.goto('/room/rendered');
   await expect(shell.getByRole('heading', { name: '#rendered' })).toBeVisible();
-  await expect(shell.getByRole('log', { name: 'Messages' })).toBeVisible();
+  await expect(shell.getByRole('list', { name: 'Messages', exact: true })).toBeVisible();
   // Visible, but disabled until hydration: no message text can go out as a plain
   // form submission (in a URL), and nothing typed is wiped by hydration.
   await expect(shell.getByLabel('Message', { exact: true })).toBeDisabled();
@@ -197,7 +197,7 @@ test('the list follows new messages until the reader scrolls up', async ({ brows
   await reader.setViewportSize({ width: 800, height: 500 });
   await openRoom(reader, 'scrolling');
   await openRoom(writer, 'scrolling');
-  const list = reader.getByRole('log', { name: 'Messages' });
+  const list = reader.getByRole('list', { name: 'Messages', exact: true });
   const gapBelow = () => list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
 
   for (let n = 1; n <= 30; n++) await say(writer, `line ${n}`);

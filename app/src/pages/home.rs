@@ -5,9 +5,10 @@ use crate::eager::IntoEagerAny;
 use leptos_router::hooks::{use_navigate, use_query_map};
 
 use crate::components::capitalize;
-use crate::components::{RoomPicker, StorageNote, room_path, use_hydrated};
+use crate::components::{RoomPicker, StorageNote, focus_soon, room_path, use_hydrated};
 use crate::protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
 use crate::session::{self, Session};
+use crate::title::{SITE_TITLE, use_title};
 
 /// `/`: sign in with a display name, then pick a room.
 ///
@@ -16,6 +17,7 @@ use crate::session::{self, Session};
 #[component]
 pub fn HomePage() -> AnyView {
     let query = use_query_map();
+    use_title(|| SITE_TITLE.to_owned());
     // Read after hydration (the server renders every page signed out), and again
     // whenever it changes, here or in another tab.
     let signed_in = RwSignal::new(None::<Session>);
@@ -99,8 +101,11 @@ fn SignIn(
             match result {
                 Ok(session) => {
                     signed_in.try_set(Some(session));
-                    if let Some(room) = next_room.try_get_untracked().flatten() {
-                        navigate(&room_path(&room), Default::default());
+                    match next_room.try_get_untracked().flatten() {
+                        // The room's page puts focus in its composer.
+                        Some(room) => navigate(&room_path(&room), Default::default()),
+                        // The form that had focus is gone: on to the next step.
+                        None => focus_soon("room-name", false),
                     }
                 }
                 Err(err) => {

@@ -5,14 +5,15 @@ use leptos::html;
 use leptos::prelude::*;
 
 use crate::eager::IntoEagerAny;
-use leptos_meta::Title;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
 use crate::components::{
-    ConnectionBadge, MemberList, MessageList, OutboxList, RoomPicker, StorageNote, use_hydrated,
+    ConnectionBadge, MemberList, MessageList, NewMessages, OutboxList, RoomPicker, StorageNote,
+    focus_soon, use_hydrated,
 };
+use crate::title::{room_title, use_title};
 
 /// `/room/{name}`: the chat.
 #[component]
@@ -31,6 +32,7 @@ pub fn RoomPage() -> AnyView {
         }
         open
     });
+    use_title(move || room_title(&room.get()));
     let navigate = use_navigate();
     // Without a usable session the sign-in page takes over, then comes back here.
     Effect::new(move |_| {
@@ -47,12 +49,11 @@ pub fn RoomPage() -> AnyView {
         navigate(&to, replace);
     });
     view! {
-        <Title text=move || format!("#{} · Chorus", room.get())/>
         <section class="room" aria-labelledby="room-title">
             <header class="room-header">
                 <a class="leave" href="/">"← Leave"</a>
                 <h1 id="room-title">"#" {room}</h1>
-                <ConnectionBadge state=socket.state() missed=socket.missed()/>
+                <ConnectionBadge state=socket.state() missed=socket.missed() room/>
             </header>
             <StorageNote/>
             <div class="room-body">
@@ -61,6 +62,7 @@ pub fn RoomPage() -> AnyView {
                         has_older=socket.has_older() loading_older=socket.loading_older()
                         on_load_older=Callback::new(move |()| socket.load_older())/>
                     <OutboxList socket/>
+                    <NewMessages news=socket.news()/>
                 </div>
                 <aside class="sidebar">
                     <MemberList users=socket.users() me=socket.me()/>
@@ -102,6 +104,21 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
             refused.set(None);
         }
         current
+    });
+    // Focus in the composer on arriving in a room: from another room always (the
+    // link that had it is gone or elsewhere), on a first load unless the reader
+    // already focused something.
+    Effect::new(move |previous: Option<Option<String>>| {
+        let current = room.get();
+        if !hydrated.get() {
+            return None;
+        }
+        match previous.flatten() {
+            Some(previous) if previous == current => {}
+            Some(_) => focus_soon("composer-input", false),
+            None => focus_soon("composer-input", true),
+        }
+        Some(current)
     });
     let submit = move |ev: SubmitEvent| {
         ev.prevent_default();
