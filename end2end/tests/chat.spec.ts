@@ -380,3 +380,44 @@ test('removed by the backend: the page says why and does not reconnect, and a ba
   await expect(badge(page)).toHaveText('Offline: you may not join this room');
   expect(sockets.map((socket) => socket.closedByServer)).toEqual([4010, 4003]);
 });
+
+test('Shift+Enter writes a new line, Enter sends, and a counter warns near the length limit', async ({ browser }) => {
+  const writer = await member(browser, 'Poet');
+  const reader = await member(browser, 'Reader');
+  await openRoom(writer, 'multiline');
+  await openRoom(reader, 'multiline');
+  const input = writer.getByLabel('Message', { exact: true });
+  await input.pressSequentially('roses are red');
+  await input.press('Shift+Enter');
+  await input.pressSequentially('violets are blue');
+  await expect(input).toHaveValue('roses are red\nviolets are blue');
+  await input.press('Enter');
+  await expect(input).toHaveValue('');
+  // Both lines arrive as one message, shown on two lines.
+  await expect(messages(reader)).toHaveText(['roses are red\nviolets are blue']);
+  const shown = messages(reader).first();
+  expect((await shown.boundingBox())!.height).toBeGreaterThan(
+    await shown.evaluate((el) => 1.5 * parseFloat(getComputedStyle(el).lineHeight)),
+  );
+
+  // Quiet until nine tenths of the 4000 characters are used.
+  const counter = writer.locator('#composer-count');
+  await input.fill('a'.repeat(3599));
+  await expect(counter).toBeHidden();
+  await input.fill('a'.repeat(3600));
+  await expect(counter).toHaveText('400 characters left');
+  await expect(input).toHaveAttribute('aria-describedby', /composer-count/);
+  await input.fill('a'.repeat(4001));
+  await expect(counter).toHaveText('1 over the limit of 4000');
+  await input.press('Enter');
+  // Refused here, text kept, nothing sent.
+  await expect(writer.locator('#composer-problem')).toContainText('the limit is 4000');
+  await expect(input).toHaveValue('a'.repeat(4001));
+  await input.press('Backspace');
+  await expect(counter).toHaveText('0 characters left');
+  await input.press('Enter');
+  await expect(messages(reader)).toHaveCount(2);
+  await expect(counter).toBeHidden();
+  expectNoProblems(writer);
+  expectNoProblems(reader);
+});

@@ -1,6 +1,6 @@
 use std::collections::HashMap;
 
-use leptos::ev::SubmitEvent;
+use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::html;
 use leptos::prelude::*;
 
@@ -13,6 +13,7 @@ use crate::components::{
     ConnectionBadge, MemberList, MessageList, NewMessages, OutboxList, RoomPicker, StorageNote,
     focus_soon, use_hydrated,
 };
+use crate::protocol::MAX_CONTENT_CHARS;
 use crate::title::{room_title, use_title};
 
 /// `/room/{name}`: the chat.
@@ -83,7 +84,7 @@ pub fn RoomPage() -> AnyView {
 fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
     let draft = RwSignal::new(String::new());
     let refused = RwSignal::new(None::<String>);
-    let input = NodeRef::<html::Input>::new();
+    let input = NodeRef::<html::Textarea>::new();
     let hydrated = use_hydrated();
     let drafts = StoredValue::new(HashMap::<String, String>::new());
     Effect::new(move |previous: Option<String>| {
@@ -120,8 +121,7 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
         }
         Some(current)
     });
-    let submit = move |ev: SubmitEvent| {
-        ev.prevent_default();
+    let send = move || {
         match socket.send(&draft.get_untracked()) {
             Ok(()) => {
                 draft.set(String::new());
@@ -132,6 +132,23 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
         if let Some(input) = input.get_untracked() {
             let _ = input.focus();
         }
+    };
+    let submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        send();
+    };
+    // Enter sends; Shift+Enter is a new line, and so is Enter while an input method
+    // is composing (it confirms the composition).
+    let on_keydown = move |ev: KeyboardEvent| {
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() {
+            ev.prevent_default();
+            send();
+        }
+    };
+    // Shown near the limit, so nothing long is refused by surprise.
+    let count = move || {
+        let used = draft.with(|draft| draft.chars().count());
+        counter_text(used, MAX_CONTENT_CHARS)
     };
     let problem = move || refused.get().or_else(|| socket.problem().get());
     // Sending never waits for the connection: say what happens to what is sent now.
@@ -147,19 +164,61 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
     view! {
         <form class="composer" on:submit=submit>
             <label for="composer-input" class="visually-hidden">"Message"</label>
-            <input id="composer-input" name="message" type="text" autocomplete="off"
-                placeholder="Write a message and press Enter" node_ref=input
+            <textarea id="composer-input" name="message" rows="1" autocomplete="off"
+                placeholder="Write a message: Enter sends, Shift+Enter adds a line" node_ref=input
                 disabled=move || !hydrated.get()
-                aria-describedby="composer-problem composer-hint"
+                aria-describedby="composer-problem composer-hint composer-count"
                 prop:value=move || draft.get()
+                on:keydown=on_keydown
                 on:input=move |ev| {
                     draft.set(event_target_value(&ev));
                     refused.set(None);
-                }/>
+                }></textarea>
             <button type="submit" disabled=move || !hydrated.get()>"Send"</button>
             <p class="composer-problem" id="composer-problem" role="alert">{problem}</p>
             <p class="composer-hint" id="composer-hint">{hint}</p>
+            <p class="composer-count" id="composer-count">{count}</p>
         </form>
     }
     .into_eager_any()
+}
+
+/// What the composer's counter says after `used` of `limit` characters: nothing
+/// until nine tenths are used, then how many are left, or how many too many.
+fn counter_text(used: usize, limit: usize) -> Option<String> {
+    if used * 10 < limit * 9 {
+        return None;
+    }
+    Some(match limit.checked_sub(used) {
+        Some(1) => "1 character left".to_owned(),
+        Some(left) => format!("{left} characters left"),
+        None => format!("{} over the limit of {limit}", used - limit),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counter_text;
+
+    #[test]
+    fn the_counter_shows_near_the_limit_only() {
+        assert_eq!(counter_text(0, 4000), None);
+        assert_eq!(counter_text(3599, 4000), None);
+        assert_eq!(
+            counter_text(3600, 4000).as_deref(),
+            Some("400 characters left")
+        );
+        assert_eq!(
+            counter_text(3999, 4000).as_deref(),
+            Some("1 character left")
+        );
+        assert_eq!(
+            counter_text(4000, 4000).as_deref(),
+            Some("0 characters left")
+        );
+        assert_eq!(
+            counter_text(4003, 4000).as_deref(),
+            Some("3 over the limit of 4000")
+        );
+    }
 }
