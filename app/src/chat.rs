@@ -174,7 +174,7 @@ impl Codec for ChatCodec {
     }
 
     fn decode(text: &str) -> Result<ServerFrame, String> {
-        serde_json::from_str(text).map_err(|err| err.to_string())
+        ServerFrame::from_json(text).map_err(|err| err.to_string())
     }
 
     fn auto_reply(frame: &ServerFrame) -> Option<ClientFrame> {

@@ -217,6 +217,150 @@ impl ServerFrame {
     }
 }
 
+impl ServerFrame {
+    /// Parses a server frame: its `type` first, then the fields of that kind.
+    ///
+    /// The same as deriving it (`serde_json::from_str::<ServerFrame>`, which tests
+    /// compare it with), without the buffering an internally tagged enum needs
+    /// (serde reads every field into a `Content` tree before it knows the type):
+    /// that machinery was 12 KB of the client's WASM. A frame of a type this build
+    /// does not know is [`ServerFrame::Unknown`], whatever its fields.
+    pub fn from_json(text: &str) -> Result<ServerFrame, serde_json::Error> {
+        use serde_json::from_str;
+        let Tag { kind } = from_str(text)?;
+        Ok(match kind.as_ref() {
+            "welcome" => {
+                let wire::Welcome {
+                    room,
+                    user_id,
+                    user,
+                    users,
+                    recovered,
+                    last_id,
+                    heartbeat_interval_ms,
+                    heartbeat_timeout_ms,
+                } = from_str(text)?;
+                ServerFrame::Welcome {
+                    room,
+                    user_id,
+                    user,
+                    users,
+                    recovered,
+                    last_id,
+                    heartbeat_interval_ms,
+                    heartbeat_timeout_ms,
+                }
+            }
+            "users" => ServerFrame::Users {
+                users: from_str::<wire::Users>(text)?.users,
+            },
+            "message" => ServerFrame::Message(from_str(text)?),
+            "system" => {
+                let wire::System {
+                    message,
+                    event,
+                    user_id,
+                    user,
+                } = from_str(text)?;
+                ServerFrame::System {
+                    message,
+                    event,
+                    user_id,
+                    user,
+                }
+            }
+            "presence" => {
+                let wire::Presence { joins, leaves } = from_str(text)?;
+                ServerFrame::Presence { joins, leaves }
+            }
+            "ping" => ServerFrame::Ping,
+            "refreshed" => ServerFrame::Refreshed,
+            "ack" => {
+                let wire::Ack { reference, id } = from_str(text)?;
+                ServerFrame::Ack { reference, id }
+            }
+            "error" => {
+                let wire::Error {
+                    code,
+                    message,
+                    reference,
+                } = from_str(text)?;
+                ServerFrame::Error {
+                    code,
+                    message,
+                    reference,
+                }
+            }
+            _ => ServerFrame::Unknown,
+        })
+    }
+}
+
+/// A frame's `type`, every other field skipped.
+#[derive(Deserialize)]
+struct Tag<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+}
+
+/// The fields of each kind of [`ServerFrame`] with fields, as
+/// [`ServerFrame::from_json`] reads them (its `type` skipped like any unknown
+/// field). They mirror the enum's variants: the round-trip tests compare both
+/// ways of parsing every frame.
+mod wire {
+    use serde::Deserialize;
+
+    use super::{ErrorCode, Member, SystemEvent};
+
+    #[derive(Deserialize)]
+    pub(super) struct Welcome {
+        pub room: String,
+        pub user_id: String,
+        pub user: String,
+        pub users: Vec<Member>,
+        pub recovered: bool,
+        pub last_id: u64,
+        pub heartbeat_interval_ms: u64,
+        pub heartbeat_timeout_ms: u64,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Users {
+        pub users: Vec<Member>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct System {
+        pub message: String,
+        pub event: SystemEvent,
+        pub user_id: String,
+        pub user: String,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Presence {
+        #[serde(default)]
+        pub joins: Vec<Member>,
+        #[serde(default)]
+        pub leaves: Vec<Member>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Ack {
+        #[serde(rename = "ref")]
+        pub reference: String,
+        pub id: u64,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Error {
+        pub code: ErrorCode,
+        pub message: String,
+        #[serde(rename = "ref", default)]
+        pub reference: Option<String>,
+    }
+}
+
 /// Why the server rejected a client frame; the connection stays open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -734,6 +878,19 @@ mod tests {
         let text = frame.to_json();
         assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), expected);
         assert_eq!(&serde_json::from_str::<ServerFrame>(&text).unwrap(), frame);
+        assert_eq!(&ServerFrame::from_json(&text).unwrap(), frame);
+        // Wherever `type` comes, and whatever else a newer server adds.
+        let mut reordered = serde_json::Map::new();
+        reordered.insert("added_later".into(), json!({"nested": [1, "two"]}));
+        for (key, value) in expected.as_object().unwrap().iter().rev() {
+            reordered.insert(key.clone(), value.clone());
+        }
+        let reordered = Value::Object(reordered).to_string();
+        assert_eq!(
+            &ServerFrame::from_json(&reordered).unwrap(),
+            frame,
+            "{reordered}"
+        );
     }
 
     #[test]
@@ -814,6 +971,37 @@ mod tests {
     fn unknown_server_frames_and_codes_do_not_break_clients() {
         let frame: ServerFrame = serde_json::from_str(r#"{"type":"typing","user":"bob"}"#).unwrap();
         assert_eq!(frame, ServerFrame::Unknown);
+        // Whatever fields it has: even ones a known frame has with another type.
+        for text in [
+            r#"{"type":"typing","user":"bob"}"#,
+            r#"{"type":"typing","users":"not a list","id":"x"}"#,
+            r#"{"id":-1,"type":"future"}"#,
+        ] {
+            assert_eq!(
+                ServerFrame::from_json(text).unwrap(),
+                ServerFrame::Unknown,
+                "{text}"
+            );
+        }
+        assert_eq!(
+            ServerFrame::from_json(r#"{"type":"error","code":"new_code","message":"m"}"#).unwrap(),
+            ServerFrame::error(ErrorCode::Unknown, "m")
+        );
+        // Not frames at all, or a known type without its fields.
+        for text in [
+            "",
+            "[]",
+            "null",
+            r#"{"type":7}"#,
+            r#"{"kind":"ping"}"#,
+            r#"{"type":"ack","ref":"r"}"#,
+            r#"{"type":"welcome","room":"x"}"#,
+            r#"{"type":"message","id":"seven"}"#,
+            r#"{"type":"ping""#,
+        ] {
+            assert!(ServerFrame::from_json(text).is_err(), "{text}");
+            assert!(serde_json::from_str::<ServerFrame>(text).is_err(), "{text}");
+        }
         let frame: ServerFrame =
             serde_json::from_str(r#"{"type":"error","code":"new_code","message":"m"}"#).unwrap();
         assert_eq!(frame, ServerFrame::error(ErrorCode::Unknown, "m"));
