@@ -421,3 +421,21 @@ test('Shift+Enter writes a new line, Enter sends, and a counter warns near the l
   expectNoProblems(writer);
   expectNoProblems(reader);
 });
+
+test('web addresses in a message are links; everything else stays text', async ({ browser }) => {
+  const writer = await member(browser, 'Linker');
+  const reader = await member(browser, 'Clicker');
+  await openRoom(writer, 'links');
+  await openRoom(reader, 'links');
+  await say(writer, 'docs at https://example.com/guide?page=2. <b>not bold</b> javascript:alert(1)');
+  const text = messages(reader).first();
+  await expect(text).toHaveText('docs at https://example.com/guide?page=2. <b>not bold</b> javascript:alert(1)');
+  const links = text.getByRole('link');
+  await expect(links).toHaveCount(1);
+  await expect(links).toHaveText('https://example.com/guide?page=2');
+  await expect(links).toHaveAttribute('href', 'https://example.com/guide?page=2');
+  await expect(links).toHaveAttribute('rel', 'noopener noreferrer');
+  await expect(links).toHaveAttribute('target', '_blank');
+  await expect(text.locator('b')).toHaveCount(0);
+  expectNoProblems(reader);
+});

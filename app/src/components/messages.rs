@@ -1,5 +1,6 @@
 use std::sync::Arc;
 
+use leptos::either::Either;
 use leptos::html;
 use leptos::prelude::*;
 
@@ -7,6 +8,7 @@ use crate::eager::IntoEagerAny;
 use leptos::wasm_bindgen::JsCast;
 use leptos::web_sys;
 
+use crate::links::{Piece, pieces};
 use crate::protocol::{Member, SystemEvent};
 use crate::timeline::Entry;
 
@@ -158,7 +160,7 @@ fn render_entry(entry: &Entry, me: Signal<Option<Member>>) -> AnyView {
                         <span class="author">{message.user.clone()}</span>
                         <time datetime=message.timestamp.clone()>{local_time(&message.timestamp)}</time>
                     </div>
-                    <p class="text">{message.content.clone()}</p>
+                    <p class="text">{linked(&message.content)}</p>
                 </li>
             }
             .into_eager_any()
@@ -178,6 +180,20 @@ fn render_entry(entry: &Entry, me: Signal<Option<Member>>) -> AnyView {
         }
         .into_eager_any(),
     }
+}
+
+/// A message's text with its web addresses as links, opened in a new tab without
+/// telling the page who linked to it. Text only: a message is never HTML.
+fn linked(text: &str) -> impl IntoView + use<> {
+    pieces(text)
+        .into_iter()
+        .map(|piece| match piece {
+            Piece::Text(text) => Either::Left(text.to_owned()),
+            Piece::Link(address) => Either::Right(view! {
+                <a href=address.to_owned() target="_blank" rel="noopener noreferrer">{address.to_owned()}</a>
+            }),
+        })
+        .collect_view()
 }
 
 /// `HH:MM` in the reader's time zone (UTC when rendered outside a browser).
