@@ -439,3 +439,43 @@ test('web addresses in a message are links; everything else stays text', async (
   await expect(text.locator('b')).toHaveCount(0);
   expectNoProblems(reader);
 });
+
+/** As when the reader switches to another tab (`hidden`) and back. */
+async function setHidden(page: import('@playwright/test').Page, hidden: boolean): Promise<void> {
+  await page.evaluate((hidden) => {
+    Object.defineProperty(document, 'hidden', { configurable: true, get: () => hidden });
+    Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (hidden ? 'hidden' : 'visible') });
+    document.dispatchEvent(new Event('visibilitychange'));
+  }, hidden);
+}
+
+test('while the tab is hidden the title counts new messages; back, a divider marks the first unseen', async ({ browser }) => {
+  const reader = await member(browser, 'Away');
+  const writer = await member(browser, 'Busy');
+  await openRoom(reader, 'unread');
+  await openRoom(writer, 'unread');
+  await sayDelivered(writer, 'seen before leaving');
+  await expect(messages(reader)).toHaveText(['seen before leaving']);
+  await expect(reader).toHaveTitle('#unread · Chorus');
+
+  await setHidden(reader, true);
+  await sayDelivered(writer, 'first while away');
+  await expect(reader).toHaveTitle('(1) #unread · Chorus');
+  await sayDelivered(writer, 'second while away');
+  await expect(reader).toHaveTitle('(2) #unread · Chorus');
+  await setHidden(reader, false);
+  await expect(reader).toHaveTitle('#unread · Chorus');
+  const divided = reader.locator('.message.first-unseen');
+  await expect(divided).toHaveCount(1);
+  await expect(divided.locator('.text')).toHaveText('first while away');
+  expect(await divided.evaluate((el) => getComputedStyle(el, '::before').content)).toBe('"New messages"');
+  // Read on: the divider stays; a new absence with news moves it.
+  await sayDelivered(writer, 'read at once');
+  await expect(reader).toHaveTitle('#unread · Chorus');
+  await setHidden(reader, true);
+  await sayDelivered(writer, 'later while away');
+  await expect(reader).toHaveTitle('(1) #unread · Chorus');
+  await setHidden(reader, false);
+  await expect(divided.locator('.text')).toHaveText('later while away');
+  expectNoProblems(reader);
+});

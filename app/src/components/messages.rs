@@ -26,6 +26,9 @@ const OLDER_SLACK_PX: i32 = 80;
 pub fn MessageList(
     entries: Signal<Vec<Arc<Entry>>>,
     me: Signal<Option<Member>>,
+    /// The first message that arrived while the tab was hidden: a "New messages"
+    /// divider goes above it.
+    first_unseen: Signal<Option<u64>>,
     has_older: Signal<bool>,
     loading_older: Signal<bool>,
     on_load_older: Callback<()>,
@@ -103,7 +106,7 @@ pub fn MessageList(
                 <li class="empty">"No messages yet. Say hello!"</li>
             </Show>
             <For each=move || entries.get() key=|entry| entry.key() let:entry>
-                {render_entry(&entry, me)}
+                {render_entry(&entry, me, first_unseen)}
             </For>
         </ol>
     }
@@ -148,14 +151,20 @@ pub fn NewMessages(news: Signal<Vec<(u64, String)>>) -> impl IntoView {
     view! { <div class="visually-hidden" role="log" aria-label="New messages" node_ref=log></div> }
 }
 
-fn render_entry(entry: &Entry, me: Signal<Option<Member>>) -> AnyView {
+fn render_entry(
+    entry: &Entry,
+    me: Signal<Option<Member>>,
+    first_unseen: Signal<Option<u64>>,
+) -> AnyView {
     match entry {
         Entry::Message(message) => {
             // Own messages are told apart by user id: two users may share a name.
             let author = message.user_id.clone();
             let own = move || me.with(|me| me.as_ref().is_some_and(|me| me.user_id == author));
+            let id = message.id;
+            let first_unseen = move || first_unseen.get() == Some(id);
             view! {
-                <li class="message" class:own=own data-id=message.id.to_string()>
+                <li class="message" class:own=own class:first-unseen=first_unseen data-id=id.to_string()>
                     <div class="meta">
                         <span class="author">{message.user.clone()}</span>
                         <time datetime=message.timestamp.clone()>{local_time(&message.timestamp)}</time>

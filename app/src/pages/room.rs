@@ -15,6 +15,7 @@ use crate::components::{
 };
 use crate::protocol::MAX_CONTENT_CHARS;
 use crate::title::{room_title, use_title};
+use crate::unread::{Unread, with_count};
 
 /// `/room/{name}`: the chat.
 #[component]
@@ -33,7 +34,8 @@ pub fn RoomPage() -> AnyView {
         }
         open
     });
-    use_title(move || room_title(&room.get()));
+    let unread = use_unread(socket.news(), room);
+    use_title(move || with_count(&room_title(&room.get()), unread.with(Unread::count)));
     let navigate = use_navigate();
     // Without a usable session the sign-in page takes over, then comes back here.
     Effect::new(move |_| {
@@ -60,6 +62,7 @@ pub fn RoomPage() -> AnyView {
             <div class="room-body">
                 <div class="conversation">
                     <MessageList entries=socket.messages() me=socket.me()
+                        first_unseen=Signal::derive(move || unread.with(Unread::first_unseen))
                         has_older=socket.has_older() loading_older=socket.loading_older()
                         on_load_older=Callback::new(move |()| socket.load_older())/>
                     <OutboxList socket/>
@@ -74,6 +77,45 @@ pub fn RoomPage() -> AnyView {
         </section>
     }
     .into_eager_any()
+}
+
+/// What arrives while the tab is hidden: counted for the title, the first marked
+/// for the "New messages" divider.
+fn use_unread(news: Signal<Vec<(u64, String)>>, room: Signal<String>) -> RwSignal<Unread> {
+    let unread = RwSignal::new(Unread::default());
+    #[cfg(feature = "hydrate")]
+    {
+        let listener =
+            gloo_events::EventListener::new(&document(), "visibilitychange", move |_| {
+                unread.try_update(|unread| unread.visibility(document().hidden()));
+            });
+        StoredValue::new_local(listener);
+    }
+    Effect::new(move |_| {
+        room.track();
+        unread.update(|unread| {
+            unread.new_room();
+            unread.visibility(document().hidden());
+        });
+    });
+    // `news` keeps the last few; each id is counted once.
+    Effect::new(move |counted: Option<u64>| {
+        news.with(|items| {
+            let mut newest = if items.is_empty() {
+                0
+            } else {
+                counted.unwrap_or(0)
+            };
+            for &(id, _) in items {
+                if id > newest {
+                    unread.update(|unread| unread.arrived(id));
+                    newest = id;
+                }
+            }
+            newest
+        })
+    });
+    unread
 }
 
 /// The message box: Enter sends, focus stays, a failed send keeps the text. Each
