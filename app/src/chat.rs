@@ -50,6 +50,7 @@ use crate::socket::{
     SocketOptions, SocketState, Stopped, socket_url, use_reconnecting_socket,
 };
 use crate::timeline::{Entry, Timeline};
+use crate::unread::Unread;
 
 /// Where the connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -239,6 +240,9 @@ struct Signals {
     /// Others' messages that arrived live, newest last, as `(id, "author: text")`:
     /// at most [`NEWS_KEPT`].
     news: RwSignal<Vec<(u64, String)>>,
+    /// Others' live messages while the page was hidden, counted here where each
+    /// arrives (`news` keeps only the last few).
+    unread: RwSignal<Unread>,
     /// The room being shown.
     room: StoredValue<Option<String>>,
     /// A page of older messages is being fetched.
@@ -330,6 +334,19 @@ impl ChatSocket {
     /// or backlog a join brings, never the member's own. The last few only.
     pub fn news(&self) -> Signal<Vec<(u64, String)>> {
         self.signals.news.into()
+    }
+
+    /// What arrived while the page was hidden (see [`ChatSocket::page_hidden`]).
+    pub fn unread(&self) -> Signal<Unread> {
+        self.signals.unread.into()
+    }
+
+    /// The page was hidden (`true`) or shown again: while hidden, others' live
+    /// messages count as unread.
+    pub fn page_hidden(&self, hidden: bool) {
+        self.signals
+            .unread
+            .try_update(|unread| unread.visibility(hidden));
     }
 
     /// The latest thing that went wrong with sending (an `error` frame, a lost send).
@@ -492,6 +509,7 @@ impl Handler<ChatCodec> for Room {
             SocketEvent::Started => {
                 signals.timeline.try_set(Timeline::new());
                 signals.news.try_set(Vec::new());
+                signals.unread.try_update(Unread::new_room);
                 signals.me.try_set(None);
                 signals.problem.try_set(None);
             }
@@ -553,6 +571,7 @@ impl Room {
                     timeline.message(message) && live
                 });
                 if let (Some(true), Some(news)) = (shown, news) {
+                    signals.unread.try_update(|unread| unread.arrived(news.0));
                     signals.news.try_update(|items| {
                         if items.len() == NEWS_KEPT {
                             items.remove(0);
@@ -682,6 +701,7 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         me: RwSignal::new(None),
         problem: RwSignal::new(None),
         news: RwSignal::new(Vec::new()),
+        unread: RwSignal::new(Unread::default()),
         room: StoredValue::new(None::<String>),
         loading_older: RwSignal::new(false),
     };

@@ -1,8 +1,9 @@
 //! What a reader missed while the tab was hidden: how many messages (for the tab's
 //! title) and which was the first (where the "New messages" divider goes).
 //!
-//! Pure data: the room page feeds it the live messages of others
-//! ([`crate::chat::ChatSocket::news`]) and the page's visibility.
+//! Pure data: the chat layer feeds it each live message of others as it arrives
+//! ([`crate::chat::ChatSocket::unread`]), the room page the page's visibility
+//! ([`crate::chat::ChatSocket::page_hidden`]).
 
 /// Unread messages since the tab was hidden, and the first of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

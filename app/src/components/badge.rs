@@ -1,8 +1,7 @@
 use leptos::prelude::*;
 
-use crate::eager::IntoEagerAny;
-
 use crate::chat::ConnectionState;
+use crate::eager::IntoEagerAny;
 
 /// Where the connection stands, in a word and a colour. Screen readers hear each
 /// change of state once, from a status region of its own: the badge's text counts

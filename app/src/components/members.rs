@@ -1,7 +1,6 @@
 use leptos::prelude::*;
 
 use crate::eager::IntoEagerAny;
-
 use crate::protocol::Member;
 
 /// Who is in the room; this member (by user id, not name) is marked.

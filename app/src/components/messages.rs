@@ -3,11 +3,10 @@ use std::sync::Arc;
 use leptos::either::Either;
 use leptos::html;
 use leptos::prelude::*;
-
-use crate::eager::IntoEagerAny;
 use leptos::wasm_bindgen::JsCast;
 use leptos::web_sys;
 
+use crate::eager::IntoEagerAny;
 use crate::links::{Piece, pieces};
 use crate::protocol::{Member, SystemEvent};
 use crate::timeline::Entry;

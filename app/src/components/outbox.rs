@@ -1,8 +1,7 @@
 use leptos::prelude::*;
 
-use crate::eager::IntoEagerAny;
-
 use crate::chat::{ChatSocket, ConnectionState};
+use crate::eager::IntoEagerAny;
 use crate::outbox::Status;
 
 /// Messages typed but not delivered yet, under the conversation: each says whether

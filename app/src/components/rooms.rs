@@ -1,9 +1,8 @@
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
-
-use crate::eager::IntoEagerAny;
 use leptos_router::hooks::use_navigate;
 
+use crate::eager::IntoEagerAny;
 use crate::protocol::{RoomSummary, validate_room_name};
 use crate::session;
 

@@ -3,8 +3,6 @@ use std::collections::HashMap;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::html;
 use leptos::prelude::*;
-
-use crate::eager::IntoEagerAny;
 use leptos_router::NavigateOptions;
 use leptos_router::hooks::{use_navigate, use_params_map};
 
@@ -13,6 +11,7 @@ use crate::components::{
     ConnectionBadge, MemberList, MessageList, NewMessages, OutboxList, RoomPicker, StorageNote,
     focus_soon, use_hydrated,
 };
+use crate::eager::IntoEagerAny;
 use crate::protocol::MAX_CONTENT_CHARS;
 use crate::title::{room_title, use_title};
 use crate::unread::{Unread, with_count};
@@ -34,7 +33,8 @@ pub fn RoomPage() -> AnyView {
         }
         open
     });
-    let unread = use_unread(socket.news(), room);
+    track_visibility(socket);
+    let unread = socket.unread();
     use_title(move || with_count(&room_title(&room.get()), unread.with(Unread::count)));
     let navigate = use_navigate();
     // Without a usable session the sign-in page takes over, then comes back here.
@@ -79,43 +79,18 @@ pub fn RoomPage() -> AnyView {
     .into_eager_any()
 }
 
-/// What arrives while the tab is hidden: counted for the title, the first marked
-/// for the "New messages" divider.
-fn use_unread(news: Signal<Vec<(u64, String)>>, room: Signal<String>) -> RwSignal<Unread> {
-    let unread = RwSignal::new(Unread::default());
+/// Tells the chat whether the page is hidden, as it is now and whenever that
+/// changes: what arrives meanwhile is unread.
+fn track_visibility(socket: ChatSocket) {
+    Effect::new(move |_| socket.page_hidden(document().hidden()));
     #[cfg(feature = "hydrate")]
     {
         let listener =
             gloo_events::EventListener::new(&document(), "visibilitychange", move |_| {
-                unread.try_update(|unread| unread.visibility(document().hidden()));
+                socket.page_hidden(document().hidden());
             });
         StoredValue::new_local(listener);
     }
-    Effect::new(move |_| {
-        room.track();
-        unread.update(|unread| {
-            unread.new_room();
-            unread.visibility(document().hidden());
-        });
-    });
-    // `news` keeps the last few; each id is counted once.
-    Effect::new(move |counted: Option<u64>| {
-        news.with(|items| {
-            let mut newest = if items.is_empty() {
-                0
-            } else {
-                counted.unwrap_or(0)
-            };
-            for &(id, _) in items {
-                if id > newest {
-                    unread.update(|unread| unread.arrived(id));
-                    newest = id;
-                }
-            }
-            newest
-        })
-    });
-    unread
 }
 
 /// The message box: Enter sends, focus stays, a failed send keeps the text. Each

@@ -22,24 +22,47 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
-        let port = free_port();
-        let dir = std::env::temp_dir().join(format!("chorus-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a directory for Redis");
-        let mut redis = RedisServer {
-            port,
-            dir,
-            child: None,
-        };
-        redis.run().await;
-        redis
+        // The port is free when chosen, but another test may bind it before Redis
+        // does (tests run in parallel, and the kernel hands out released ports
+        // again): then Redis exits at once, and another port is tried.
+        for _ in 0..5 {
+            let port = free_port();
+            let dir =
+                std::env::temp_dir().join(format!("chorus-redis-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("a directory for Redis");
+            let mut redis = RedisServer {
+                port,
+                dir,
+                child: None,
+            };
+            if redis.spawn().await.is_ok() {
+                return redis;
+            }
+        }
+        panic!("redis-server did not start on any of five free ports");
     }
 
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    /// Starts (or restarts) the process and waits until it answers.
+    /// Restarts the process on its port and waits until it answers.
     pub async fn run(&mut self) {
+        // Just released by the Redis before, the port may be taken for a moment.
+        let deadline = tokio::time::Instant::now() + PATIENCE;
+        while self.spawn().await.is_err() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not start again on port {}",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts the process and waits until it answers; `Err` if it exited first
+    /// (its port was taken).
+    async fn spawn(&mut self) -> Result<(), Exited> {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
@@ -52,10 +75,22 @@ impl RedisServer {
             .expect("redis-server runs (apt-get install redis-server; scripts/setup.sh --test installs it)");
         self.child = Some(child);
         let deadline = tokio::time::Instant::now() + PATIENCE;
-        while self.try_connect().await.is_none() {
+        loop {
+            let exited = self
+                .child
+                .as_mut()
+                .is_none_or(|child| matches!(child.try_wait(), Ok(Some(_))));
+            if exited {
+                self.child = None;
+                return Err(Exited);
+            }
+            if self.try_connect().await.is_some() {
+                return Ok(());
+            }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "redis-server did not start"
+                "redis-server did not answer on port {}",
+                self.port
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -106,6 +141,10 @@ impl Drop for RedisServer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `redis-server` exited before it answered: its port was taken.
+#[derive(Debug)]
+struct Exited;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -171,4 +210,24 @@ impl Node {
         let addr: SocketAddr = self.addr.parse().unwrap();
         http_request(addr, "GET", "/api/rooms", None).await.json()
     }
+}
+
+#[tokio::test]
+async fn a_redis_whose_port_was_taken_is_noticed_as_exited_not_waited_for() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+    let port = taken.local_addr().expect("its address").port();
+    let dir =
+        std::env::temp_dir().join(format!("chorus-redis-taken-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a directory for Redis");
+    let mut redis = RedisServer {
+        port,
+        dir,
+        child: None,
+    };
+    assert!(redis.spawn().await.is_err());
+    assert!(redis.child.is_none());
+    // And a start goes on to a port that is free.
+    let started = RedisServer::start().await;
+    assert_ne!(started.port, port);
+    started.query::<String>(&redis::cmd("PING")).await;
 }
