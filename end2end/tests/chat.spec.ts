@@ -3,6 +3,7 @@ import {
   API_KEY,
   ChorusServer,
   badge,
+  collectProblems,
   tokenClaims,
   watchSockets,
   expectNoProblems,
@@ -478,4 +479,40 @@ test('while the tab is hidden the title counts new messages; back, a divider mar
   await setHidden(reader, false);
   await expect(divided.locator('.text')).toHaveText('later while away');
   expectNoProblems(reader);
+});
+
+test('long unbroken names and words wrap instead of overflowing, on a phone', async ({ browser }, testInfo) => {
+  const room = 'r'.repeat(64);
+  const longName = 'N'.repeat(32);
+  const context = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true });
+  const page = await context.newPage();
+  collectProblems(page);
+  await page.goto('/');
+  await page.locator('body[data-hydrated]').waitFor();
+  await page.getByLabel('Display name').fill(longName);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await expect(page.locator('.me')).toHaveText(longName);
+  // What sticks out to the right of the screen, if anything.
+  const fits = () =>
+    page.evaluate(() =>
+      [...document.querySelectorAll('body *')]
+        .filter((el) => el.getBoundingClientRect().right > document.documentElement.clientWidth + 1)
+        .map((el) => `${el.tagName.toLowerCase()}.${el.className}`),
+    );
+  expect(await fits()).toEqual([]);
+  await openRoom(page, room);
+  await sayDelivered(page, 'W'.repeat(300));
+  await expect(messages(page)).toHaveText(['W'.repeat(300)]);
+  await expect(page.getByRole('heading', { name: `#${room}` })).toBeVisible();
+  expect(await fits()).toEqual([]);
+  // Nothing sticks out of its own box either.
+  const overflowing = await page.evaluate(() =>
+    [...document.querySelectorAll('.room-header h1, .message, .message .author, .message .text, .members li')]
+      .filter((el) => el.scrollWidth > el.clientWidth + 1)
+      .map((el) => el.className || el.tagName),
+  );
+  expect(overflowing).toEqual([]);
+  await page.screenshot({ path: testInfo.outputPath('room-long-names-phone.png') });
+  expectNoProblems(page);
+  await context.close();
 });
