@@ -233,14 +233,27 @@ pub async fn active_rooms() -> Result<Vec<RoomSummary>, ApiFailure> {
 async fn read_json<T: serde::de::DeserializeOwned>(
     response: Result<gloo_net::http::Response, gloo_net::Error>,
 ) -> Result<T, ApiFailure> {
+    // Only the parse is generic: the response's handling is one function for every
+    // kind of answer, not one copy each in the WASM.
+    let body = read_body(response).await?;
+    serde_json::from_str(&body).map_err(|err| ApiFailure::Unreachable(err.to_string()))
+}
+
+/// A successful answer's body, or why there is none: the server's JSON error, or
+/// what went wrong on the way.
+#[cfg(feature = "hydrate")]
+async fn read_body(
+    response: Result<gloo_net::http::Response, gloo_net::Error>,
+) -> Result<String, ApiFailure> {
     let response = response.map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
+    let body = response
+        .text()
+        .await
+        .map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
     if response.ok() {
-        return response
-            .json()
-            .await
-            .map_err(|err| ApiFailure::Unreachable(err.to_string()));
+        return Ok(body);
     }
-    match response.json::<ApiErrorBody>().await {
+    match serde_json::from_str::<ApiErrorBody>(&body) {
         Ok(body) => Err(ApiFailure::Rejected {
             error: body.error,
             message: body.message,
