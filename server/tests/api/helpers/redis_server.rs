@@ -26,20 +26,23 @@ impl RedisServer {
         // does (tests run in parallel, and the kernel hands out released ports
         // again): then Redis exits at once, and another port is tried.
         for _ in 0..5 {
-            let port = free_port();
-            let dir =
-                std::env::temp_dir().join(format!("chorus-redis-{}-{port}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("a directory for Redis");
-            let mut redis = RedisServer {
-                port,
-                dir,
-                child: None,
-            };
+            let mut redis = RedisServer::on_port(free_port());
             if redis.spawn().await.is_ok() {
                 return redis;
             }
         }
         panic!("redis-server did not start on any of five free ports");
+    }
+
+    /// A server for `port`, not started yet, with a directory of its own.
+    fn on_port(port: u16) -> RedisServer {
+        let dir = std::env::temp_dir().join(format!("chorus-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for Redis");
+        RedisServer {
+            port,
+            dir,
+            child: None,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -216,14 +219,7 @@ impl Node {
 async fn a_redis_whose_port_was_taken_is_noticed_as_exited_not_waited_for() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
     let port = taken.local_addr().expect("its address").port();
-    let dir =
-        std::env::temp_dir().join(format!("chorus-redis-taken-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a directory for Redis");
-    let mut redis = RedisServer {
-        port,
-        dir,
-        child: None,
-    };
+    let mut redis = RedisServer::on_port(port);
     assert!(redis.spawn().await.is_err());
     assert!(redis.child.is_none());
     // And a start goes on to a port that is free.
