@@ -11,10 +11,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame};
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
+use tungstenite::{Message, Utf8Bytes};
 
 use crate::auth::Auth;
 use crate::hub::{FrameBytes, Joined, MemberQueue, Membership, PublishError};
@@ -85,11 +87,15 @@ impl From<WriteError> for Ended {
 /// never at once (a write happens after `select!` has dropped the pending read), and
 /// split halves would take a lock on every read and write.
 pub trait MessageSocket:
-    Sink<Message, Error = axum::Error> + Stream<Item = Result<Message, axum::Error>> + Unpin
+    Sink<Message, Error = tungstenite::Error>
+    + Stream<Item = Result<Message, tungstenite::Error>>
+    + Unpin
 {
 }
 impl<T> MessageSocket for T where
-    T: Sink<Message, Error = axum::Error> + Stream<Item = Result<Message, axum::Error>> + Unpin
+    T: Sink<Message, Error = tungstenite::Error>
+        + Stream<Item = Result<Message, tungstenite::Error>>
+        + Unpin
 {
 }
 
@@ -160,7 +166,7 @@ impl<T: MessageSocket> Socket<T> {
     /// frame allows).
     pub async fn close_with(mut self, code: CloseCode, reason: &str) {
         let frame = CloseFrame {
-            code: code.code(),
+            code: WireCloseCode::from(code.code()),
             reason: Utf8Bytes::from(reason),
         };
         if self.send(Message::Close(Some(frame))).await.is_err() {
@@ -186,7 +192,7 @@ impl<T: MessageSocket> Socket<T> {
     }
 }
 
-type WriteResult = Result<(), axum::Error>;
+type WriteResult = Result<(), tungstenite::Error>;
 
 pin_project_lite::pin_project! {
     /// A write that fails with [`WriteError::TimedOut`] unless done within `limit`.
@@ -343,29 +349,16 @@ impl Heartbeat {
     }
 }
 
-/// Whether a read error means the client's message exceeded the size limit.
-fn is_too_big(err: &axum::Error) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
-    while let Some(current) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = current.downcast_ref::<tungstenite::Error>()
-        {
-            return true;
-        }
-        source = current.source();
-    }
-    false
-}
-
 /// The rules every socket reads by: a message to handle, or why the connection ends
 /// (the stream's end, a client close or a broken read; 1009 for a message over the
 /// size limit).
 fn message_or_end(
-    incoming: Option<Result<Message, axum::Error>>,
+    incoming: Option<Result<Message, tungstenite::Error>>,
     max_message_bytes: usize,
 ) -> Result<Message, Ended> {
     match incoming {
         None | Some(Ok(Message::Close(_))) => Err(Ended::ClientGone),
-        Some(Err(err)) if is_too_big(&err) => Err(Ended::Closed(CloseCode::TooBig)),
+        Some(Err(tungstenite::Error::Capacity(_))) => Err(Ended::Closed(CloseCode::TooBig)),
         Some(Err(_)) => Err(Ended::ClientGone),
         Some(Ok(Message::Text(text))) if text.len() > max_message_bytes => {
             Err(Ended::Closed(CloseCode::TooBig))
@@ -576,8 +569,11 @@ impl Member<'_> {
                     "binary frames are not supported; send JSON text frames",
                 ));
             }
-            // Pings are answered by the WebSocket layer; both count as life.
-            Message::Ping(_) | Message::Pong(_) | Message::Close(_) => return None,
+            // Pings are answered by the WebSocket layer; both count as life. (Raw
+            // frames are never read.)
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+                return None;
+            }
         };
         let (content, reference) = match ClientFrame::parse(&text) {
             Ok(ClientFrame::Message { content, reference }) => (content, reference),

@@ -50,4 +50,5 @@ pub mod startup;
 pub mod state;
 pub mod static_files;
 pub mod telemetry;
+pub mod upgrade;
 pub mod ws;

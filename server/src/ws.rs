@@ -11,7 +11,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use app::protocol::{CloseCode, RoomName, SUBPROTOCOL, token_from_subprotocols};
-use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -23,6 +22,7 @@ use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::{Auth, AuthError, Identity};
 use crate::connection::{self, ConnectionSettings, Ended};
@@ -32,6 +32,7 @@ use crate::metrics::Metrics;
 use crate::origin::origin_allowed;
 use crate::state::AppState;
 use crate::telemetry::ErrorChain;
+use crate::upgrade::{Upgrade, WebSocket};
 use std::sync::Arc;
 
 /// The read buffer a socket starts with (it grows for a larger frame): a client sends
@@ -56,7 +57,7 @@ pub struct ChatParams {
 
 /// `GET /ws`: answers each text frame `X` with `Echo: X`.
 pub async fn echo(
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     State(state): State<AppState>,
@@ -90,7 +91,7 @@ pub async fn echo(
 /// (`chorus.v1, chorus.token.<JWT>`), or in the query (`?token=JWT`): a member of a
 /// chat room. The header wins when both are given.
 pub async fn chat(
-    ws: WebSocketUpgrade,
+    ws: Upgrade,
     Path(room): Path<String>,
     Query(params): Query<ChatParams>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -361,12 +362,15 @@ fn wrap(socket: WebSocket, state: &AppState) -> Socket {
     connection::Socket::new(socket, state.connection.write_timeout)
 }
 
-fn configure(ws: WebSocketUpgrade, state: &AppState) -> WebSocketUpgrade {
+fn configure(ws: Upgrade, state: &AppState) -> Upgrade {
+    let max_message = state.connection.max_message_bytes;
     // Selected when offered; the token's own entry is never echoed back.
-    ws.protocols([SUBPROTOCOL])
-        .max_message_size(state.connection.max_message_bytes)
-        .max_frame_size(state.connection.max_message_bytes)
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(WRITE_BUFFER_BYTES)
-        .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
+    ws.protocols([SUBPROTOCOL]).config(
+        WebSocketConfig::default()
+            .max_message_size(Some(max_message))
+            .max_frame_size(Some(max_message))
+            .read_buffer_size(READ_BUFFER_BYTES)
+            .write_buffer_size(WRITE_BUFFER_BYTES)
+            .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES),
+    )
 }

@@ -35,42 +35,50 @@ struct Duplex<Si, St> {
     stream: St,
 }
 
-fn duplex<Si, St>(sink: Si, stream: St) -> Duplex<impl Sink<Message, Error = axum::Error>, St>
+fn duplex<Si, St>(
+    sink: Si,
+    stream: St,
+) -> Duplex<impl Sink<Message, Error = tungstenite::Error>, St>
 where
     Si: Sink<Message>,
     Si::Error: std::error::Error + Send + Sync + 'static,
 {
     Duplex {
-        sink: sink.sink_map_err(axum::Error::new),
+        sink: sink.sink_map_err(|err| tungstenite::Error::Io(std::io::Error::other(err))),
         stream,
     }
 }
 
-impl<Si: Sink<Message, Error = axum::Error> + Unpin, St: Unpin> Sink<Message> for Duplex<Si, St> {
-    type Error = axum::Error;
+impl<Si: Sink<Message, Error = tungstenite::Error> + Unpin, St: Unpin> Sink<Message>
+    for Duplex<Si, St>
+{
+    type Error = tungstenite::Error;
 
     fn poll_ready(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), axum::Error>> {
+    ) -> std::task::Poll<Result<(), tungstenite::Error>> {
         self.sink.poll_ready_unpin(cx)
     }
 
-    fn start_send(mut self: std::pin::Pin<&mut Self>, item: Message) -> Result<(), axum::Error> {
+    fn start_send(
+        mut self: std::pin::Pin<&mut Self>,
+        item: Message,
+    ) -> Result<(), tungstenite::Error> {
         self.sink.start_send_unpin(item)
     }
 
     fn poll_flush(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), axum::Error>> {
+    ) -> std::task::Poll<Result<(), tungstenite::Error>> {
         self.sink.poll_flush_unpin(cx)
     }
 
     fn poll_close(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), axum::Error>> {
+    ) -> std::task::Poll<Result<(), tungstenite::Error>> {
         self.sink.poll_close_unpin(cx)
     }
 }
@@ -88,7 +96,7 @@ impl<Si: Unpin, St: Stream + Unpin> Stream for Duplex<Si, St> {
 
 /// The client's end of an in-memory connection.
 struct Peer {
-    to_server: futures_mpsc::UnboundedSender<Result<Message, axum::Error>>,
+    to_server: futures_mpsc::UnboundedSender<Result<Message, tungstenite::Error>>,
     from_server: futures_mpsc::UnboundedReceiver<Message>,
     task: JoinHandle<Ended>,
     shutdown: CancellationToken,
@@ -146,7 +154,7 @@ impl Peer {
     async fn close_code(&mut self) -> u16 {
         loop {
             match self.from_server.next().await.expect("a close frame") {
-                Message::Close(Some(frame)) => return frame.code,
+                Message::Close(Some(frame)) => return u16::from(frame.code),
                 Message::Text(_) => {}
                 other => panic!("unexpected {other:?}"),
             }
@@ -398,7 +406,8 @@ async fn oversized_text_closes_with_1009() {
 #[tokio::test(start_paused = true)]
 async fn a_write_that_never_completes_is_abandoned() {
     let hub = hub();
-    let (to_server, server_stream) = futures_mpsc::unbounded::<Result<Message, axum::Error>>();
+    let (to_server, server_stream) =
+        futures_mpsc::unbounded::<Result<Message, tungstenite::Error>>();
     // A sink with room for nothing: every send waits forever, like a peer that stopped reading.
     let (server_sink, _never_read) = futures_mpsc::channel::<Message>(0);
     let joined = join_lobby(&hub, "stuck").await;

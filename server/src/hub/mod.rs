@@ -30,8 +30,8 @@ mod user_list;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-use axum::extract::ws::Utf8Bytes;
 pub use queue::MemberQueue;
+use tungstenite::Utf8Bytes;
 pub use user_list::{USERS_PER_FRAME, UserList};
 
 use crate::metrics::Metrics;

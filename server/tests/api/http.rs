@@ -3,7 +3,7 @@ use std::time::Duration;
 use chorus_server::auth::{Auth, sign_hs256, unix_now};
 use serde_json::json;
 
-use crate::helpers::{SECRET, spawn_app, spawn_app_with};
+use crate::helpers::{SECRET, http_request_with, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn healthz_answers_200() {
@@ -11,6 +11,28 @@ async fn healthz_answers_200() {
     let response = app.get("/healthz").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body, "ok");
+}
+
+#[tokio::test]
+async fn a_request_that_is_not_a_websocket_handshake_is_told_what_is_missing() {
+    let app = spawn_app().await;
+    let plain = app.get("/ws/chat/lobby").await;
+    assert_eq!(plain.status, 400);
+    assert_eq!(plain.body, "`Connection` must include `upgrade`");
+    let upgrade = [("Connection", "Upgrade"), ("Upgrade", "websocket")];
+    let old_version = [
+        upgrade[0],
+        upgrade[1],
+        ("Sec-WebSocket-Version", "8"),
+        ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+    ];
+    let refused = http_request_with(app.addr, "GET", "/ws/chat/lobby", &old_version, None).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body, "`Sec-WebSocket-Version` must be 13");
+    let no_key = [upgrade[0], upgrade[1], ("Sec-WebSocket-Version", "13")];
+    let refused = http_request_with(app.addr, "GET", "/ws", &no_key, None).await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.body, "`Sec-WebSocket-Key` is missing");
 }
 
 #[tokio::test]
