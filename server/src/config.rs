@@ -163,9 +163,10 @@ pub struct Config {
     #[arg(long, env = "CHORUS_SEND_QUEUE_MEMORY", default_value = "1MiB", value_parser = parse_size)]
     pub send_queue_memory: usize,
 
-    /// How often at most a member receiving over 200 frames a second is written to:
-    /// its frames share one send instead of one each (`0`: every frame at once).
-    /// Members receiving fewer are always written to at once.
+    /// How often at most a room receiving over 200 frames a second sends to its
+    /// members: its frames are gathered and go out together, framed once for all of
+    /// them, one send per member instead of one per frame (`0`: every frame at once).
+    /// Rooms receiving fewer send every frame at once.
     #[arg(long, env = "CHORUS_WRITE_DELAY", default_value = "20ms", value_parser = parse_write_delay)]
     pub write_delay: Duration,
 

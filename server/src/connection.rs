@@ -7,11 +7,15 @@
 //! or over channels in a unit test. Every write has a deadline: a peer that stops
 //! reading cannot pin the task forever.
 
+use std::future::poll_fn;
+use std::io;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::io::AsyncWrite;
 use tokio::time::{Instant, sleep_until, timeout};
 use tokio_util::sync::CancellationToken;
 use tungstenite::protocol::CloseFrame;
@@ -19,15 +23,13 @@ use tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tungstenite::{Message, Utf8Bytes};
 
 use crate::auth::Auth;
-use crate::hub::{FrameBytes, Joined, MemberQueue, Membership, PublishError};
+use crate::hub::{FrameBytes, Joined, MemberQueue, Membership, Outbound, PublishError};
 use crate::limits::Removal;
 use crate::metrics::Metrics;
 use crate::rate_limit::TokenBucket;
 use gate::{Gate, Stop, Stopped};
-use pacing::Pacing;
 
 mod gate;
-mod pacing;
 
 /// How long a close handshake may take before the socket is dropped.
 const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
@@ -48,9 +50,6 @@ pub struct ConnectionSettings {
     pub rate_limit_burst: u32,
     /// Longest a single write (or batch of writes) may block.
     pub write_timeout: Duration,
-    /// How often at most a busy member (hundreds of frames a second) is written to:
-    /// its frames wait for each other and share one send (see [`pacing`]).
-    pub write_delay: Duration,
     /// Where refused frames are counted.
     pub metrics: Arc<Metrics>,
 }
@@ -81,7 +80,8 @@ impl From<WriteError> for Ended {
     }
 }
 
-/// A WebSocket: axum's, or a pair of channels in unit tests.
+/// A WebSocket: a real one (`upgrade::WebSocket`), or a pair of channels in unit
+/// tests.
 ///
 /// Kept whole, not split into halves: a connection reads and writes from one task,
 /// never at once (a write happens after `select!` has dropped the pending read), and
@@ -91,12 +91,21 @@ pub trait MessageSocket:
     + Stream<Item = Result<Message, tungstenite::Error>>
     + Unpin
 {
+    /// Writes bytes that are complete WebSocket frames already (a busy room's batch,
+    /// `Outbound::Framed`) straight to the connection; returns how many were taken,
+    /// as `AsyncWrite` does. Whatever the `Sink` holds must have been flushed first.
+    fn poll_write_framed(&mut self, cx: &mut Context<'_>, framed: &[u8])
+    -> Poll<io::Result<usize>>;
 }
-impl<T> MessageSocket for T where
-    T: Sink<Message, Error = tungstenite::Error>
-        + Stream<Item = Result<Message, tungstenite::Error>>
-        + Unpin
-{
+
+impl MessageSocket for crate::upgrade::WebSocket {
+    fn poll_write_framed(
+        &mut self,
+        cx: &mut Context<'_>,
+        framed: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        std::pin::Pin::new(self.get_mut()).poll_write(cx, framed)
+    }
 }
 
 /// One WebSocket, with a deadline on every write and a rate limit on the client's
@@ -131,17 +140,34 @@ impl<T: MessageSocket> Socket<T> {
         self.send(Message::Text(frame.to_json().into()))
     }
 
-    /// Writes `frames` and flushes once, all within one deadline.
-    fn send_batch<I: IntoIterator<Item = FrameBytes>>(
+    /// Writes `frames` in order and flushes, all within one deadline. Batches already
+    /// framed go straight to the connection, after what the `Sink` holds.
+    fn send_batch<I: IntoIterator<Item = Outbound>>(
         &mut self,
         frames: I,
     ) -> Within<impl Future<Output = WriteResult> + use<'_, T, I>> {
-        let sink = &mut self.socket;
+        let socket = &mut self.socket;
         within(self.write_timeout, async move {
+            let mut fed = false;
             for frame in frames {
-                sink.feed(Message::Text(frame)).await?;
+                match frame {
+                    Outbound::Text(text) => {
+                        socket.feed(Message::Text(text)).await?;
+                        fed = true;
+                    }
+                    Outbound::Framed(framed) => {
+                        if fed {
+                            socket.flush().await?;
+                            fed = false;
+                        }
+                        write_framed(socket, &framed).await?;
+                    }
+                }
             }
-            sink.flush().await
+            if fed {
+                socket.flush().await?;
+            }
+            Ok(())
         })
     }
 
@@ -193,6 +219,18 @@ impl<T: MessageSocket> Socket<T> {
 }
 
 type WriteResult = Result<(), tungstenite::Error>;
+
+/// Writes all of `framed` (complete frames) to the connection.
+async fn write_framed<T: MessageSocket>(socket: &mut T, mut framed: &[u8]) -> WriteResult {
+    while !framed.is_empty() {
+        let written = poll_fn(|cx| socket.poll_write_framed(cx, framed)).await?;
+        if written == 0 {
+            return Err(io::Error::from(io::ErrorKind::WriteZero).into());
+        }
+        framed = &framed[written..];
+    }
+    Ok(())
+}
 
 pin_project_lite::pin_project! {
     /// A write that fails with [`WriteError::TimedOut`] unless done within `limit`.
@@ -250,8 +288,6 @@ struct Heartbeat {
     silence_limit: Duration,
     /// When the connection's token expires (chat members).
     expires: Option<Instant>,
-    /// When held frames are due to be written.
-    flush_at: Option<Instant>,
 }
 
 /// What the heartbeat asks for next.
@@ -262,8 +298,6 @@ enum Beat {
     Silent,
     /// The token has expired: close with 4002.
     Expired,
-    /// Held frames are due.
-    Flush,
 }
 
 impl Heartbeat {
@@ -277,7 +311,6 @@ impl Heartbeat {
             last_heard: now,
             silence_limit: settings.heartbeat_interval + settings.heartbeat_timeout,
             expires,
-            flush_at: None,
         };
         heartbeat.arm();
         heartbeat
@@ -295,24 +328,12 @@ impl Heartbeat {
         self.arm();
     }
 
-    /// Held frames are to be written at `at`.
-    fn flush_at(&mut self, at: Instant) {
-        self.flush_at = Some(at);
-        self.arm();
-    }
-
-    /// Held frames were written early: no flush is due.
-    fn no_flush(&mut self) {
-        self.flush_at = None;
-        self.arm();
-    }
-
     /// Sets the timer for whichever comes first.
     fn arm(&mut self) {
         let silent_at = self.last_heard + self.silence_limit;
         let mut due = self.next_ping.min(silent_at);
-        for deadline in [self.expires, self.flush_at].into_iter().flatten() {
-            due = due.min(deadline);
+        if let Some(expires) = self.expires {
+            due = due.min(expires);
         }
         if self.timer.deadline() != due {
             self.timer.as_mut().reset(due);
@@ -325,11 +346,6 @@ impl Heartbeat {
         loop {
             self.timer.as_mut().await;
             let now = Instant::now();
-            if self.flush_at.is_some_and(|at| now >= at) {
-                self.flush_at = None;
-                self.arm();
-                return Beat::Flush;
-            }
             if self.expires.is_some_and(|expires| now >= expires) {
                 return Beat::Expired;
             }
@@ -443,7 +459,9 @@ async fn chat_loop<T: MessageSocket>(
 ) -> Ended {
     // Boxed: once per connection, and it would otherwise make the loop's future (held
     // for the connection's life) larger.
-    if let Err(err) = Box::pin(socket.send_batch(first_frames)).await {
+    if let Err(err) =
+        Box::pin(socket.send_batch(first_frames.into_iter().map(Outbound::Text))).await
+    {
         return err.into();
     }
     let removal = member.credentials.removal.clone();
@@ -459,9 +477,6 @@ async fn chat_loop<T: MessageSocket>(
     let ping_frame = Utf8Bytes::from(ServerFrame::Ping.to_json());
 
     let reads = Gate::new();
-    let mut pacing = Pacing::new(settings.write_delay, Instant::now());
-    // Frames are queued but held until `Beat::Flush`: the member is busy.
-    let mut holding = false;
 
     loop {
         tokio::select! {
@@ -480,31 +495,13 @@ async fn chat_loop<T: MessageSocket>(
                         return err.into();
                     }
                 }
-                Beat::Flush => {
-                    holding = false;
-                    if let Err(err) = write_queued(socket, queue, &mut pacing, Instant::now()).await {
-                        return err.into();
-                    }
-                }
             },
-            // While frames are held, only a queue filling up (or ending) ends the hold
-            // early: holding must never cost an eviction.
-            ready = async { if holding { queue.filled().await } else { queue.ready().await } } => {
+            ready = queue.ready() => {
                 if !ready {
                     // The hub ended our queue: we fell too far behind.
                     return Ended::Closed(CloseCode::TooSlow);
                 }
-                let now = Instant::now();
-                if !holding && let Some(due) = pacing.hold_until(now) {
-                    holding = true;
-                    heartbeat.flush_at(due);
-                    continue;
-                }
-                if holding {
-                    holding = false;
-                    heartbeat.no_flush();
-                }
-                if let Err(err) = write_queued(socket, queue, &mut pacing, now).await {
+                if let Err(err) = write_queued(socket, queue).await {
                     return err.into();
                 }
             }
@@ -534,16 +531,12 @@ async fn chat_loop<T: MessageSocket>(
     }
 }
 
-/// Writes everything queued, under one flush, begun at `now` (one clock read per
-/// wake-up serves the pacing's decision and its record).
+/// Writes everything queued, under one flush.
 async fn write_queued<T: MessageSocket>(
     socket: &mut Socket<T>,
     queue: &mut MemberQueue,
-    pacing: &mut Pacing,
-    now: Instant,
 ) -> Result<(), WriteError> {
     let mut frames = queue.take_all();
-    pacing.wrote(frames.len(), now);
     socket.send_batch(frames.drain(..)).await?;
     queue.give_back(frames);
     Ok(())
@@ -675,7 +668,6 @@ pub async fn run_echo<T: MessageSocket>(
                 Beat::Silent => break Ended::Closed(CloseCode::HeartbeatTimeout),
                 // An echo socket has no token and holds no frames.
                 Beat::Expired => break Ended::Closed(CloseCode::TokenExpired),
-                Beat::Flush => continue,
                 Beat::Ping => match socket.send(Message::Ping(Default::default())).await {
                     Ok(()) => continue,
                     Err(err) => break err.into(),

@@ -153,6 +153,7 @@ impl Application {
             history_memory: config.history_memory,
             presence_grace: config.presence_grace,
             presence_burst: config.presence_burst,
+            write_delay: config.write_delay,
         };
         let hub = match &config.redis_url {
             Some(url) => {
@@ -176,7 +177,6 @@ impl Application {
                 rate_limit: config.rate_limit,
                 rate_limit_burst: config.rate_limit_burst,
                 write_timeout: config.heartbeat_timeout,
-                write_delay: config.write_delay,
                 metrics: metrics.clone(),
             }),
             guests: (!config.no_guest_login).then_some(GuestTokens {

@@ -102,6 +102,7 @@ fn memory_returns_to_baseline_when_rooms_are_evicted() {
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
         presence_burst: 16,
+        write_delay: std::time::Duration::ZERO,
         metrics: Default::default(),
     });
     // The same workload once, so whatever is allocated only the first time is in

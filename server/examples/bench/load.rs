@@ -57,6 +57,10 @@ pub async fn connect(url: &str, n: usize) -> Socket {
         socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).unwrap();
     }
     let stream = socket.connect(addr).await.expect("connect");
+    // As browsers do: without it, Nagle held the sender's next message until the
+    // server's ACK came back, which rode on the server's next write to the sender,
+    // and every latency measured included the server's write delay twice.
+    stream.set_nodelay(true).expect("TCP_NODELAY");
     // tungstenite clears its whole read buffer before each read: at the default
     // 128 KiB that was half the generator's CPU. Frames here are small.
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);

@@ -23,7 +23,6 @@ fn settings() -> ConnectionSettings {
         rate_limit: 20,
         rate_limit_burst: 40,
         write_timeout: Duration::from_secs(10),
-        write_delay: Duration::ZERO,
         metrics: Default::default(),
     }
 }
@@ -91,6 +90,38 @@ impl<Si: Unpin, St: Stream + Unpin> Stream for Duplex<Si, St> {
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<St::Item>> {
         self.stream.poll_next_unpin(cx)
+    }
+}
+
+impl<Si, St> MessageSocket for Duplex<Si, St>
+where
+    Si: Sink<Message, Error = tungstenite::Error> + Unpin,
+    St: Stream<Item = Result<Message, tungstenite::Error>> + Unpin,
+{
+    /// Reads the frames back as a client would and passes them on as messages.
+    fn poll_write_framed(
+        &mut self,
+        _cx: &mut Context<'_>,
+        framed: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut reader = tungstenite::WebSocket::from_raw_socket(
+            std::io::Cursor::new(framed.to_vec()),
+            tungstenite::protocol::Role::Client,
+            None,
+        );
+        loop {
+            match reader.read() {
+                Ok(message) => self
+                    .sink
+                    .start_send_unpin(message)
+                    .map_err(io::Error::other)?,
+                // The end of the bytes.
+                Err(tungstenite::Error::Protocol(
+                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
+                )) => return Poll::Ready(Ok(framed.len())),
+                Err(err) => return Poll::Ready(Err(io::Error::other(err))),
+            }
+        }
     }
 }
 
@@ -191,6 +222,10 @@ async fn join_lobby(hub: &Hub, name: &str) -> crate::hub::Joined {
 }
 
 fn hub() -> Hub {
+    hub_sending_at_most_every(Duration::ZERO)
+}
+
+fn hub_sending_at_most_every(write_delay: Duration) -> Hub {
     Hub::memory(HubSettings {
         history_size: 100,
         queue_bytes: 1 << 20,
@@ -198,6 +233,7 @@ fn hub() -> Hub {
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
         presence_burst: 16,
+        write_delay,
         metrics: Default::default(),
     })
 }
@@ -429,16 +465,13 @@ async fn a_write_that_never_completes_is_abandoned() {
     assert_eq!(started.elapsed(), settings().write_timeout);
 }
 
-/// Publishes `count` messages from a second member, one every `every`; returns when
-/// alice's connection wrote each of them (the clock is paused: frames written in one
-/// batch arrive at the same instant).
+/// Publishes `count` messages from a second member, one every `every`, in a room that
+/// sends at most every 20 ms while busy; returns when alice's connection wrote each
+/// of them (the clock is paused: frames written in one batch arrive at the same
+/// instant).
 async fn written_at(every: Duration, count: usize) -> Vec<Duration> {
-    let hub = hub();
-    let settings = ConnectionSettings {
-        write_delay: Duration::from_millis(20),
-        ..settings()
-    };
-    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings).await;
+    let hub = hub_sending_at_most_every(Duration::from_millis(20));
+    let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings()).await;
     assert_eq!(peer.recv().await["type"], "welcome");
     assert_eq!(peer.recv().await["event"], "join");
     let bob = join_lobby(&hub, "bob").await;

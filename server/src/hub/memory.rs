@@ -16,7 +16,7 @@ use super::bans::Bans;
 use super::queue::{QueueSender, member_queue};
 use super::recovery::{self, RoomIds, Start};
 use super::refs::RecentRefs;
-use super::seats::{MemberId, Seats};
+use super::seats::{Delivery, MemberId, Seats};
 use super::user_list::Roll;
 use super::{
     FrameBytes, HistoryPage, HubSettings, Joined, MemberConnections, Participant, PublishError,
@@ -444,6 +444,12 @@ fn schedule(shared: &Arc<Shared>, room: &Arc<Room>, followups: Followups) {
     if let Some(at) = followups.flush_at {
         flush_announcements_at(shared, room, at);
     }
+    if let Some(at) = followups.send_at {
+        let wait = at.saturating_duration_since(tokio::time::Instant::now());
+        after(shared, room, wait, |state| {
+            state.send_gathered(tokio::time::Instant::now())
+        });
+    }
 }
 
 /// Sends what the room's announcer gathered at `at`; while the burst goes on, the
@@ -489,6 +495,9 @@ struct Followups {
     leaves: Vec<(Arc<str>, u64)>,
     /// Gathered announcements are to go out at this instant.
     flush_at: Option<Instant>,
+    /// The busy room's gathered batch is due at this instant (the runtime's clock,
+    /// which tests can pause).
+    send_at: Option<tokio::time::Instant>,
 }
 
 /// Who a message is from.
@@ -591,7 +600,7 @@ impl RoomState {
             history: VecDeque::new(),
             history_size,
             history_bytes,
-            seats: Seats::default(),
+            seats: Seats::new(settings.write_delay, settings.queue_bytes),
             presence: HashMap::new(),
             roll: Roll::default(),
             refs: RecentRefs::default(),
@@ -839,18 +848,38 @@ impl RoomState {
         self.send_in_order(frame.into_iter().collect());
     }
 
-    /// Queues each frame for every member. Members evicted for a full queue leave,
-    /// and their leave is announced the same way, which may evict further members.
+    /// Sends each frame to every member (at once, or in the busy room's next batch).
+    /// Members evicted for a full queue leave, and their leave is announced the same
+    /// way, which may evict further members.
     fn send_in_order(&mut self, mut frames: VecDeque<FrameBytes>) {
+        let now = tokio::time::Instant::now();
         while let Some(frame) = frames.pop_front() {
-            let delivery = self.seats.fan_out(None, &frame);
-            self.metrics.delivered(delivery.queued, delivery.evicted);
-            for user_id in delivery.gone {
-                if let Some(left) = self.disconnect(&user_id, false) {
-                    frames.extend(self.announcement(Change::Leave, &user_id, &left));
-                }
+            let sent = self.seats.send(None, &frame, now);
+            if sent.due.is_some() {
+                self.followups.send_at = sent.due;
+            }
+            frames.extend(self.settle(sent.delivery));
+        }
+    }
+
+    /// The busy room's batch is due: sends it, then announces who it evicted.
+    fn send_gathered(&mut self, now: tokio::time::Instant) {
+        let delivery = self.seats.send_gathered(now);
+        let frames = self.settle(delivery);
+        self.send_in_order(frames.into());
+    }
+
+    /// Counts a delivery; members it evicted leave presence. Returns the frames that
+    /// announce their leaves.
+    fn settle(&mut self, delivery: Delivery) -> Vec<FrameBytes> {
+        self.metrics.delivered(delivery.queued, delivery.evicted);
+        let mut frames = Vec::new();
+        for user_id in delivery.gone {
+            if let Some(left) = self.disconnect(&user_id, false) {
+                frames.extend(self.announcement(Change::Leave, &user_id, &left));
             }
         }
+        frames
     }
 
     /// The frames a joining member gets before live traffic, and whether they cover

@@ -18,8 +18,10 @@
 
 mod announcements;
 mod bans;
+mod framed;
 pub mod listing;
 pub mod memory;
+mod pacing;
 mod queue;
 mod recovery;
 pub mod redis_engine;
@@ -30,7 +32,7 @@ mod user_list;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
-pub use queue::MemberQueue;
+pub use queue::{MemberQueue, Outbound};
 use tungstenite::Utf8Bytes;
 pub use user_list::{USERS_PER_FRAME, UserList};
 
@@ -63,6 +65,10 @@ pub struct HubSettings {
     pub presence_grace: Duration,
     /// Joins and leaves announced one by one per window before they are gathered.
     pub presence_burst: u32,
+    /// How often at most a busy room (hundreds of frames a second) sends to its
+    /// members: its frames wait for each other and go out together, framed once
+    /// (see `pacing`). Zero: every frame at once.
+    pub write_delay: Duration,
     /// Where deliveries, evictions, latency and Redis trouble are counted.
     pub metrics: Arc<Metrics>,
 }

@@ -7,8 +7,8 @@
 //! costs the hub a push and itself one lock per write, and no allocation once the
 //! buffers have grown to the member's usual burst. An idle member's queue holds no
 //! buffer at all (a channel would keep its first block of slots allocated). Frames
-//! are shared (`FrameBytes`), so the bytes counted are an upper bound on what the
-//! member holds alone.
+//! are shared (`FrameBytes`, or a busy room's batch of them already framed), so the
+//! bytes counted are an upper bound on what the member holds alone.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -16,7 +16,51 @@ use std::mem;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 
+use tungstenite::Bytes;
+
 use super::FrameBytes;
+
+/// What a member's queue holds: one frame's JSON, or several frames already framed
+/// for the wire, shared by every member of a busy room (see `framed`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outbound {
+    Text(FrameBytes),
+    Framed(Bytes),
+}
+
+impl Outbound {
+    /// Bytes it takes in a queue.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Outbound::Text(text) => text.len(),
+            Outbound::Framed(bytes) => bytes.len(),
+        }
+    }
+
+    /// The frames' JSON, as the client reads them.
+    #[cfg(test)]
+    pub fn texts(&self) -> Vec<String> {
+        match self {
+            Outbound::Text(text) => vec![text.as_str().to_owned()],
+            Outbound::Framed(bytes) => super::framed::read_as_client(bytes),
+        }
+    }
+
+    /// One frame's JSON.
+    #[cfg(test)]
+    pub fn text(&self) -> &str {
+        match self {
+            Outbound::Text(text) => text.as_str(),
+            Outbound::Framed(_) => panic!("framed, not text: {self:?}"),
+        }
+    }
+}
+
+impl From<FrameBytes> for Outbound {
+    fn from(text: FrameBytes) -> Self {
+        Outbound::Text(text)
+    }
+}
 
 /// A drained buffer larger than this many frames is freed rather than kept for the
 /// next batch: a burst does not pin its high-water mark for the member's life.
@@ -33,13 +77,11 @@ pub(super) enum Refused {
 
 #[derive(Debug, Default)]
 struct Shared {
-    frames: VecDeque<FrameBytes>,
+    frames: VecDeque<Outbound>,
     /// Bytes in `frames`.
     bytes: usize,
     /// The connection, when it waits for frames.
     waiting: Option<Waker>,
-    /// How many bytes must be queued for `waiting` to be woken (at least one frame).
-    wake_at: usize,
     /// One end was dropped: the hub's (the member was evicted) or the connection's.
     closed: bool,
 }
@@ -65,10 +107,8 @@ pub(super) struct QueueSender {
 #[derive(Debug)]
 pub struct MemberQueue {
     queue: Queue,
-    /// A quarter of the queue's bound: see [`Self::filled`].
-    filled_at: usize,
     /// The buffer handed back to the queue at the next [`Self::take_all`].
-    spare: VecDeque<FrameBytes>,
+    spare: VecDeque<Outbound>,
 }
 
 /// A queue that holds at most `max_bytes` of frames (and always at least one frame,
@@ -82,15 +122,15 @@ pub(super) fn member_queue(max_bytes: usize) -> (QueueSender, MemberQueue) {
         },
         MemberQueue {
             queue,
-            filled_at: max_bytes / 4,
             spare: VecDeque::new(),
         },
     )
 }
 
 impl QueueSender {
-    pub(super) fn try_send(&self, frame: FrameBytes) -> Result<(), Refused> {
-        let len = frame.len();
+    pub(super) fn try_send(&self, frame: impl Into<Outbound>) -> Result<(), Refused> {
+        let frame = frame.into();
+        let len = frame.bytes();
         let mut shared = lock(&self.queue);
         if shared.closed {
             return Err(Refused::Closed);
@@ -100,11 +140,7 @@ impl QueueSender {
         }
         shared.frames.push_back(frame);
         shared.bytes += len;
-        let waiting = if shared.bytes >= shared.wake_at {
-            shared.waiting.take()
-        } else {
-            None
-        };
+        let waiting = shared.waiting.take();
         drop(shared);
         if let Some(waker) = waiting {
             waker.wake();
@@ -143,26 +179,14 @@ impl MemberQueue {
     /// Waits until a frame is queued (`true`) or the queue has ended with nothing
     /// left in it (`false`: the hub evicted the member). Cancel-safe, for `select!`.
     pub async fn ready(&mut self) -> bool {
-        self.holds_at_least(0).await
-    }
-
-    /// Waits until a quarter of the queue's bound is queued (`true`), or the queue
-    /// has ended (`false`, when it is also empty): frames held back to be written
-    /// together must not grow into an eviction. Cancel-safe, for `select!`.
-    pub async fn filled(&mut self) -> bool {
-        self.holds_at_least(self.filled_at).await
-    }
-
-    async fn holds_at_least(&mut self, bytes: usize) -> bool {
         poll_fn(|cx| {
             let mut shared = lock(&self.queue);
-            if !shared.frames.is_empty() && (shared.bytes >= bytes || shared.closed) {
+            if !shared.frames.is_empty() {
                 return Poll::Ready(true);
             }
             if shared.closed {
                 return Poll::Ready(false);
             }
-            shared.wake_at = bytes;
             match &shared.waiting {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => shared.waiting = Some(cx.waker().clone()),
@@ -174,14 +198,14 @@ impl MemberQueue {
 
     /// Everything queued, in order, in one lock. The buffer is lent: hand it back
     /// empty with [`Self::give_back`] so the next batch reuses it.
-    pub fn take_all(&mut self) -> VecDeque<FrameBytes> {
+    pub fn take_all(&mut self) -> VecDeque<Outbound> {
         let mut shared = lock(&self.queue);
         shared.bytes = 0;
         mem::replace(&mut shared.frames, mem::take(&mut self.spare))
     }
 
     /// Returns a drained buffer from [`Self::take_all`].
-    pub fn give_back(&mut self, mut frames: VecDeque<FrameBytes>) {
+    pub fn give_back(&mut self, mut frames: VecDeque<Outbound>) {
         frames.clear();
         if frames.capacity() <= KEEP_FRAMES {
             self.spare = frames;
@@ -190,11 +214,11 @@ impl MemberQueue {
 
     /// The next frame, if one is queued; `Err(true)` once the queue has ended.
     #[cfg(test)]
-    pub fn try_recv(&mut self) -> Result<FrameBytes, bool> {
+    pub fn try_recv(&mut self) -> Result<Outbound, bool> {
         let mut shared = lock(&self.queue);
         match shared.frames.pop_front() {
             Some(frame) => {
-                shared.bytes -= frame.len();
+                shared.bytes -= frame.bytes();
                 Ok(frame)
             }
             None => Err(shared.closed),
@@ -203,7 +227,7 @@ impl MemberQueue {
 
     /// The next frame; `None` once the queue has ended and is empty.
     #[cfg(test)]
-    pub async fn recv(&mut self) -> Option<FrameBytes> {
+    pub async fn recv(&mut self) -> Option<Outbound> {
         if self.ready().await {
             self.try_recv().ok()
         } else {
@@ -248,7 +272,7 @@ mod tests {
         let (sender, mut queue) = member_queue(100);
         assert_eq!(sender.try_send(frame(500)), Ok(()));
         assert_eq!(sender.try_send(frame(1)), Err(Refused::Full));
-        assert_eq!(queue.try_recv().unwrap().len(), 500);
+        assert_eq!(queue.try_recv().unwrap().bytes(), 500);
         assert_eq!(queue.queued_bytes(), 0);
     }
 
@@ -268,8 +292,8 @@ mod tests {
         sender.try_send(frame(1)).unwrap();
         sender.try_send(frame(2)).unwrap();
         drop(sender);
-        assert_eq!(queue.try_recv().unwrap().len(), 1);
-        assert_eq!(queue.try_recv().unwrap().len(), 2);
+        assert_eq!(queue.try_recv().unwrap().bytes(), 1);
+        assert_eq!(queue.try_recv().unwrap().bytes(), 2);
         assert_eq!(queue.try_recv(), Err(true));
     }
 
@@ -279,7 +303,7 @@ mod tests {
         let waiting = tokio::spawn(async move {
             let first = queue.ready().await;
             let frames = queue.take_all();
-            let lens: Vec<usize> = frames.iter().map(|frame| frame.len()).collect();
+            let lens: Vec<usize> = frames.iter().map(Outbound::bytes).collect();
             queue.give_back(frames);
             (first, lens, queue.ready().await)
         });
@@ -297,32 +321,6 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn filled_waits_for_a_quarter_of_the_bound() {
-        let (sender, mut queue) = member_queue(100);
-        sender.try_send(frame(10)).unwrap();
-        {
-            let mut filled = std::pin::pin!(queue.filled());
-            assert!(
-                futures_util::poll!(filled.as_mut()).is_pending(),
-                "10 of 25 bytes"
-            );
-            sender.try_send(frame(10)).unwrap();
-            assert!(
-                futures_util::poll!(filled.as_mut()).is_pending(),
-                "20 of 25 bytes"
-            );
-            sender.try_send(frame(10)).unwrap();
-            assert!(filled.await);
-        }
-        assert_eq!(queue.take_all().len(), 3);
-        sender.try_send(frame(1)).unwrap();
-        drop(sender);
-        assert!(queue.filled().await, "what is left is still read");
-        queue.take_all();
-        assert!(!queue.filled().await, "then the end");
-    }
-
     #[test]
     fn take_all_hands_over_everything_in_order_and_frees_the_count() {
         let (sender, mut queue) = member_queue(100);
@@ -331,7 +329,7 @@ mod tests {
         }
         let frames = queue.take_all();
         assert_eq!(
-            frames.iter().map(|frame| frame.len()).collect::<Vec<_>>(),
+            frames.iter().map(Outbound::bytes).collect::<Vec<_>>(),
             [1, 2, 3, 4, 5]
         );
         assert_eq!(queue.queued_bytes(), 0);

@@ -1,10 +1,21 @@
 //! A room's members on this server and their queues: the last hop of every broadcast.
+//!
+//! A frame goes into every member's queue at once, unless the room is busy
+//! (`pacing`): then frames are gathered and go out together when the batch is due,
+//! framed once into one buffer that every member's queue shares (`framed`). The
+//! engine runs the timer: [`Seats::send`] says when the batch is due, and
+//! [`Seats::send_gathered`] sends it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::FrameBytes;
-use super::queue::{QueueSender, Refused};
+use super::framed;
+use super::pacing::Pacing;
+use super::queue::{Outbound, QueueSender, Refused};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) struct MemberId(pub(super) u64);
@@ -13,16 +24,32 @@ pub(super) struct MemberId(pub(super) u64);
 pub(super) type FrameId = Option<u64>;
 
 /// What one broadcast did on this server.
+#[derive(Default)]
 pub(super) struct Delivery {
     /// Users whose seat was removed (evicted, or already gone).
     pub(super) gone: Vec<Arc<str>>,
+    /// Frames queued, counted once per member.
     pub(super) queued: usize,
     pub(super) evicted: usize,
 }
 
-#[derive(Default)]
+/// What [`Seats::send`] did: what went out now, and when the batch the frame joined
+/// is due (only when that batch was begun by this frame).
+#[must_use]
+pub(super) struct Sent {
+    pub(super) delivery: Delivery,
+    pub(super) due: Option<Instant>,
+}
+
 pub(super) struct Seats {
     members: HashMap<MemberId, Seat>,
+    pacing: Pacing,
+    /// A busy room's frames waiting for their batch, and the bytes they take framed.
+    gathered: Vec<(FrameId, FrameBytes)>,
+    gathered_bytes: usize,
+    /// Gathered bytes that send the batch at once (a quarter of a member's queue):
+    /// gathering must never cost an eviction.
+    max_gathered: usize,
 }
 
 struct Seat {
@@ -32,9 +59,26 @@ struct Seat {
     /// happens outside the room's lock (the Redis engine), with their bytes. `None`
     /// once live.
     held: Option<(Vec<(FrameId, FrameBytes)>, usize)>,
+    /// Gathered frames that were there before this seat: not for it.
+    seated_after: usize,
+    /// For a seat made live while frames were gathered: messages up to this id its
+    /// backlog already had.
+    covered_through: Option<u64>,
 }
 
 impl Seats {
+    /// Seats for a room whose busy frames go out at most once per `delay` (zero: each
+    /// at once), for members' queues of `queue_bytes`.
+    pub(super) fn new(delay: Duration, queue_bytes: usize) -> Self {
+        Seats {
+            members: HashMap::new(),
+            pacing: Pacing::new(delay, Instant::now()),
+            gathered: Vec::new(),
+            gathered_bytes: 0,
+            max_gathered: queue_bytes / 4,
+        }
+    }
+
     pub(super) fn len(&self) -> usize {
         self.members.len()
     }
@@ -56,6 +100,8 @@ impl Seats {
             user_id,
             queue,
             held,
+            seated_after: self.gathered.len(),
+            covered_through: None,
         };
         self.members.insert(member_id, seat);
     }
@@ -69,6 +115,79 @@ impl Seats {
         self.members.get(&member_id).map(|seat| &seat.user_id)
     }
 
+    /// Sends `frame` to every member: at once, or, while the room is busy, in the
+    /// next batch. Frames always reach members in the order they were sent.
+    pub(super) fn send(&mut self, id: FrameId, frame: &FrameBytes, now: Instant) -> Sent {
+        let due = if self.gathered.is_empty() {
+            match self.pacing.hold_until(now) {
+                None => {
+                    self.pacing.wrote(1, now);
+                    return Sent {
+                        delivery: self.fan_out(id, frame),
+                        due: None,
+                    };
+                }
+                due => due,
+            }
+        } else {
+            None
+        };
+        self.gathered.push((id, frame.clone()));
+        self.gathered_bytes += framed::framed_len(frame.len());
+        let delivery = if self.gathered_bytes >= self.max_gathered {
+            self.send_gathered(now)
+        } else {
+            Delivery::default()
+        };
+        Sent { delivery, due }
+    }
+
+    /// Sends the gathered batch, if any: framed once, shared by every live member's
+    /// queue. (A batch already sent early leaves nothing for its timer.)
+    pub(super) fn send_gathered(&mut self, now: Instant) -> Delivery {
+        let gathered = std::mem::take(&mut self.gathered);
+        self.gathered_bytes = 0;
+        if gathered.is_empty() {
+            return Delivery::default();
+        }
+        self.pacing.wrote(gathered.len(), now);
+        let mut offsets = Vec::with_capacity(gathered.len());
+        let mut bytes = Vec::with_capacity(self.max_gathered);
+        for (_, frame) in &gathered {
+            offsets.push(bytes.len());
+            framed::push_text_frame(&mut bytes, frame);
+        }
+        let framed = tungstenite::Bytes::from(bytes);
+        let mut delivery = Delivery::default();
+        let mut lagging = Vec::new();
+        for (member_id, seat) in &mut self.members {
+            let from = std::mem::take(&mut seat.seated_after);
+            let covered = seat.covered_through.take();
+            let Some(fresh) = gathered.get(from..).filter(|fresh| !fresh.is_empty()) else {
+                continue;
+            };
+            let outcome = match (&mut seat.held, covered) {
+                (Some(held), _) => fresh
+                    .iter()
+                    .try_for_each(|(id, frame)| hold(held, *id, frame, seat.queue.max_bytes())),
+                (None, Some(covered)) => uncovered(fresh, Some(covered))
+                    .try_for_each(|frame| seat.queue.try_send(frame.clone())),
+                (None, None) => seat
+                    .queue
+                    .try_send(Outbound::Framed(framed.slice(offsets[from]..))),
+            };
+            tally(
+                &mut delivery,
+                &mut lagging,
+                *member_id,
+                outcome,
+                fresh.len(),
+            );
+        }
+        delivery.gone = self.remove_all(lagging);
+        delivery
+    }
+
     /// Pushes `frame` into every member's queue. Members whose queue is full (too
     /// slow) or closed (gone) are removed; their user ids are returned so the caller
     /// can settle presence.
@@ -79,51 +198,31 @@ impl Seats {
 
     /// [`Self::deliver`], also saying how many queues took the frame and how many
     /// members were evicted for a full queue (for the metrics).
-    pub(super) fn fan_out(&mut self, id: FrameId, frame: &FrameBytes) -> Delivery {
-        let mut queued = 0;
-        let mut evicted = 0;
+    fn fan_out(&mut self, id: FrameId, frame: &FrameBytes) -> Delivery {
+        let mut delivery = Delivery::default();
         let mut lagging = Vec::new();
         for (member_id, seat) in &mut self.members {
             let outcome = match &mut seat.held {
-                // Held frames count against the same bound as queued ones.
-                Some((held, bytes))
-                    if held.is_empty() || *bytes + frame.len() <= seat.queue.max_bytes() =>
-                {
-                    *bytes += frame.len();
-                    held.push((id, frame.clone()));
-                    Ok(())
-                }
-                Some(_) => Err(Refused::Full),
+                Some(held) => hold(held, id, frame, seat.queue.max_bytes()),
                 None => seat.queue.try_send(frame.clone()),
             };
-            match outcome {
-                Ok(()) => queued += 1,
-                Err(Refused::Full) => {
-                    evicted += 1;
-                    tracing::info!(
-                        room_member = member_id.0,
-                        "evicting a member too slow to keep up"
-                    );
-                    lagging.push(*member_id);
-                }
-                // The connection is gone; its membership is being dropped right now.
-                Err(Refused::Closed) => lagging.push(*member_id),
-            }
+            tally(&mut delivery, &mut lagging, *member_id, outcome, 1);
         }
-        let gone = lagging
+        delivery.gone = self.remove_all(lagging);
+        delivery
+    }
+
+    fn remove_all(&mut self, members: Vec<MemberId>) -> Vec<Arc<str>> {
+        members
             .into_iter()
             .filter_map(|member_id| self.remove(member_id))
-            .collect();
-        Delivery {
-            gone,
-            queued,
-            evicted,
-        }
+            .collect()
     }
 
     /// Makes a held seat live: its buffered frames are queued, except messages with
-    /// ids up to `covered_through`, which its backlog already had. Returns the user id
-    /// if the member had to be evicted (its queue overflowed) or was already gone.
+    /// ids up to `covered_through`, which its backlog already had (and so are those
+    /// still gathered for the next batch). Returns the user id if the member had to
+    /// be evicted (its queue overflowed) or was already gone.
     pub(super) fn release(
         &mut self,
         member_id: MemberId,
@@ -133,18 +232,68 @@ impl Seats {
             return Err(None);
         };
         let (held, _) = seat.held.take().unwrap_or_default();
-        let fresh = held
-            .into_iter()
-            .filter(|(id, _)| match (id, covered_through) {
-                (Some(id), Some(covered)) => *id > covered,
-                _ => true,
-            });
-        for (_, frame) in fresh {
-            if seat.queue.try_send(frame).is_err() {
-                return Err(self.remove(member_id));
-            }
+        if !self.gathered.is_empty() {
+            seat.covered_through = covered_through;
+        }
+        let sent = uncovered(&held, covered_through)
+            .try_for_each(|frame| seat.queue.try_send(frame.clone()));
+        if sent.is_err() {
+            return Err(self.remove(member_id));
         }
         Ok(())
+    }
+}
+
+/// Buffers a frame for a held seat; held frames count against the same bound as
+/// queued ones.
+fn hold(
+    (held, bytes): &mut (Vec<(FrameId, FrameBytes)>, usize),
+    id: FrameId,
+    frame: &FrameBytes,
+    max_bytes: usize,
+) -> Result<(), Refused> {
+    if !held.is_empty() && *bytes + frame.len() > max_bytes {
+        return Err(Refused::Full);
+    }
+    *bytes += frame.len();
+    held.push((id, frame.clone()));
+    Ok(())
+}
+
+/// The frames of `frames` a backlog through `covered_through` did not have.
+fn uncovered(
+    frames: &[(FrameId, FrameBytes)],
+    covered_through: Option<u64>,
+) -> impl Iterator<Item = &FrameBytes> {
+    frames
+        .iter()
+        .filter(move |(id, _)| match (id, covered_through) {
+            (Some(id), Some(covered)) => *id > covered,
+            _ => true,
+        })
+        .map(|(_, frame)| frame)
+}
+
+/// Counts what one member's delivery did; a refused member is to be removed.
+fn tally(
+    delivery: &mut Delivery,
+    lagging: &mut Vec<MemberId>,
+    member_id: MemberId,
+    outcome: Result<(), Refused>,
+    frames: usize,
+) {
+    match outcome {
+        Ok(()) => delivery.queued += frames,
+        Err(Refused::Full) => {
+            delivery.evicted += 1;
+            tracing::info!(
+                room_member = member_id.0,
+                "evicting a member too slow to keep up"
+            );
+            lagging.push(member_id);
+        }
+        // The connection is gone; its membership is being dropped right now.
+        Err(Refused::Closed) => lagging.push(member_id),
     }
 }
 
@@ -155,7 +304,7 @@ mod tests {
 
     /// A seat whose queue holds `max_bytes` (the test frames are a byte or two each).
     fn seats_with(max_bytes: usize, held: bool) -> (Seats, MemberQueue) {
-        let mut seats = Seats::default();
+        let mut seats = Seats::new(Duration::ZERO, max_bytes);
         let (queue, receiver) = member_queue(max_bytes);
         seats.insert(MemberId(1), Arc::from("alice"), queue, held);
         (seats, receiver)
@@ -167,7 +316,7 @@ mod tests {
 
     fn drain(receiver: &mut MemberQueue) -> Vec<String> {
         std::iter::from_fn(|| receiver.try_recv().ok())
-            .map(|frame| frame.as_str().to_owned())
+            .map(|frame| frame.text().to_owned())
             .collect()
     }
 
@@ -251,5 +400,150 @@ mod tests {
             Err(Some(Arc::from("alice")))
         );
         assert!(seats.is_empty());
+    }
+
+    const DELAY: Duration = Duration::from_millis(20);
+
+    /// Seats whose room is busy at the returned instant: a whole window of frames
+    /// went out one by one just before.
+    fn busy_room(members: &[&str], max_bytes: usize) -> (Seats, Vec<MemberQueue>, Instant) {
+        use crate::hub::pacing::{BUSY_FRAMES, WINDOW};
+        let mut seats = Seats::new(DELAY, max_bytes);
+        let mut queues = Vec::new();
+        for (n, name) in members.iter().enumerate() {
+            let (queue, receiver) = member_queue(max_bytes);
+            seats.insert(MemberId(n as u64), Arc::from(*name), queue, false);
+            queues.push(receiver);
+        }
+        let start = Instant::now();
+        for at in [start; BUSY_FRAMES as usize]
+            .into_iter()
+            .chain([start + WINDOW])
+        {
+            let sent = seats.send(None, &frame("warm"), at);
+            assert!(sent.due.is_none(), "not busy until the window has ended");
+        }
+        for queue in &mut queues {
+            read(queue);
+        }
+        (seats, queues, start + WINDOW + Duration::from_millis(1))
+    }
+
+    /// Everything queued, as a client reads it.
+    fn read(receiver: &mut MemberQueue) -> Vec<String> {
+        std::iter::from_fn(|| receiver.try_recv().ok())
+            .flat_map(|queued| queued.texts())
+            .collect()
+    }
+
+    #[test]
+    fn a_busy_room_gathers_its_frames_into_one_batch_framed_once_for_everyone() {
+        let (mut seats, mut queues, now) = busy_room(&["alice", "bob"], 1 << 20);
+        let first = seats.send(Some(1), &frame("m1"), now);
+        assert!(first.due.is_some_and(|due| due > now && due <= now + DELAY));
+        for text in ["m2", "m3"] {
+            let sent = seats.send(Some(2), &frame(text), now);
+            assert!(sent.due.is_none(), "one timer per batch");
+            assert_eq!(sent.delivery.queued, 0, "gathered, not sent");
+        }
+        assert!(queues[0].try_recv().is_err());
+        let delivery = seats.send_gathered(now + DELAY);
+        assert_eq!(
+            delivery.queued,
+            2 * 3,
+            "three frames to each of two members"
+        );
+        let batches: Vec<Outbound> = queues
+            .iter_mut()
+            .map(|queue| queue.try_recv().unwrap())
+            .collect();
+        match (&batches[0], &batches[1]) {
+            (Outbound::Framed(a), Outbound::Framed(b)) => {
+                assert_eq!(a.as_ptr(), b.as_ptr(), "one buffer, shared");
+            }
+            other => panic!("not framed: {other:?}"),
+        }
+        assert_eq!(batches[0].texts(), ["m1", "m2", "m3"]);
+        assert_eq!(
+            seats.send_gathered(now + DELAY).queued,
+            0,
+            "a timer with nothing gathered sends nothing"
+        );
+    }
+
+    #[test]
+    fn a_member_seated_while_frames_are_gathered_gets_only_the_later_ones() {
+        let (mut seats, mut queues, now) = busy_room(&["alice"], 1 << 20);
+        let _ = seats.send(Some(1), &frame("before"), now);
+        let (queue, mut late) = member_queue(1 << 20);
+        seats.insert(MemberId(9), Arc::from("carol"), queue, false);
+        let _ = seats.send(Some(2), &frame("after"), now);
+        seats.send_gathered(now + DELAY);
+        assert_eq!(read(&mut queues[0]), ["before", "after"]);
+        assert_eq!(read(&mut late), ["after"], "its backlog had the first");
+    }
+
+    #[test]
+    fn a_seat_made_live_while_frames_are_gathered_skips_what_its_backlog_had() {
+        let (mut seats, _queues, now) = busy_room(&["alice"], 1 << 20);
+        let (queue, mut joining) = member_queue(1 << 20);
+        seats.insert(MemberId(9), Arc::from("carol"), queue, true);
+        for (id, text) in [(Some(5), "m5"), (None, "join"), (Some(6), "m6")] {
+            let _ = seats.send(id, &frame(text), now);
+        }
+        // Its backlog, read meanwhile, went through m5.
+        assert_eq!(seats.release(MemberId(9), Some(5)), Ok(()));
+        let _ = seats.send(Some(7), &frame("m7"), now);
+        seats.send_gathered(now + DELAY);
+        assert_eq!(read(&mut joining), ["join", "m6", "m7"]);
+    }
+
+    #[test]
+    fn a_batch_goes_at_once_when_it_reaches_a_quarter_of_a_queue() {
+        let (mut seats, mut queues, now) = busy_room(&["alice"], 400);
+        let _ = seats.send(Some(1), &frame("a"), now);
+        let mut sent_early = 0;
+        for n in 0..100 {
+            let sent = seats.send(Some(2 + n), &frame("bbbbbbbbbbbbbbbbbbbb"), now);
+            sent_early += sent.delivery.queued;
+            if sent_early > 0 {
+                break;
+            }
+        }
+        assert!(sent_early > 0, "never sent before the timer");
+        let texts = read(&mut queues[0]);
+        assert!(
+            texts.concat().len() <= 100 + 30,
+            "{} bytes",
+            texts.concat().len()
+        );
+        assert_eq!(texts[0], "a");
+    }
+
+    #[test]
+    fn a_batch_a_member_has_no_room_for_evicts_it() {
+        let (mut seats, mut queues, now) = busy_room(&["alice", "slow"], 1000);
+        let fifty: &'static str = Box::leak("y".repeat(50).into_boxed_str());
+        let mut evicted = Vec::new();
+        let mut batches = 0;
+        // The room stays busy (the clock does not move): every batch is gathered.
+        while evicted.is_empty() && batches < 100 {
+            for n in 0..3 {
+                let sent = seats.send(Some(n), &frame(fifty), now);
+                assert_eq!(sent.delivery.queued, 0, "gathered");
+            }
+            let delivery = seats.send_gathered(now);
+            batches += 1;
+            read(&mut queues[0]);
+            evicted.extend(delivery.gone);
+        }
+        assert_eq!(evicted, [Arc::from("slow")]);
+        assert_eq!(batches, 7, "six batches of 168 bytes fit in 1000");
+        assert_eq!(seats.len(), 1);
+        assert_eq!(
+            read(&mut queues[1]).len(),
+            6 * 3,
+            "what it had stays to be read"
+        );
     }
 }

@@ -13,6 +13,7 @@ fn hub(history_size: usize, queue_bytes: usize) -> MemoryHub {
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
         presence_burst: 16,
+        write_delay: Duration::ZERO,
         metrics: Default::default(),
     })
 }
@@ -39,13 +40,22 @@ fn parse(frame: &FrameBytes) -> Value {
     serde_json::from_str(frame.as_str()).unwrap()
 }
 
+/// What one queued item carries, as the client reads it.
+fn values(queued: &Outbound) -> Vec<Value> {
+    let texts = queued.texts();
+    texts
+        .iter()
+        .map(|text| serde_json::from_str(text).unwrap())
+        .collect()
+}
+
 /// Member queues that never fill in these tests.
 const ROOMY: usize = 1 << 20;
 
 fn drain(queue: &mut MemberQueue) -> Vec<Value> {
     let mut frames = Vec::new();
-    while let Ok(frame) = queue.try_recv() {
-        frames.push(parse(&frame));
+    while let Ok(queued) = queue.try_recv() {
+        frames.extend(values(&queued));
     }
     frames
 }
@@ -97,12 +107,12 @@ fn every_member_gets_the_same_bytes_in_id_order() {
     let first = alice.membership.publish("one".into()).unwrap();
     let second = bob.membership.publish("two".into()).unwrap();
     assert_eq!(second, first + 1);
-    let to_alice: Vec<FrameBytes> = std::iter::from_fn(|| alice.queue.try_recv().ok()).collect();
-    let to_bob: Vec<FrameBytes> = std::iter::from_fn(|| bob.queue.try_recv().ok()).collect();
+    let to_alice: Vec<Outbound> = std::iter::from_fn(|| alice.queue.try_recv().ok()).collect();
+    let to_bob: Vec<Outbound> = std::iter::from_fn(|| bob.queue.try_recv().ok()).collect();
     assert_eq!(to_alice, to_bob);
     // Shared, not copied: both queues hold the same allocation.
-    assert_eq!(to_alice[0].as_str().as_ptr(), to_bob[0].as_str().as_ptr());
-    let frames: Vec<Value> = to_alice.iter().map(parse).collect();
+    assert_eq!(to_alice[0].text().as_ptr(), to_bob[0].text().as_ptr());
+    let frames: Vec<Value> = to_alice.iter().flat_map(values).collect();
     assert_eq!(message_ids(&frames), [first, second]);
 }
 
@@ -194,8 +204,8 @@ fn a_full_queue_evicts_only_that_member() {
 
     // The evicted queue holds an in-order prefix, then ends.
     let mut slow_frames = Vec::new();
-    while let Ok(frame) = slow_queue.try_recv() {
-        slow_frames.push(parse(&frame));
+    while let Ok(queued) = slow_queue.try_recv() {
+        slow_frames.extend(values(&queued));
     }
     assert_eq!(slow_queue.try_recv(), Err(true), "the queue has ended");
     assert_eq!(slow_frames.len(), 4);
@@ -273,6 +283,7 @@ fn at_max_rooms_the_least_recently_active_room_nobody_is_in_makes_way() {
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
         presence_burst: 16,
+        write_delay: Duration::ZERO,
         metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
@@ -394,6 +405,7 @@ fn a_join_that_would_create_a_room_beyond_the_limit_is_refused() {
         history_memory: usize::MAX,
         presence_grace: std::time::Duration::ZERO,
         presence_burst: 16,
+        write_delay: Duration::ZERO,
         metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();
@@ -419,6 +431,7 @@ fn over_the_history_budget_the_least_recently_active_room_loses_its_oldest_first
         history_memory: 3000,
         presence_grace: std::time::Duration::ZERO,
         presence_burst: 16,
+        write_delay: Duration::ZERO,
         metrics: Default::default(),
     });
     let room = |name: &str| RoomName::parse(name).unwrap();

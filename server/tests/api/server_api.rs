@@ -516,3 +516,34 @@ async fn wait_until_admitted(app: &TestApp, path: &str) -> Client {
         }
     }
 }
+
+both_engines!(a_busy_room_delivers_every_message_once_and_in_order);
+/// Hundreds of messages a second make a room busy: its frames then reach members
+/// gathered into batches framed once (`hub::seats`), which a real WebSocket client
+/// must read as the same messages, each once, in order, here and on another server.
+async fn a_busy_room_delivers_every_message_once_and_in_order(app: EngineApp) {
+    const MESSAGES: usize = 300;
+    let second = app.second().await;
+    let (mut here, _) = app.join("lobby", "alice").await;
+    let mut there = app
+        .or_this(&second)
+        .join_settled("lobby", "bob", &mut [&mut here])
+        .await;
+    for n in 0..MESSAGES {
+        let body = publish_body(&n.to_string());
+        let published = app
+            .api("POST", "/api/rooms/lobby/messages", Some(&body))
+            .await;
+        assert_eq!(published.status, 201, "{}", published.body);
+    }
+    for client in [&mut here, &mut there] {
+        let mut last_id = 0;
+        for n in 0..MESSAGES {
+            let message = next_event(client).await;
+            assert_eq!(message["content"], n.to_string(), "{message}");
+            let id = message["id"].as_u64().unwrap();
+            assert!(id > last_id, "ids rise: {id} after {last_id}");
+            last_id = id;
+        }
+    }
+}

@@ -209,9 +209,7 @@ impl RedisHub {
         let room = loop {
             let room = lock(&shared.rooms)
                 .entry(Arc::from(room_name))
-                .or_insert_with_key(|name| {
-                    Arc::new(Room::new(name.clone(), self.shared.settings.presence_burst))
-                })
+                .or_insert_with_key(|name| Arc::new(Room::new(name.clone(), &self.shared.settings)))
                 .clone();
             let mut state = lock(&room.state);
             if state.removed {
@@ -449,14 +447,14 @@ impl RedisHub {
 }
 
 impl Room {
-    fn new(name: Arc<str>, presence_burst: u32) -> Self {
+    fn new(name: Arc<str>, settings: &HubSettings) -> Self {
         let state = RoomState {
-            seats: Seats::default(),
+            seats: Seats::new(settings.write_delay, settings.queue_bytes),
             last_delivered: 0,
             anchor: 0,
             users: HashMap::new(),
             removed: false,
-            announcer: Announcer::new(presence_burst),
+            announcer: Announcer::new(settings.presence_burst),
         };
         Room {
             keys: RoomKeys::new(&name),
@@ -708,6 +706,7 @@ mod tests {
             history_memory: usize::MAX,
             presence_grace: Duration::ZERO,
             presence_burst: 16,
+            write_delay: Duration::ZERO,
             metrics: Default::default(),
         };
         let options = RedisOptions {
@@ -729,8 +728,8 @@ mod tests {
         // it every other room's subscription) in a way no real room does.
         let own_join = alice.queue.recv().await.expect("alice's own join");
         assert!(
-            own_join.as_str().contains("\"event\":\"join\""),
-            "{own_join}"
+            own_join.text().contains("\"event\":\"join\""),
+            "{own_join:?}"
         );
         let busy = hub.busy("busy");
         // A join to the busy room waits for it...

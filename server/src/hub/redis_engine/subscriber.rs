@@ -324,15 +324,46 @@ impl Room {
                 self.flush_announcements_at(at, metrics.clone());
             }
             for frame in &step.frames {
-                state.send(None, frame, metrics);
+                self.send(&mut state, None, frame, metrics);
             }
         } else {
             if let Some(gathered) = state.announcer.flush() {
-                state.send(None, &gathered, metrics);
+                self.send(&mut state, None, &gathered, metrics);
             }
-            state.send(id, frame, metrics);
+            self.send(&mut state, id, frame, metrics);
         }
         true
+    }
+
+    /// Sends one frame to this server's members; when it begins a busy room's batch,
+    /// starts the batch's timer. Evicted members' connections close with 4008 and
+    /// leave presence as they drop.
+    fn send(
+        self: &Arc<Self>,
+        state: &mut RoomState,
+        id: FrameId,
+        frame: &FrameBytes,
+        metrics: &Arc<Metrics>,
+    ) {
+        let sent = state.seats.send(id, frame, tokio::time::Instant::now());
+        metrics.delivered(sent.delivery.queued, sent.delivery.evicted);
+        if let Some(due) = sent.due {
+            self.send_gathered_at(due, metrics.clone());
+        }
+    }
+
+    /// Sends the busy room's batch at `at`. Holds the room weakly: a room gone from
+    /// this server is done.
+    fn send_gathered_at(self: &Arc<Self>, at: tokio::time::Instant, metrics: Arc<Metrics>) {
+        let room = Arc::downgrade(self);
+        tokio::spawn(async move {
+            tokio::time::sleep_until(at).await;
+            let Some(room) = room.upgrade() else { return };
+            let delivery = lock(&room.state)
+                .seats
+                .send_gathered(tokio::time::Instant::now());
+            metrics.delivered(delivery.queued, delivery.evicted);
+        });
     }
 
     /// Sends what the announcer gathered at `at`, and again every window while the
@@ -347,7 +378,7 @@ impl Room {
                 let mut state = lock(&room.state);
                 let (gathered, next) = state.announcer.tick(std::time::Instant::now());
                 if let Some(gathered) = gathered {
-                    state.send(None, &gathered, &metrics);
+                    room.send(&mut state, None, &gathered, &metrics);
                 }
                 match next {
                     Some(next) => at = next,
@@ -355,15 +386,6 @@ impl Room {
                 }
             }
         });
-    }
-}
-
-impl RoomState {
-    /// Queues one frame for this server's members. Evicted members' connections
-    /// close with 4008 and leave presence as they drop.
-    fn send(&mut self, id: FrameId, frame: &FrameBytes, metrics: &Metrics) {
-        let delivery = self.seats.fan_out(id, frame);
-        metrics.delivered(delivery.queued, delivery.evicted);
     }
 }
 

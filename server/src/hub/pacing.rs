@@ -1,24 +1,25 @@
-//! When a member's queued frames are written: at once, unless the member is busy.
+//! When a room's frames go out: at once, unless the room is busy.
 //!
-//! Every write is a `send` and, for the peer, a wake-up; a member in a room that
-//! streams hundreds of frames a second would otherwise cost one of each per frame.
-//! A member that took more than [`BUSY_FRAMES`] frames in the last [`WINDOW`] is
-//! busy, and its frames go out at most once per `delay`, together. Everyone else (a
-//! chat at human speed, a member that merely fell one frame behind) is written to at
-//! once: the delay is only ever paid by members receiving faster than anyone reads,
-//! and never exceeds `delay`.
+//! Every delivery is, for each member, a queue push, a wake-up, a `send` and, for
+//! the client, a wake-up; a room that streams hundreds of frames a second would
+//! otherwise cost its members one of each per frame. A room that sent more than
+//! [`BUSY_FRAMES`] frames in the last [`WINDOW`] is busy, and its frames go out at
+//! most once per `delay`, gathered into one batch framed once for every member
+//! (`framed`). Everyone else (a chat at human speed) gets each frame at once: the
+//! delay is only ever paid in rooms receiving faster than anyone reads, and never
+//! exceeds `delay`.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-/// How long a member's rate is measured over.
-pub const WINDOW: Duration = Duration::from_millis(100);
-/// Frames within one window that make a member busy (200 a second).
-pub const BUSY_FRAMES: u32 = 20;
+/// How long a room's rate is measured over.
+pub(super) const WINDOW: Duration = Duration::from_millis(100);
+/// Frames within one window that make a room busy (200 a second).
+pub(super) const BUSY_FRAMES: u32 = 20;
 
 #[derive(Debug)]
-pub struct Pacing {
+pub(super) struct Pacing {
     delay: Duration,
     last_write: Option<Instant>,
     window_start: Instant,
@@ -28,7 +29,7 @@ pub struct Pacing {
 }
 
 impl Pacing {
-    pub fn new(delay: Duration, now: Instant) -> Self {
+    pub(super) fn new(delay: Duration, now: Instant) -> Self {
         Pacing {
             delay,
             last_write: None,
@@ -38,8 +39,8 @@ impl Pacing {
         }
     }
 
-    /// Frames are ready at `now`: `None` to write them at once, or when to.
-    pub fn hold_until(&self, now: Instant) -> Option<Instant> {
+    /// A frame is ready at `now`: `None` to send it at once, or when to.
+    pub(super) fn hold_until(&self, now: Instant) -> Option<Instant> {
         if !self.busy {
             return None;
         }
@@ -47,11 +48,11 @@ impl Pacing {
         (now < due).then_some(due)
     }
 
-    /// `frames` frames were written at `now`.
-    pub fn wrote(&mut self, frames: usize, now: Instant) {
+    /// `frames` frames were sent at `now`.
+    pub(super) fn wrote(&mut self, frames: usize, now: Instant) {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= WINDOW {
-            // A window that ended long ago says nothing about the member's rate now.
+            // A window that ended long ago says nothing about the room's rate now.
             self.busy = elapsed < 2 * WINDOW && self.frames_in_window >= BUSY_FRAMES;
             self.window_start = now;
             self.frames_in_window = 0;
@@ -72,7 +73,7 @@ mod tests {
         Duration::from_millis(n)
     }
 
-    /// Writes one frame every `every` until `until`, as the loop would (holding when
+    /// Sends one frame every `every` until `until`, as the room would (gathering when
     /// told to); returns the pacing and the times frames actually went out.
     fn stream(every: Duration, until: Duration) -> (Pacing, Vec<Duration>) {
         let start = Instant::now();
@@ -108,14 +109,14 @@ mod tests {
     }
 
     #[test]
-    fn a_member_at_human_speed_is_written_to_at_once() {
+    fn a_room_at_human_speed_sends_at_once() {
         let (pacing, writes) = stream(ms(10), ms(2000));
         assert!(!pacing.busy);
         assert_eq!(writes.len(), 201, "every frame its own write, none held");
     }
 
     #[test]
-    fn a_busy_member_gets_its_frames_together_at_most_once_per_delay() {
+    fn a_busy_room_sends_its_frames_together_at_most_once_per_delay() {
         let (pacing, writes) = stream(ms(1), ms(2000));
         assert!(pacing.busy);
         let after_first_window: Vec<_> = writes.iter().filter(|at| **at > ms(200)).collect();
@@ -143,7 +144,7 @@ mod tests {
     }
 
     #[test]
-    fn a_member_that_slows_down_is_no_longer_held() {
+    fn a_room_that_slows_down_is_no_longer_held() {
         let start = Instant::now();
         let mut pacing = Pacing::new(DELAY, start);
         pacing.wrote(50, start);
@@ -156,7 +157,7 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_member_that_went_quiet_starts_afresh() {
+    fn a_busy_room_that_went_quiet_starts_afresh() {
         let start = Instant::now();
         let mut pacing = Pacing::new(DELAY, start);
         pacing.wrote(50, start);
