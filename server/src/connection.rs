@@ -141,7 +141,9 @@ impl<T: MessageSocket> Socket<T> {
     }
 
     /// Writes `frames` in order and flushes, all within one deadline. Batches already
-    /// framed go straight to the connection, after what the `Sink` holds.
+    /// framed go straight to the connection, after everything the `Sink` holds:
+    /// what was fed here, and what it may have queued by itself (a pong to the
+    /// client's ping, perhaps half written), which must never be cut by other bytes.
     fn send_batch<I: IntoIterator<Item = Outbound>>(
         &mut self,
         frames: I,
@@ -156,10 +158,8 @@ impl<T: MessageSocket> Socket<T> {
                         fed = true;
                     }
                     Outbound::Framed(framed) => {
-                        if fed {
-                            socket.flush().await?;
-                            fed = false;
-                        }
+                        socket.flush().await?;
+                        fed = false;
                         write_framed(socket, &framed).await?;
                     }
                 }
