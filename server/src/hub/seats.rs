@@ -146,13 +146,14 @@ impl Seats {
     /// queue. (A batch already sent early leaves nothing for its timer.)
     pub(super) fn send_gathered(&mut self, now: Instant) -> Delivery {
         let gathered = std::mem::take(&mut self.gathered);
-        self.gathered_bytes = 0;
+        // Room for all of it at once, and no more: the buffer is shared as it is, and
+        // a queue counts only its length against the member's bound.
+        let mut bytes = Vec::with_capacity(std::mem::take(&mut self.gathered_bytes));
         if gathered.is_empty() {
             return Delivery::default();
         }
         self.pacing.wrote(gathered.len(), now);
         let mut offsets = Vec::with_capacity(gathered.len());
-        let mut bytes = Vec::with_capacity(self.max_gathered);
         for (_, frame) in &gathered {
             offsets.push(bytes.len());
             framed::push_text_frame(&mut bytes, frame);
@@ -464,6 +465,9 @@ mod tests {
             other => panic!("not framed: {other:?}"),
         }
         assert_eq!(batches[0].texts(), ["m1", "m2", "m3"]);
+        if let Outbound::Framed(framed) = &batches[0] {
+            assert_eq!(framed.len(), 3 * (2 + 2), "three 2-byte texts, 2-byte headers");
+        }
         assert_eq!(
             seats.send_gathered(now + DELAY).queued,
             0,
