@@ -41,7 +41,7 @@ use leptos::prelude::*;
 
 use crate::outbox::{self, Outbox};
 use crate::protocol::{
-    ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame,
+    ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame, TYPING_EVERY_MS,
     reconnect_for_code, token_subprotocols, validate_content,
 };
 use crate::session::{self, ApiFailure};
@@ -50,6 +50,7 @@ use crate::socket::{
     SocketOptions, SocketState, Stopped, socket_url, use_reconnecting_socket,
 };
 use crate::timeline::{Entry, Timeline};
+use crate::typing::Typists;
 use crate::unread::Unread;
 
 /// Where the connection stands.
@@ -247,6 +248,10 @@ struct Signals {
     room: StoredValue<Option<String>>,
     /// A page of older messages is being fetched.
     loading_older: RwSignal<bool>,
+    /// Others typing now.
+    typists: RwSignal<Typists>,
+    /// When this page last said its user is typing (ms since the epoch).
+    typing_sent: StoredValue<u64>,
 }
 
 impl ChatSocket {
@@ -286,6 +291,28 @@ impl ChatSocket {
     /// Whether older messages are being fetched.
     pub fn loading_older(&self) -> Signal<bool> {
         self.signals.loading_older.into()
+    }
+
+    /// "Alice is typing…" while others type; `None` when nobody does.
+    pub fn typing(&self) -> Signal<Option<String>> {
+        let typists = self.signals.typists;
+        Signal::derive(move || typists.with(Typists::text))
+    }
+
+    /// The user is typing: tells the room, at most every [`TYPING_EVERY_MS`].
+    pub fn user_typed(&self) {
+        let signals = self.signals;
+        let now = now_ms();
+        if signals.state.get_untracked() != ConnectionState::Open
+            || now.saturating_sub(signals.typing_sent.get_value()) < TYPING_EVERY_MS
+        {
+            return;
+        }
+        if let Some(socket) = signals.socket.get_value()
+            && socket.send(&ClientFrame::Typing)
+        {
+            signals.typing_sent.set_value(now);
+        }
     }
 
     /// Fetches the page of messages just older than those shown (the server API,
@@ -509,6 +536,7 @@ impl Handler<ChatCodec> for Room {
             SocketEvent::Started => {
                 signals.timeline.try_set(Timeline::new());
                 signals.news.try_set(Vec::new());
+                signals.typists.try_set(Typists::default());
                 signals.unread.try_update(Unread::new_room);
                 signals.me.try_set(None);
                 signals.problem.try_set(None);
@@ -561,6 +589,9 @@ impl Room {
                 });
             }
             ServerFrame::Message(message) => {
+                signals
+                    .typists
+                    .try_update(|typists| typists.sent(&message.user_id));
                 // Someone else's message, arrived live: read out to screen readers.
                 let news = signals
                     .me
@@ -633,6 +664,18 @@ impl Room {
             }
             // The connection now lasts as long as the renewed token.
             ServerFrame::Refreshed => {}
+            ServerFrame::Typing { user_id, user } => {
+                let mine = signals
+                    .me
+                    .with_untracked(|me| me.as_ref().is_some_and(|me| me.user_id == user_id));
+                if !mine {
+                    let now = now_ms() as f64;
+                    signals
+                        .typists
+                        .try_update(|typists| typists.saw(user_id, user, now));
+                    forget_typists_later(signals.typists);
+                }
+            }
             // Answered by the socket itself.
             ServerFrame::Ping => {}
             ServerFrame::Unknown => {}
@@ -652,6 +695,17 @@ fn fresh_ref() -> String {
         0
     });
     format!("{salt:012x}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// Looks again once a `typing` just seen has run out.
+fn forget_typists_later(typists: RwSignal<Typists>) {
+    #[cfg(feature = "hydrate")]
+    gloo_timers::callback::Timeout::new(crate::protocol::TYPING_SHOWN_MS as u32, move || {
+        typists.try_update(|typists| typists.expire(now_ms() as f64));
+    })
+    .forget();
+    #[cfg(not(feature = "hydrate"))]
+    let _ = typists;
 }
 
 /// The browser's clock, in Unix milliseconds.
@@ -704,6 +758,8 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         unread: RwSignal::new(Unread::default()),
         room: StoredValue::new(None::<String>),
         loading_older: RwSignal::new(false),
+        typists: RwSignal::new(Typists::default()),
+        typing_sent: StoredValue::new(0),
     };
     let current = signals.room;
     // The current room's outbox is saved as it changes, so a reload finds it.

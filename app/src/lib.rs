@@ -35,6 +35,7 @@ pub mod session;
 pub mod socket;
 pub mod timeline;
 pub mod title;
+pub mod typing;
 pub mod unread;
 
 mod components;

@@ -16,6 +16,14 @@ pub const MAX_ROOM_NAME_CHARS: usize = 64;
 pub const MAX_DISPLAY_NAME_CHARS: usize = 32;
 /// How many recent messages a member receives on join when it asks for no `since`.
 pub const JOIN_HISTORY: usize = 50;
+/// A client sends `typing` at most this often while its user types.
+pub const TYPING_EVERY_MS: u64 = 3000;
+/// Others show a user as typing for this long after its last `typing` (or until
+/// its message arrives).
+pub const TYPING_SHOWN_MS: u64 = 5000;
+/// The server passes on at most one `typing` per connection this often; more are
+/// dropped (a little under [`TYPING_EVERY_MS`], for timers that fire early).
+pub const TYPING_MIN_GAP_MS: u64 = 2000;
 
 /// A frame the client sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -31,6 +39,11 @@ pub enum ClientFrame {
         reference: Option<String>,
     },
     Pong,
+    /// The user is typing a message: sent at most every [`TYPING_EVERY_MS`].
+    /// Passed on to the room's members as a `typing` frame, never stored, at most
+    /// every [`TYPING_MIN_GAP_MS`] per connection (more are dropped); ignored from
+    /// a member whose token may not post.
+    Typing,
     /// A renewed token for the same user, sent on an open connection so it outlives
     /// the token it was opened with: answered with `refreshed` (the connection now
     /// lasts until the new token expires) or an `error` with code `invalid_token`
@@ -151,6 +164,13 @@ pub enum ServerFrame {
         leaves: Vec<Member>,
     },
     Ping,
+    /// A member is typing (its client sent `typing`): show it for
+    /// [`TYPING_SHOWN_MS`], or until its message arrives. Never in history or
+    /// recovery; every member gets it, the typist's own connections too.
+    Typing {
+        user_id: String,
+        user: String,
+    },
     /// The token of a `refresh` frame was accepted.
     Refreshed,
     /// The sender's message (the one with this `ref`) was stored with this id.
@@ -274,6 +294,10 @@ impl ServerFrame {
                 ServerFrame::Presence { joins, leaves }
             }
             "ping" => ServerFrame::Ping,
+            "typing" => {
+                let wire::Typing { user_id, user } = from_str(text)?;
+                ServerFrame::Typing { user_id, user }
+            }
             "refreshed" => ServerFrame::Refreshed,
             "ack" => {
                 let wire::Ack { reference, id } = from_str(text)?;
@@ -343,6 +367,12 @@ mod wire {
         pub joins: Vec<Member>,
         #[serde(default)]
         pub leaves: Vec<Member>,
+    }
+
+    #[derive(Deserialize)]
+    pub(super) struct Typing {
+        pub user_id: String,
+        pub user: String,
     }
 
     #[derive(Deserialize)]
@@ -490,7 +520,7 @@ fn classify_parse_error(text: &str, err: serde_json::Error) -> FrameError {
             ErrorCode::InvalidJson,
             "expected a JSON object with a string \"type\" field",
         ),
-        Some(kind @ ("message" | "pong" | "refresh")) => FrameError::new(
+        Some(kind @ ("message" | "pong" | "refresh" | "typing")) => FrameError::new(
             ErrorCode::InvalidFrame,
             format!("invalid {kind:?} frame: {err}"),
         )
@@ -926,6 +956,11 @@ mod tests {
         .to_json();
         assert_eq!(text, r#"{"type":"message","content":"hi","ref":"r-1"}"#);
         assert_eq!(ClientFrame::Pong.to_json(), r#"{"type":"pong"}"#);
+        assert_eq!(ClientFrame::Typing.to_json(), r#"{"type":"typing"}"#);
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"typing","added_later":1}"#).unwrap(),
+            ClientFrame::Typing
+        );
         let refresh = ClientFrame::Refresh {
             token: "a.b.c".into(),
         };
@@ -969,12 +1004,13 @@ mod tests {
 
     #[test]
     fn unknown_server_frames_and_codes_do_not_break_clients() {
-        let frame: ServerFrame = serde_json::from_str(r#"{"type":"typing","user":"bob"}"#).unwrap();
+        let frame: ServerFrame =
+            serde_json::from_str(r#"{"type":"reaction","user":"bob"}"#).unwrap();
         assert_eq!(frame, ServerFrame::Unknown);
         // Whatever fields it has: even ones a known frame has with another type.
         for text in [
-            r#"{"type":"typing","user":"bob"}"#,
-            r#"{"type":"typing","users":"not a list","id":"x"}"#,
+            r#"{"type":"reaction","user":"bob"}"#,
+            r#"{"type":"reaction","users":"not a list","id":"x"}"#,
             r#"{"id":-1,"type":"future"}"#,
         ] {
             assert_eq!(
@@ -1066,6 +1102,13 @@ mod tests {
         );
         assert_json(&ServerFrame::Ping, json!({"type":"ping"}));
         assert_json(&ServerFrame::Refreshed, json!({"type":"refreshed"}));
+        assert_json(
+            &ServerFrame::Typing {
+                user_id: "u1".into(),
+                user: "alice".into(),
+            },
+            json!({"type":"typing","user_id":"u1","user":"alice"}),
+        );
         assert_json(
             &ServerFrame::Ack {
                 reference: "r-1".into(),

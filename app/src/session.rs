@@ -174,12 +174,13 @@ pub async fn sign_in(name: &str) -> Result<Session, ApiFailure> {
     }
     #[cfg(feature = "hydrate")]
     {
-        let request = gloo_net::http::Request::post("/api/token")
-            .json(&TokenRequest {
-                name: name.to_owned(),
-            })
-            .map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
-        Ok(keep(name.trim(), read_json(request.send().await).await?))
+        let body = TokenRequest {
+            name: name.to_owned(),
+        };
+        let body =
+            serde_json::to_string(&body).map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
+        let issued = read_json(fetch("POST", "/api/token", Some(body), None).await)?;
+        Ok(keep(name.trim(), issued))
     }
 }
 
@@ -193,9 +194,8 @@ pub async fn refresh(current: &Session) -> Result<Session, ApiFailure> {
     }
     #[cfg(feature = "hydrate")]
     {
-        let request = gloo_net::http::Request::post("/api/token/refresh")
-            .header("Authorization", &format!("Bearer {}", current.token));
-        Ok(keep(&current.name, read_json(request.send().await).await?))
+        let answer = fetch("POST", "/api/token/refresh", None, Some(&current.token)).await;
+        Ok(keep(&current.name, read_json(answer)?))
     }
 }
 
@@ -215,9 +215,7 @@ pub async fn older_messages(
     {
         // Room names are `[A-Za-z0-9_.-]`: nothing to escape in the path.
         let url = format!("/api/rooms/{room}/messages?before={before}&limit={JOIN_HISTORY}");
-        let request =
-            gloo_net::http::Request::get(&url).header("Authorization", &format!("Bearer {token}"));
-        read_json(request.send().await).await
+        read_json(fetch("GET", &url, None, Some(token)).await)
     }
 }
 
@@ -226,42 +224,98 @@ pub async fn active_rooms() -> Result<Vec<RoomSummary>, ApiFailure> {
     #[cfg(not(feature = "hydrate"))]
     return browser_only();
     #[cfg(feature = "hydrate")]
-    read_json(gloo_net::http::Request::get("/api/rooms").send().await).await
+    read_json(fetch("GET", "/api/rooms", None, None).await)
+}
+
+/// An answer: its status, status text and body.
+#[cfg(feature = "hydrate")]
+struct Answer {
+    ok: bool,
+    status: u16,
+    status_text: String,
+    body: String,
+}
+
+/// Calls the API with the browser's `fetch` (a JSON body, a bearer token, each if
+/// given). Written against `web_sys` directly: an HTTP client crate brought its own
+/// request builder, header map and error types into the page's WASM for four calls.
+#[cfg(feature = "hydrate")]
+async fn fetch(
+    method: &str,
+    url: &str,
+    json: Option<String>,
+    bearer: Option<&str>,
+) -> Result<Answer, ApiFailure> {
+    use wasm_bindgen::{JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    let init = web_sys::RequestInit::new();
+    init.set_method(method);
+    let headers = web_sys::Headers::new().map_err(unreachable)?;
+    if let Some(json) = json {
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(unreachable)?;
+        init.set_body(&JsValue::from_str(&json));
+    }
+    if let Some(token) = bearer {
+        headers
+            .set("Authorization", &format!("Bearer {token}"))
+            .map_err(unreachable)?;
+    }
+    init.set_headers(&headers);
+    let window = web_sys::window().ok_or_else(|| unreachable(JsValue::NULL))?;
+    let response = JsFuture::from(window.fetch_with_str_and_init(url, &init))
+        .await
+        .map_err(unreachable)?;
+    let response: web_sys::Response = response.dyn_into().map_err(unreachable)?;
+    let body = JsFuture::from(response.text().map_err(unreachable)?)
+        .await
+        .map_err(unreachable)?;
+    Ok(Answer {
+        ok: response.ok(),
+        status: response.status(),
+        status_text: response.status_text(),
+        body: body.as_string().unwrap_or_default(),
+    })
+}
+
+/// What the browser said went wrong (a `TypeError: Failed to fetch`, say).
+#[cfg(feature = "hydrate")]
+fn unreachable(error: wasm_bindgen::JsValue) -> ApiFailure {
+    use wasm_bindgen::JsCast;
+    let detail = match error.dyn_ref::<js_sys::Error>() {
+        Some(error) => String::from(error.message()),
+        None => "no answer".to_owned(),
+    };
+    ApiFailure::Unreachable(detail)
 }
 
 #[cfg(feature = "hydrate")]
-async fn read_json<T: serde::de::DeserializeOwned>(
-    response: Result<gloo_net::http::Response, gloo_net::Error>,
+fn read_json<T: serde::de::DeserializeOwned>(
+    answer: Result<Answer, ApiFailure>,
 ) -> Result<T, ApiFailure> {
-    // Only the parse is generic: the response's handling is one function for every
+    // Only the parse is generic: the answer's handling is one function for every
     // kind of answer, not one copy each in the WASM.
-    let body = read_body(response).await?;
+    let body = read_body(answer)?;
     serde_json::from_str(&body).map_err(|err| ApiFailure::Unreachable(err.to_string()))
 }
 
 /// A successful answer's body, or why there is none: the server's JSON error, or
 /// what went wrong on the way.
 #[cfg(feature = "hydrate")]
-async fn read_body(
-    response: Result<gloo_net::http::Response, gloo_net::Error>,
-) -> Result<String, ApiFailure> {
-    let response = response.map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
-    let body = response
-        .text()
-        .await
-        .map_err(|err| ApiFailure::Unreachable(err.to_string()))?;
-    if response.ok() {
-        return Ok(body);
+fn read_body(answer: Result<Answer, ApiFailure>) -> Result<String, ApiFailure> {
+    let answer = answer?;
+    if answer.ok {
+        return Ok(answer.body);
     }
-    match serde_json::from_str::<ApiErrorBody>(&body) {
+    match serde_json::from_str::<ApiErrorBody>(&answer.body) {
         Ok(body) => Err(ApiFailure::Rejected {
             error: body.error,
             message: body.message,
         }),
         Err(_) => Err(ApiFailure::Unreachable(format!(
             "HTTP {} {}",
-            response.status(),
-            response.status_text()
+            answer.status, answer.status_text
         ))),
     }
 }

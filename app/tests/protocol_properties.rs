@@ -35,7 +35,7 @@ proptest! {
 
     #[test]
     fn json_shaped_frames_parse_or_are_refused_without_panicking(
-        kind in prop_oneof![Just("message"), Just("pong"), Just("refresh"), Just("shout"), Just("")],
+        kind in prop_oneof![Just("message"), Just("pong"), Just("refresh"), Just("typing"), Just("shout"), Just("")],
         content in tricky_text(64),
         reference in proptest::option::of(tricky_text(80)),
         extra in any::<bool>(),
@@ -55,6 +55,7 @@ proptest! {
                 prop_assert_eq!(parsed_ref, reference);
             }
             Ok(ClientFrame::Pong) => prop_assert_eq!(kind, "pong"),
+            Ok(ClientFrame::Typing) => prop_assert_eq!(kind, "typing"),
             Ok(ClientFrame::Refresh { token }) => {
                 prop_assert_eq!(kind, "refresh");
                 prop_assert_eq!(token, content);

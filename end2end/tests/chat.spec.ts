@@ -516,3 +516,35 @@ test('long unbroken names and words wrap instead of overflowing, on a phone', as
   expectNoProblems(page);
   await context.close();
 });
+
+test('others see who is typing, until the message arrives or five quiet seconds pass', async ({ browser }, testInfo) => {
+  const alice = await member(browser, 'Alice');
+  const bob = await member(browser, 'Bob');
+  const carol = await member(browser, 'Carol');
+  // Bob's timers and clock are the test's: five seconds pass when it says so.
+  await bob.clock.install();
+  const room = `typing-${testInfo.repeatEachIndex}-${testInfo.retry}`;
+  for (const page of [alice, bob, carol]) {
+    await openRoom(page, room);
+  }
+  await expect(bob.locator('.members li')).toHaveText(['Alice', 'Bob (you)', 'Carol']);
+  const typing = bob.locator('.typing');
+  await expect(typing).toHaveText('');
+
+  await alice.locator('#composer-input').pressSequentially('Hel');
+  await expect(typing).toHaveText('Alice is typing…');
+  await carol.locator('#composer-input').pressSequentially('Hey');
+  await expect(typing).toHaveText('Alice and Carol are typing…');
+  // Nobody is told about themselves.
+  await expect(alice.locator('.typing')).toHaveText('Carol is typing…');
+
+  await carol.locator('#composer-input').press('Enter');
+  await expect(messages(bob)).toHaveText(['Hey']);
+  await expect(typing).toHaveText('Alice is typing…');
+
+  await bob.clock.fastForward(5000);
+  await expect(typing).toHaveText('');
+  for (const page of [alice, bob, carol]) {
+    expectNoProblems(page);
+  }
+});

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame};
+use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame, TYPING_MIN_GAP_MS};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, sleep_until, timeout};
@@ -426,6 +426,7 @@ pub fn run_chat<'a, T: MessageSocket + 'a>(
         metrics: &settings.metrics,
         bucket: TokenBucket::new(settings.rate_limit, settings.rate_limit_burst),
         rate_limit: settings.rate_limit,
+        typed_at: None,
     };
     let mut socket = socket;
     let mut queue = queue;
@@ -549,6 +550,8 @@ struct Member<'a> {
     metrics: &'a Metrics,
     bucket: TokenBucket,
     rate_limit: u32,
+    /// When a `typing` was last passed on.
+    typed_at: Option<Instant>,
 }
 
 impl Member<'_> {
@@ -571,6 +574,10 @@ impl Member<'_> {
         let (content, reference) = match ClientFrame::parse(&text) {
             Ok(ClientFrame::Message { content, reference }) => (content, reference),
             Ok(ClientFrame::Pong) => return None,
+            Ok(ClientFrame::Typing) => {
+                self.typing().await;
+                return None;
+            }
             Ok(ClientFrame::Refresh { token }) => return Some(self.refresh(&token).await),
             Err(err) => return Some(err.into_frame()),
         };
@@ -612,6 +619,21 @@ impl Member<'_> {
                 reference,
             )),
         }
+    }
+
+    /// Passes on that the user is typing: at most every [`TYPING_MIN_GAP_MS`] (more
+    /// are dropped, silently: a hint, not a message), and never from a member who
+    /// may not post.
+    async fn typing(&mut self) {
+        let now = Instant::now();
+        let gap = Duration::from_millis(TYPING_MIN_GAP_MS);
+        if !self.credentials.may_publish
+            || self.typed_at.is_some_and(|at| now.duration_since(at) < gap)
+        {
+            return;
+        }
+        self.typed_at = Some(now);
+        self.membership.typing().await;
     }
 
     /// Takes a renewed token for the same user: the connection then lasts until it

@@ -66,6 +66,7 @@ pub fn RoomPage() -> AnyView {
                         has_older=socket.has_older() loading_older=socket.loading_older()
                         on_load_older=Callback::new(move |()| socket.load_older())/>
                     <OutboxList socket/>
+                    <p class="typing">{move || socket.typing().get()}</p>
                     <NewMessages news=socket.news()/>
                 </div>
                 <aside class="sidebar">
@@ -188,7 +189,11 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
                 prop:value=move || draft.get()
                 on:keydown=on_keydown
                 on:input=move |ev| {
-                    draft.set(event_target_value(&ev));
+                    let text = event_target_value(&ev);
+                    if !text.trim().is_empty() {
+                        socket.user_typed();
+                    }
+                    draft.set(text);
                     refused.set(None);
                 }></textarea>
             <button type="submit" disabled=move || !hydrated.get()>"Send"</button>

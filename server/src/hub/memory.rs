@@ -411,6 +411,17 @@ impl MemoryMembership {
     pub fn leave_at_once(&mut self) {
         self.at_once = true;
     }
+
+    /// Tells the room this member's user is typing (a frame for every member, never
+    /// stored).
+    pub fn typing(&self) {
+        let followups = {
+            let mut state = self.room.lock();
+            state.typing(self.member_id);
+            state.take_followups()
+        };
+        schedule(&self.shared, &self.room, followups);
+    }
 }
 
 impl Drop for MemoryMembership {
@@ -807,6 +818,25 @@ impl RoomState {
         let gone = self.presence.remove(user_id)?;
         self.roll.remove(user_id, &gone.name);
         Some(gone.name)
+    }
+
+    /// Passes on that `member_id`'s user is typing, if it is still here.
+    fn typing(&mut self, member_id: MemberId) {
+        let Some(user_id) = self.seats.user_of(member_id).cloned() else {
+            return;
+        };
+        let Some(name) = self
+            .presence
+            .get(&user_id)
+            .map(|presence| presence.name.clone())
+        else {
+            return;
+        };
+        let frame = ServerFrame::Typing {
+            user_id: user_id.to_string(),
+            user: name.to_string(),
+        };
+        self.deliver(FrameBytes::from(frame.to_json()));
     }
 
     /// Queues `frame` for every member, after the announcements gathered so far.

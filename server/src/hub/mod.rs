@@ -460,6 +460,15 @@ impl Membership {
         }
     }
 
+    /// Tells the room's members (on every server) that this member's user is typing;
+    /// nothing is stored.
+    pub async fn typing(&self) {
+        match self.member() {
+            EngineMembership::Memory(member) => member.typing(),
+            EngineMembership::Redis(member) => member.typing().await,
+        }
+    }
+
     /// Stores `content` as the room's next message and queues it for every member.
     pub async fn publish(&self, content: String) -> Result<u64, PublishError> {
         Ok(self.publish_once(content, None).await?.id)

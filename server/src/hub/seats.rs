@@ -466,7 +466,11 @@ mod tests {
         }
         assert_eq!(batches[0].texts(), ["m1", "m2", "m3"]);
         if let Outbound::Framed(framed) = &batches[0] {
-            assert_eq!(framed.len(), 3 * (2 + 2), "three 2-byte texts, 2-byte headers");
+            assert_eq!(
+                framed.len(),
+                3 * (2 + 2),
+                "three 2-byte texts, 2-byte headers"
+            );
         }
         assert_eq!(
             seats.send_gathered(now + DELAY).queued,

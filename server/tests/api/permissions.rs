@@ -74,6 +74,8 @@ async fn the_publish_claim_makes_a_read_only_member(app: EngineApp) {
         &token("reader", json!({"rooms": ["news"], "publish": []})),
     )
     .await;
+    // Nor is its typing passed on.
+    reader.send_text(r#"{"type":"typing"}"#).await;
     reader
         .send_text(r#"{"type":"message","content":"let me in","ref":"r-1"}"#)
         .await;
@@ -89,6 +91,8 @@ async fn the_publish_claim_makes_a_read_only_member(app: EngineApp) {
         .await;
     let message = next_not(&mut reader, &["system", "ping", "ack"]).await;
     assert_eq!(message["content"], "headline", "{message}");
+    let first = next_not(&mut writer, &["system", "ping", "ack"]).await;
+    assert_eq!(first["content"], "headline", "no typing before it: {first}");
     // Nor stored: a member joining later (with Redis, on another server) gets only it.
     let second = app.second().await;
     let elsewhere = app.or_this(&second);

@@ -300,3 +300,35 @@ async fn a_large_rooms_member_list_comes_in_frames_of_bounded_size(app: EngineAp
     everyone.insert("newcomer".into());
     assert_eq!(listed, everyone);
 }
+
+crate::both_engines!(typing_reaches_the_room_at_most_every_two_seconds_and_is_never_stored);
+/// `typing` goes to every member (with Redis, on the other server too), at most once
+/// per connection every two seconds (more are dropped, silently), and never into
+/// history: a member joining later is not told someone was typing.
+async fn typing_reaches_the_room_at_most_every_two_seconds_and_is_never_stored(app: EngineApp) {
+    let second = app.second().await;
+    let other = app.or_this(&second);
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
+    let mut bob = other.join_settled("lobby", "bob", &mut [&mut alice]).await;
+    for _ in 0..3 {
+        alice.send_text(r#"{"type":"typing"}"#).await;
+    }
+    alice.say("done typing").await;
+    for client in [&mut bob, &mut alice] {
+        let typing = next_event(client).await;
+        assert_eq!(
+            (&typing["type"], &typing["user"]),
+            (&Value::from("typing"), &Value::from("alice")),
+            "{typing}"
+        );
+        assert!(typing["user_id"].as_str().is_some_and(|id| !id.is_empty()));
+        let next = next_event(client).await;
+        assert_eq!(
+            next["content"], "done typing",
+            "one typing of three: {next}"
+        );
+    }
+    let (mut late, _) = other.join("lobby", "carol").await;
+    let backlog = next_event(&mut late).await;
+    assert_eq!(backlog["content"], "done typing", "{backlog}");
+}

@@ -61,6 +61,33 @@ impl RedisMembership {
 }
 
 impl RedisMembership {
+    /// Tells every server's members of the room that this user is typing: on the
+    /// room's channel only, never in its stream. Best effort: with Redis away, the
+    /// hint is dropped.
+    pub async fn typing(&self) {
+        if lock(&self.room.state)
+            .seats
+            .user_of(self.member_id)
+            .is_none()
+        {
+            return;
+        }
+        let frame = ServerFrame::Typing {
+            user_id: self.user_id.to_string(),
+            user: self.name.to_string(),
+        };
+        // `0`: a frame without a message id (see `payload::parse_payload`).
+        let payload = format!("0 {}", frame.to_json());
+        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+            .arg(&self.room.keys.channel)
+            .arg(payload)
+            .query_async(&mut self.shared.redis.clone())
+            .await;
+        if let Err(err) = sent {
+            tracing::debug!(room = %self.room.name, error = %err, "cannot pass on typing");
+        }
+    }
+
     /// When this connection goes, its user's leave (if it was the last anywhere) is
     /// announced at once, without the presence grace: the user was removed.
     pub fn leave_at_once(&mut self) {
