@@ -10,13 +10,13 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
-use futures_util::{FutureExt, SinkExt, StreamExt, pin_mut, select_biased};
+use futures_util::{FutureExt, StreamExt, pin_mut, select_biased};
 use gloo_events::EventListener;
-use gloo_net::websocket::{Message, WebSocketError, futures::WebSocket};
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use web_sys::VisibilityState;
 
+use super::wire::{Wire, WireEvent};
 use super::{
     ABNORMAL_CLOSURE, Codec, Command, Control, Countdown, Endpoint, Handler, NORMAL_CLOSURE, Next,
     Renewal, SendFailure, SocketEvent, SocketOptions, SocketState, Stopped, silence_left_ms,
@@ -81,8 +81,8 @@ impl<C: Codec, H: Handler<C>> Link<C, H> {
 enum Event {
     /// A command from the page; `None` once the page dropped its sender.
     Command(Option<Command>),
-    /// A message or error from the socket; `None` once it ended.
-    Socket(Option<Result<Message, WebSocketError>>),
+    /// A frame or the close from the socket; `None` if its events ended otherwise.
+    Socket(Option<WireEvent>),
     /// Nothing arrived within the liveness timeout.
     Silent,
 }
@@ -164,17 +164,12 @@ async fn connect<C: Codec, H: Handler<C>>(
     options: &SocketOptions,
     inbox: &mut UnboundedReceiver<Command>,
 ) -> Ended {
-    let opened = if endpoint.protocols.is_empty() {
-        WebSocket::open(&endpoint.url)
-    } else {
-        WebSocket::open_with_protocols(&endpoint.url, &endpoint.protocols)
-    };
-    let mut socket = match opened {
+    let mut socket = match Wire::open(&endpoint.url, &endpoint.protocols) {
         Ok(socket) => socket,
-        Err(err) => {
+        Err(reason) => {
             return Ended::Closed {
                 code: ABNORMAL_CLOSURE,
-                reason: err.to_string(),
+                reason,
                 open_for: Duration::ZERO,
             };
         }
@@ -197,7 +192,7 @@ async fn connect<C: Codec, H: Handler<C>>(
         };
         let event = select_biased! {
             command = inbox.next() => Event::Command(command),
-            message = socket.next().fuse() => Event::Socket(message),
+            message = socket.events.next() => Event::Socket(message),
             () = silence.fuse() => Event::Silent,
         };
         if matches!(event, Event::Socket(_)) {
@@ -205,7 +200,7 @@ async fn connect<C: Codec, H: Handler<C>>(
         }
         match event {
             Event::Command(None | Some(Command::Stop)) => {
-                let _ = socket.close(Some(NORMAL_CLOSURE), Some("closed by the client"));
+                socket.close(NORMAL_CLOSURE, "closed by the client");
                 return Ended::Stopped;
             }
             // Back online or visible: timers may have been throttled meanwhile, so
@@ -216,14 +211,14 @@ async fn connect<C: Codec, H: Handler<C>>(
                 }
             }
             Event::Command(Some(Command::Send(text))) => {
-                if socket.send(Message::Text(text)).await.is_err() {
+                if !socket.send(text) {
                     link.emit(SocketEvent::SendFailed(SendFailure::Dropped));
                 }
             }
-            Event::Socket(Some(Ok(Message::Text(text)))) => match C::decode(&text) {
+            Event::Socket(Some(WireEvent::Text(text))) => match C::decode(&text) {
                 Ok(frame) => {
                     if let Some(reply) = C::auto_reply(&frame) {
-                        let _ = socket.send(Message::Text(C::encode(&reply))).await;
+                        socket.send(C::encode(&reply));
                         continue;
                     }
                     if let Some(point) = C::resume_point(&frame, resume.as_ref()) {
@@ -241,17 +236,13 @@ async fn connect<C: Codec, H: Handler<C>>(
                 }
                 Err(err) => leptos::logging::warn!("ignoring an unreadable frame: {err}"),
             },
-            // Binary frames are not passed on: every codec here speaks text.
-            Event::Socket(Some(Ok(Message::Bytes(_)))) => {}
-            Event::Socket(Some(Err(WebSocketError::ConnectionClose(close)))) => {
+            Event::Socket(Some(WireEvent::Closed { code, reason })) => {
                 return Ended::Closed {
-                    code: close.code,
-                    reason: close.reason,
+                    code,
+                    reason,
                     open_for: since_ms(ready_at),
                 };
             }
-            // An error event; the close event follows.
-            Event::Socket(Some(Err(_))) => {}
             Event::Socket(None) => {
                 return Ended::Closed {
                     code: ABNORMAL_CLOSURE,
@@ -266,10 +257,10 @@ async fn connect<C: Codec, H: Handler<C>>(
 
 /// Gives up on a connection the server has gone silent on (or that never became
 /// ready): closed here, and retried like a dropped one.
-fn dead(socket: WebSocket, ready_at: Option<f64>) -> Ended {
+fn dead(socket: Wire, ready_at: Option<f64>) -> Ended {
     // The close frame may never arrive (a frozen server); the browser tears the
     // connection down either way.
-    let _ = socket.close(Some(NORMAL_CLOSURE), Some("no sign of life"));
+    socket.close(NORMAL_CLOSURE, "no sign of life");
     Ended::Closed {
         code: ABNORMAL_CLOSURE,
         reason: "no sign of life from the server".into(),

@@ -63,6 +63,8 @@
 
 #[cfg(feature = "hydrate")]
 mod browser;
+#[cfg(feature = "hydrate")]
+mod wire;
 
 use std::future::Future;
 use std::marker::PhantomData;
