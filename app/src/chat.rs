@@ -293,6 +293,13 @@ impl ChatSocket {
         self.signals.loading_older.into()
     }
 
+    /// Connects now instead of waiting out the backoff or for the network.
+    pub fn reconnect_now(&self) {
+        if let Some(socket) = self.signals.socket.get_value() {
+            socket.wake();
+        }
+    }
+
     /// "Alice is typing…" while others type; `None` when nobody does.
     pub fn typing(&self) -> Signal<Option<String>> {
         let typists = self.signals.typists;

@@ -61,6 +61,37 @@ test('a restarted server: the badge shows reconnecting, then live, and chat goes
   });
 });
 
+test('while the connection is down a banner over the composer says so, and Retry now tries at once', async ({ browser }, testInfo) => {
+  await withServer(new ChorusServer(3215), async (server) => {
+    const page = await member(browser, 'Patient', server.url);
+    await page.goto('/room/banner');
+    await expectState(page, 'live');
+    const banner = page.locator('.connection-banner');
+    await expect(banner).toBeHidden();
+
+    await server.stop();
+    await expect(banner).toContainText(/^Connection lost\. Trying again in \d+ s\./);
+    await expect(page.locator('#composer-hint')).toHaveText(/go out when the connection is back/);
+    // Wait for a long backoff (the waits double from half a second): an attempt
+    // within two seconds of the click can then only be the button's.
+    await expect(badge(page)).toHaveText(/^Reconnecting in ([4-9]|\d\d) s /, { timeout: 30_000 });
+    const attempt = async () => Number((await badge(page).textContent())?.match(/attempt (\d+)/)?.[1]);
+    const before = await attempt();
+    await page.screenshot({ path: testInfo.outputPath('room-offline-banner.png') });
+    await banner.getByRole('button', { name: 'Retry now' }).click();
+    await expect.poll(attempt, { timeout: 2_000 }).toBeGreaterThan(before);
+
+    await server.start();
+    // (A click that lands during an attempt is spent on it: click again until live.)
+    await expect(async () => {
+      await banner.getByRole('button', { name: 'Retry now' }).click({ timeout: 1_000 });
+      await expectState(page, 'live', 1_000);
+    }).toPass({ timeout: 10_000 });
+    await expect(banner).toBeHidden();
+    expectNoProblems(page);
+  });
+});
+
 test('a dropped socket resumes with since and shows what was sent meanwhile, once', async ({ browser }) => {
   await withServer(new ChorusServer(3202), async (server) => {
     const away = await member(browser, 'Away', server.url);

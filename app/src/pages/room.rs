@@ -74,6 +74,7 @@ pub fn RoomPage() -> AnyView {
                     <RoomPicker current=room refresh_on=joins live_members=member_count/>
                 </aside>
             </div>
+            <ConnectionBanner socket/>
             <Composer socket room/>
         </section>
     }
@@ -98,6 +99,32 @@ fn track_visibility(socket: ChatSocket) {
 /// room keeps its own draft, and a room switch carries no error along. Disabled until
 /// the page is hydrated, so nothing typed is lost to hydration and no message can be
 /// submitted as a plain form (its text in a URL).
+/// While the connection is down, a banner over the composer says so and offers to
+/// try again at once (the badge alone is easy to miss). Not a live region: the
+/// badge's status already announces each change. Always rendered, hidden while
+/// connected: one fixed element is far less client code than one that comes and
+/// goes.
+#[component]
+fn ConnectionBanner(socket: ChatSocket) -> AnyView {
+    let state = socket.state();
+    let text = move || match state.get() {
+        ConnectionState::Reconnecting { retry_in_secs, .. } => {
+            Some(format!("Connection lost. Trying again in {retry_in_secs} s."))
+        }
+        ConnectionState::Offline => {
+            Some("You are offline. The room reconnects when the network is back.".to_owned())
+        }
+        _ => None,
+    };
+    view! {
+        <div class="connection-banner" hidden=move || text().is_none()>
+            <p>{text}</p>
+            <button type="button" on:click=move |_| socket.reconnect_now()>"Retry now"</button>
+        </div>
+    }
+    .into_eager_any()
+}
+
 #[component]
 fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
     let draft = RwSignal::new(String::new());

@@ -376,6 +376,13 @@ impl<C: Codec> ReconnectingSocket<C> {
             .try_with_value(|control| control.send(Command::Send(text)))
             .unwrap_or(false)
     }
+
+    /// Ends a wait before the next attempt (the backoff's, or for the network to
+    /// come back): the task connects now. Nothing happens while connected.
+    pub fn wake(&self) {
+        self.control
+            .try_with_value(|control| control.send(Command::Wake));
+    }
 }
 
 /// Connects for the current value of `key`, reconnects per `C`'s close policy, and
