@@ -291,6 +291,25 @@ pub fn presence_summary(event: SystemEvent, members: &[Member]) -> Option<String
     Some(format!("{who} {verb} the room"))
 }
 
+/// The newest message among `entries` (in id order): its id, and whether the user
+/// `me` wrote it.
+pub fn newest_message(entries: &[Arc<Entry>], me: Option<&str>) -> Option<(u64, bool)> {
+    entries.iter().rev().find_map(|entry| match &**entry {
+        Entry::Message(message) => Some((message.id, Some(message.user_id.as_str()) == me)),
+        _ => None,
+    })
+}
+
+/// How many messages among `entries` are newer than message `id`.
+pub fn messages_after(entries: &[Arc<Entry>], id: u64) -> usize {
+    entries
+        .iter()
+        .rev()
+        .take_while(|entry| !matches!(&***entry, Entry::Message(message) if message.id <= id))
+        .filter(|entry| matches!(&***entry, Entry::Message(_)))
+        .count()
+}
+
 fn member_order(a: &Member, b: &Member) -> std::cmp::Ordering {
     (&a.name, &a.user_id).cmp(&(&b.name, &b.user_id))
 }
@@ -318,6 +337,27 @@ mod tests {
                 _ => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn the_newest_message_and_how_many_came_after_one() {
+        let mut timeline = Timeline::new();
+        assert_eq!(newest_message(timeline.entries(), Some("u-alice")), None);
+        for id in [10, 11, 12] {
+            timeline.message(message(id));
+        }
+        timeline.system(
+            SystemEvent::Join,
+            "u-bob".into(),
+            "bob".into(),
+            "bob joined".into(),
+        );
+        let entries = timeline.entries();
+        assert_eq!(newest_message(entries, Some("u-alice")), Some((12, true)));
+        assert_eq!(newest_message(entries, Some("u-bob")), Some((12, false)));
+        assert_eq!(messages_after(entries, 10), 2, "the join is not a message");
+        assert_eq!(messages_after(entries, 12), 0);
+        assert_eq!(messages_after(entries, 0), 3);
     }
 
     #[test]

@@ -219,6 +219,40 @@ test('the list follows new messages until the reader scrolls up', async ({ brows
   expectNoProblems(reader);
 });
 
+test('scrolled up, the reader is offered a jump to the latest with how many are new; its own message brings it down', async ({ browser }, testInfo) => {
+  const reader = await member(browser, 'Reader');
+  const writer = await member(browser, 'Writer');
+  await reader.setViewportSize({ width: 800, height: 500 });
+  const room = `jumping-${testInfo.repeatEachIndex}-${testInfo.retry}`;
+  await openRoom(reader, room);
+  await openRoom(writer, room);
+  const list = reader.getByRole('list', { name: 'Messages', exact: true });
+  const gapBelow = () => list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
+  const jump = reader.locator('button.jump');
+  for (let n = 1; n <= 30; n++) await say(writer, `line ${n}`);
+  await expect(messages(reader).last()).toHaveText('line 30');
+  await expect(jump).toBeHidden();
+
+  await list.evaluate((el) => el.scrollTo({ top: 0 }));
+  await expect(jump).toHaveText('Jump to latest');
+  for (let n = 31; n <= 33; n++) await say(writer, `line ${n}`);
+  await expect(messages(reader).last()).toHaveText('line 33');
+  await expect(jump).toHaveText('Jump to latest (3 new)');
+  expect(await list.evaluate((el) => el.scrollTop)).toBe(0);
+  await jump.click();
+  await expect.poll(gapBelow).toBeLessThan(5);
+  await expect(jump).toBeHidden();
+
+  // Scrolled up again, the reader's own message takes it to the end.
+  await list.evaluate((el) => el.scrollTo({ top: 0 }));
+  await expect(jump).toBeVisible();
+  await say(reader, 'my own');
+  await expect(messages(reader).last()).toHaveText('my own');
+  await expect.poll(gapBelow).toBeLessThan(5);
+  await expect(jump).toBeHidden();
+  expectNoProblems(reader);
+});
+
 test('each room keeps its own draft, and a room switch carries no error along', async ({ browser }) => {
   const page = await member(browser, 'Drafter');
   await openRoom(page, 'first-room');

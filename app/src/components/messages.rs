@@ -9,7 +9,7 @@ use leptos::web_sys;
 use crate::eager::IntoEagerAny;
 use crate::links::{Piece, pieces};
 use crate::protocol::{Member, SystemEvent};
-use crate::timeline::Entry;
+use crate::timeline::{Entry, messages_after, newest_message};
 
 /// How close to the bottom (in pixels) still counts as "following" the conversation.
 const FOLLOW_SLACK_PX: i32 = 48;
@@ -18,9 +18,10 @@ const FOLLOW_SLACK_PX: i32 = 48;
 const OLDER_SLACK_PX: i32 = 80;
 
 /// The conversation. Follows new messages while scrolled to the bottom, and
-/// stays put once the reader scrolls up. Reaching the top (or pressing "Load older
-/// messages") asks for the page before the oldest shown; the message that was at
-/// the top stays where it was when the page arrives above it.
+/// stays put once the reader scrolls up, offering "Jump to latest (N new)"; the
+/// reader's own message always brings it back down. Reaching the top (or pressing
+/// "Load older messages") asks for the page before the oldest shown; the message
+/// that was at the top stays where it was when the page arrives above it.
 #[component]
 pub fn MessageList(
     entries: Signal<Vec<Arc<Entry>>>,
@@ -33,7 +34,41 @@ pub fn MessageList(
     on_load_older: Callback<()>,
 ) -> impl IntoView {
     let list = NodeRef::<html::Ol>::new();
+    let jump = NodeRef::<html::Button>::new();
     let following = StoredValue::new(true);
+    // The newest message id seen, and the newest when the reader scrolled up.
+    let newest = StoredValue::new(0_u64);
+    let left_at = StoredValue::new(0_u64);
+    // The jump button is kept up to date by hand, like `NewMessages`: a reactive
+    // view for one button that comes and goes cost more client code than this.
+    let show_jump = move || {
+        let Some(jump) = jump.get_untracked() else {
+            return;
+        };
+        let away = !following.get_value();
+        jump.set_hidden(!away);
+        if away {
+            let unseen =
+                entries.with_untracked(|entries| messages_after(entries, left_at.get_value()));
+            let text = if unseen == 0 {
+                "Jump to latest".to_owned()
+            } else {
+                format!("Jump to latest ({unseen} new)")
+            };
+            jump.set_text_content(Some(&text));
+        }
+    };
+    let to_bottom = move || {
+        following.set_value(true);
+        show_jump();
+        // After the change being made is rendered.
+        request_animation_frame(move || {
+            // The page may have gone in the meantime.
+            if let Some(list) = list.try_get_untracked().flatten() {
+                list.set_scroll_top(list.scroll_height());
+            }
+        });
+    };
     // The message at the top when older ones were asked for, and how far below the
     // list's scroll position it was.
     let anchor = StoredValue::new(None::<(String, i32)>);
@@ -53,7 +88,12 @@ pub fn MessageList(
     let on_scroll = move |_| {
         if let Some(list) = list.get_untracked() {
             let distance = list.scroll_height() - list.scroll_top() - list.client_height();
-            following.set_value(distance <= FOLLOW_SLACK_PX);
+            let now_following = distance <= FOLLOW_SLACK_PX;
+            if now_following != following.get_value() {
+                following.set_value(now_following);
+                left_at.set_value(newest.get_value());
+                show_jump();
+            }
             if list.scroll_top() <= OLDER_SLACK_PX {
                 load_older();
             }
@@ -61,6 +101,18 @@ pub fn MessageList(
     };
     Effect::new(move |_| {
         entries.track();
+        let me = me.with_untracked(|me| me.as_ref().map(|me| me.user_id.clone()));
+        let arrived = entries.with_untracked(|entries| newest_message(entries, me.as_deref()));
+        if let Some((id, own)) = arrived
+            && id > newest.get_value()
+        {
+            newest.set_value(id);
+            // The reader's own message: back to the conversation's end.
+            if own {
+                following.set_value(true);
+            }
+        }
+        show_jump();
         if let Some((id, offset)) = anchor.get_value() {
             request_animation_frame(move || {
                 let Some(list) = list.try_get_untracked().flatten() else {
@@ -80,34 +132,29 @@ pub fn MessageList(
                 }
             });
         } else if following.get_value() {
-            // After this change is rendered.
-            request_animation_frame(move || {
-                // The page may have gone in the meantime.
-                if let Some(list) = list.try_get_untracked().flatten() {
-                    list.set_scroll_top(list.scroll_height());
-                }
-            });
+            to_bottom();
         }
     });
     view! {
         // A list, not a live region: a live region would read out the whole history
         // on every join and reconnect. `NewMessages` reads out what arrives.
         <ol class="messages" node_ref=list on:scroll=on_scroll aria-label="Messages" tabindex="0">
-            <Show when=move || has_older.get()>
-                <li class="older">
-                    <button type="button" on:click=move |_| load_older()
-                        disabled=move || loading_older.get()>
-                        {move || if loading_older.get() { "Loading older messages…" } else { "Load older messages" }}
-                    </button>
-                </li>
-            </Show>
-            <Show when=move || entries.with(Vec::is_empty)>
-                <li class="empty">"No messages yet. Say hello!"</li>
-            </Show>
+            // Always there, hidden when not wanted: far less client code than items
+            // that come and go.
+            <li class="older" hidden=move || !has_older.get()>
+                <button type="button" on:click=move |_| load_older()
+                    disabled=move || loading_older.get()>
+                    {move || if loading_older.get() { "Loading older messages…" } else { "Load older messages" }}
+                </button>
+            </li>
+            <li class="empty" hidden=move || !entries.with(Vec::is_empty)>"No messages yet. Say hello!"</li>
             <For each=move || entries.get() key=|entry| entry.key() let:entry>
                 {render_entry(&entry, me, first_unseen)}
             </For>
         </ol>
+        <button type="button" class="jump" node_ref=jump hidden on:click=move |_| to_bottom()>
+            "Jump to latest"
+        </button>
     }
     .into_eager_any()
 }

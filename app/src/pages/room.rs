@@ -108,9 +108,9 @@ fn track_visibility(socket: ChatSocket) {
 fn ConnectionBanner(socket: ChatSocket) -> AnyView {
     let state = socket.state();
     let text = move || match state.get() {
-        ConnectionState::Reconnecting { retry_in_secs, .. } => {
-            Some(format!("Connection lost. Trying again in {retry_in_secs} s."))
-        }
+        ConnectionState::Reconnecting { retry_in_secs, .. } => Some(format!(
+            "Connection lost. Trying again in {retry_in_secs} s."
+        )),
         ConnectionState::Offline => {
             Some("You are offline. The room reconnects when the network is back.".to_owned())
         }
