@@ -192,12 +192,14 @@ test('a message the server refuses stays as failed with its text, and Retry deli
   });
 });
 
-test('the list follows new messages until the reader scrolls up', async ({ browser }) => {
+test('the list follows new messages until the reader scrolls up', async ({ browser }, testInfo) => {
   const reader = await member(browser, 'Reader');
   const writer = await member(browser, 'Writer');
   await reader.setViewportSize({ width: 800, height: 500 });
-  await openRoom(reader, 'scrolling');
-  await openRoom(writer, 'scrolling');
+  // Its own room on each run: the shared server keeps history.
+  const room = `scrolling-${testInfo.repeatEachIndex}-${testInfo.retry}`;
+  await openRoom(reader, room);
+  await openRoom(writer, room);
   const list = reader.getByRole('list', { name: 'Messages', exact: true });
   const gapBelow = () => list.evaluate((el) => el.scrollHeight - el.scrollTop - el.clientHeight);
 
@@ -239,6 +241,11 @@ test('scrolled up, the reader is offered a jump to the latest with how many are 
   await expect(messages(reader).last()).toHaveText('line 33');
   await expect(jump).toHaveText('Jump to latest (3 new)');
   expect(await list.evaluate((el) => el.scrollTop)).toBe(0);
+  // A busy room as people see it: desktop, dark scheme, phone.
+  await reader.screenshot({ path: testInfo.outputPath('busy-room-desktop.png') });
+  await reader.emulateMedia({ colorScheme: 'dark' });
+  await reader.screenshot({ path: testInfo.outputPath('busy-room-dark.png') });
+  await reader.emulateMedia({ colorScheme: 'light' });
   await jump.click();
   await expect.poll(gapBelow).toBeLessThan(5);
   await expect(jump).toBeHidden();
@@ -250,6 +257,8 @@ test('scrolled up, the reader is offered a jump to the latest with how many are 
   await expect(messages(reader).last()).toHaveText('my own');
   await expect.poll(gapBelow).toBeLessThan(5);
   await expect(jump).toBeHidden();
+  await reader.setViewportSize({ width: 390, height: 844 });
+  await reader.screenshot({ path: testInfo.outputPath('busy-room-phone.png') });
   expectNoProblems(reader);
 });
 

@@ -36,6 +36,8 @@ pub fn MessageList(
     let list = NodeRef::<html::Ol>::new();
     let jump = NodeRef::<html::Button>::new();
     let following = StoredValue::new(true);
+    // Where the list was scrolled to at the last scroll event.
+    let last_top = StoredValue::new(0);
     // The newest message id seen, and the newest when the reader scrolled up.
     let newest = StoredValue::new(0_u64);
     let left_at = StoredValue::new(0_u64);
@@ -87,8 +89,15 @@ pub fn MessageList(
     };
     let on_scroll = move |_| {
         if let Some(list) = list.get_untracked() {
-            let distance = list.scroll_height() - list.scroll_top() - list.client_height();
-            let now_following = distance <= FOLLOW_SLACK_PX;
+            let top = list.scroll_top();
+            let distance = list.scroll_height() - top - list.client_height();
+            // Only the reader scrolling up stops the following: a scroll event that
+            // comes after more messages were added (it fires a frame late) finds the
+            // end farther away, but the list no higher than before.
+            let scrolled_up = top < last_top.get_value();
+            last_top.set_value(top);
+            let now_following =
+                distance <= FOLLOW_SLACK_PX || (following.get_value() && !scrolled_up);
             if now_following != following.get_value() {
                 following.set_value(now_following);
                 left_at.set_value(newest.get_value());
@@ -103,14 +112,20 @@ pub fn MessageList(
         entries.track();
         let me = me.with_untracked(|me| me.as_ref().map(|me| me.user_id.clone()));
         let arrived = entries.with_untracked(|entries| newest_message(entries, me.as_deref()));
-        if let Some((id, own)) = arrived
-            && id > newest.get_value()
-        {
-            newest.set_value(id);
-            // The reader's own message: back to the conversation's end.
-            if own {
+        match arrived {
+            // A room starting over (another room, say): from its end.
+            None => {
+                newest.set_value(0);
                 following.set_value(true);
             }
+            Some((id, own)) if id > newest.get_value() => {
+                newest.set_value(id);
+                // The reader's own message: back to the conversation's end.
+                if own {
+                    following.set_value(true);
+                }
+            }
+            Some(_) => {}
         }
         show_jump();
         if let Some((id, offset)) = anchor.get_value() {
