@@ -296,7 +296,7 @@ fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
-/// A write delay is a latency every busy member pays: a second is already far more
+/// A write delay is a latency every member of a busy room pays: a second is already far more
 /// than any stream of frames needs to be gathered.
 fn parse_write_delay(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {

@@ -36,7 +36,7 @@ pub fn MessageList(
     let list = NodeRef::<html::Ol>::new();
     let jump = NodeRef::<html::Button>::new();
     let following = StoredValue::new(true);
-    // Where the list was scrolled to at the last scroll event.
+    // Where the list was at the last scroll event, or where this code last put it.
     let last_top = StoredValue::new(0);
     // The newest message id seen, and the newest when the reader scrolled up.
     let newest = StoredValue::new(0_u64);
@@ -68,6 +68,9 @@ pub fn MessageList(
             // The page may have gone in the meantime.
             if let Some(list) = list.try_get_untracked().flatten() {
                 list.set_scroll_top(list.scroll_height());
+                // Where this put it: a scroll event for it may come late or merged
+                // with the reader's own.
+                last_top.set_value(list.scroll_top());
             }
         });
     };
@@ -144,6 +147,7 @@ pub fn MessageList(
                 if let Ok(Some(kept)) = list.query_selector(&format!("li[data-id=\"{id}\"]")) {
                     let kept: web_sys::HtmlElement = kept.unchecked_into();
                     list.set_scroll_top(kept.offset_top() - offset);
+                    last_top.set_value(list.scroll_top());
                 }
             });
         } else if following.get_value() {

@@ -104,24 +104,12 @@ where
         _cx: &mut Context<'_>,
         framed: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut reader = tungstenite::WebSocket::from_raw_socket(
-            std::io::Cursor::new(framed.to_vec()),
-            tungstenite::protocol::Role::Client,
-            None,
-        );
-        loop {
-            match reader.read() {
-                Ok(message) => self
-                    .sink
-                    .start_send_unpin(message)
-                    .map_err(io::Error::other)?,
-                // The end of the bytes.
-                Err(tungstenite::Error::Protocol(
-                    tungstenite::error::ProtocolError::ResetWithoutClosingHandshake,
-                )) => return Poll::Ready(Ok(framed.len())),
-                Err(err) => return Poll::Ready(Err(io::Error::other(err))),
-            }
+        for text in crate::hub::read_as_client(framed) {
+            self.sink
+                .start_send_unpin(Message::Text(text.into()))
+                .map_err(io::Error::other)?;
         }
+        Poll::Ready(Ok(framed.len()))
     }
 }
 

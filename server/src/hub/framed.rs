@@ -43,7 +43,7 @@ fn frame_all<'a>(frames: impl IntoIterator<Item = &'a FrameBytes>) -> tungstenit
 
 /// The texts a real client reads from `bytes` (tungstenite's own reader).
 #[cfg(test)]
-pub(super) fn read_as_client(bytes: &[u8]) -> Vec<String> {
+pub(crate) fn read_as_client(bytes: &[u8]) -> Vec<String> {
     use tungstenite::{Message, WebSocket, protocol::Role};
     let cursor = std::io::Cursor::new(bytes.to_vec());
     let mut socket = WebSocket::from_raw_socket(cursor, Role::Client, None);

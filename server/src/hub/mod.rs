@@ -9,7 +9,8 @@
 //!
 //! Either way, each member owns a queue of serialized frames bounded in bytes
 //! (`queue`); a broadcast is serialized once and the same bytes are pushed into every
-//! local queue with `try_send` (`seats`). A member whose queue is full is evicted
+//! local queue with `try_send` (`seats`), or, while a room is busy, gathered and
+//! framed once into one batch every queue shares. A member whose queue is full is evicted
 //! instead of slowing the room: its queue is closed, which its connection reports as
 //! close code 4008.
 //!
@@ -19,6 +20,8 @@
 mod announcements;
 mod bans;
 mod framed;
+#[cfg(test)]
+pub(crate) use framed::read_as_client;
 pub mod listing;
 pub mod memory;
 mod pacing;

@@ -146,13 +146,14 @@ impl Seats {
     /// queue. (A batch already sent early leaves nothing for its timer.)
     pub(super) fn send_gathered(&mut self, now: Instant) -> Delivery {
         let gathered = std::mem::take(&mut self.gathered);
-        // Room for all of it at once, and no more: the buffer is shared as it is, and
-        // a queue counts only its length against the member's bound.
-        let mut bytes = Vec::with_capacity(std::mem::take(&mut self.gathered_bytes));
+        let capacity = std::mem::take(&mut self.gathered_bytes);
         if gathered.is_empty() {
             return Delivery::default();
         }
         self.pacing.wrote(gathered.len(), now);
+        // Room for all of it at once, and no more: the buffer is shared as it is, and
+        // a queue counts only its length against the member's bound.
+        let mut bytes = Vec::with_capacity(capacity);
         let mut offsets = Vec::with_capacity(gathered.len());
         for (_, frame) in &gathered {
             offsets.push(bytes.len());
