@@ -27,6 +27,7 @@ compile_error!(
 
 pub mod backoff;
 pub mod chat;
+pub mod grouping;
 pub mod links;
 pub mod outbox;
 pub mod protocol;

@@ -87,7 +87,7 @@ test('two members see each other’s messages and comings and goings', async ({ 
   await expect(alice.locator('.message.own .text')).toHaveText(['Hello Bob', 'How are you?']);
   await expect(bob.locator('.message.own .text')).toHaveText(['Hi Alice']);
   await expect(alice.locator('.message .author').first()).toHaveText('Alice');
-  await expect(alice.locator('.message time').first()).toHaveText(/^\d\d:\d\d$/);
+  await expect(alice.locator('.message time').first()).toHaveText(/^\d{1,2}:\d\d(\s[AP]M)?$/);
 
   await alice.screenshot({ path: testInfo.outputPath('room-desktop.png') });
   await bob.setViewportSize({ width: 390, height: 844 });
@@ -588,6 +588,77 @@ test('others see who is typing, until the message arrives or five quiet seconds 
   await bob.clock.fastForward(5000);
   await expect(typing).toHaveText('');
   for (const page of [alice, bob, carol]) {
+    expectNoProblems(page);
+  }
+});
+
+test('messages sit under day headings, one author\'s run is grouped, and times follow the locale', async ({ browser }, testInfo) => {
+  const room = `days-${testInfo.repeatEachIndex}-${testInfo.retry}`;
+  // A time zone where it is about noon now, so the messages never straddle midnight.
+  const offset = 12 - new Date().getUTCHours();
+  const timezoneId = offset === 0 ? 'Etc/GMT' : `Etc/GMT${offset > 0 ? '-' : '+'}${Math.abs(offset)}`;
+  const alice = await member(browser, 'Alice', undefined, { locale: 'en-US', timezoneId });
+  const bob = await member(browser, 'Bob', undefined, { locale: 'de-DE', timezoneId });
+  await openRoom(alice, room);
+  await openRoom(bob, room);
+  await sayDelivered(alice, 'one');
+  await sayDelivered(alice, 'two');
+  await sayDelivered(alice, 'three');
+  await sayDelivered(bob, 'four');
+  await sayDelivered(alice, 'five');
+  await expect(messages(alice)).toHaveText(['one', 'two', 'three', 'four', 'five']);
+
+  // One heading for the day; Alice's first three messages are one group.
+  await expect(alice.locator('.messages .day')).toHaveText(['Today']);
+  const rows = alice.locator('.messages .message');
+  await expect(rows.locator('.text')).toHaveText(['one', 'two', 'three', 'four', 'five']);
+  expect(await rows.evaluateAll((items) => items.map((item) => item.classList.contains('continued')))).toEqual([
+    false,
+    true,
+    true,
+    false,
+    false,
+  ]);
+  // A continuing message shows no author of its own, but screen readers still get it.
+  const two = rows.nth(1);
+  await expect(two.locator('.author')).toHaveText('Alice');
+  expect(await two.locator('.author').boundingBox()).toMatchObject({ width: 1, height: 1 });
+  await expect(rows.nth(0).locator('.author')).toBeVisible();
+
+  // 12 hours in American English, 24 in German.
+  await expect(rows.first().locator('time')).toHaveText(/^\d{1,2}:\d{2}\s[AP]M$/);
+  await expect(bob.locator('.messages .message time').first()).toHaveText(/^\d{2}:\d{2}$/);
+  await expect(bob.locator('.messages .day')).toHaveText(['Today']);
+
+  // The full date and time on hover, and on keyboard focus.
+  const time = rows.first().locator('time');
+  const full = await time.getAttribute('data-full');
+  const expected = await time.evaluate((el) =>
+    new Date(el.getAttribute('datetime')!).toLocaleString('en-US', { dateStyle: 'full', timeStyle: 'short' }),
+  );
+  expect(full).toBe(expected);
+  const tip = () => time.evaluate((el) => getComputedStyle(el, '::after').content);
+  expect(await tip()).toBe('none');
+  await time.hover();
+  expect(await tip()).toBe(JSON.stringify(expected));
+  await alice.mouse.move(0, 0);
+  await time.focus();
+  expect(await tip()).toBe(JSON.stringify(expected));
+  await alice.screenshot({ path: testInfo.outputPath('room-days-and-groups.png') });
+
+  // Seen again a day later, the same messages are yesterday's; three days later,
+  // under their date.
+  const sentAt = new Date((await time.getAttribute('datetime'))!);
+  await alice.clock.setFixedTime(new Date(sentAt.getTime() + 24 * 3600 * 1000));
+  await openRoom(alice, room);
+  await expect(messages(alice)).toHaveText(['one', 'two', 'three', 'four', 'five']);
+  await expect(alice.locator('.messages .day')).toHaveText(['Yesterday']);
+  await alice.clock.setFixedTime(new Date(sentAt.getTime() + 3 * 24 * 3600 * 1000));
+  await openRoom(alice, room);
+  await expect(messages(alice)).toHaveText(['one', 'two', 'three', 'four', 'five']);
+  const date = sentAt.toLocaleDateString('en-US', { dateStyle: 'full', timeZone: timezoneId });
+  await expect(alice.locator('.messages .day')).toHaveText([date]);
+  for (const page of [alice, bob]) {
     expectNoProblems(page);
   }
 });

@@ -129,8 +129,9 @@ test('the room list shows the newest fetch: an older answer arriving late is dro
     const seen = { empty: false };
     (window as unknown as { seen: typeof seen }).seen = seen;
     new MutationObserver(() => {
-      if (document.querySelector('.active-rooms')?.textContent?.includes('No active rooms')) seen.empty = true;
-    }).observe(document.body, { subtree: true, childList: true, characterData: true });
+      const notes = document.querySelectorAll<HTMLElement>('.active-rooms p');
+      if ([...notes].some((note) => !note.hidden && note.textContent?.includes('No active rooms'))) seen.empty = true;
+    }).observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
   });
   releaseFirst();
   await firstDone;

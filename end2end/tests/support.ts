@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import path from 'node:path';
-import { expect, type Browser, type Page, type WebSocketRoute } from '@playwright/test';
+import { expect, type Browser, type BrowserContextOptions, type Page, type WebSocketRoute } from '@playwright/test';
 import { engineArgs, redisUrl } from '../engine';
 
 export const onRedis = redisUrl !== undefined;
@@ -104,8 +104,13 @@ export async function signIn(page: Page, name: string, baseURL = ''): Promise<vo
 }
 
 /** A signed-in page in its own browser context (its own localStorage). */
-export async function member(browser: Browser, name: string, baseURL?: string): Promise<Page> {
-  const context = await browser.newContext(baseURL ? { baseURL } : {});
+export async function member(
+  browser: Browser,
+  name: string,
+  baseURL?: string,
+  options: BrowserContextOptions = {},
+): Promise<Page> {
+  const context = await browser.newContext(baseURL ? { ...options, baseURL } : options);
   const page = await context.newPage();
   collectProblems(page);
   await signIn(page, name);

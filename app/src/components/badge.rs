@@ -57,11 +57,10 @@ pub fn ConnectionBadge(
         <div class="badges">
             <span class=move || format!("badge badge-{}", kind()) data-state=kind>{label}</span>
             <span class="visually-hidden" role="status">{announcement}</span>
-            <Show when=move || missed.get()>
-                <span class="badge badge-missed" title="Some messages sent while you were away could not be recovered">
-                    "Missed messages"
-                </span>
-            </Show>
+            <span class="badge badge-missed" hidden=move || !missed.get()
+                title="Some messages sent while you were away could not be recovered">
+                "Missed messages"
+            </span>
         </div>
     }
     .into_eager_any()

@@ -7,6 +7,7 @@ use leptos::wasm_bindgen::JsCast;
 use leptos::web_sys;
 
 use crate::eager::IntoEagerAny;
+use crate::grouping::{DayName, Row, rows};
 use crate::links::{Piece, pieces};
 use crate::protocol::{Member, SystemEvent};
 use crate::timeline::{Entry, messages_after, newest_message};
@@ -21,7 +22,8 @@ const OLDER_SLACK_PX: i32 = 80;
 /// stays put once the reader scrolls up, offering "Jump to latest (N new)"; the
 /// reader's own message always brings it back down. Reaching the top (or pressing
 /// "Load older messages") asks for the page before the oldest shown; the message
-/// that was at the top stays where it was when the page arrives above it.
+/// that was at the top stays where it was when the page arrives above it. Each day
+/// starts with a heading, and one author's consecutive messages form a group.
 #[component]
 pub fn MessageList(
     entries: Signal<Vec<Arc<Entry>>>,
@@ -33,6 +35,9 @@ pub fn MessageList(
     loading_older: Signal<bool>,
     on_load_older: Callback<()>,
 ) -> impl IntoView {
+    // Named from today as of the latest change: a heading says "Yesterday" once a
+    // message arrives after midnight.
+    let rows = move || entries.with(|entries| rows(entries, local::local_ms, local::today()));
     let list = NodeRef::<html::Ol>::new();
     let jump = NodeRef::<html::Button>::new();
     let following = StoredValue::new(true);
@@ -167,8 +172,8 @@ pub fn MessageList(
                 </button>
             </li>
             <li class="empty" hidden=move || !entries.with(Vec::is_empty)>"No messages yet. Say hello!"</li>
-            <For each=move || entries.get() key=|entry| entry.key() let:entry>
-                {render_entry(&entry, me, first_unseen)}
+            <For each=rows key=Row::key let:row>
+                {render_row(&row, me, first_unseen)}
             </For>
         </ol>
         <button type="button" class="jump" node_ref=jump hidden on:click=move |_| to_bottom()>
@@ -216,23 +221,35 @@ pub fn NewMessages(news: Signal<Vec<(u64, String)>>) -> impl IntoView {
     view! { <div class="visually-hidden" role="log" aria-label="New messages" node_ref=log></div> }
 }
 
-fn render_entry(
-    entry: &Entry,
-    me: Signal<Option<Member>>,
-    first_unseen: Signal<Option<u64>>,
-) -> AnyView {
-    match entry {
+fn render_row(row: &Row, me: Signal<Option<Member>>, first_unseen: Signal<Option<u64>>) -> AnyView {
+    let (entry, continues) = match row {
+        Row::Day { day, name } => {
+            let heading = match name {
+                DayName::Today => "Today".to_owned(),
+                DayName::Yesterday => "Yesterday".to_owned(),
+                DayName::Date => local::date(*day),
+            };
+            return view! { <li class="day"><h2>{heading}</h2></li> }.into_eager_any();
+        }
+        Row::Entry { entry, continues } => (entry, *continues),
+    };
+    match &**entry {
         Entry::Message(message) => {
             // Own messages are told apart by user id: two users may share a name.
             let author = message.user_id.clone();
             let own = move || me.with(|me| me.as_ref().is_some_and(|me| me.user_id == author));
             let id = message.id;
             let first_unseen = move || first_unseen.get() == Some(id);
+            let (time, full) = local::time(&message.timestamp);
+            // A continuing message keeps its author for screen readers; the style
+            // hides it, and shows the time beside the message on hover or focus.
+            // The time is focusable so its full date shows to keyboard users too.
             view! {
-                <li class="message" class:own=own class:first-unseen=first_unseen data-id=id.to_string()>
+                <li class="message" class:own=own class:continued=continues
+                    class:first-unseen=first_unseen data-id=id.to_string()>
                     <div class="meta">
                         <span class="author">{message.user.clone()}</span>
-                        <time datetime=message.timestamp.clone()>{local_time(&message.timestamp)}</time>
+                        <time datetime=message.timestamp.clone() tabindex="0" data-full=full>{time}</time>
                     </div>
                     <p class="text">{linked(&message.content)}</p>
                 </li>
@@ -270,14 +287,117 @@ fn linked(text: &str) -> impl IntoView + use<> {
         .collect_view()
 }
 
-/// `HH:MM` in the reader's time zone (UTC when rendered outside a browser).
-fn local_time(timestamp: &str) -> String {
+/// Times in the reader's time zone and locale, as the browser knows them (12 or 24
+/// hours, names of days and months). On the server, which never renders a message
+/// (they come over the socket), the timestamp's own UTC text.
+mod local {
     #[cfg(feature = "hydrate")]
-    {
-        let date = js_sys::Date::new(&js_sys::JsString::from(timestamp).into());
-        if !date.get_time().is_nan() {
-            return format!("{:02}:{:02}", date.get_hours(), date.get_minutes());
+    use leptos::wasm_bindgen::JsValue;
+
+    #[cfg(feature = "hydrate")]
+    const DAY_MS: f64 = 86_400_000.0;
+
+    #[cfg(feature = "hydrate")]
+    fn parse(timestamp: &str) -> Option<js_sys::Date> {
+        let date = js_sys::Date::new(&JsValue::from_str(timestamp));
+        (!date.get_time().is_nan()).then_some(date)
+    }
+
+    /// `Intl.DateTimeFormat` options, written as JSON.
+    #[cfg(feature = "hydrate")]
+    fn options(json: &str) -> JsValue {
+        js_sys::JSON::parse(json).unwrap_or(JsValue::UNDEFINED)
+    }
+
+    /// Milliseconds since the epoch, moved by the time zone's offset at that time.
+    #[cfg(feature = "hydrate")]
+    fn local(date: &js_sys::Date) -> i64 {
+        (date.get_time() - date.get_timezone_offset() * 60_000.0) as i64
+    }
+
+    /// When a message was sent, in local milliseconds (see [`crate::grouping`]).
+    pub fn local_ms(timestamp: &str) -> Option<i64> {
+        #[cfg(feature = "hydrate")]
+        return parse(timestamp).map(|date| local(&date));
+        #[cfg(not(feature = "hydrate"))]
+        {
+            let _ = timestamp;
+            None
         }
     }
-    timestamp.get(11..16).unwrap_or(timestamp).to_owned()
+
+    /// The reader's local day.
+    pub fn today() -> i64 {
+        #[cfg(feature = "hydrate")]
+        return crate::grouping::local_day(local(&js_sys::Date::new_0()));
+        #[cfg(not(feature = "hydrate"))]
+        0
+    }
+
+    /// A message's time as a list shows it ("3:04 PM", "15:04"), and its full date
+    /// and time.
+    pub fn time(timestamp: &str) -> (String, String) {
+        #[cfg(feature = "hydrate")]
+        if let Some(date) = parse(timestamp) {
+            return (
+                date.to_locale_time_string_with_options(
+                    "default",
+                    &options(r#"{"hour":"numeric","minute":"2-digit"}"#),
+                )
+                .into(),
+                date.to_locale_string(
+                    "default",
+                    &options(r#"{"dateStyle":"full","timeStyle":"short"}"#),
+                )
+                .into(),
+            );
+        }
+        let time = timestamp.get(11..16).unwrap_or(timestamp);
+        (time.to_owned(), timestamp.to_owned())
+    }
+
+    /// A local day's date, in full.
+    pub fn date(day: i64) -> String {
+        #[cfg(feature = "hydrate")]
+        {
+            // Noon UTC of that day, written in UTC: the very date, whatever the zone.
+            let noon = js_sys::Date::new(&JsValue::from_f64(day as f64 * DAY_MS + DAY_MS / 2.0));
+            noon.to_locale_date_string(
+                "default",
+                &options(r#"{"dateStyle":"full","timeZone":"UTC"}"#),
+            )
+            .into()
+        }
+        #[cfg(not(feature = "hydrate"))]
+        {
+            // The proleptic Gregorian date of a day count (Howard Hinnant's
+            // `civil_from_days`), as ISO 8601.
+            let z = day + 719_468;
+            let era = z.div_euclid(146_097);
+            let of_era = z.rem_euclid(146_097);
+            let year_of_era = (of_era - of_era / 1460 + of_era / 36_524 - of_era / 146_096) / 365;
+            let of_year = of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+            let shifted_month = (5 * of_year + 2) / 153;
+            let day_of_month = of_year - (153 * shifted_month + 2) / 5 + 1;
+            let month = if shifted_month < 10 {
+                shifted_month + 3
+            } else {
+                shifted_month - 9
+            };
+            let year = year_of_era + era * 400 + i64::from(month <= 2);
+            format!("{year:04}-{month:02}-{day_of_month:02}")
+        }
+    }
+
+    #[cfg(all(test, not(feature = "hydrate")))]
+    mod tests {
+        #[test]
+        fn a_day_count_is_its_iso_date() {
+            assert_eq!(super::date(0), "1970-01-01");
+            assert_eq!(super::date(20_420), "2025-11-28");
+            assert_eq!(super::date(20_785), "2026-11-28");
+            assert_eq!(super::date(-1), "1969-12-31");
+            assert_eq!(super::date(11_016), "2000-02-29");
+        }
+    }
 }

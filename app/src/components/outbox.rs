@@ -30,19 +30,12 @@ pub fn OutboxList(socket: ChatSocket) -> AnyView {
                         <li class=format!("outbox-entry {class}") data-status=class>
                             <span class="text">{entry.text.clone()}</span>
                             <span class="status">{label}</span>
-                            <Show when=move || failed>
-                                {
-                                    let reference = reference.clone();
-                                    let discard_ref = discard_ref.clone();
-                                    view! {
-                                        <button type="button" class="link"
-                                            disabled=move || state.get() != ConnectionState::Open
-                                            on:click=move |_| socket.retry(&reference)>"Retry"</button>
-                                        <button type="button" class="link"
-                                            on:click=move |_| socket.discard(&discard_ref)>"Discard"</button>
-                                    }
-                                }
-                            </Show>
+                            // Drawn again on a change of status (it is in the key).
+                            <button type="button" class="link" hidden=!failed
+                                disabled=move || state.get() != ConnectionState::Open
+                                on:click=move |_| socket.retry(&reference)>"Retry"</button>
+                            <button type="button" class="link" hidden=!failed
+                                on:click=move |_| socket.discard(&discard_ref)>"Discard"</button>
                         </li>
                     }
                     .into_eager_any()

@@ -50,19 +50,26 @@ pub fn RoomPicker(
             Err(err) => error.set(Some(capitalize(&err.to_string()))),
         }
     };
-    let list = move || {
-        rooms.get().map(|result| match result {
-            Ok(rooms) if rooms.is_empty() => {
-                view! { <p class="muted">"No active rooms yet: start one above."</p> }.into_eager_any()
-            }
-            Ok(rooms) => view! {
-                <ul class="room-list">
-                    {rooms.into_iter().map(|room| room_link(room, current, live_members)).collect_view()}
-                </ul>
-            }
-            .into_eager_any(),
-            Err(err) => view! { <p class="field-error">{err.to_string()}</p> }.into_eager_any(),
+    // What the last answer was: each note is always there, hidden unless it applies
+    // (far less client code than notes that come and go).
+    let loading = move || rooms.with(Option::is_none);
+    let none_active =
+        move || rooms.with(|rooms| matches!(rooms, Some(Ok(rooms)) if rooms.is_empty()));
+    let failure = move || {
+        rooms.with(|rooms| match rooms {
+            Some(Err(err)) => Some(err.to_string()),
+            _ => None,
         })
+    };
+    let links = move || {
+        let rooms = match rooms.get() {
+            Some(Ok(rooms)) => rooms,
+            _ => Vec::new(),
+        };
+        rooms
+            .into_iter()
+            .map(|room| room_link(room, current, live_members))
+            .collect_view()
     };
     view! {
         <section class="room-picker" aria-labelledby="room-picker-title">
@@ -91,10 +98,10 @@ pub fn RoomPicker(
                         "Refresh"
                     </button>
                 </div>
-                {move || match list() {
-                    Some(list) => list,
-                    None => view! { <p class="muted">"Loading rooms…"</p> }.into_eager_any(),
-                }}
+                <p class="muted" hidden=move || !loading()>"Loading rooms…"</p>
+                <p class="muted" hidden=move || !none_active()>"No active rooms yet: start one above."</p>
+                <p class="field-error" hidden=move || failure().is_none()>{failure}</p>
+                <ul class="room-list">{links}</ul>
             </div>
         </section>
     }

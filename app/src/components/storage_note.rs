@@ -10,10 +10,8 @@ pub fn StorageNote() -> impl IntoView {
     let blocked = RwSignal::new(false);
     Effect::new(move |_| blocked.set(!session::survives_reload()));
     view! {
-        <Show when=move || blocked.get()>
-            <p class="notice storage-note" role="status">
-                "This browser blocks site storage: you stay signed in only until this page is reloaded or closed."
-            </p>
-        </Show>
+        <p class="notice storage-note" role="status" hidden=move || !blocked.get()>
+            "This browser blocks site storage: you stay signed in only until this page is reloaded or closed."
+        </p>
     }
 }

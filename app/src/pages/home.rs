@@ -31,6 +31,9 @@ pub fn HomePage() -> AnyView {
             .filter(|room| validate_room_name(room).is_ok())
     });
     let unauthorized = move || query.read().get("reason").as_deref() == Some("unauthorized");
+    // Drawn again only when the name changes: a renewed token is the same session,
+    // and must not reset what is being typed in the room picker.
+    let signed_in_as = Memo::new(move |_| signed_in.with(|s| s.as_ref().map(|s| s.name.clone())));
     let sign_out = move |_| {
         session::clear();
         signed_in.set(None);
@@ -41,28 +44,27 @@ pub fn HomePage() -> AnyView {
                 <h1>"Chorus"</h1>
                 <p class="tagline">"Real-time rooms for everyone in the conversation."</p>
             </header>
-            <Show when=unauthorized>
-                <p class="notice" role="alert">
-                    "Your session is no longer valid. Choose a name to sign in again."
-                </p>
-            </Show>
-            <Show
-                when=move || signed_in.with(Option::is_some)
-                fallback=move || view! { <SignIn signed_in next_room/> }
-            >
-                <div class="card signed-in">
-                    <p>
-                        "Signed in as "
-                        <strong class="me">{move || signed_in.with(|s| s.as_ref().map(|s| s.name.clone()))}</strong>
-                        " · "
-                        <button type="button" class="link" on:click=sign_out>"Sign out"</button>
-                    </p>
-                    <StorageNote/>
-                </div>
-                <div class="card">
-                    <RoomPicker/>
-                </div>
-            </Show>
+            <p class="notice" role="alert" hidden=move || !unauthorized()>
+                "Your session is no longer valid. Choose a name to sign in again."
+            </p>
+            {move || match signed_in_as.get() {
+                None => view! { <SignIn signed_in next_room/> }.into_eager_any(),
+                Some(name) => view! {
+                    <div class="card signed-in">
+                        <p>
+                            "Signed in as "
+                            <strong class="me">{name}</strong>
+                            " · "
+                            <button type="button" class="link" on:click=sign_out>"Sign out"</button>
+                        </p>
+                        <StorageNote/>
+                    </div>
+                    <div class="card">
+                        <RoomPicker/>
+                    </div>
+                }
+                .into_eager_any(),
+            }}
         </section>
     }
     .into_eager_any()
