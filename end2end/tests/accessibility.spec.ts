@@ -70,6 +70,12 @@ for (const [device, options] of [
       await page.emulateMedia({ colorScheme: scheme });
       expect(await violations(page)).toEqual([]);
     }
+    if (device === 'phone') {
+      // The room list, opened as a drawer over the page.
+      await page.getByRole('button', { name: 'Rooms' }).click();
+      await expect(page.locator('#rooms-drawer')).toBeVisible();
+      expect(await violations(page)).toEqual([]);
+    }
     expectNoProblems(page);
     await context.close();
     await other.context().close();

@@ -662,3 +662,43 @@ test('messages sit under day headings, one author\'s run is grouped, and times f
     expectNoProblems(page);
   }
 });
+
+test('on a phone the room list opens as a drawer, and going to a room closes it', async ({ browser }, testInfo) => {
+  const suffix = `${testInfo.repeatEachIndex}-${testInfo.retry}`;
+  const host = await member(browser, 'Host');
+  await openRoom(host, `drawer-b-${suffix}`);
+  const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true };
+  const page = await member(browser, 'Walker', undefined, phone);
+  await openRoom(page, `drawer-a-${suffix}`);
+  const toggle = page.getByRole('button', { name: 'Rooms' });
+  const drawer = page.locator('#rooms-drawer');
+  await expect(drawer).toBeHidden();
+
+  // Escape closes it, as a tap outside does.
+  await toggle.tap();
+  await expect(drawer).toBeVisible();
+  await page.keyboard.press('Escape');
+  await expect(drawer).toBeHidden();
+  await toggle.tap();
+  await drawer.getByRole('button', { name: 'Close' }).tap();
+  await expect(drawer).toBeHidden();
+
+  await toggle.tap();
+  const link = drawer.getByRole('link', { name: new RegExp(`drawer-b-${suffix}`) });
+  await expect(link).toContainText('1 member');
+  await page.screenshot({ path: testInfo.outputPath('room-switcher-phone.png') });
+  await link.tap();
+  await expect(page).toHaveURL(new RegExp(`/room/drawer-b-${suffix}$`));
+  await expectState(page, 'live');
+  await expect(drawer).toBeHidden();
+  await expect(page.getByLabel('Message', { exact: true })).toBeFocused();
+  await expect(page.locator('.members li')).toHaveText(['Host', 'Walker (you)']);
+
+  // On a wider screen the list is in the sidebar, and needs no button.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await expect(toggle).toBeHidden();
+  await expect(drawer.getByRole('heading', { name: 'Rooms', exact: true })).toBeVisible();
+  for (const each of [host, page]) {
+    expectNoProblems(each);
+  }
+});

@@ -1,7 +1,6 @@
 use leptos::prelude::*;
 
 use crate::chat::ConnectionState;
-use crate::eager::IntoEagerAny;
 
 /// Where the connection stands, in a word and a colour. Screen readers hear each
 /// change of state once, from a status region of its own: the badge's text counts
@@ -63,7 +62,6 @@ pub fn ConnectionBadge(
             </span>
         </div>
     }
-    .into_eager_any()
 }
 
 /// What the badge's status region says, apart from the room.

@@ -1,6 +1,5 @@
 use leptos::prelude::*;
 
-use crate::eager::IntoEagerAny;
 use crate::protocol::Member;
 
 /// Who is in the room; this member (by user id, not name) is marked.
@@ -30,5 +29,4 @@ pub fn MemberList(users: Signal<Vec<Member>>, me: Signal<Option<Member>>) -> imp
             </ul>
         </section>
     }
-    .into_eager_any()
 }

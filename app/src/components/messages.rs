@@ -180,7 +180,6 @@ pub fn MessageList(
             "Jump to latest"
         </button>
     }
-    .into_eager_any()
 }
 
 /// Others' messages as they arrive, read out by screen readers (a log: additions

@@ -2,7 +2,6 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::eager::IntoEagerAny;
 use crate::protocol::{RoomSummary, validate_room_name};
 use crate::session;
 
@@ -105,7 +104,6 @@ pub fn RoomPicker(
             </div>
         </section>
     }
-    .into_eager_any()
 }
 
 /// The active rooms as last fetched: `None` until the first answer, then the newest

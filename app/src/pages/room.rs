@@ -34,6 +34,14 @@ pub fn RoomPage() -> AnyView {
         open
     });
     track_visibility(socket);
+    // The drawer closes once its link or form has brought the reader to a room.
+    let drawer = NodeRef::<html::Div>::new();
+    Effect::new(move |_| {
+        room.track();
+        if let Some(drawer) = drawer.get_untracked() {
+            let _ = drawer.hide_popover();
+        }
+    });
     let unread = socket.unread();
     use_title(move || with_count(&room_title(&room.get()), unread.with(Unread::count)));
     let navigate = use_navigate();
@@ -57,6 +65,10 @@ pub fn RoomPage() -> AnyView {
                 <a class="leave" href="/">"← Leave"</a>
                 <h1 id="room-title">"#" {room}</h1>
                 <ConnectionBadge state=socket.state() missed=socket.missed() room/>
+                // Phones only (the style hides it elsewhere): opens the room list as a
+                // drawer. The browser's popover gives it Escape, a tap outside to
+                // close, and focus order, with no client code.
+                <button type="button" class="rooms-toggle" popovertarget="rooms-drawer">"Rooms"</button>
             </header>
             <StorageNote/>
             <div class="room-body">
@@ -71,7 +83,12 @@ pub fn RoomPage() -> AnyView {
                 </div>
                 <aside class="sidebar">
                     <MemberList users=socket.users() me=socket.me()/>
-                    <RoomPicker current=room refresh_on=joins live_members=member_count/>
+                    // In the sidebar on wider screens; a drawer on phones.
+                    <div id="rooms-drawer" class="rooms-drawer" popover="auto" node_ref=drawer>
+                        <button type="button" class="link drawer-close" popovertarget="rooms-drawer"
+                            popovertargetaction="hide">"Close"</button>
+                        <RoomPicker current=room refresh_on=joins live_members=member_count/>
+                    </div>
                 </aside>
             </div>
             <ConnectionBanner socket/>
@@ -105,7 +122,7 @@ fn track_visibility(socket: ChatSocket) {
 /// connected: one fixed element is far less client code than one that comes and
 /// goes.
 #[component]
-fn ConnectionBanner(socket: ChatSocket) -> AnyView {
+fn ConnectionBanner(socket: ChatSocket) -> impl IntoView {
     let state = socket.state();
     let text = move || match state.get() {
         ConnectionState::Reconnecting { retry_in_secs, .. } => Some(format!(
@@ -122,11 +139,10 @@ fn ConnectionBanner(socket: ChatSocket) -> AnyView {
             <button type="button" on:click=move |_| socket.reconnect_now()>"Retry now"</button>
         </div>
     }
-    .into_eager_any()
 }
 
 #[component]
-fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
+fn Composer(socket: ChatSocket, room: Signal<String>) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let refused = RwSignal::new(None::<String>);
     let input = NodeRef::<html::Textarea>::new();
@@ -229,7 +245,6 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> AnyView {
             <p class="composer-count" id="composer-count">{count}</p>
         </form>
     }
-    .into_eager_any()
 }
 
 /// What the composer's counter says after `used` of `limit` characters: nothing
