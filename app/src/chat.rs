@@ -39,6 +39,7 @@ use std::time::Duration;
 
 use leptos::prelude::*;
 
+use crate::mentions::mentions;
 use crate::outbox::{self, Outbox};
 use crate::protocol::{
     ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame, TYPING_EVERY_MS,
@@ -248,6 +249,9 @@ struct Signals {
     room: StoredValue<Option<String>>,
     /// A page of older messages is being fetched.
     loading_older: RwSignal<bool>,
+    /// The latest live message of someone else that mentions this member, as
+    /// `author: text`.
+    mentioned: RwSignal<Option<String>>,
     /// Others typing now.
     typists: RwSignal<Typists>,
     /// When this page last said its user is typing (ms since the epoch).
@@ -368,6 +372,13 @@ impl ChatSocket {
     /// or backlog a join brings, never the member's own. The last few only.
     pub fn news(&self) -> Signal<Vec<(u64, String)>> {
         self.signals.news.into()
+    }
+
+    /// The latest message of someone else that mentions this member by name (see
+    /// [`crate::mentions::mentions`]), as `author: text`, set as each arrives live:
+    /// never one from the history or backlog a join brings.
+    pub fn mentioned(&self) -> Signal<Option<String>> {
+        self.signals.mentioned.into()
     }
 
     /// What arrived while the page was hidden (see [`ChatSocket::page_hidden`]).
@@ -543,6 +554,7 @@ impl Handler<ChatCodec> for Room {
             SocketEvent::Started => {
                 signals.timeline.try_set(Timeline::new());
                 signals.news.try_set(Vec::new());
+                signals.mentioned.try_set(None);
                 signals.typists.try_set(Typists::default());
                 signals.unread.try_update(Unread::new_room);
                 signals.me.try_set(None);
@@ -600,15 +612,24 @@ impl Room {
                     .typists
                     .try_update(|typists| typists.sent(&message.user_id));
                 // Someone else's message, arrived live: read out to screen readers.
-                let news = signals
-                    .me
-                    .with_untracked(|me| me.as_ref().is_none_or(|me| me.user_id != message.user_id))
-                    .then(|| (message.id, format!("{}: {}", message.user, message.content)));
+                let (news, mention) = signals.me.with_untracked(|me| {
+                    let others = me.as_ref().is_none_or(|me| me.user_id != message.user_id);
+                    let news = others
+                        .then(|| (message.id, format!("{}: {}", message.user, message.content)));
+                    let mention = others
+                        && me
+                            .as_ref()
+                            .is_some_and(|me| mentions(&message.content, &me.name, lowercase));
+                    (news, mention)
+                });
                 let shown = signals.timeline.try_update(|timeline| {
                     let live = timeline.is_live(message.id);
                     timeline.message(message) && live
                 });
                 if let (Some(true), Some(news)) = (shown, news) {
+                    if mention {
+                        signals.mentioned.try_set(Some(news.1.clone()));
+                    }
                     signals.unread.try_update(|unread| unread.arrived(news.0));
                     signals.news.try_update(|items| {
                         if items.len() == NEWS_KEPT {
@@ -748,6 +769,14 @@ fn describe_error(code: ErrorCode, message: &str) -> String {
     }
 }
 
+/// Lower case as the browser folds it (see [`mentions`]).
+fn lowercase(text: &str) -> String {
+    #[cfg(feature = "hydrate")]
+    return js_sys::JsString::from(text).to_lower_case().into();
+    #[cfg(not(feature = "hydrate"))]
+    text.to_lowercase()
+}
+
 /// How many live messages [`ChatSocket::news`] keeps: enough for a screen reader
 /// to catch up on a burst, few enough to keep the page small.
 const NEWS_KEPT: usize = 5;
@@ -765,6 +794,7 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         unread: RwSignal::new(Unread::default()),
         room: StoredValue::new(None::<String>),
         loading_older: RwSignal::new(false),
+        mentioned: RwSignal::new(None),
         typists: RwSignal::new(Typists::default()),
         typing_sent: StoredValue::new(0),
     };

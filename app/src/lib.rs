@@ -29,6 +29,7 @@ pub mod backoff;
 pub mod chat;
 pub mod grouping;
 pub mod links;
+pub mod mentions;
 pub mod outbox;
 pub mod protocol;
 pub mod renewal;

@@ -702,3 +702,143 @@ test('on a phone the room list opens as a drawer, and going to a room closes it'
     expectNoProblems(each);
   }
 });
+
+/**
+ * A stand-in for the browser's notifications, installed before the page loads:
+ * records each notification and permission request, and answers requests as told
+ * (`granted` unless the page's `__answer` says otherwise).
+ */
+async function recordNotifications(page: import('@playwright/test').Page): Promise<void> {
+  await page.addInitScript(() => {
+    const record = { shown: [] as { title: string; body?: string; tag?: string }[], requests: 0 };
+    (window as unknown as { notes: typeof record }).notes = record;
+    class RecordedNotification extends EventTarget {
+      static permission = localStorage.getItem('test.permission') ?? 'default';
+      static async requestPermission() {
+        record.requests += 1;
+        if (RecordedNotification.permission === 'default') {
+          RecordedNotification.permission = (window as unknown as { __answer?: string }).__answer ?? 'granted';
+          localStorage.setItem('test.permission', RecordedNotification.permission);
+        }
+        return RecordedNotification.permission;
+      }
+      constructor(title: string, options?: { body?: string; tag?: string }) {
+        super();
+        record.shown.push({ title, body: options?.body, tag: options?.tag });
+      }
+      close() {}
+    }
+    (window as unknown as { Notification: unknown }).Notification = RecordedNotification;
+  });
+}
+
+function notes(page: import('@playwright/test').Page) {
+  return page.evaluate(() => (window as unknown as { notes: { shown: unknown[]; requests: number } }).notes);
+}
+
+test('mentions notify while the tab is hidden, once asked for by the button, never on load', async ({ browser }, testInfo) => {
+  const room = `mentions-${testInfo.repeatEachIndex}-${testInfo.retry}`;
+  const alice = await member(browser, 'Alice');
+  const bob = await member(browser, 'Bob');
+  await recordNotifications(alice);
+  await openRoom(alice, room);
+  await openRoom(bob, room);
+  const button = alice.getByRole('button', { name: 'Notify me of mentions' });
+  await expect(button).toHaveAttribute('aria-pressed', 'false');
+  expect((await notes(alice)).requests).toBe(0);
+
+  // Off: a mention while hidden shows nothing.
+  await setHidden(alice, true);
+  await sayDelivered(bob, 'alice, before you asked');
+  await expect(messages(alice).last()).toHaveText('alice, before you asked');
+  await setHidden(alice, false);
+
+  await button.click();
+  await expect(button).toHaveAttribute('aria-pressed', 'true');
+  expect((await notes(alice)).requests).toBe(1);
+
+  // Visible: nothing. Hidden: a mention, not a plain message nor another name.
+  await sayDelivered(bob, 'hey @Alice, while you look');
+  await setHidden(alice, true);
+  await sayDelivered(bob, 'just talking');
+  await sayDelivered(bob, 'malice is not a name');
+  await sayDelivered(bob, 'ALICE: look at this');
+  await expect(messages(alice).last()).toHaveText('ALICE: look at this');
+  await expect.poll(async () => (await notes(alice)).shown).toEqual([
+    { title: `You were mentioned in #${room}`, body: 'Bob: ALICE: look at this', tag: room },
+  ]);
+  // One's own message mentioning oneself: nothing.
+  await sayDelivered(alice, 'note to alice');
+  expect((await notes(alice)).shown).toHaveLength(1);
+  await setHidden(alice, false);
+
+  // The choice holds across a reload, without asking again; pressed again, off.
+  await openRoom(alice, room);
+  await expect(button).toHaveAttribute('aria-pressed', 'true');
+  expect((await notes(alice)).requests).toBe(0);
+  await button.click();
+  await expect(button).toHaveAttribute('aria-pressed', 'false');
+  await setHidden(alice, true);
+  await sayDelivered(bob, 'alice, now off');
+  await expect(messages(alice).last()).toHaveText('alice, now off');
+  expect((await notes(alice)).shown).toEqual([]);
+  for (const page of [alice, bob]) {
+    expectNoProblems(page);
+  }
+});
+
+test('blocked notifications say where to allow them; without notifications there is no button', async ({ browser }) => {
+  const blocked = await member(browser, 'Blocked');
+  await recordNotifications(blocked);
+  await blocked.addInitScript(() => {
+    (window as unknown as { __answer: string }).__answer = 'denied';
+  });
+  await openRoom(blocked, 'no-notes');
+  const button = blocked.getByRole('button', { name: 'Notify me of mentions' });
+  const note = blocked.getByText("allow notifications in the browser's site settings");
+  await expect(note).toBeHidden();
+  await button.click();
+  await expect(note).toBeVisible();
+  await expect(button).toHaveAttribute('aria-pressed', 'false');
+
+  const without = await member(browser, 'Without');
+  await without.addInitScript(() => {
+    delete (window as unknown as { Notification?: unknown }).Notification;
+  });
+  await openRoom(without, 'no-notes');
+  await expect(without.locator('.mention-alerts')).toBeHidden();
+  for (const page of [blocked, without]) {
+    expectNoProblems(page);
+  }
+});
+
+test("the browser's own notifications, once granted, show a mention", async ({ browser }) => {
+  const reader = await member(browser, 'Reader');
+  await reader.context().grantPermissions(['notifications']);
+  // Chromium's real notifications, each also counted.
+  await reader.addInitScript(() => {
+    const shown: string[] = [];
+    (window as unknown as { shown: string[] }).shown = shown;
+    const Real = window.Notification;
+    window.Notification = class extends Real {
+      constructor(title: string, options?: NotificationOptions) {
+        super(title, options);
+        shown.push(`${title} | ${options?.body}`);
+      }
+    } as typeof Notification;
+  });
+  const writer = await member(browser, 'Writer');
+  await openRoom(reader, 'real-notes');
+  await openRoom(writer, 'real-notes');
+  await reader.getByRole('button', { name: 'Notify me of mentions' }).click();
+  await expect(reader.getByRole('button', { name: 'Notify me of mentions' })).toHaveAttribute('aria-pressed', 'true');
+  await setHidden(reader, true);
+  await sayDelivered(writer, 'over to you, Reader');
+  await expect(messages(reader).last()).toHaveText('over to you, Reader');
+  await expect.poll(() => reader.evaluate(() => (window as unknown as { shown: string[] }).shown)).toEqual([
+    'You were mentioned in #real-notes | Writer: over to you, Reader',
+  ]);
+  for (const page of [reader, writer]) {
+    expectNoProblems(page);
+  }
+});

@@ -1,12 +1,11 @@
 use std::sync::Arc;
 
-use leptos::either::Either;
+use leptos::either::{Either, EitherOf3};
 use leptos::html;
 use leptos::prelude::*;
 use leptos::wasm_bindgen::JsCast;
 use leptos::web_sys;
 
-use crate::eager::IntoEagerAny;
 use crate::grouping::{DayName, Row, rows};
 use crate::links::{Piece, pieces};
 use crate::protocol::{Member, SystemEvent};
@@ -220,7 +219,11 @@ pub fn NewMessages(news: Signal<Vec<(u64, String)>>) -> impl IntoView {
     view! { <div class="visually-hidden" role="log" aria-label="New messages" node_ref=log></div> }
 }
 
-fn render_row(row: &Row, me: Signal<Option<Member>>, first_unseen: Signal<Option<u64>>) -> AnyView {
+fn render_row(
+    row: &Row,
+    me: Signal<Option<Member>>,
+    first_unseen: Signal<Option<u64>>,
+) -> impl IntoView + use<> {
     let (entry, continues) = match row {
         Row::Day { day, name } => {
             let heading = match name {
@@ -228,7 +231,7 @@ fn render_row(row: &Row, me: Signal<Option<Member>>, first_unseen: Signal<Option
                 DayName::Yesterday => "Yesterday".to_owned(),
                 DayName::Date => local::date(*day),
             };
-            return view! { <li class="day"><h2>{heading}</h2></li> }.into_eager_any();
+            return EitherOf3::A(view! { <li class="day"><h2>{heading}</h2></li> });
         }
         Row::Entry { entry, continues } => (entry, *continues),
     };
@@ -243,7 +246,7 @@ fn render_row(row: &Row, me: Signal<Option<Member>>, first_unseen: Signal<Option
             // A continuing message keeps its author for screen readers; the style
             // hides it, and shows the time beside the message on hover or focus.
             // The time is focusable so its full date shows to keyboard users too.
-            view! {
+            EitherOf3::B(view! {
                 <li class="message" class:own=own class:continued=continues
                     class:first-unseen=first_unseen data-id=id.to_string()>
                     <div class="meta">
@@ -252,23 +255,22 @@ fn render_row(row: &Row, me: Signal<Option<Member>>, first_unseen: Signal<Option
                     </div>
                     <p class="text">{linked(&message.content)}</p>
                 </li>
-            }
-            .into_eager_any()
+            })
         }
+        // A line of its own: a join or leave, or a gap (a note).
         Entry::System { text, event, .. } => {
             let kind = match event {
                 SystemEvent::Join => "system system-join",
                 SystemEvent::Leave => "system system-leave",
                 SystemEvent::Unknown => "system",
             };
-            view! { <li class=kind>{text.clone()}</li> }.into_eager_any()
+            let no_role: Option<&str> = None;
+            EitherOf3::C(view! { <li class=kind role=no_role>{text.clone()}</li> })
         }
-        Entry::Gap { .. } => view! {
-            <li class="gap" role="note">
-                "Some messages sent while you were away could not be recovered."
-            </li>
+        Entry::Gap { .. } => {
+            let text = "Some messages sent while you were away could not be recovered.";
+            EitherOf3::C(view! { <li class="gap" role=Some("note")>{text.to_owned()}</li> })
         }
-        .into_eager_any(),
     }
 }
 

@@ -1,13 +1,15 @@
 //! Pieces of the room and home pages, each taking signals as props and owning no
 //! connection: `badge` (where the connection stands), `messages` (the timeline,
 //! auto-scrolling unless the reader scrolled up, and `NewMessages`, what arrives
-//! live, for screen readers), `members`, `outbox` (unsent messages, with Retry and Discard), and `rooms` (the active
+//! live, for screen readers), `members`, `mention_alerts` (desktop notifications
+//! of mentions, on request), `outbox` (unsent messages, with Retry and Discard), and `rooms` (the active
 //! rooms list and the join-by-name form), and `storage_note` (a session that will not
 //! survive a reload). [`use_hydrated`] keeps server-rendered forms disabled until the
 //! WASM is live.
 
 mod badge;
 mod members;
+mod mention_alerts;
 mod messages;
 mod outbox;
 mod rooms;
@@ -15,6 +17,7 @@ mod storage_note;
 
 pub use badge::ConnectionBadge;
 pub use members::MemberList;
+pub use mention_alerts::MentionAlerts;
 pub use messages::{MessageList, NewMessages};
 pub use outbox::OutboxList;
 pub use rooms::{RoomPicker, capitalize, room_path};

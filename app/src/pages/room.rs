@@ -8,8 +8,8 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::chat::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
 use crate::components::{
-    ConnectionBadge, MemberList, MessageList, NewMessages, OutboxList, RoomPicker, StorageNote,
-    focus_soon, use_hydrated,
+    ConnectionBadge, MemberList, MentionAlerts, MessageList, NewMessages, OutboxList, RoomPicker,
+    StorageNote, focus_soon, use_hydrated,
 };
 use crate::eager::IntoEagerAny;
 use crate::protocol::MAX_CONTENT_CHARS;
@@ -83,6 +83,7 @@ pub fn RoomPage() -> AnyView {
                 </div>
                 <aside class="sidebar">
                     <MemberList users=socket.users() me=socket.me()/>
+                    <MentionAlerts socket room/>
                     // In the sidebar on wider screens; a drawer on phones.
                     <div id="rooms-drawer" class="rooms-drawer" popover="auto" node_ref=drawer>
                         <button type="button" class="link drawer-close" popovertarget="rooms-drawer"
