@@ -297,10 +297,11 @@ impl ChatSocket {
         self.signals.loading_older.into()
     }
 
-    /// Connects now instead of waiting out the backoff or for the network.
+    /// Connects now instead of waiting out the backoff or for the network, and
+    /// tries again after a close the protocol says not to retry (refused, removed).
     pub fn reconnect_now(&self) {
         if let Some(socket) = self.signals.socket.get_value() {
-            socket.wake();
+            socket.retry_now();
         }
     }
 

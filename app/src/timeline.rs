@@ -135,9 +135,10 @@ impl Timeline {
 
     /// A `welcome` frame: the member list restarts from the server's view.
     pub fn welcome(&mut self, users: Vec<Member>, recovered: bool) {
-        self.users = users;
-        self.users.sort_by(member_order);
-        self.users.dedup_by(|a, b| a.user_id == b.user_id);
+        // One by one, as later joins are: a sort of its own would add its code to
+        // the client, and a welcome lists at most a page of members.
+        self.users.clear();
+        self.more_users(users);
         if !recovered {
             self.missed = true;
             let seq = self.take_seq();

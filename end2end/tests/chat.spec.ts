@@ -406,23 +406,45 @@ test('scrolling to the top of a room with more than 50 messages loads the older 
   expectNoProblems(page);
 });
 
-test('removed by the backend: the page says why and does not reconnect, and a ban keeps the user out', async ({ browser, request }) => {
+test('removed by the backend: the page says why over the composer, reconnects only when asked, and a ban keeps the user out', async ({ browser, request }) => {
   const page = await member(browser, 'Spammer');
   const { sockets } = await watchSockets(page);
   await openRoom(page, `moderated-${Date.now()}`);
   const session = await page.evaluate(() => JSON.parse(localStorage.getItem('chorus.session')!));
   const userId = tokenClaims(session.token).sub as string;
-  const removed = await request.post(`/api/users/${userId}/disconnect`, {
-    headers: { Authorization: `Bearer ${API_KEY}` },
-    data: { reason: 'spamming', ban_seconds: 600 },
-  });
-  expect(removed.status()).toBe(204);
-  await expect(badge(page)).toHaveText('Offline: you were removed from the chat: spamming');
+  const disconnect = (data: Record<string, unknown>) =>
+    request.post(`/api/users/${userId}/disconnect`, { headers: { Authorization: `Bearer ${API_KEY}` }, data });
+  const banner = page.locator('.connection-banner');
+  const retry = banner.getByRole('button', { name: 'Retry now' });
+
+  // Removed without a ban: said in the badge and over the composer, never retried
+  // by itself (not even when the tab comes back), and Retry now gets back in.
+  expect((await disconnect({ reason: 'cool down' })).status()).toBe(204);
+  await expect(badge(page)).toHaveText('Offline: you were removed from the chat: cool down');
+  await expect(banner).toHaveText(/Disconnected: you were removed from the chat: cool down\./);
+  await expect(page.locator('#composer-hint')).toHaveText(/messages you send now wait here/);
+  await page.evaluate(() => window.dispatchEvent(new Event('online')));
+  await say(page, 'after the break');
+  await expect(page.locator('.outbox-entry .status')).toHaveText(['Waiting for the connection…']);
   expect(sockets.map((socket) => socket.closedByServer)).toEqual([4010]);
-  // Still banned after a reload: refused with 4003, said as such, not retried.
+  await retry.click();
+  await expectState(page, 'live');
+  await expect(banner).toBeHidden();
+  await expect(page.locator('.outbox-entry')).toHaveCount(0);
+  await expect(messages(page)).toHaveText(['after the break']);
+  expect(sockets).toHaveLength(2);
+
+  // Removed with a ban: still refused after a reload (4003), and on Retry now.
+  expect((await disconnect({ reason: 'spamming', ban_seconds: 600 })).status()).toBe(204);
+  await expect(badge(page)).toHaveText('Offline: you were removed from the chat: spamming');
+  expect(sockets.map((socket) => socket.closedByServer)).toEqual([4010, 4010]);
   await page.reload();
   await expect(badge(page)).toHaveText('Offline: you may not join this room');
-  expect(sockets.map((socket) => socket.closedByServer)).toEqual([4010, 4003]);
+  await expect(banner).toHaveText(/Disconnected: you may not join this room\./);
+  expect(sockets.map((socket) => socket.closedByServer)).toEqual([4010, 4010, 4003]);
+  await retry.click();
+  await expect.poll(() => sockets.map((socket) => socket.closedByServer)).toEqual([4010, 4010, 4003, 4003]);
+  await expect(badge(page)).toHaveText('Offline: you may not join this room');
 });
 
 test('Shift+Enter writes a new line, Enter sends, and a counter warns near the length limit', async ({ browser }) => {

@@ -113,15 +113,11 @@ fn track_visibility(socket: ChatSocket) {
     }
 }
 
-/// The message box: Enter sends, focus stays, a failed send keeps the text. Each
-/// room keeps its own draft, and a room switch carries no error along. Disabled until
-/// the page is hydrated, so nothing typed is lost to hydration and no message can be
-/// submitted as a plain form (its text in a URL).
-/// While the connection is down, a banner over the composer says so and offers to
-/// try again at once (the badge alone is easy to miss). Not a live region: the
-/// badge's status already announces each change. Always rendered, hidden while
-/// connected: one fixed element is far less client code than one that comes and
-/// goes.
+/// While the connection is down, or closed by the server (refused, removed), a
+/// banner over the composer says so and offers to try again at once (the badge
+/// alone is easy to miss). Not a live region: the badge's status already announces
+/// each change. Always rendered, hidden while connected: one fixed element is far
+/// less client code than one that comes and goes.
 #[component]
 fn ConnectionBanner(socket: ChatSocket) -> impl IntoView {
     let state = socket.state();
@@ -131,6 +127,13 @@ fn ConnectionBanner(socket: ChatSocket) -> impl IntoView {
         )),
         ConnectionState::Offline => {
             Some("You are offline. The room reconnects when the network is back.".to_owned())
+        }
+        // Refused or removed: said until the reader tries again. (Signed out or
+        // unauthorized, the page goes to sign in.)
+        ConnectionState::Closed(ref reason)
+            if !matches!(reason, ClosedReason::SignedOut | ClosedReason::Unauthorized) =>
+        {
+            Some(format!("Disconnected: {reason}."))
         }
         _ => None,
     };
@@ -142,6 +145,10 @@ fn ConnectionBanner(socket: ChatSocket) -> impl IntoView {
     }
 }
 
+/// The message box: Enter sends, focus stays, a failed send keeps the text. Each
+/// room keeps its own draft, and a room switch carries no error along. Disabled until
+/// the page is hydrated, so nothing typed is lost to hydration and no message can be
+/// submitted as a plain form (its text in a URL).
 #[component]
 fn Composer(socket: ChatSocket, room: Signal<String>) -> impl IntoView {
     let draft = RwSignal::new(String::new());
@@ -215,7 +222,10 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> impl IntoView {
     let problem = move || refused.get().or_else(|| socket.problem().get());
     // Sending never waits for the connection: say what happens to what is sent now.
     let hint = move || match socket.state().get() {
-        ConnectionState::Open | ConnectionState::Closed(_) => None,
+        ConnectionState::Open => None,
+        ConnectionState::Closed(_) => {
+            Some("Disconnected: messages you send now wait here until a retry gets in.")
+        }
         ConnectionState::Connecting => {
             Some("Connecting… messages you send now go out as soon as it is live.")
         }

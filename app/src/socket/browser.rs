@@ -135,7 +135,12 @@ async fn run<C: Codec, H: Handler<C>>(
         match C::after_close(code) {
             Next::Stop => {
                 link.emit(SocketEvent::Stopped(Stopped::Closed { code, reason }));
-                return;
+                // Closed for good, unless the reader asks to try again.
+                if !until_retry(&mut inbox, &link).await {
+                    return;
+                }
+                backoff = Backoff::with_policy(options.backoff);
+                continue;
             }
             Next::Renew => match until_stopped(&mut inbox, &link, link.handler.renew()).await {
                 None => return,
@@ -205,7 +210,7 @@ async fn connect<C: Codec, H: Handler<C>>(
             }
             // Back online or visible: timers may have been throttled meanwhile, so
             // check at once whether the server has been silent too long.
-            Event::Command(Some(Command::Wake)) => {
+            Event::Command(Some(Command::Wake | Command::Retry)) => {
                 if silence_left_ms(limit, last_heard, now_ms()) == Some(0) {
                     return dead(socket, ready_at);
                 }
@@ -297,7 +302,7 @@ async fn wait_to_retry<C: Codec, H: Handler<C>>(
         select_biased! {
             command = inbox.next() => match command {
                 None | Some(Command::Stop) => return false,
-                Some(Command::Wake) => return true,
+                Some(Command::Wake | Command::Retry) => return true,
                 Some(Command::Send(_)) => link.emit(SocketEvent::SendFailed(SendFailure::NotConnected)),
             },
             () = sleep.fuse() => {}
@@ -317,10 +322,27 @@ async fn until_stopped<C: Codec, H: Handler<C>, T>(
         select_biased! {
             command = inbox.next() => match command {
                 None | Some(Command::Stop) => return None,
-                Some(Command::Wake) => {}
+                Some(Command::Wake | Command::Retry) => {}
                 Some(Command::Send(_)) => link.emit(SocketEvent::SendFailed(SendFailure::NotConnected)),
             },
             done = work => return Some(done),
+        }
+    }
+}
+
+/// Waits, after a close not to be retried, for the reader to ask for another try
+/// (`true`) or for the page to stop the task (`false`); the network coming back
+/// or the tab being shown again is no reason to.
+async fn until_retry<C: Codec, H: Handler<C>>(
+    inbox: &mut UnboundedReceiver<Command>,
+    link: &Link<C, H>,
+) -> bool {
+    loop {
+        match inbox.next().await {
+            None | Some(Command::Stop) => return false,
+            Some(Command::Retry) => return true,
+            Some(Command::Wake) => {}
+            Some(Command::Send(_)) => link.emit(SocketEvent::SendFailed(SendFailure::NotConnected)),
         }
     }
 }

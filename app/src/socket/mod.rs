@@ -321,6 +321,9 @@ enum Command {
     Send(String),
     /// The network is back or the tab is visible again: skip the backoff wait.
     Wake,
+    /// The reader asked to try again now: a wake that also reconnects after a close
+    /// the codec said not to retry (a ban may have ended).
+    Retry,
     /// Close with 1000 and end the task.
     Stop,
 }
@@ -377,11 +380,13 @@ impl<C: Codec> ReconnectingSocket<C> {
             .unwrap_or(false)
     }
 
-    /// Ends a wait before the next attempt (the backoff's, or for the network to
-    /// come back): the task connects now. Nothing happens while connected.
-    pub fn wake(&self) {
+    /// Connects now, as the reader asked: ends a wait before the next attempt (the
+    /// backoff's, or for the network to come back), and tries again after a close
+    /// that [`Codec::after_close`] said not to retry. Nothing happens while
+    /// connected.
+    pub fn retry_now(&self) {
         self.control
-            .try_with_value(|control| control.send(Command::Wake));
+            .try_with_value(|control| control.send(Command::Retry));
     }
 }
 
