@@ -117,14 +117,14 @@ async fn redis_errors_reconnects_and_gap_refills_are_counted() {
     let _: String = redis
         .query(
             redis::cmd("XADD")
-                .arg("chorus:room:lobby:log")
+                .arg("chorus:room:{lobby}:log")
                 .arg(format!("{}-0", first + 1))
                 .arg("f")
                 .arg(missed.to_string()),
         )
         .await;
     let _: u64 = redis
-        .query(redis::cmd("INCR").arg("chorus:room:lobby:seq"))
+        .query(redis::cmd("INCR").arg("chorus:room:{lobby}:seq"))
         .await;
     let _: u64 = redis
         .query(redis::cmd("CLIENT").arg("KILL").arg("TYPE").arg("pubsub"))

@@ -118,7 +118,7 @@ async fn members_on_three_nodes_see_every_message_once_in_the_same_order() {
     let subscribers = || async {
         let numsub = redis::cmd("PUBSUB")
             .arg("NUMSUB")
-            .arg("chorus:room:lobby")
+            .arg("chorus:room:{lobby}")
             .clone();
         redis.query::<(String, usize)>(&numsub).await.1
     };
@@ -336,8 +336,8 @@ async fn a_quiet_rooms_history_expires_and_its_ids_still_increase() {
     alice.say("soon gone").await;
     let first = messages(&mut alice, 1).await;
     let exists = redis::cmd("EXISTS")
-        .arg("chorus:room:ephemeral:log")
-        .arg("chorus:room:ephemeral:seq")
+        .arg("chorus:room:{ephemeral}:log")
+        .arg("chorus:room:{ephemeral}:seq")
         .clone();
     let stored = || redis.query::<usize>(&exists);
     assert_eq!(stored().await, 2);
@@ -587,4 +587,58 @@ async fn max_rooms_counts_the_rooms_of_every_server() {
         b.rooms().await,
         json!([{"name": "first", "members": 2, "connections": 2}])
     );
+}
+
+#[tokio::test]
+async fn room_keys_from_before_hash_tags_carry_over_an_upgrade() {
+    let redis = RedisServer::start().await;
+    // A room as an earlier version left it: ids, its first id and history under
+    // `chorus:room:<room>:...`.
+    for id in 1..=3_u64 {
+        let frame = json!({"type": "message", "id": id, "user_id": "old", "user": "old",
+            "content": format!("before the upgrade {id}"), "timestamp": "2026-11-28T10:00:00.000Z"});
+        let _: String = redis
+            .query(
+                redis::cmd("XADD")
+                    .arg("chorus:room:legacy:log")
+                    .arg(format!("{id}-0"))
+                    .arg("f")
+                    .arg(frame.to_string()),
+            )
+            .await;
+    }
+    let _: () = redis
+        .query(
+            redis::cmd("MSET")
+                .arg("chorus:room:legacy:seq")
+                .arg(3)
+                .arg("chorus:room:legacy:first")
+                .arg(1),
+        )
+        .await;
+
+    let node = Node::start(&redis).await;
+    let (mut alice, welcome) = node.join("legacy", "alice", Some(1)).await;
+    assert_eq!(welcome["recovered"], true, "{welcome}");
+    assert_eq!(welcome["last_id"], 3);
+    assert_eq!(
+        messages(&mut alice, 2).await,
+        [
+            (2, "before the upgrade 2".to_owned()),
+            (3, "before the upgrade 3".to_owned())
+        ]
+    );
+    alice.say("after the upgrade").await;
+    assert_eq!(
+        messages(&mut alice, 1).await,
+        [(4, "after the upgrade".to_owned())]
+    );
+    let left: usize = redis
+        .query(
+            redis::cmd("EXISTS")
+                .arg("chorus:room:legacy:log")
+                .arg("chorus:room:legacy:seq"),
+        )
+        .await;
+    assert_eq!(left, 0, "the old names are gone");
 }

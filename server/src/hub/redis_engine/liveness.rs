@@ -17,6 +17,7 @@ pub(super) async fn liveness(shared: Weak<Shared>) {
     };
     every(period, shared, "liveness check failed", async |current| {
         current.heartbeat().await?;
+        current.list_occupied().await?;
         current.reap_dead_nodes().await
     })
     .await;
@@ -42,17 +43,7 @@ pub(super) async fn finish_leaves(shared: Weak<Shared>) {
         period,
         shared,
         "could not finish due leaves",
-        async |current| {
-            current
-                .scripts
-                .finalize
-                .key(keys::leaves())
-                .arg(keys::PREFIX)
-                .arg(BATCH)
-                .invoke_async::<usize>(&mut current.redis.clone())
-                .await
-                .map(drop)
-        },
+        async |current| current.finish_leaves(BATCH).await.map(drop),
     )
     .await;
 }
@@ -103,15 +94,11 @@ impl Shared {
         let mut redis = self.redis.clone();
         let nodes: Vec<String> = redis.smembers(keys::nodes()).await?;
         for node in nodes.iter().filter(|node| **node != self.node) {
-            let rooms: usize = self
-                .scripts
-                .reap
-                .key(keys::nodes())
-                .arg(node)
-                .arg(keys::PREFIX)
-                .arg(self.grace_ms())
-                .invoke_async(&mut redis)
-                .await?;
+            let alive: bool = redis.exists(keys::node(node)).await?;
+            if alive {
+                continue;
+            }
+            let rooms = self.reap(node).await?;
             if rooms > 0 {
                 tracing::info!(node, rooms, "reaped the members of a server that stopped");
             }

@@ -15,8 +15,10 @@ pub struct RedisMembership {
     pub(super) member_id: MemberId,
     pub(super) user_id: Arc<str>,
     pub(super) name: Arc<str>,
-    /// Whether Redis presence counts this connection.
+    /// Whether Redis presence counts this connection (or may: an unknown outcome).
     pub(super) present: bool,
+    /// Whether it is counted in the room's `present` here.
+    pub(super) counted: bool,
     /// Leave without the presence grace ([`Self::leave_at_once`]).
     pub(super) at_once: bool,
 }
@@ -99,20 +101,25 @@ impl Drop for RedisMembership {
     fn drop(&mut self) {
         let shared = &self.shared;
         // The room's lock only, then (if it emptied) the map's: never both at once.
-        let local_room_empty = {
+        let (last_here, local_room_empty) = {
             let mut state = lock(&self.room.state);
             state.seats.remove(self.member_id);
+            if self.counted {
+                state.present -= 1;
+            }
+            let mut last_here = false;
             if let Some((_, count)) = state.users.get_mut(&self.user_id) {
                 *count -= 1;
                 if *count == 0 {
                     state.users.remove(&self.user_id);
+                    last_here = true;
                 }
             }
             let empty = state.seats.is_empty() && !state.removed;
             if empty {
                 state.removed = true;
             }
-            empty
+            (last_here, empty)
         };
         if local_room_empty {
             shared.unlist(&self.room);
@@ -124,15 +131,10 @@ impl Drop for RedisMembership {
         let room = self.room.clone();
         let user_id = self.user_id.clone();
         let left = ServerFrame::left(&self.user_id, &self.name).to_json();
-        let grace_ms = if self.at_once { 0 } else { shared.grace_ms() };
+        let at_once = self.at_once;
         tokio::spawn(async move {
-            let outcome: redis::RedisResult<i64> = shared
-                .presence_script(&shared.scripts.leave, &room)
-                .arg(&*user_id)
-                .arg(left)
-                .arg(if local_room_empty { 1 } else { 0 })
-                .arg(grace_ms)
-                .invoke_async(&mut shared.redis.clone())
+            let outcome = shared
+                .depart(&room, &user_id, left, last_here, local_room_empty, at_once)
                 .await;
             if let Err(err) = outcome {
                 // Written back from the local seats when Redis returns.

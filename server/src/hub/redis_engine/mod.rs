@@ -27,6 +27,7 @@ pub mod keys;
 mod liveness;
 mod membership;
 mod payload;
+mod presence;
 mod scripts;
 mod subscriber;
 
@@ -35,11 +36,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS, ServerFrame};
+use app::protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS};
 use rand::Rng;
+use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
-use redis::{AsyncCommands, Script, ScriptInvocation};
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -130,6 +131,9 @@ struct RoomState {
     anchor: u64,
     /// This server's connections per user, to write presence back after an outage.
     users: HashMap<Arc<str>, (Arc<str>, usize)>,
+    /// This server's connections that entered the room's presence in Redis: while
+    /// any has, the heartbeat lists the room again.
+    present: usize,
     /// Emptied here and being taken out of the rooms map: joins make a new room.
     removed: bool,
     /// Announces the joins and leaves that arrive by Pub/Sub to this server's
@@ -165,6 +169,12 @@ impl RedisHub {
             .query_async(&mut redis)
             .await
             .map_err(start_error)?;
+        let renamed = rename_untagged_keys(&mut redis)
+            .await
+            .map_err(start_error)?;
+        if renamed > 0 {
+            tracing::info!(keys = renamed, "renamed room keys from before hash tags");
+        }
 
         let node = format!("{:016x}", rand::rng().random::<u64>());
         let (subscriptions, requests) = mpsc::unbounded_channel();
@@ -235,6 +245,7 @@ impl RedisHub {
             user_id,
             name,
             present: false,
+            counted: false,
             at_once: false,
         };
         room.subscribed
@@ -248,30 +259,18 @@ impl RedisHub {
             .acquire()
             .await
             .map_err(|_| Unavailable::ShuttingDown)?;
-        let joined = ServerFrame::joined(&who.id, &who.name).to_json();
-        // If the script's outcome is unknown (a timeout), leaving undoes whatever it did.
+        // If the outcome is unknown (a timeout), leaving undoes whatever it did.
         membership.present = true;
-        let present: Result<HashMap<String, String>, _> = shared
-            .presence_script(&shared.scripts.join, &room)
-            .arg(&who.id)
-            .arg(&who.name)
-            .arg(joined)
-            .arg(shared.settings.max_rooms)
-            .key(keys::ban(&who.id))
-            .invoke_async(&mut shared.redis.clone())
-            .await;
-        let present = match present {
+        let present = match shared.enter(&room, &who).await {
             // Refused before it changed anything: nothing to undo.
-            Err(err) if err.code() == Some("TOOMANYROOMS") => {
+            Err(refused @ (Unavailable::TooManyRooms | Unavailable::Banned)) => {
                 membership.present = false;
-                return Err(Unavailable::TooManyRooms);
-            }
-            Err(err) if err.code() == Some("BANNED") => {
-                membership.present = false;
-                return Err(Unavailable::Banned);
+                return Err(refused);
             }
             other => other?,
         };
+        lock(&room.state).present += 1;
+        membership.counted = true;
         let mut users: Vec<Member> = present
             .into_iter()
             .map(|(user_id, name)| Member { user_id, name })
@@ -431,16 +430,7 @@ impl RedisHub {
         shared.stop.cancel();
         let mut redis = shared.redis.clone();
         let _: Result<(), _> = redis.del(keys::node(&shared.node)).await;
-        let reaped: Result<usize, _> = shared
-            .scripts
-            .reap
-            .key(keys::nodes())
-            .arg(&shared.node)
-            .arg(keys::PREFIX)
-            .arg(shared.grace_ms())
-            .invoke_async(&mut redis)
-            .await;
-        if let Err(err) = reaped {
+        if let Err(err) = shared.reap(&shared.node).await {
             tracing::warn!(error = %err, "could not leave presence; other servers will reap it");
         }
     }
@@ -453,6 +443,7 @@ impl Room {
             last_delivered: 0,
             anchor: 0,
             users: HashMap::new(),
+            present: 0,
             removed: false,
             announcer: Announcer::new(settings.presence_burst),
         };
@@ -466,25 +457,6 @@ impl Room {
 }
 
 impl Shared {
-    /// A presence script (join, leave, restore) with what they all take first:
-    /// KEYS users, names, nodes, rooms, node rooms, channel, leaving, leaves; ARGV
-    /// room, node.
-    fn presence_script<'a>(&self, script: &'a Script, room: &Room) -> ScriptInvocation<'a> {
-        let mut invocation = script.prepare_invoke();
-        invocation
-            .key(&room.keys.users)
-            .key(&room.keys.names)
-            .key(&room.keys.nodes)
-            .key(keys::rooms())
-            .key(keys::node_rooms(&self.node))
-            .key(&room.keys.channel)
-            .key(&room.keys.leaving)
-            .key(keys::leaves())
-            .arg(&*room.name)
-            .arg(&self.node);
-        invocation
-    }
-
     /// Stores a message from `user_id` (shown as `name`) in the room of `keys` and
     /// publishes it to every server. With a `reference` key already set within the
     /// ref window, only the first message's id comes back.
@@ -586,6 +558,49 @@ impl Shared {
     }
 }
 
+/// Renames room keys written before they carried hash tags ([`keys::untagged`]), so
+/// ids, history and presence carry over an upgrade; returns how many it renamed.
+/// With several servers starting at once, each renames what the others have not.
+async fn rename_untagged_keys(redis: &mut ConnectionManager) -> redis::RedisResult<usize> {
+    let pattern = format!("{}room:*", keys::PREFIX);
+    let mut cursor: u64 = 0;
+    let mut renamed = 0;
+    loop {
+        let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(redis)
+            .await?;
+        for key in found {
+            let Some(tagged) = keys::untagged(&key) else {
+                continue;
+            };
+            let moved: redis::RedisResult<bool> = redis::cmd("RENAMENX")
+                .arg(&key)
+                .arg(&tagged)
+                .query_async(redis)
+                .await;
+            match moved {
+                Ok(true) => renamed += 1,
+                // Written under its new name since: the old one is stale.
+                Ok(false) => redis.del(&key).await?,
+                // Another server renamed it first.
+                Err(err)
+                    if err.kind()
+                        == redis::ErrorKind::Server(redis::ServerErrorKind::ResponseError) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if next == 0 {
+            return Ok(renamed);
+        }
+        cursor = next;
+    }
+}
+
 fn timed_out() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
@@ -623,13 +638,13 @@ mod tests {
     use crate::hub::Participant;
 
     /// A `redis-server` of the test's own on a free port, gone when dropped.
-    struct TestRedis {
+    pub(super) struct TestRedis {
         child: Child,
-        url: String,
+        pub(super) url: String,
     }
 
     impl TestRedis {
-        fn start() -> TestRedis {
+        pub(super) fn start() -> TestRedis {
             let port = TcpListener::bind("127.0.0.1:0")
                 .unwrap()
                 .local_addr()

@@ -2,6 +2,12 @@
 //! file under `lua/`, whose header says which KEYS and ARGV it takes and what it
 //! returns; `redis::Script` loads it once per connection (`EVALSHA`, falling back to
 //! `EVAL` after a Redis restart).
+//!
+//! Each script touches only the keys it is given, all in one cluster slot: a room's
+//! (which share the room's hash tag, see [`super::keys`]) or the one key of a set
+//! that spans rooms. What must happen in both (a room's presence and the `rooms` or
+//! `leaves` sets) is two steps, ordered so that a server stopping between them
+//! leaves nothing that no one finishes.
 
 use redis::Script;
 
@@ -10,16 +16,21 @@ pub(super) struct Scripts {
     pub(super) publish: Script,
     /// Where a room's ids stand (starting them if it has none), for a backlog read.
     pub(super) ids: Script,
-    /// A connection enters presence; the names present before it come back.
+    /// A connection enters a room's presence; the names present before it come back.
     pub(super) join: Script,
-    /// A connection leaves presence.
+    /// A connection leaves a room's presence.
     pub(super) leave: Script,
-    /// After an outage: this server's share of a room's presence, written back.
-    pub(super) restore: Script,
-    /// A dead server's members leave every room's presence.
-    pub(super) reap: Script,
-    /// Leaves whose grace is over are announced.
+    /// A server's share of a room's presence set to what it has: written back after
+    /// an outage, or nothing for a dead server.
+    pub(super) share: Script,
+    /// A leave whose grace is over is announced.
     pub(super) finalize: Script,
+    /// The room is listed in `rooms`, unless there are as many rooms as allowed.
+    pub(super) admit: Script,
+    /// The leaves due now are taken from `leaves` (to come back if not finished).
+    pub(super) take_due: Script,
+    /// A finished leave is forgotten in `leaves`.
+    pub(super) done: Script,
 }
 
 impl Scripts {
@@ -27,11 +38,13 @@ impl Scripts {
         Scripts {
             publish: Script::new(include_str!("lua/publish.lua")),
             ids: Script::new(include_str!("lua/ids.lua")),
-            join: Script::new(include_str!("lua/join.lua")),
-            leave: Script::new(include_str!("lua/leave.lua")),
-            restore: Script::new(include_str!("lua/restore.lua")),
-            reap: Script::new(include_str!("lua/reap.lua")),
-            finalize: Script::new(include_str!("lua/finalize.lua")),
+            join: Script::new(include_str!("lua/room_join.lua")),
+            leave: Script::new(include_str!("lua/room_leave.lua")),
+            share: Script::new(include_str!("lua/room_share.lua")),
+            finalize: Script::new(include_str!("lua/room_finalize.lua")),
+            admit: Script::new(include_str!("lua/admit.lua")),
+            take_due: Script::new(include_str!("lua/take_due.lua")),
+            done: Script::new(include_str!("lua/done.lua")),
         }
     }
 }

@@ -13,10 +13,9 @@ use redis::streams::StreamRangeReply;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep};
 
-use app::protocol::ServerFrame;
-
 use super::keys::{self, RoomKeys};
 use super::payload::{parse_payload, stamped_at, stored_frames};
+use super::presence::Present;
 use super::{COMMAND_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, Room, RoomState, Shared};
 use crate::hub::announcements::parse_system;
 use crate::hub::seats::FrameId;
@@ -288,16 +287,15 @@ impl Shared {
             .iter()
             .map(|(id, (name, count))| (id.clone(), name.clone(), *count))
             .collect();
-        let mut invocation = self.presence_script(&self.scripts.restore, room);
-        invocation.arg(self.grace_ms());
-        for (id, name, count) in users {
-            invocation
-                .arg(&*id)
-                .arg(count)
-                .arg(ServerFrame::joined(&id, &name).to_json())
-                .arg(ServerFrame::left(&id, &name).to_json());
-        }
-        invocation.invoke_async(&mut self.redis.clone()).await
+        let present: Vec<Present> = users
+            .iter()
+            .map(|(user_id, name, connections)| Present {
+                user_id,
+                name,
+                connections: *connections,
+            })
+            .collect();
+        self.set_share(&self.node, &room.name, &present).await
     }
 }
 
