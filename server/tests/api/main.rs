@@ -2,6 +2,7 @@
 
 mod auth;
 mod chat;
+mod cluster;
 mod heartbeat;
 mod helpers;
 mod http;

@@ -76,17 +76,16 @@ impl Shared {
     /// Marks this server alive and known, so others can reap it if it dies.
     pub(super) async fn heartbeat(&self) -> redis::RedisResult<()> {
         let ttl = self.node_ttl.as_millis().max(1) as u64;
-        redis::pipe()
-            .cmd("SET")
-            .arg(keys::node(&self.node))
-            .arg(1)
-            .arg("PX")
-            .arg(ttl)
-            .ignore()
-            .sadd(keys::nodes(), &self.node)
-            .ignore()
-            .query_async(&mut self.redis.clone())
-            .await
+        let mut redis = self.redis.clone();
+        // Two keys of two slots: two commands.
+        let _: () = redis
+            .set_options(
+                keys::node(&self.node),
+                1,
+                redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
+            )
+            .await?;
+        redis.sadd(keys::nodes(), &self.node).await
     }
 
     /// Removes the presence of servers whose liveness key has expired.

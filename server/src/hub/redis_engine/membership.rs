@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use app::protocol::ServerFrame;
 
+use super::scripts::Scripts;
 use super::{Room, Shared};
 use crate::hub::seats::MemberId;
 use crate::hub::{PublishError, Published, lock};
@@ -80,7 +81,8 @@ impl RedisMembership {
         };
         // `0`: a frame without a message id (see `payload::parse_payload`).
         let payload = format!("0 {}", frame.to_json());
-        let sent: redis::RedisResult<i64> = redis::cmd("PUBLISH")
+        let command = Scripts::publish_command(self.shared.redis.is_cluster());
+        let sent: redis::RedisResult<i64> = redis::cmd(command)
             .arg(&self.room.keys.channel)
             .arg(payload)
             .query_async(&mut self.shared.redis.clone())

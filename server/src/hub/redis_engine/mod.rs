@@ -23,6 +23,7 @@
 //! it runs (gap fill, presence written back); `liveness` this server's liveness key
 //! and the reaping of dead servers.
 
+mod connection;
 pub mod keys;
 mod liveness;
 mod membership;
@@ -39,17 +40,17 @@ use std::time::Duration;
 use app::protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS};
 use rand::Rng;
 use redis::AsyncCommands;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::StreamRangeReply;
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use connection::{Redis, Target};
 use keys::RoomKeys;
 use liveness::liveness;
 pub use membership::RedisMembership;
 use payload::{entry_id, message_template, stored_frames};
 use scripts::Scripts;
-use subscriber::{Subscription, subscriber};
+use subscriber::{Subscription, cluster_subscriber, subscriber};
 
 use super::announcements::Announcer;
 use super::queue::member_queue;
@@ -99,8 +100,10 @@ struct Shared {
     node: String,
     node_ttl: Duration,
     retention: Duration,
-    client: redis::Client,
-    redis: ConnectionManager,
+    /// Where Redis is: the subscriber opens its own connections there.
+    target: Target,
+    /// Commands and scripts.
+    redis: Redis,
     rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     subscriptions: mpsc::UnboundedSender<Subscription>,
     next_member_id: AtomicU64,
@@ -152,29 +155,30 @@ impl RedisHub {
             url: redact(&options.url),
             source,
         };
-        let client = redis::Client::open(options.url.as_str()).map_err(start_error)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(COMMAND_TIMEOUT))
-            .set_response_timeout(Some(COMMAND_TIMEOUT))
-            .set_number_of_retries(1)
-            .set_max_delay(RECONNECT_MAX);
-        let mut redis = tokio::time::timeout(
-            COMMAND_TIMEOUT,
-            client.get_connection_manager_with_config(config),
-        )
-        .await
-        .map_err(|_| start_error(timed_out()))?
-        .map_err(start_error)?;
+        let mut target = connection::target(&options.url).map_err(start_error)?;
+        let mut redis = Redis::connect(&target).await.map_err(start_error)?;
         let _: () = redis::cmd("PING")
             .query_async(&mut redis)
             .await
             .map_err(start_error)?;
-        let renamed = rename_untagged_keys(&mut redis)
-            .await
-            .map_err(start_error)?;
-        if renamed > 0 {
-            tracing::info!(keys = renamed, "renamed room keys from before hash tags");
+        match (&redis, &target) {
+            // A cluster never held keys from before hash tags: those scripts could
+            // not run on one.
+            (Redis::Single(_), _) => {
+                let renamed = rename_untagged_keys(&mut redis)
+                    .await
+                    .map_err(start_error)?;
+                if renamed > 0 {
+                    tracing::info!(keys = renamed, "renamed room keys from before hash tags");
+                }
+            }
+            // A `redis://` URL of a cluster node: the node is the cluster's seed.
+            (Redis::Cluster(_), Target::Single(url)) => {
+                target = Target::Cluster(vec![url.clone()]);
+            }
+            (Redis::Cluster(_), Target::Cluster(_)) => {}
         }
+        let sharded = redis.is_cluster();
 
         let node = format!("{:016x}", rand::rng().random::<u64>());
         let (subscriptions, requests) = mpsc::unbounded_channel();
@@ -183,19 +187,28 @@ impl RedisHub {
             node,
             node_ttl: options.node_ttl,
             retention: options.retention,
-            client,
+            target,
             redis,
             rooms: Mutex::new(HashMap::new()),
             subscriptions,
             next_member_id: AtomicU64::new(1),
             joins: Semaphore::new(CONCURRENT_JOINS),
-            scripts: Scripts::new(),
+            scripts: Scripts::new(sharded),
             stop: CancellationToken::new(),
             removals,
         });
         shared.heartbeat().await.map_err(start_error)?;
-        tracing::info!(node = shared.node, url = %redact(&options.url), "sharing rooms through Redis");
-        tokio::spawn(subscriber(Arc::downgrade(&shared), requests));
+        tracing::info!(
+            node = shared.node,
+            url = %redact(&options.url),
+            cluster = sharded,
+            "sharing rooms through Redis"
+        );
+        if sharded {
+            tokio::spawn(cluster_subscriber(Arc::downgrade(&shared), requests));
+        } else {
+            tokio::spawn(subscriber(Arc::downgrade(&shared), requests));
+        }
         tokio::spawn(liveness(Arc::downgrade(&shared)));
         tokio::spawn(liveness::finish_leaves(Arc::downgrade(&shared)));
         Ok(RedisHub { shared })
@@ -401,16 +414,15 @@ impl RedisHub {
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, Unavailable> {
         let mut redis = self.shared.redis.clone();
         let mut names: Vec<String> = redis.smembers(keys::rooms()).await?;
-        if names.is_empty() {
-            // Redis answers an empty pipeline with nothing at all, not an empty list.
-            return Ok(Vec::new());
-        }
         names.sort();
-        let mut pipe = redis::pipe();
-        for name in &names {
-            pipe.hvals(RoomKeys::new(name).users);
-        }
-        let counts: Vec<Vec<usize>> = pipe.query_async(&mut redis).await?;
+        // One read per room, all in flight at once: rooms live on different shards
+        // of a cluster, which one pipeline cannot span.
+        let counts: Vec<Vec<usize>> =
+            futures_util::future::try_join_all(names.iter().map(|name| {
+                let mut redis = redis.clone();
+                async move { redis.hvals(RoomKeys::new(name).users).await }
+            }))
+            .await?;
         Ok(names
             .into_iter()
             .zip(counts)
@@ -561,7 +573,7 @@ impl Shared {
 /// Renames room keys written before they carried hash tags ([`keys::untagged`]), so
 /// ids, history and presence carry over an upgrade; returns how many it renamed.
 /// With several servers starting at once, each renames what the others have not.
-async fn rename_untagged_keys(redis: &mut ConnectionManager) -> redis::RedisResult<usize> {
+async fn rename_untagged_keys(redis: &mut Redis) -> redis::RedisResult<usize> {
     let pattern = format!("{}room:*", keys::PREFIX);
     let mut cursor: u64 = 0;
     let mut renamed = 0;
@@ -599,6 +611,13 @@ async fn rename_untagged_keys(redis: &mut ConnectionManager) -> redis::RedisResu
         }
         cursor = next;
     }
+}
+
+/// A Redis call with the deadline every call has.
+async fn within<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
+    tokio::time::timeout(COMMAND_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
 }
 
 fn timed_out() -> redis::RedisError {

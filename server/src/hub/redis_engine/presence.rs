@@ -293,7 +293,7 @@ mod tests {
     async fn a_taken_leave_comes_back_unless_done_and_a_newer_one_is_kept() {
         let redis = TestRedis::start();
         let mut conn = connect(&redis).await;
-        let scripts = Scripts::new();
+        let scripts = Scripts::new(false);
         let leaves = keys::leaves();
         let take = async |conn: &mut redis::aio::MultiplexedConnection, now: u64, retry_at: u64| {
             scripts
@@ -346,7 +346,7 @@ mod tests {
     async fn a_leave_is_announced_once_and_not_for_a_user_back_or_gone_again() {
         let redis = TestRedis::start();
         let mut conn = connect(&redis).await;
-        let scripts = Scripts::new();
+        let scripts = Scripts::new(false);
         let room = RoomKeys::new("lobby");
         let finalize = async |conn: &mut redis::aio::MultiplexedConnection, due: u64| {
             scripts

@@ -34,17 +34,31 @@ pub(super) struct Scripts {
 }
 
 impl Scripts {
-    pub(super) fn new() -> Self {
+    /// The scripts; `sharded` (on a Redis Cluster) publishes rooms' frames with
+    /// `SPUBLISH`, to the room's shard only, instead of `PUBLISH` to every node.
+    pub(super) fn new(sharded: bool) -> Self {
+        let script = |text: &str| {
+            if sharded {
+                Script::new(&text.replace("'PUBLISH'", "'SPUBLISH'"))
+            } else {
+                Script::new(text)
+            }
+        };
         Scripts {
-            publish: Script::new(include_str!("lua/publish.lua")),
-            ids: Script::new(include_str!("lua/ids.lua")),
-            join: Script::new(include_str!("lua/room_join.lua")),
-            leave: Script::new(include_str!("lua/room_leave.lua")),
-            share: Script::new(include_str!("lua/room_share.lua")),
-            finalize: Script::new(include_str!("lua/room_finalize.lua")),
-            admit: Script::new(include_str!("lua/admit.lua")),
-            take_due: Script::new(include_str!("lua/take_due.lua")),
-            done: Script::new(include_str!("lua/done.lua")),
+            publish: script(include_str!("lua/publish.lua")),
+            ids: script(include_str!("lua/ids.lua")),
+            join: script(include_str!("lua/room_join.lua")),
+            leave: script(include_str!("lua/room_leave.lua")),
+            share: script(include_str!("lua/room_share.lua")),
+            finalize: script(include_str!("lua/room_finalize.lua")),
+            admit: script(include_str!("lua/admit.lua")),
+            take_due: script(include_str!("lua/take_due.lua")),
+            done: script(include_str!("lua/done.lua")),
         }
+    }
+
+    /// The command that publishes a frame on a room's channel.
+    pub(super) fn publish_command(sharded: bool) -> &'static str {
+        if sharded { "SPUBLISH" } else { "PUBLISH" }
     }
 }

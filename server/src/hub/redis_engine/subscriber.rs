@@ -13,10 +13,11 @@ use redis::streams::StreamRangeReply;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep};
 
+use super::connection::{Target, cluster_client};
 use super::keys::{self, RoomKeys};
 use super::payload::{parse_payload, stamped_at, stored_frames};
 use super::presence::Present;
-use super::{COMMAND_TIMEOUT, RECONNECT_MAX, RECONNECT_MIN, Room, RoomState, Shared};
+use super::{RECONNECT_MAX, RECONNECT_MIN, Room, RoomState, Shared, within};
 use crate::hub::announcements::parse_system;
 use crate::hub::seats::FrameId;
 use crate::hub::{FrameBytes, Unavailable, lock};
@@ -50,7 +51,7 @@ pub(super) async fn subscriber(
         let Some(current) = shared.upgrade() else {
             return;
         };
-        let connected = within(current.client.get_async_pubsub()).await;
+        let connected = within(pubsub(&current.target)).await;
         let pubsub = match connected {
             Ok(pubsub) => pubsub,
             Err(err) => {
@@ -119,7 +120,7 @@ pub(super) async fn subscriber(
                         break redis::RedisError::from((redis::ErrorKind::Io, "the Pub/Sub connection closed"));
                     };
                     let Some(current) = shared.upgrade() else { return };
-                    current.deliver(message.get_channel_name(), message.get_payload_bytes());
+                    current.receive(message.get_channel_name(), message.get_payload_bytes()).await;
                 }
             }
         };
@@ -130,13 +131,180 @@ pub(super) async fn subscriber(
     }
 }
 
-/// A Redis call with the deadline every call has.
-async fn within<T>(call: impl Future<Output = redis::RedisResult<T>>) -> redis::RedisResult<T> {
-    match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
-        Ok(result) => result,
-        Err(_) => Err(redis::RedisError::from((
-            redis::ErrorKind::Io,
-            "Redis did not answer in time",
+/// The subscriber on a Redis Cluster: a room's channel is sharded (`SSUBSCRIBE`,
+/// served by the shard of the room's slot), the control channel classic. The
+/// cluster client follows slot moves and failovers and subscribes again by itself;
+/// this task fills in what may have been missed meanwhile: a room's gap from its
+/// stream when its subscription is confirmed again (or a message skips ids), and
+/// this server's presence written back once a lost node is reachable again.
+pub(super) async fn cluster_subscriber(
+    shared: Weak<Shared>,
+    mut requests: mpsc::UnboundedReceiver<Subscription>,
+) {
+    let mut outage = Outage::default();
+    loop {
+        let Some(current) = shared.upgrade() else {
+            return;
+        };
+        let (pushes_to, mut pushes) = mpsc::unbounded_channel();
+        let connected = match &current.target {
+            Target::Cluster(nodes) => match cluster_client(nodes)
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(pushes_to)
+                .build()
+            {
+                Ok(client) => within(client.get_async_connection()).await,
+                Err(err) => Err(err),
+            },
+            Target::Single(_) => return,
+        };
+        let mut connection = match connected {
+            Ok(connection) => connection,
+            Err(err) => {
+                outage.failed("cannot connect to the Redis Cluster for Pub/Sub", &err);
+                drop(current);
+                if !refuse_while_waiting(&mut requests, outage.delay()).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(err) = resume_sharded(&current, &mut connection, outage.ongoing()).await {
+            outage.failed("could not resume after a Redis outage", &err);
+            drop(current);
+            if !refuse_while_waiting(&mut requests, outage.delay()).await {
+                return;
+            }
+            continue;
+        }
+        if outage.ongoing() {
+            tracing::info!("Redis is back: resubscribed and caught up");
+            current.settings.metrics.redis_subscriber_reconnects.inc();
+        }
+        outage = Outage::default();
+        drop(current);
+
+        // When to catch up after a node was lost: the client reconnects and
+        // resubscribes by itself, this server writes its presence back and fills gaps.
+        let mut catch_up: Option<Instant> = None;
+        let mut health = tokio::time::interval_at(Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
+        loop {
+            let catch_up_at = catch_up.unwrap_or_else(|| Instant::now() + RECONNECT_MAX);
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(request) = request else { return };
+                    let Some(current) = shared.upgrade() else { return };
+                    match request {
+                        Subscription::Subscribe(room, done) => {
+                            let channel = RoomKeys::new(&room).channel;
+                            match within(connection.ssubscribe(&channel)).await {
+                                Ok(()) => {
+                                    let _ = done.send(Ok(()));
+                                }
+                                Err(err) => {
+                                    let _ = done.send(Err(Unavailable::NotSubscribed));
+                                    outage.failed("cannot subscribe on the Redis Cluster", &err);
+                                    catch_up.get_or_insert(Instant::now() + outage.delay());
+                                }
+                            }
+                        }
+                        Subscription::Unsubscribe(room) => {
+                            if !lock(&current.rooms).contains_key(&room) {
+                                let channel = RoomKeys::new(&room).channel;
+                                if let Err(err) = within(connection.sunsubscribe(&channel)).await {
+                                    tracing::debug!(error = %err, "cannot unsubscribe on the Redis Cluster");
+                                }
+                            }
+                        }
+                    }
+                }
+                _ = health.tick() => {
+                    if let Err(err) = within(redis::cmd("PING").query_async::<redis::Value>(&mut connection)).await {
+                        outage.failed("the Redis Cluster did not answer", &err);
+                        catch_up.get_or_insert(Instant::now() + outage.delay());
+                    }
+                }
+                () = tokio::time::sleep_until(catch_up_at), if catch_up.is_some() => {
+                    let Some(current) = shared.upgrade() else { return };
+                    match resume_sharded(&current, &mut connection, true).await {
+                        Ok(()) => {
+                            if outage.ongoing() {
+                                tracing::info!("Redis is back: caught up");
+                                current.settings.metrics.redis_subscriber_reconnects.inc();
+                            }
+                            outage = Outage::default();
+                            catch_up = None;
+                        }
+                        Err(err) => {
+                            outage.failed("could not catch up after a Redis outage", &err);
+                            catch_up = Some(Instant::now() + outage.delay());
+                        }
+                    }
+                }
+                push = pushes.recv() => {
+                    let Some(push) = push else { break };
+                    let Some(current) = shared.upgrade() else { return };
+                    match push.kind {
+                        redis::PushKind::Message | redis::PushKind::SMessage => {
+                            if let [redis::Value::BulkString(channel), redis::Value::BulkString(payload), ..] = push.data.as_slice() {
+                                current.receive(&String::from_utf8_lossy(channel), payload).await;
+                            }
+                        }
+                        // Subscribed again after a lost node or a slot move: what was
+                        // published meanwhile is in the room's stream.
+                        redis::PushKind::SSubscribe => {
+                            if let Some(redis::Value::BulkString(channel)) = push.data.first()
+                                && let Some(room) = keys::room_of_channel(&String::from_utf8_lossy(channel))
+                                    .and_then(|name| lock(&current.rooms).get(name).cloned())
+                                && room.was_live()
+                                && let Err(err) = within(current.fill_gap(&room)).await
+                            {
+                                tracing::debug!(error = %err, "cannot fill a gap from the stream");
+                            }
+                        }
+                        redis::PushKind::Disconnection => {
+                            let err = redis::RedisError::from((redis::ErrorKind::Io, "a Redis Cluster node closed its connection"));
+                            outage.failed("lost a Redis Cluster connection", &err);
+                            catch_up.get_or_insert(Instant::now() + outage.delay());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// On a fresh cluster connection, or after a lost node: subscribe to the control
+/// channel and every room with members here (again: a no-op where still
+/// subscribed); after an outage also catch up on messages and write presence back.
+async fn resume_sharded(
+    shared: &Shared,
+    connection: &mut redis::cluster_async::ClusterConnection,
+    after_outage: bool,
+) -> redis::RedisResult<()> {
+    within(connection.subscribe(keys::control())).await?;
+    let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
+    for room in &rooms {
+        within(connection.ssubscribe(&room.keys.channel)).await?;
+    }
+    if after_outage {
+        within(shared.heartbeat()).await?;
+        for room in &rooms {
+            within(shared.restore_presence(room)).await?;
+            within(shared.fill_gap(room)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A Pub/Sub connection to a single Redis.
+async fn pubsub(target: &Target) -> redis::RedisResult<redis::aio::PubSub> {
+    match target {
+        Target::Single(url) => redis::Client::open(url.as_str())?.get_async_pubsub().await,
+        Target::Cluster(_) => Err(redis::RedisError::from((
+            redis::ErrorKind::InvalidClientConfig,
+            "a cluster has no single Pub/Sub connection",
         ))),
     }
 }
@@ -219,8 +387,10 @@ async fn refuse_while_waiting(
 
 impl Shared {
     /// Queues a frame from the room's channel for this server's members, or closes
-    /// a removed user's sockets here (the control channel).
-    fn deliver(&self, channel: &str, payload: &[u8]) {
+    /// a removed user's sockets here (the control channel). A message whose id
+    /// skips some (lost while a shard failed over, say) brings those from the
+    /// room's stream first.
+    async fn receive(&self, channel: &str, payload: &[u8]) {
         let Some(room_name) = keys::room_of_channel(channel) else {
             if channel == keys::control() {
                 #[derive(serde::Deserialize)]
@@ -242,6 +412,12 @@ impl Shared {
         let Some(room) = lock(&self.rooms).get(room_name).cloned() else {
             return;
         };
+        if let Some(id) = id
+            && room.missed_before(id)
+            && let Err(err) = within(self.fill_gap(&room)).await
+        {
+            tracing::debug!(room = room_name, error = %err, "cannot fill a gap from the stream");
+        }
         room.deliver(id, &frame, &self.settings.metrics);
         if id.is_some()
             && let Some(stamped) = stamped_at(&frame)
@@ -300,6 +476,20 @@ impl Shared {
 }
 
 impl Room {
+    /// Whether message `id` comes after some that never arrived here: ids of a room
+    /// follow each other, so a jump past the next one is a loss (or a sequence
+    /// started afresh, which the stream tells apart).
+    fn missed_before(&self, id: u64) -> bool {
+        let state = lock(&self.state);
+        state.last_delivered > 0 && id > state.last_delivered + 1
+    }
+
+    /// Whether the room has been live here: only then is there a gap to fill.
+    fn was_live(&self) -> bool {
+        let state = lock(&self.state);
+        state.last_delivered > 0 || state.anchor > 0
+    }
+
     /// Queues `frame` for this server's members unless it was delivered already;
     /// returns whether it was new. Joins and leaves go through the room's announcer,
     /// which gathers them during a burst; anything else goes after what it gathered.

@@ -9,13 +9,14 @@
 //! - `process`: `start_binary`, the `chorus` binary as a child process;
 //! - `raw_ws`: `RawSocket`, a WebSocket written byte by byte, for hostile clients;
 //! - `redis_server`: a `redis-server` of a test's own, and `Node`, a `chorus`
-//!   process using it.
+//!   process using it; `redis_cluster`: a three-master Redis Cluster of its own.
 
 mod app;
 mod engines;
 mod http_client;
 mod process;
 mod raw_ws;
+mod redis_cluster;
 mod redis_server;
 mod ws_client;
 
@@ -26,6 +27,7 @@ pub use engines::{Engine, EngineApp, spawn_on};
 pub use http_client::{HttpResponse, http_request, http_request_with};
 pub use process::{Binary, start_binary};
 pub use raw_ws::{OP_PING, RawSocket};
+pub use redis_cluster::RedisCluster;
 pub use redis_server::{Node, RedisServer, free_port};
 pub use ws_client::Client;
 

@@ -18,6 +18,19 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    /// A node of a Redis Cluster (`RedisCluster`), not a server on its own.
+    cluster: bool,
+}
+
+/// Where `Node`s find Redis: one server, or a cluster.
+pub trait RedisUrl {
+    fn url(&self) -> String;
+}
+
+impl RedisUrl for RedisServer {
+    fn url(&self) -> String {
+        RedisServer::url(self)
+    }
 }
 
 impl RedisServer {
@@ -42,7 +55,29 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            cluster: false,
         }
+    }
+
+    /// A cluster node, started on a free port below 55536 (its cluster bus listens
+    /// on the port + 10000), not yet part of a cluster.
+    pub(super) async fn start_cluster_node() -> RedisServer {
+        for _ in 0..10 {
+            let port = free_port();
+            if port >= 55536 || std::net::TcpListener::bind(("127.0.0.1", port + 10000)).is_err() {
+                continue;
+            }
+            let mut redis = RedisServer::on_port(port);
+            redis.cluster = true;
+            if redis.spawn().await.is_ok() {
+                return redis;
+            }
+        }
+        panic!("no cluster node started on ten free ports");
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {
@@ -69,6 +104,18 @@ impl RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args(if self.cluster {
+                &[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "2000",
+                ][..]
+            } else {
+                &[]
+            })
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -165,15 +212,15 @@ pub struct Node {
 }
 
 impl Node {
-    pub async fn start(redis: &RedisServer) -> Node {
+    pub async fn start(redis: &impl RedisUrl) -> Node {
         Node::start_with_ttl(redis, "1s").await
     }
 
-    pub async fn start_with_ttl(redis: &RedisServer, node_ttl: &str) -> Node {
+    pub async fn start_with_ttl(redis: &impl RedisUrl, node_ttl: &str) -> Node {
         Node::start_with(redis, &["--redis-node-ttl", node_ttl]).await
     }
 
-    pub async fn start_with(redis: &RedisServer, args: &[&str]) -> Node {
+    pub async fn start_with(redis: &impl RedisUrl, args: &[&str]) -> Node {
         let url = redis.url();
         let mut all = vec!["--jwt-secret", SECRET, "--redis-url", &url];
         if !args.contains(&"--redis-node-ttl") {
