@@ -2,7 +2,6 @@
 
 mod auth;
 mod chat;
-mod cluster;
 mod heartbeat;
 mod helpers;
 mod http;

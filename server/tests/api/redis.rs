@@ -6,7 +6,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::helpers::{Client, Node, PATIENCE, RedisServer, SECRET, free_port, http_request};
+use crate::helpers::{
+    Client, Node, PATIENCE, RedisCluster, RedisServer, RedisUrl, SECRET, free_port, http_request,
+};
 
 /// Who `welcome.users` lists when every token's `sub` is its name.
 fn present(names: &[impl AsRef<str>]) -> Value {
@@ -14,6 +16,27 @@ fn present(names: &[impl AsRef<str>]) -> Value {
         .iter()
         .map(|name| json!({"user_id": name.as_ref(), "name": name.as_ref()}))
         .collect()
+}
+
+/// `on_every_redis!(name)`: a module `name` with tests `single` and `cluster`, each
+/// calling `name(redis)` with a `redis-server` or a three-master Redis Cluster of
+/// its own.
+macro_rules! on_every_redis {
+    ($name:ident) => {
+        mod $name {
+            use crate::helpers::{RedisCluster, RedisServer};
+
+            #[tokio::test]
+            async fn single() {
+                super::$name(RedisServer::start().await).await;
+            }
+
+            #[tokio::test]
+            async fn cluster() {
+                super::$name(RedisCluster::start().await).await;
+            }
+        }
+    };
 }
 
 /// The next `count` chat messages, as (id, content), skipping join/leave events.
@@ -137,9 +160,10 @@ async fn members_on_three_nodes_see_every_message_once_in_the_same_order() {
     }
 }
 
-#[tokio::test]
-async fn a_client_moving_to_another_node_with_since_gets_exactly_what_it_missed() {
-    let redis = RedisServer::start().await;
+on_every_redis!(a_client_moving_to_another_node_with_since_gets_exactly_what_it_missed);
+async fn a_client_moving_to_another_node_with_since_gets_exactly_what_it_missed(
+    redis: impl RedisUrl,
+) {
     let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
     let (mut writer, _) = a.join("moves", "writer", None).await;
     let (mut mover, _) = a.join("moves", "mover", None).await;
@@ -168,9 +192,8 @@ async fn a_client_moving_to_another_node_with_since_gets_exactly_what_it_missed(
     assert_eq!(history[3..], missed[..]);
 }
 
-#[tokio::test]
-async fn a_killed_node_loses_nothing_and_its_members_leave_presence() {
-    let redis = RedisServer::start().await;
+on_every_redis!(a_killed_node_loses_nothing_and_its_members_leave_presence);
+async fn a_killed_node_loses_nothing_and_its_members_leave_presence(redis: impl RedisUrl) {
     let (mut doomed, survivor) = (Node::start(&redis).await, Node::start(&redis).await);
     let (mut alice, _) = doomed.join("crash", "alice", None).await;
     let (_carol, _) = doomed.join("crash", "carol", None).await;
@@ -308,9 +331,8 @@ async fn a_redis_that_comes_back_empty_gets_presence_back_and_ids_keep_increasin
     );
 }
 
-#[tokio::test]
-async fn a_node_stopped_gracefully_leaves_presence_at_once() {
-    let redis = RedisServer::start().await;
+on_every_redis!(a_node_stopped_gracefully_leaves_presence_at_once);
+async fn a_node_stopped_gracefully_leaves_presence_at_once(redis: impl RedisUrl) {
     // Reaping would take a minute: only a graceful leave can be this quick.
     let leaving = Node::start_with_ttl(&redis, "60s").await;
     let staying = Node::start_with_ttl(&redis, "60s").await;
@@ -385,9 +407,8 @@ async fn an_unreachable_redis_stops_the_server_from_starting() {
     );
 }
 
-#[tokio::test]
-async fn last_id_from_an_empty_room_resumes_on_another_node_without_loss() {
-    let redis = RedisServer::start().await;
+on_every_redis!(last_id_from_an_empty_room_resumes_on_another_node_without_loss);
+async fn last_id_from_an_empty_room_resumes_on_another_node_without_loss(redis: impl RedisUrl) {
     let burst = ["--rate-limit-burst", "100"];
     let (a, b) = (
         Node::start_with(&redis, &burst).await,
@@ -410,9 +431,8 @@ async fn last_id_from_an_empty_room_resumes_on_another_node_without_loss() {
     assert_eq!(messages(&mut alice, 60).await, sent);
 }
 
-#[tokio::test]
-async fn a_resend_with_the_same_ref_on_another_node_is_acked_not_published() {
-    let redis = RedisServer::start().await;
+on_every_redis!(a_resend_with_the_same_ref_on_another_node_is_acked_not_published);
+async fn a_resend_with_the_same_ref_on_another_node_is_acked_not_published(redis: impl RedisUrl) {
     let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
     let (mut bob, _) = b.join("refs", "bob", None).await;
     let (mut alice, _) = a.join("refs", "alice", None).await;
@@ -565,9 +585,8 @@ async fn a_hung_redis_refuses_new_joins_with_1013_instead_of_hanging_them() {
     Client::connect_when_admitted(&url).await;
 }
 
-#[tokio::test]
-async fn max_rooms_counts_the_rooms_of_every_server() {
-    let redis = RedisServer::start().await;
+on_every_redis!(max_rooms_counts_the_rooms_of_every_server);
+async fn max_rooms_counts_the_rooms_of_every_server(redis: impl RedisUrl) {
     let a = Node::start_with(&redis, &["--max-rooms", "1"]).await;
     let b = Node::start_with(&redis, &["--max-rooms", "1"]).await;
     let (_alice, _) = a.join("first", "alice", None).await;
@@ -641,4 +660,163 @@ async fn room_keys_from_before_hash_tags_carry_over_an_upgrade() {
         )
         .await;
     assert_eq!(left, 0, "the old names are gone");
+}
+
+// On a Redis Cluster: rooms spread over the shards, each room's traffic on its own.
+
+/// Rooms whose keys live on each of the three masters, in master order.
+async fn a_room_per_master(cluster: &RedisCluster) -> Vec<String> {
+    let mut rooms = vec![String::new(); 3];
+    for n in 0.. {
+        let room = format!("room-{n}");
+        let master = cluster
+            .master_of(&format!("chorus:room:{{{room}}}:log"))
+            .await;
+        if rooms[master].is_empty() {
+            rooms[master] = room;
+        }
+        if rooms.iter().all(|room| !room.is_empty()) {
+            return rooms;
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn rooms_on_every_shard_reach_members_on_every_server_once_and_in_order() {
+    let cluster = RedisCluster::start().await;
+    let nodes = [Node::start(&cluster).await, Node::start(&cluster).await];
+    let rooms = a_room_per_master(&cluster).await;
+    let mut connected = Vec::new();
+    for room in &rooms {
+        let (mut alice, _) = nodes[0].join(room, "alice", None).await;
+        let (mut bob, welcome) = nodes[1].join(room, "bob", None).await;
+        assert_eq!(
+            welcome["users"],
+            json!([{"user_id": "alice", "name": "alice"}])
+        );
+        for n in 0..5 {
+            alice.say(&format!("{room} from alice {n}")).await;
+            bob.say(&format!("{room} from bob {n}")).await;
+        }
+        let seen_by_alice = messages(&mut alice, 10).await;
+        let seen_by_bob = messages(&mut bob, 10).await;
+        assert_eq!(seen_by_alice, seen_by_bob, "one order on both servers");
+        let ids: Vec<u64> = seen_by_alice.iter().map(|(id, _)| *id).collect();
+        assert!(ids.windows(2).all(|pair| pair[1] == pair[0] + 1), "{ids:?}");
+        // History is the room's stream, on its shard.
+        let (mut carol, welcome) = nodes[1].join(room, "carol", Some(ids[4])).await;
+        assert_eq!(welcome["recovered"], true);
+        assert_eq!(messages(&mut carol, 5).await, seen_by_alice[5..]);
+        connected.extend([alice, bob, carol]);
+    }
+    let mut sorted = rooms.clone();
+    sorted.sort();
+    assert_eq!(
+        nodes[0].rooms().await,
+        Value::Array(
+            sorted
+                .iter()
+                .map(|room| json!({"name": room, "members": 3, "connections": 3}))
+                .collect()
+        )
+    );
+}
+
+#[tokio::test]
+async fn one_rooms_traffic_touches_its_own_shard_only() {
+    let cluster = RedisCluster::start().await;
+    let nodes = [Node::start(&cluster).await, Node::start(&cluster).await];
+    let rooms = a_room_per_master(&cluster).await;
+    let (mut alice, _) = nodes[0].join(&rooms[1], "alice", None).await;
+    let (mut bob, _) = nodes[1].join(&rooms[1], "bob", None).await;
+    let before = cluster.calls("spublish").await;
+    let scripts_before = cluster.calls("evalsha").await;
+    for n in 0..20 {
+        alice.say(&format!("message {n}")).await;
+    }
+    assert_eq!(messages(&mut bob, 20).await.len(), 20);
+    let after = cluster.calls("spublish").await;
+    let scripts_after = cluster.calls("evalsha").await;
+    let published: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+    let scripted: Vec<u64> = scripts_after
+        .iter()
+        .zip(&scripts_before)
+        .map(|(a, b)| a - b)
+        .collect();
+    // Every message is one script on the room's master, published there with
+    // SPUBLISH (inside the script, so it counts as a call of its own): nothing on
+    // the other two, and no classic PUBLISH that every node would pass on.
+    assert!(published[1] >= 20, "{published:?}");
+    assert_eq!((published[0], published[2]), (0, 0), "{published:?}");
+    assert!(scripted[1] >= 20, "{scripted:?}");
+    assert_eq!(cluster.calls("publish").await, [0, 0, 0]);
+}
+
+#[tokio::test]
+async fn a_restarted_shard_master_serves_its_rooms_again_without_a_gap() {
+    let mut cluster = RedisCluster::start().await;
+    let nodes = [Node::start(&cluster).await, Node::start(&cluster).await];
+    let rooms = a_room_per_master(&cluster).await;
+    let (mut alice, _) = nodes[0].join(&rooms[1], "alice", None).await;
+    let (mut bob, _) = nodes[1].join(&rooms[1], "bob", None).await;
+    let (mut carol, _) = nodes[0].join(&rooms[2], "carol", None).await;
+    let (mut dave, _) = nodes[1].join(&rooms[2], "dave", None).await;
+    alice.say("before").await;
+    let before = messages(&mut bob, 1).await;
+
+    cluster.masters[1].kill().await;
+    // The other shards go on serving their rooms.
+    carol.say("elsewhere, meanwhile").await;
+    assert_eq!(messages(&mut dave, 1).await[0].1, "elsewhere, meanwhile");
+    cluster.masters[1].run().await;
+    cluster.wait_until_ok().await;
+
+    // Sends fail while the room's shard is down, then go through; both servers
+    // subscribed again, and the ids go on where they were.
+    say_until_stored(&mut alice, "after").await;
+    let after = messages(&mut bob, 1).await;
+    assert_eq!(after[0], (before[0].0 + 1, "after".to_owned()));
+    let (mut erin, welcome) = nodes[1].join(&rooms[1], "erin", Some(before[0].0)).await;
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(messages(&mut erin, 1).await, after);
+    assert_eq!(
+        welcome["users"].as_array().map(Vec::len),
+        Some(2),
+        "{welcome}"
+    );
+}
+
+#[tokio::test]
+async fn messages_sent_while_a_shard_dropped_the_subscriptions_are_caught_up_in_order() {
+    let cluster = RedisCluster::start().await;
+    let (a, b) = (Node::start(&cluster).await, Node::start(&cluster).await);
+    let room = &a_room_per_master(&cluster).await[0];
+    let (mut alice, _) = a.join(room, "alice", None).await;
+    let (mut bob, _) = b.join(room, "bob", None).await;
+    alice.say("before").await;
+    let mut bob_saw = messages(&mut bob, 1).await;
+
+    // The shard drops both servers' subscriber connections; the cluster client
+    // reconnects and subscribes again, and what was published meanwhile comes
+    // from the room's stream.
+    let kill_subscribers = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("pubsub")
+        .clone();
+    let killed: usize = cluster.masters[0].query(&kill_subscribers).await;
+    assert_eq!(
+        killed, 2,
+        "both servers were subscribed on the room's shard"
+    );
+    alice.say("in the gap").await;
+    bob_saw.extend(messages(&mut bob, 1).await);
+    alice.say("after").await;
+    bob_saw.extend(messages(&mut bob, 1).await);
+
+    let contents: Vec<&str> = bob_saw.iter().map(|(_, text)| text.as_str()).collect();
+    assert_eq!(contents, ["before", "in the gap", "after"]);
+    assert_eq!(messages(&mut alice, 3).await, bob_saw);
+    bob.expect_silence(Duration::from_millis(300)).await;
 }

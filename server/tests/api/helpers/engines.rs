@@ -1,24 +1,27 @@
 //! The same test on both engines: `both_engines!(name)` runs `async fn name(Engine)`
-//! once in memory and once on a `redis-server` of its own. With Redis, `second()`
-//! starts another server on the same Redis, in this process.
+//! in memory, on a `redis-server` of its own, and on a Redis Cluster of its own.
+//! With Redis, `second()` starts another server on the same Redis, in this process.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
 use chorus_server::config::Config;
 
-use super::{RedisServer, TestApp, spawn_app_with};
+use super::redis_server::RedisUrl;
+use super::{RedisCluster, RedisServer, TestApp, spawn_app_with};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
     Memory,
     Redis,
+    /// The Redis engine on a three-master Redis Cluster.
+    Cluster,
 }
 
 /// A server on one engine; derefs to its [`TestApp`].
 pub struct EngineApp {
     app: TestApp,
-    redis: Option<Arc<RedisServer>>,
+    redis: Option<Arc<dyn RedisUrl + Send + Sync>>,
     configure: fn(&mut Config),
 }
 
@@ -32,9 +35,10 @@ impl Deref for EngineApp {
 
 /// Starts a server on `engine` after `configure` adjusted the test defaults.
 pub async fn spawn_on(engine: Engine, configure: fn(&mut Config)) -> EngineApp {
-    let redis = match engine {
+    let redis: Option<Arc<dyn RedisUrl + Send + Sync>> = match engine {
         Engine::Memory => None,
         Engine::Redis => Some(Arc::new(RedisServer::start().await)),
+        Engine::Cluster => Some(Arc::new(RedisCluster::start().await)),
     };
     let app = start(redis.as_deref(), configure).await;
     EngineApp {
@@ -44,8 +48,11 @@ pub async fn spawn_on(engine: Engine, configure: fn(&mut Config)) -> EngineApp {
     }
 }
 
-async fn start(redis: Option<&RedisServer>, configure: fn(&mut Config)) -> TestApp {
-    let url = redis.map(RedisServer::url);
+async fn start(
+    redis: Option<&(dyn RedisUrl + Send + Sync)>,
+    configure: fn(&mut Config),
+) -> TestApp {
+    let url = redis.map(RedisUrl::url);
     spawn_app_with(move |config| {
         config.redis_url = url;
         configure(config);
@@ -58,7 +65,7 @@ impl EngineApp {
     /// test then uses this one, see [`EngineApp::or_this`]).
     pub async fn second(&self) -> Option<TestApp> {
         match &self.redis {
-            Some(redis) => Some(start(Some(redis), self.configure).await),
+            Some(redis) => Some(start(Some(&**redis), self.configure).await),
             None => None,
         }
     }
@@ -70,7 +77,7 @@ impl EngineApp {
 }
 
 /// `both_engines!(name)` (or `both_engines!(name, configure)`): a module `name` with
-/// tests `memory` and `redis`, each calling `name(EngineApp)`.
+/// tests `memory`, `redis` and `cluster`, each calling `name(EngineApp)`.
 #[macro_export]
 macro_rules! both_engines {
     ($name:ident) => {
@@ -88,6 +95,11 @@ macro_rules! both_engines {
             #[tokio::test]
             async fn redis() {
                 super::$name(spawn_on(Engine::Redis, $configure).await).await;
+            }
+
+            #[tokio::test]
+            async fn cluster() {
+                super::$name(spawn_on(Engine::Cluster, $configure).await).await;
             }
         }
     };

@@ -28,7 +28,7 @@ pub use http_client::{HttpResponse, http_request, http_request_with};
 pub use process::{Binary, start_binary};
 pub use raw_ws::{OP_PING, RawSocket};
 pub use redis_cluster::RedisCluster;
-pub use redis_server::{Node, RedisServer, free_port};
+pub use redis_server::{Node, RedisServer, RedisUrl, free_port};
 pub use ws_client::Client;
 
 pub const SECRET: &str = "integration-test-secret-of-32-bytes";

@@ -112,6 +112,9 @@ impl RedisServer {
                     "nodes.conf",
                     "--cluster-node-timeout",
                     "2000",
+                    // Other shards keep serving while one master is down.
+                    "--cluster-require-full-coverage",
+                    "no",
                 ][..]
             } else {
                 &[]
