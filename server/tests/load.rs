@@ -6,6 +6,11 @@
 #[allow(dead_code)]
 mod load;
 
+// Its unit tests (the room mix, the latency histogram) run here.
+#[path = "../examples/bench/scale.rs"]
+#[allow(dead_code)]
+mod scale;
+
 use chorus_server::config::Config;
 use chorus_server::startup::Application;
 

@@ -16,7 +16,7 @@ use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
-type Socket =
+pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Where the members connect: one or more servers sharing the room.
@@ -29,7 +29,7 @@ pub struct Target {
 }
 
 impl Target {
-    fn url(&self, name: &str, n: usize) -> String {
+    pub(crate) fn url(&self, name: &str, n: usize) -> String {
         let token = Auth::new(self.secret.as_bytes())
             .issue(name, Some(name), Duration::from_secs(3600))
             .token;
@@ -116,9 +116,9 @@ impl FanoutReport {
 }
 
 /// Reads a member's socket until it has `messages` distinct messages (numbered by
-/// their content, `"<sent µs> <sequence> …"`), a close, or 30 s of silence, answering
-/// pings meanwhile.
-async fn count_messages<W, R>(read: &mut R, write: &mut W, messages: usize, epoch: Instant) -> Tally
+/// their content, `"<sent µs since the epoch> <sequence> …"`), a close, or 30 s of
+/// silence, answering pings meanwhile.
+pub(crate) async fn count_messages<W, R>(read: &mut R, write: &mut W, messages: usize) -> Tally
 where
     W: futures_util::Sink<Message> + Unpin,
     R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
@@ -192,9 +192,7 @@ where
             tally.out_of_order += 1;
         }
         highest = highest.max(Some(sequence));
-        tally
-            .latencies
-            .push((epoch.elapsed().as_micros() as u64).saturating_sub(sent_us));
+        tally.latencies.push(now_us().saturating_sub(sent_us));
     }
     tally
 }
@@ -248,12 +246,20 @@ fn add_tally(report: &mut FanoutReport, tally: Tally) {
 }
 
 /// One member's tally.
-struct Tally {
-    seen: Vec<bool>,
-    duplicates: usize,
-    out_of_order: usize,
-    latencies: Vec<u64>,
-    closed_with: Option<u16>,
+pub(crate) struct Tally {
+    pub(crate) seen: Vec<bool>,
+    pub(crate) duplicates: usize,
+    pub(crate) out_of_order: usize,
+    pub(crate) latencies: Vec<u64>,
+    pub(crate) closed_with: Option<u16>,
+}
+
+/// The wall clock in microseconds: a message carries when it was sent, and members
+/// in other processes (the scale scenario's) read the same clock.
+pub(crate) fn now_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |now| now.as_micros() as u64)
 }
 
 /// `members` members in one room, one sender publishing `messages` of `size` bytes at
@@ -272,7 +278,6 @@ pub async fn fanout<R>(
     // Keep reading the sender's socket so it answers pings and never lags.
     tokio::spawn(async move { while sender_read.next().await.is_some() {} });
 
-    let epoch = Instant::now();
     let all_in = Arc::new(Barrier::new(members + 1));
     let (tallies, collected) = mpsc::unbounded_channel::<Tally>();
     let connect_started = Instant::now();
@@ -302,7 +307,7 @@ pub async fn fanout<R>(
                 }
             }
             all_in.wait().await;
-            let tally = count_messages(&mut read, &mut write, messages, epoch).await;
+            let tally = count_messages(&mut read, &mut write, messages).await;
             let _ = tallies.send(tally);
         });
     }
@@ -316,7 +321,7 @@ pub async fn fanout<R>(
     let send_started = Instant::now();
     for n in 0..messages {
         tokio::time::sleep_until((send_started + interval * n as u32).into()).await;
-        let content = format!("{} {n} {filler}", epoch.elapsed().as_micros());
+        let content = format!("{} {n} {filler}", now_us());
         let frame = serde_json::json!({"type": "message", "content": content}).to_string();
         write.send(Message::text(frame)).await.expect("send");
     }
@@ -572,7 +577,6 @@ pub async fn rooms<R>(
     rate: f64,
     ready: impl FnOnce() -> R,
 ) -> (FanoutReport, R) {
-    let epoch = Instant::now();
     let all_in = Arc::new(Barrier::new(rooms * (per_room + 1) + 1));
     let (tallies, collected) = mpsc::unbounded_channel::<Tally>();
     let connect_started = Instant::now();
@@ -590,7 +594,7 @@ pub async fn rooms<R>(
             tokio::spawn(async move {
                 let (mut write, mut read) = ws.split();
                 all_in.wait().await;
-                let tally = count_messages(&mut read, &mut write, messages, epoch).await;
+                let tally = count_messages(&mut read, &mut write, messages).await;
                 let _ = tallies.send(tally);
             });
         }
@@ -606,7 +610,7 @@ pub async fn rooms<R>(
             let start = Instant::now() + interval.mul_f64(room as f64 / rooms.max(1) as f64);
             for sequence in 0..messages {
                 tokio::time::sleep_until((start + interval * sequence as u32).into()).await;
-                let content = format!("{} {sequence}", epoch.elapsed().as_micros());
+                let content = format!("{} {sequence}", now_us());
                 let frame = serde_json::json!({"type": "message", "content": content}).to_string();
                 if write.send(Message::text(frame)).await.is_err() {
                     return;

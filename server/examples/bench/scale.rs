@@ -1,0 +1,302 @@
+//! The scale scenario: several servers sharing rooms through one Redis or a Redis
+//! Cluster, members in rooms of every size connected by several load processes
+//! (one process may open at most 20,000 files), a steady publishing rate for the
+//! whole hold, and what it cost: losses, duplicates and reordering (which must be
+//! none), latency for members on the sender's server and on others, CPU per
+//! delivery for each server and for Redis, memory per connection.
+//!
+//! The bench itself is every load process: `--scale-worker SPEC` runs one share of
+//! the members (SPEC is a JSON file the coordinator wrote), says `ready` on stdout
+//! once they are all in, starts on `go` from stdin, and ends with a JSON report.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::load::{Tally, Target, connect, count_messages, now_us};
+
+/// One room of the mix: how many members, and how many messages a second its
+/// sender publishes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomPlan {
+    pub name: String,
+    pub members: usize,
+    pub rate: f64,
+}
+
+/// Rooms of every size for `members`: one of a tenth of them (10,000 of 100,000),
+/// rooms of 1,000 for four tenths, rooms of 10 for the rest. Many small rooms talk
+/// slowly, the large ones faster, as chat rooms do.
+pub fn mix(members: usize) -> Vec<RoomPlan> {
+    let mut rooms = Vec::new();
+    let mut room = |members: usize, rate: f64| {
+        let name = format!("scale-{}-{members}", rooms.len());
+        rooms.push(RoomPlan {
+            name,
+            members,
+            rate,
+        });
+    };
+    let large = members / 10;
+    if large > 0 {
+        room(large, 1.0);
+    }
+    for _ in 0..members * 4 / 10 / 1000 {
+        room(1000, 0.5);
+    }
+    let placed: usize = large + members * 4 / 10 / 1000 * 1000;
+    let rest = members - placed;
+    for _ in 0..rest / 10 {
+        room(10, 0.2);
+    }
+    if !rest.is_multiple_of(10) {
+        room(rest % 10, 0.2);
+    }
+    rooms
+}
+
+/// What one load process does.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    pub bases: Vec<String>,
+    pub secret: String,
+    pub rooms: Vec<RoomPlan>,
+    /// This process's share: the members `first..first + count` (numbered room after
+    /// room), and the senders of rooms `r` with `r % workers == worker`.
+    pub first: usize,
+    pub count: usize,
+    pub worker: usize,
+    pub workers: usize,
+    pub hold: Duration,
+}
+
+impl WorkerSpec {
+    /// How many messages room `r` publishes over the hold.
+    fn messages(&self, r: usize) -> usize {
+        ((self.hold.as_secs_f64() * self.rooms[r].rate).round() as usize).max(1)
+    }
+
+    /// The server of member `m` and of room `r`'s sender.
+    fn member_server(&self, m: usize) -> usize {
+        m % self.bases.len()
+    }
+
+    fn sender_server(&self, r: usize) -> usize {
+        r % self.bases.len()
+    }
+}
+
+/// Latencies, in 50 µs steps: sparse, so a process's millions of deliveries fit in
+/// a line of JSON.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct Histogram {
+    pub steps: BTreeMap<u32, u64>,
+}
+
+const STEP_US: u64 = 50;
+
+impl Histogram {
+    fn add(&mut self, us: u64) {
+        *self
+            .steps
+            .entry((us / STEP_US).min(u64::from(u32::MAX)) as u32)
+            .or_default() += 1;
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (step, count) in &other.steps {
+            *self.steps.entry(*step).or_default() += count;
+        }
+    }
+
+    pub fn count(&self) -> u64 {
+        self.steps.values().sum()
+    }
+
+    /// The latency below which `p` of them fall, in milliseconds.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        let total = self.count();
+        if total == 0 {
+            return f64::NAN;
+        }
+        let wanted = ((total as f64) * p).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (step, count) in &self.steps {
+            seen += count;
+            if seen >= wanted {
+                return ((u64::from(*step) + 1) * STEP_US) as f64 / 1000.0;
+            }
+        }
+        f64::NAN
+    }
+}
+
+/// What a load process saw, per server its members were on.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub connected: usize,
+    /// Distinct messages received by members on each server.
+    pub delivered: Vec<u64>,
+    pub expected: u64,
+    pub lost_by_open: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub evicted: u64,
+    pub other_closes: u64,
+    /// Members on the sender's server, and on another.
+    pub same_server: Histogram,
+    pub cross_server: Histogram,
+}
+
+/// Runs one load process: `--scale-worker SPEC`.
+pub async fn worker(spec_path: &str) {
+    let spec: WorkerSpec = serde_json::from_slice(
+        &std::fs::read(spec_path).unwrap_or_else(|err| panic!("cannot read {spec_path}: {err}")),
+    )
+    .expect("a worker spec");
+    let nodes = spec.bases.len();
+    // Where each member is: its room, by the rooms' sizes.
+    let mut starts = Vec::with_capacity(spec.rooms.len());
+    let mut at = 0;
+    for room in &spec.rooms {
+        starts.push(at);
+        at += room.members;
+    }
+    let room_of = |m: usize| starts.partition_point(|start| *start <= m) - 1;
+
+    let (go_tx, _) = tokio::sync::watch::channel(false);
+    let (tallies, mut collected) = mpsc::unbounded_channel::<(usize, usize, Tally)>();
+    let mut connected = 0;
+    for m in spec.first..spec.first + spec.count {
+        let r = room_of(m);
+        let target = Target {
+            bases: spec.bases.clone(),
+            secret: spec.secret.clone(),
+            room: spec.rooms[r].name.clone(),
+        };
+        let ws = connect(&target.url(&format!("m{m}"), m), m - spec.first).await;
+        connected += 1;
+        let messages = spec.messages(r);
+        let tallies = tallies.clone();
+        let mut go = go_tx.subscribe();
+        let (server, sender_server) = (spec.member_server(m), spec.sender_server(r));
+        tokio::spawn(async move {
+            let (mut write, mut read) = ws.split();
+            // Answers pings, and skips presence, until the run starts.
+            let _ = go.wait_for(|go| *go).await;
+            let tally = count_messages(&mut read, &mut write, messages).await;
+            let _ = tallies.send((server, sender_server, tally));
+        });
+    }
+    drop(tallies);
+    let mut senders = Vec::new();
+    for r in (spec.worker..spec.rooms.len()).step_by(spec.workers) {
+        let target = Target {
+            bases: spec.bases.clone(),
+            secret: spec.secret.clone(),
+            room: spec.rooms[r].name.clone(),
+        };
+        // `url` picks server `n % servers`: the sender's.
+        let url = target.url(&format!("sender-{r}"), spec.sender_server(r));
+        senders.push((r, connect(&url, spec.count + senders.len()).await));
+    }
+    println!("ready {connected}");
+
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    while let Ok(Some(line)) = stdin.next_line().await {
+        if line.trim() == "go" {
+            break;
+        }
+    }
+    let _ = go_tx.send(true);
+    for (r, ws) in senders {
+        let messages = spec.messages(r);
+        let interval = Duration::from_secs_f64(1.0 / spec.rooms[r].rate);
+        // Rooms start spread over one interval, as independent rooms would.
+        let offset = interval.mul_f64((r as f64 * 0.618_034) % 1.0);
+        tokio::spawn(async move {
+            let (mut write, mut read) = ws.split();
+            tokio::spawn(async move {
+                while let Some(Ok(message)) = read.next().await {
+                    let _ = message;
+                }
+            });
+            let start = tokio::time::Instant::now() + offset;
+            for sequence in 0..messages {
+                tokio::time::sleep_until(start + interval * sequence as u32).await;
+                let content = format!("{} {sequence}", now_us());
+                let frame = serde_json::json!({"type": "message", "content": content}).to_string();
+                if write.send(Message::text(frame)).await.is_err() {
+                    return;
+                }
+            }
+            // Keep the sender connected (and its pings answered by the reader)
+            // until the process ends.
+            std::future::pending::<()>().await;
+        });
+    }
+
+    let mut report = WorkerReport {
+        connected,
+        delivered: vec![0; nodes],
+        ..WorkerReport::default()
+    };
+    while let Some((server, sender_server, tally)) = collected.recv().await {
+        let distinct = tally.seen.iter().filter(|seen| **seen).count() as u64;
+        report.expected += tally.seen.len() as u64;
+        report.delivered[server] += distinct;
+        report.duplicates += tally.duplicates as u64;
+        report.out_of_order += tally.out_of_order as u64;
+        match tally.closed_with {
+            Some(4008) => report.evicted += 1,
+            Some(_) => report.other_closes += 1,
+            None => report.lost_by_open += tally.seen.len() as u64 - distinct,
+        }
+        let latencies = if server == sender_server {
+            &mut report.same_server
+        } else {
+            &mut report.cross_server
+        };
+        for us in tally.latencies {
+            latencies.add(us);
+        }
+    }
+    let mut stdout = tokio::io::stdout();
+    let line = serde_json::to_string(&report).expect("a report") + "\n";
+    stdout.write_all(line.as_bytes()).await.expect("stdout");
+    stdout.flush().await.expect("stdout");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mix_places_every_member_once() {
+        let rooms = mix(100_000);
+        assert_eq!(
+            rooms.iter().map(|room| room.members).sum::<usize>(),
+            100_000
+        );
+        assert_eq!(rooms[0].members, 10_000);
+        assert_eq!(rooms.iter().filter(|room| room.members == 1000).count(), 40);
+        assert_eq!(rooms.iter().filter(|room| room.members == 10).count(), 5000);
+        let small = mix(1234);
+        assert_eq!(small.iter().map(|room| room.members).sum::<usize>(), 1234);
+    }
+
+    #[test]
+    fn percentiles_come_from_the_steps() {
+        let mut histogram = Histogram::default();
+        for us in [10, 60, 60, 1000] {
+            histogram.add(us);
+        }
+        assert_eq!(histogram.percentile_ms(0.5), 0.1);
+        assert_eq!(histogram.percentile_ms(1.0), 1.05);
+    }
+}
