@@ -677,6 +677,7 @@ async fn run_scale(args: &Args) {
     let mut delivered = vec![0_u64; servers.len()];
     let (mut expected, mut lost, mut duplicates, mut out_of_order, mut evicted, mut other) =
         (0, 0, 0, 0, 0, 0);
+    let mut refused = 0;
     for report in &reports {
         same.merge(&report.same_server);
         cross.merge(&report.cross_server);
@@ -689,6 +690,7 @@ async fn run_scale(args: &Args) {
         out_of_order += report.out_of_order;
         evicted += report.evicted;
         other += report.other_closes;
+        refused += report.refused;
     }
     let total: u64 = delivered.iter().sum();
     let redis_kind = if args.cluster {
@@ -717,7 +719,7 @@ async fn run_scale(args: &Args) {
         total as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "  errors             {lost} lost, {duplicates} duplicated, {out_of_order} out of order; {evicted} evicted (4008), {other} closed otherwise"
+        "  errors             {lost} lost, {duplicates} duplicated, {out_of_order} out of order; {evicted} evicted (4008), {other} closed otherwise; {refused} sends refused"
     );
     println!(
         "  latency (ms)       same server p50 {:.2} p99 {:.2}; other server p50 {:.2} p99 {:.2}",

@@ -148,6 +148,9 @@ pub struct WorkerReport {
     pub out_of_order: u64,
     pub evicted: u64,
     pub other_closes: u64,
+    /// Sends the servers refused with an `error` frame (a real client sends them
+    /// again; here their messages count as lost).
+    pub refused: u64,
     /// Members on the sender's server, and on another.
     pub same_server: Histogram,
     pub cross_server: Histogram,
@@ -187,10 +190,38 @@ pub async fn worker(spec_path: &str) {
         let (server, sender_server) = (spec.member_server(m), spec.sender_server(r));
         tokio::spawn(async move {
             let (mut write, mut read) = ws.split();
-            // Answers pings, and skips presence, until the run starts.
-            let _ = go.wait_for(|go| *go).await;
+            // Until the run starts: pings answered (the heartbeat closes a member
+            // that does not), presence read and dropped (a member that does not read
+            // is evicted), nothing else expected.
+            while !*go.borrow_and_update() {
+                tokio::select! {
+                    changed = go.changed() => if changed.is_err() { break },
+                    frame = read.next() => match frame {
+                        Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
+                            let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
+                        }
+                        Some(Ok(_)) => {}
+                        // Closed before the run: counted as such by the tally.
+                        _ => break,
+                    },
+                }
+            }
             let tally = count_messages(&mut read, &mut write, messages).await;
+            if std::env::var_os("SCALE_DEBUG").is_some() && tally.seen.contains(&false) {
+                let missing: Vec<usize> = (0..messages).filter(|n| !tally.seen[*n]).collect();
+                eprintln!("member {m} of room {r} (server {server}) missed {missing:?}");
+            }
+            let open = tally.closed_with.is_none();
             let _ = tallies.send((server, sender_server, tally));
+            // Connected to the end, pings answered: members leaving while other
+            // rooms still talk would be a load of their own.
+            while open && let Some(Ok(frame)) = read.next().await {
+                if let Message::Text(text) = frame
+                    && text.contains(r#""type":"ping""#)
+                {
+                    let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
+                }
+            }
         });
     }
     drop(tallies);
@@ -205,6 +236,11 @@ pub async fn worker(spec_path: &str) {
         let url = target.url(&format!("sender-{r}"), spec.sender_server(r));
         senders.push((r, connect(&url, spec.count + senders.len()).await));
     }
+    eprintln!(
+        "load process {}: {connected} members and {} senders in",
+        spec.worker,
+        senders.len()
+    );
     println!("ready {connected}");
 
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
@@ -214,16 +250,25 @@ pub async fn worker(spec_path: &str) {
         }
     }
     let _ = go_tx.send(true);
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     for (r, ws) in senders {
+        let refused = refused.clone();
         let messages = spec.messages(r);
         let interval = Duration::from_secs_f64(1.0 / spec.rooms[r].rate);
         // Rooms start spread over one interval, as independent rooms would.
         let offset = interval.mul_f64((r as f64 * 0.618_034) % 1.0);
         tokio::spawn(async move {
             let (mut write, mut read) = ws.split();
+            // Counts the sends the server refused (a real client would send them
+            // again). A sender sends at least every 5 s, so its heartbeat never
+            // finds it silent while the run lasts.
             tokio::spawn(async move {
-                while let Some(Ok(message)) = read.next().await {
-                    let _ = message;
+                while let Some(Ok(frame)) = read.next().await {
+                    if let Message::Text(text) = frame
+                        && text.contains(r#""type":"error""#)
+                    {
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                 }
             });
             let start = tokio::time::Instant::now() + offset;
@@ -246,7 +291,11 @@ pub async fn worker(spec_path: &str) {
         delivered: vec![0; nodes],
         ..WorkerReport::default()
     };
-    while let Some((server, sender_server, tally)) = collected.recv().await {
+    // One tally per member; the members stay connected after theirs.
+    for _ in 0..connected {
+        let Some((server, sender_server, tally)) = collected.recv().await else {
+            break;
+        };
         let distinct = tally.seen.iter().filter(|seen| **seen).count() as u64;
         report.expected += tally.seen.len() as u64;
         report.delivered[server] += distinct;
@@ -266,6 +315,7 @@ pub async fn worker(spec_path: &str) {
             latencies.add(us);
         }
     }
+    report.refused = refused.load(std::sync::atomic::Ordering::Relaxed);
     let mut stdout = tokio::io::stdout();
     let line = serde_json::to_string(&report).expect("a report") + "\n";
     stdout.write_all(line.as_bytes()).await.expect("stdout");
