@@ -666,6 +666,10 @@ async fn run_scale(args: &Args) {
         reports.push(serde_json::from_str::<scale::WorkerReport>(&line).expect("a report"));
     }
     let elapsed = run_started.elapsed();
+    // Every report is in: the load processes may end.
+    for (child, _) in &mut processes {
+        drop(child.stdin.take());
+    }
     let (servers_after, redis_after) = (cpu_at(&server_pids), cpu_at(&redis_pids));
     let still = server_pids
         .iter()

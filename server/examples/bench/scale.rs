@@ -7,7 +7,9 @@
 //!
 //! The bench itself is every load process: `--scale-worker SPEC` runs one share of
 //! the members (SPEC is a JSON file the coordinator wrote), says `ready` on stdout
-//! once they are all in, starts on `go` from stdin, and ends with a JSON report.
+//! once they are all in, starts on `go` from stdin, reports as a line of JSON once
+//! its members have every message, and ends when stdin closes (its senders may still
+//! be talking to members of other processes until then).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -320,6 +322,9 @@ pub async fn worker(spec_path: &str) {
     let line = serde_json::to_string(&report).expect("a report") + "\n";
     stdout.write_all(line.as_bytes()).await.expect("stdout");
     stdout.flush().await.expect("stdout");
+    // This process's senders talk to rooms whose members other processes count:
+    // it ends when the coordinator has every report and closes stdin, not before.
+    while let Ok(Some(_)) = stdin.next_line().await {}
 }
 
 #[cfg(test)]
