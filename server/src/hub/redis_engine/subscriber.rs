@@ -289,11 +289,7 @@ async fn resume_sharded(
         within(connection.ssubscribe(&room.keys.channel)).await?;
     }
     if after_outage {
-        within(shared.heartbeat()).await?;
-        for room in &rooms {
-            within(shared.restore_presence(room)).await?;
-            within(shared.fill_gap(room)).await?;
-        }
+        shared.catch_up(&rooms).await?;
     }
     Ok(())
 }
@@ -354,11 +350,7 @@ async fn resume(
         within(sink.subscribe(&room.keys.channel)).await?;
     }
     if after_outage {
-        within(shared.heartbeat()).await?;
-        for room in &rooms {
-            within(shared.restore_presence(room)).await?;
-            within(shared.fill_gap(room)).await?;
-        }
+        shared.catch_up(&rooms).await?;
     }
     Ok(())
 }
@@ -428,6 +420,17 @@ impl Shared {
                 .unwrap_or_default();
             self.settings.metrics.latency(latency);
         }
+    }
+
+    /// After an outage, once subscribed again: this server marked alive, and each
+    /// room's presence written back and its gap filled from the stream.
+    async fn catch_up(&self, rooms: &[Arc<Room>]) -> redis::RedisResult<()> {
+        within(self.heartbeat()).await?;
+        for room in rooms {
+            within(self.restore_presence(room)).await?;
+            within(self.fill_gap(room)).await?;
+        }
+        Ok(())
     }
 
     /// After an outage: messages stored while this server was cut off, in order.
