@@ -17,11 +17,14 @@
 //! removes its members from presence and announces their leave.
 //!
 //! Here: connecting, joining (with the backlog read), the room list, and leaving at
-//! shutdown. Beside it: [`keys`] every key's name; `payload` what goes into Redis
-//! and comes back; `membership` a member's seat (publish; drop = leave); `scripts`
-//! the Lua (`lua/*.lua`); `subscriber` the Pub/Sub task, with the outage recovery
-//! it runs (gap fill, presence written back); `liveness` this server's liveness key
-//! and the reaping of dead servers.
+//! shutdown. Beside it: `connection` where Redis is (one server or a Redis Cluster)
+//! and the connection commands go over; [`keys`] every key's name (a room's under
+//! one hash tag: one cluster slot); `payload` what goes into Redis and comes back;
+//! `membership` a member's seat (publish; drop = leave); `presence` presence across
+//! servers (room scripts, and the sets that span rooms in steps of their own);
+//! `scripts` the Lua (`lua/*.lua`); `subscriber` the Pub/Sub task (sharded on a
+//! cluster), with the outage recovery it runs (gap fill, presence written back);
+//! `liveness` this server's liveness key and the reaping of dead servers.
 
 mod connection;
 pub mod keys;
