@@ -232,7 +232,14 @@ async fn a_killed_node_loses_nothing_and_its_members_leave_presence(redis: impl 
 #[tokio::test]
 async fn a_redis_restart_keeps_members_connected_and_loses_nothing() {
     let mut redis = RedisServer::start().await;
-    let (a, b) = (Node::start(&redis).await, Node::start(&redis).await);
+    // With the default presence grace, as operators run it: writing presence back
+    // after the outage then goes through the grace's bookkeeping too (an empty
+    // pipeline there once failed every catch-up, and the nodes never resubscribed).
+    let with_grace = ["--presence-grace", "5s"];
+    let (a, b) = (
+        Node::start_with(&redis, &with_grace).await,
+        Node::start_with(&redis, &with_grace).await,
+    );
     let (mut alice, _) = a.join("outage", "alice", None).await;
     let (mut bob, _) = b.join("outage", "bob", None).await;
     alice.say("one").await;
@@ -347,6 +354,35 @@ async fn a_node_stopped_gracefully_leaves_presence_at_once(redis: impl RedisUrl)
     assert_eq!(
         staying.rooms().await,
         json!([{"name": "farewell", "members": 1, "connections": 1}])
+    );
+}
+
+on_every_redis!(after_a_graceful_stop_only_those_who_do_not_come_back_within_the_grace_leave);
+async fn after_a_graceful_stop_only_those_who_do_not_come_back_within_the_grace_leave(
+    redis: impl RedisUrl,
+) {
+    let args = ["--redis-node-ttl", "60s", "--presence-grace", "3s"];
+    let leaving = Node::start_with(&redis, &args).await;
+    let staying = Node::start_with(&redis, &args).await;
+    let (mut alice, _) = leaving.join("farewell", "alice", None).await;
+    let (mut carol, _) = leaving.join("farewell", "carol", None).await;
+    let (mut bob, _) = staying.join("farewell", "bob", None).await;
+    wait_for(&mut alice, |frame| frame["user"] == "bob").await;
+    wait_for(&mut carol, |frame| frame["user"] == "bob").await;
+
+    leaving.terminate().await;
+    alice.expect_close(1001).await;
+    carol.expect_close(1001).await;
+    // Alice's client lands on the other node within the grace; Carol's never comes back.
+    let (_alice, welcome) = staying.join("farewell", "alice", None).await;
+    // Both are still listed, within the grace.
+    assert_eq!(welcome["users"], present(&["alice", "bob", "carol"]));
+    let left = wait_for(&mut bob, |frame| frame["event"] == "leave").await;
+    assert_eq!(left["user"], "carol");
+    bob.expect_silence(Duration::from_millis(1500)).await;
+    assert_eq!(
+        staying.rooms().await,
+        json!([{"name": "farewell", "members": 2, "connections": 2}])
     );
 }
 

@@ -172,7 +172,12 @@ impl Shared {
                         .ignore();
                 }
             }
-            let _: () = pipe.query_async(&mut redis).await?;
+            // An empty pipeline is an error ("empty command"), not a no-op: it made
+            // every catch-up after an outage, graceful leave and reap of a room
+            // without such users fail, over and over, with the default grace.
+            if !pipe.is_empty() {
+                let _: () = pipe.query_async(&mut redis).await?;
+            }
         }
         if !users.is_empty() {
             let _: () = redis.sadd(keys::rooms(), room).await?;
