@@ -44,9 +44,18 @@ impl Target {
 /// Connects from 127.0.0.x, spreading clients over source addresses (one address has
 /// only ~28k ephemeral ports).
 pub async fn connect(url: &str, n: usize) -> Socket {
+    try_connect(url, n).await.expect("connect")
+}
+
+/// [`connect`], for a member that expects servers to come and go: a refused
+/// connection or handshake is the caller's to retry.
+pub async fn try_connect(
+    url: &str,
+    n: usize,
+) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
     let host = url.trim_start_matches("ws://").split('/').next().unwrap();
-    let addr: SocketAddr = tokio::net::lookup_host(host).await.unwrap().next().unwrap();
-    let socket = TcpSocket::new_v4().unwrap();
+    let addr: SocketAddr = tokio::net::lookup_host(host).await?.next().unwrap();
+    let socket = TcpSocket::new_v4()?;
     // The first 20,000 connect from 127.0.0.1 without a bind: binding to a port of
     // the kernel's choosing searches every bound port for a conflict, which made a
     // connect cost grow with the members already connected (the 10,000-member storm
@@ -54,9 +63,9 @@ pub async fn connect(url: &str, n: usize) -> Socket {
     // per destination at once.
     if addr.ip().is_loopback() && n >= PER_SOURCE_ADDRESS {
         let source = Ipv4Addr::new(127, 0, 0, 1 + (n / PER_SOURCE_ADDRESS) as u8);
-        socket.bind(SocketAddr::new(IpAddr::V4(source), 0)).unwrap();
+        socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     }
-    let stream = socket.connect(addr).await.expect("connect");
+    let stream = socket.connect(addr).await?;
     // tungstenite clears its whole read buffer before each read: at the default
     // 128 KiB that was half the generator's CPU. Frames here are small.
     let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
@@ -65,17 +74,16 @@ pub async fn connect(url: &str, n: usize) -> Socket {
         tokio_tungstenite::MaybeTlsStream::Plain(stream),
         Some(config),
     )
-    .await
-    .expect("handshake");
+    .await?;
     // As browsers do: without it, Nagle held the sender's next message until the
     // server's ACK came back, which rode on the server's next write to the sender,
     // and every latency measured included the server's write delay twice. (Only
     // after the handshake: the client writes its request in pieces, and a join storm
     // of 10,000 sent each piece as a segment of its own.)
     if let tokio_tungstenite::MaybeTlsStream::Plain(stream) = ws.get_ref() {
-        stream.set_nodelay(true).expect("TCP_NODELAY");
+        stream.set_nodelay(true)?;
     }
-    ws
+    Ok(ws)
 }
 
 /// Clients per source address (one address has only ~28k ephemeral ports).
@@ -152,7 +160,6 @@ where
         let Some(Ok(message)) = next else {
             break;
         };
-        last_heard = tokio::time::Instant::now();
         let text = match message {
             Message::Text(text) => text,
             Message::Close(frame) => {
@@ -173,6 +180,9 @@ where
         if frame.kind != "message" {
             continue;
         }
+        // Only a message proves the room still talks: pings and presence keep
+        // coming to a member that missed one, which would otherwise wait forever.
+        last_heard = tokio::time::Instant::now();
         let mut parts = frame.content.as_deref().unwrap_or_default().split(' ');
         let sent_us = parts.next().and_then(|t| t.parse::<u64>().ok());
         let sequence = parts.next().and_then(|t| t.parse::<usize>().ok());
@@ -197,7 +207,7 @@ where
     tally
 }
 
-/// How long a member waits for its next frame before it gives up.
+/// How long a member waits for its next message before it gives up.
 const SILENCE: Duration = Duration::from_secs(30);
 
 /// The fields of a server frame a fan-out member looks at, borrowed from its text.

@@ -12,6 +12,7 @@
 
 mod load;
 mod scale;
+mod soak;
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -36,6 +37,13 @@ enum Scenario {
     /// (one of N/10, rooms of 1,000, rooms of 10), every room publishing steadily
     /// for `--hold`, the members spread over load processes.
     Scale,
+    /// Members of rooms of 20 over `--nodes` servers sharing a Redis the bench starts
+    /// (with an append-only file), for `--duration`: members reconnect with `since`
+    /// every `--churn` on average (one in ten leaves for good, someone new taking
+    /// its place), servers restart one at a time (SIGTERM, once SIGKILL), Redis
+    /// restarts once, `--rate` messages a second over all rooms. Reports losses and
+    /// duplicates (which must be none) and the memory slope of every server and Redis.
+    Soak,
 }
 
 /// A reference server from `../shared/peers/`, built and started by the bench.
@@ -95,6 +103,12 @@ struct Args {
     /// Scale scenario: start a three-master Redis Cluster instead of one Redis.
     #[arg(long)]
     cluster: bool,
+    /// How long the soak runs.
+    #[arg(long, default_value = "30m", value_parser = chorus_server::config::parse_duration)]
+    duration: Duration,
+    /// Soak: a member's mean time between reconnects.
+    #[arg(long, default_value = "60s", value_parser = chorus_server::config::parse_duration)]
+    churn: Duration,
     /// Scale scenario: load processes (default: enough for 17,000 sockets each).
     #[arg(long)]
     workers: Option<usize>,
@@ -113,8 +127,13 @@ async fn start_server(args: &Args) -> Server {
 }
 
 async fn start_server_on(args: &Args, redis_url: Option<&str>) -> Server {
+    start_server_at(args, redis_url, "127.0.0.1:0").await
+}
+
+/// A server listening on `addr` (the soak restarts one where it was).
+async fn start_server_at(args: &Args, redis_url: Option<&str>, addr: &str) -> Server {
     let mut child = tokio::process::Command::new(&args.server)
-        .args(["--addr", "127.0.0.1:0", "--jwt-secret", &args.secret])
+        .args(["--addr", addr, "--jwt-secret", &args.secret])
         // Every simulated member connects from loopback: lift the per-address limits.
         .args([
             "--connect-rate-limit",
@@ -139,7 +158,15 @@ async fn start_server_on(args: &Args, redis_url: Option<&str>) -> Server {
             break format!("ws://{}", addr.trim());
         }
     };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    // `BENCH_SERVER_LOGS=1` passes the servers' logs on, prefixed with their address.
+    let echo = std::env::var_os("BENCH_SERVER_LOGS").map(|_| base.clone());
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(base) = &echo {
+                eprintln!("{base} {line}");
+            }
+        }
+    });
     Server { child, base }
 }
 
@@ -272,6 +299,10 @@ async fn main() {
     }
     if args.scenario == Scenario::Scale {
         run_scale(&args).await;
+        return;
+    }
+    if args.scenario == Scenario::Soak {
+        soak::run(&args).await;
         return;
     }
     assert!(
@@ -499,13 +530,25 @@ fn free_low_port() -> u16 {
 }
 
 async fn start_redis(dir: &std::path::Path, cluster: bool) -> StartedRedis {
-    let port = free_low_port();
+    start_redis_on(dir, free_low_port(), cluster, false).await
+}
+
+/// A Redis on `port`, its files in `dir/port`; `durable` keeps an append-only file
+/// there, so a Redis restarted on the same port has its data back, as an operator's
+/// would.
+async fn start_redis_on(
+    dir: &std::path::Path,
+    port: u16,
+    cluster: bool,
+    durable: bool,
+) -> StartedRedis {
     let dir = dir.join(port.to_string());
     std::fs::create_dir_all(&dir).unwrap();
     let mut command = tokio::process::Command::new("redis-server");
     command
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no", "--maxclients", "10000"])
+        .args(["--save", "", "--maxclients", "10000"])
+        .args(["--appendonly", if durable { "yes" } else { "no" }])
         .current_dir(&dir);
     if cluster {
         command.args([

@@ -158,6 +158,46 @@ pub struct WorkerReport {
     pub cross_server: Histogram,
 }
 
+const PONG: &str = r#"{"type":"pong"}"#;
+
+/// How the wait for the run's start ended.
+enum Start {
+    Go,
+    /// A message came first: its sender, maybe in another load process, heard `go`
+    /// before this one did. It counts.
+    Early(Message),
+    Closed,
+}
+
+/// Until the run starts: pings answered (the heartbeat closes a socket that does
+/// not), presence read and dropped (a member that does not read is evicted).
+async fn until_go<W, R>(
+    write: &mut W,
+    read: &mut R,
+    go: &mut tokio::sync::watch::Receiver<bool>,
+) -> Start
+where
+    W: futures_util::Sink<Message> + Unpin,
+    R: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    while !*go.borrow_and_update() {
+        tokio::select! {
+            changed = go.changed() => if changed.is_err() { return Start::Closed },
+            frame = read.next() => match frame {
+                Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
+                    let _ = write.send(Message::text(PONG)).await;
+                }
+                Some(Ok(Message::Text(text))) if text.contains(r#""type":"message""#) => {
+                    return Start::Early(Message::Text(text));
+                }
+                Some(Ok(_)) => {}
+                _ => return Start::Closed,
+            },
+        }
+    }
+    Start::Go
+}
+
 /// Runs one load process: `--scale-worker SPEC`.
 pub async fn worker(spec_path: &str) {
     let spec: WorkerSpec = serde_json::from_slice(
@@ -192,23 +232,13 @@ pub async fn worker(spec_path: &str) {
         let (server, sender_server) = (spec.member_server(m), spec.sender_server(r));
         tokio::spawn(async move {
             let (mut write, mut read) = ws.split();
-            // Until the run starts: pings answered (the heartbeat closes a member
-            // that does not), presence read and dropped (a member that does not read
-            // is evicted), nothing else expected.
-            while !*go.borrow_and_update() {
-                tokio::select! {
-                    changed = go.changed() => if changed.is_err() { break },
-                    frame = read.next() => match frame {
-                        Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
-                            let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
-                        }
-                        Some(Ok(_)) => {}
-                        // Closed before the run: counted as such by the tally.
-                        _ => break,
-                    },
-                }
-            }
-            let tally = count_messages(&mut read, &mut write, messages).await;
+            // Closed before the run: counted as such by the tally.
+            let early = match until_go(&mut write, &mut read, &mut go).await {
+                Start::Early(message) => Some(Ok(message)),
+                Start::Go | Start::Closed => None,
+            };
+            let mut frames = futures_util::stream::iter(early).chain(&mut read);
+            let tally = count_messages(&mut frames, &mut write, messages).await;
             if std::env::var_os("SCALE_DEBUG").is_some() && tally.seen.contains(&false) {
                 let missing: Vec<usize> = (0..messages).filter(|n| !tally.seen[*n]).collect();
                 eprintln!("member {m} of room {r} (server {server}) missed {missing:?}");
@@ -221,13 +251,14 @@ pub async fn worker(spec_path: &str) {
                 if let Message::Text(text) = frame
                     && text.contains(r#""type":"ping""#)
                 {
-                    let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
+                    let _ = write.send(Message::text(PONG)).await;
                 }
             }
         });
     }
     drop(tallies);
-    let mut senders = Vec::new();
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut senders = 0;
     for r in (spec.worker..spec.rooms.len()).step_by(spec.workers) {
         let target = Target {
             bases: spec.bases.clone(),
@@ -236,12 +267,54 @@ pub async fn worker(spec_path: &str) {
         };
         // `url` picks server `n % servers`: the sender's.
         let url = target.url(&format!("sender-{r}"), spec.sender_server(r));
-        senders.push((r, connect(&url, spec.count + senders.len()).await));
+        let ws = connect(&url, spec.count + senders).await;
+        senders += 1;
+        let refused = refused.clone();
+        let messages = spec.messages(r);
+        let interval = Duration::from_secs_f64(1.0 / spec.rooms[r].rate);
+        // Rooms start spread over one interval, as independent rooms would.
+        let offset = interval.mul_f64((r as f64 * 0.618_034) % 1.0);
+        let mut go = go_tx.subscribe();
+        tokio::spawn(async move {
+            let (mut write, mut read) = ws.split();
+            // Connecting 100,000 members takes minutes: a sender that did not answer
+            // pings meanwhile would be closed before it said a word.
+            if let Start::Closed = until_go(&mut write, &mut read, &mut go).await {
+                return;
+            }
+            let start = tokio::time::Instant::now() + offset;
+            let mut sequence = 0;
+            // Sends on time, counts the sends the server refused (a real client would
+            // send them again), and stays connected with its pings answered until
+            // the process ends.
+            loop {
+                let due = start + interval * sequence as u32;
+                tokio::select! {
+                    () = tokio::time::sleep_until(due), if sequence < messages => {
+                        let content = format!("{} {sequence}", now_us());
+                        let frame = serde_json::json!({"type": "message", "content": content});
+                        if write.send(Message::text(frame.to_string())).await.is_err() {
+                            return;
+                        }
+                        sequence += 1;
+                    }
+                    frame = read.next() => match frame {
+                        Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
+                            let _ = write.send(Message::text(PONG)).await;
+                        }
+                        Some(Ok(Message::Text(text))) if text.contains(r#""type":"error""#) => {
+                            refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Some(Ok(_)) => {}
+                        _ => return,
+                    },
+                }
+            }
+        });
     }
     eprintln!(
-        "load process {}: {connected} members and {} senders in",
-        spec.worker,
-        senders.len()
+        "load process {}: {connected} members and {senders} senders in",
+        spec.worker
     );
     println!("ready {connected}");
 
@@ -252,41 +325,6 @@ pub async fn worker(spec_path: &str) {
         }
     }
     let _ = go_tx.send(true);
-    let refused = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    for (r, ws) in senders {
-        let refused = refused.clone();
-        let messages = spec.messages(r);
-        let interval = Duration::from_secs_f64(1.0 / spec.rooms[r].rate);
-        // Rooms start spread over one interval, as independent rooms would.
-        let offset = interval.mul_f64((r as f64 * 0.618_034) % 1.0);
-        tokio::spawn(async move {
-            let (mut write, mut read) = ws.split();
-            // Counts the sends the server refused (a real client would send them
-            // again). A sender sends at least every 5 s, so its heartbeat never
-            // finds it silent while the run lasts.
-            tokio::spawn(async move {
-                while let Some(Ok(frame)) = read.next().await {
-                    if let Message::Text(text) = frame
-                        && text.contains(r#""type":"error""#)
-                    {
-                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            });
-            let start = tokio::time::Instant::now() + offset;
-            for sequence in 0..messages {
-                tokio::time::sleep_until(start + interval * sequence as u32).await;
-                let content = format!("{} {sequence}", now_us());
-                let frame = serde_json::json!({"type": "message", "content": content}).to_string();
-                if write.send(Message::text(frame)).await.is_err() {
-                    return;
-                }
-            }
-            // Keep the sender connected (and its pings answered by the reader)
-            // until the process ends.
-            std::future::pending::<()>().await;
-        });
-    }
 
     let mut report = WorkerReport {
         connected,
