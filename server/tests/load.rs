@@ -6,10 +6,15 @@
 #[allow(dead_code)]
 mod load;
 
-// Its unit tests (the room mix, the latency histogram) run here.
+// Their unit tests (the room mix, the latency histogram; what a soak member must
+// see across reconnects) run here.
 #[path = "../examples/bench/scale.rs"]
 #[allow(dead_code)]
 mod scale;
+
+#[path = "../examples/bench/soak/rules.rs"]
+#[allow(dead_code)]
+mod soak_rules;
 
 use chorus_server::config::Config;
 use chorus_server::startup::Application;
