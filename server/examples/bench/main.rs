@@ -724,7 +724,7 @@ async fn run_scale(args: &Args) {
     let mut delivered = vec![0_u64; servers.len()];
     let (mut expected, mut lost, mut duplicates, mut out_of_order, mut evicted, mut other) =
         (0, 0, 0, 0, 0, 0);
-    let mut refused = 0;
+    let (mut refused, mut rejoined) = (0, 0);
     for report in &reports {
         same.merge(&report.same_server);
         cross.merge(&report.cross_server);
@@ -738,6 +738,7 @@ async fn run_scale(args: &Args) {
         evicted += report.evicted;
         other += report.other_closes;
         refused += report.refused;
+        rejoined += report.rejoined;
     }
     let total: u64 = delivered.iter().sum();
     let redis_kind = if args.cluster {
@@ -752,7 +753,7 @@ async fn run_scale(args: &Args) {
         servers.len()
     );
     println!(
-        "  members            {connected} connected of {} in {} rooms, by {workers} load processes, in {:.1} s",
+        "  members            {connected} connected of {} in {} rooms, by {workers} load processes, in {:.1} s ({rejoined} joins refused with 1013 and made again)",
         args.members,
         rooms.len(),
         connect_time.as_secs_f64()

@@ -20,7 +20,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::load::{Tally, Target, connect, count_messages, now_us};
+use crate::load::{Tally, Target, connect, count_messages, now_us, try_connect};
 
 /// One room of the mix: how many members, and how many messages a second its
 /// sender publishes.
@@ -153,6 +153,8 @@ pub struct WorkerReport {
     /// Sends the servers refused with an `error` frame (a real client sends them
     /// again; here their messages count as lost).
     pub refused: u64,
+    /// Joins the servers refused (1013) and the member made again.
+    pub rejoined: u64,
     /// Members on the sender's server, and on another.
     pub same_server: Histogram,
     pub cross_server: Histogram,
@@ -198,6 +200,21 @@ where
     Start::Go
 }
 
+/// Reads until the server's welcome (answering pings); false if the connection
+/// closed first.
+async fn welcome(ws: &mut crate::load::Socket) -> bool {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) if text.contains(r#""type":"welcome""#) => return true,
+            Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
+                let _ = ws.send(Message::text(PONG)).await;
+            }
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return false,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
 /// Runs one load process: `--scale-worker SPEC`.
 pub async fn worker(spec_path: &str) {
     let spec: WorkerSpec = serde_json::from_slice(
@@ -216,6 +233,8 @@ pub async fn worker(spec_path: &str) {
 
     let (go_tx, _) = tokio::sync::watch::channel(false);
     let (tallies, mut collected) = mpsc::unbounded_channel::<(usize, usize, Tally)>();
+    let (welcomed_tx, mut welcomed) = mpsc::unbounded_channel::<()>();
+    let rejoined = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut connected = 0;
     for m in spec.first..spec.first + spec.count {
         let r = room_of(m);
@@ -224,13 +243,29 @@ pub async fn worker(spec_path: &str) {
             secret: spec.secret.clone(),
             room: spec.rooms[r].name.clone(),
         };
-        let ws = connect(&target.url(&format!("m{m}"), m), m - spec.first).await;
+        let url = target.url(&format!("m{m}"), m);
+        let mut ws = connect(&url, m - spec.first).await;
         connected += 1;
         let messages = spec.messages(r);
         let tallies = tallies.clone();
+        let welcomed = welcomed_tx.clone();
+        let rejoined = rejoined.clone();
         let mut go = go_tx.subscribe();
         let (server, sender_server) = (spec.member_server(m), spec.sender_server(r));
+        let n = m - spec.first;
         tokio::spawn(async move {
+            // A join the server could not seat in time (1013, retry later: Redis slow
+            // under the connect storm) is retried, as a client does, until welcomed.
+            while !welcome(&mut ws).await {
+                rejoined.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ws = loop {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Ok(ws) = try_connect(&url, n).await {
+                        break ws;
+                    }
+                };
+            }
+            let _ = welcomed.send(());
             let (mut write, mut read) = ws.split();
             // Closed before the run: counted as such by the tally.
             let early = match until_go(&mut write, &mut read, &mut go).await {
@@ -312,6 +347,10 @@ pub async fn worker(spec_path: &str) {
             }
         });
     }
+    drop(welcomed_tx);
+    for _ in 0..connected {
+        let _ = welcomed.recv().await;
+    }
     eprintln!(
         "load process {}: {connected} members and {senders} senders in",
         spec.worker
@@ -356,6 +395,7 @@ pub async fn worker(spec_path: &str) {
         }
     }
     report.refused = refused.load(std::sync::atomic::Ordering::Relaxed);
+    report.rejoined = rejoined.load(std::sync::atomic::Ordering::Relaxed);
     let mut stdout = tokio::io::stdout();
     let line = serde_json::to_string(&report).expect("a report") + "\n";
     stdout.write_all(line.as_bytes()).await.expect("stdout");
