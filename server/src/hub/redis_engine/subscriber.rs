@@ -187,11 +187,6 @@ pub(super) async fn cluster_subscriber(
         // When to catch up after a node was lost: the client reconnects and
         // resubscribes by itself, this server writes its presence back and fills gaps.
         let mut catch_up: Option<Instant> = None;
-        // A catch-up runs beside the live messages, not instead of them: with
-        // thousands of rooms it takes thousands of round trips, and run here it held
-        // back every room's messages for tens of seconds (100,000 members on a busy
-        // machine, where a slow PING was enough to start one).
-        let mut catching_up: Option<tokio::task::JoinHandle<redis::RedisResult<()>>> = None;
         let mut health = tokio::time::interval_at(Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
         loop {
             let catch_up_at = catch_up.unwrap_or_else(|| Instant::now() + RECONNECT_MAX);
@@ -229,42 +224,25 @@ pub(super) async fn cluster_subscriber(
                         catch_up.get_or_insert(Instant::now() + outage.delay());
                     }
                 }
-                () = tokio::time::sleep_until(catch_up_at), if catch_up.is_some() && catching_up.is_none() => {
+                () = tokio::time::sleep_until(catch_up_at), if catch_up.is_some() => {
                     let Some(current) = shared.upgrade() else { return };
-                    let mut connection = connection.clone();
-                    catch_up = None;
-                    catching_up = Some(tokio::spawn(async move {
-                        resume_sharded(&current, &mut connection, true).await
-                    }));
-                }
-                caught_up = async { catching_up.as_mut().expect("guarded").await }, if catching_up.is_some() => {
-                    catching_up = None;
-                    let caught_up = caught_up.unwrap_or_else(|_| {
-                        Err(redis::RedisError::from((redis::ErrorKind::Client, "the catch-up task failed")))
-                    });
-                    match caught_up {
+                    match resume_sharded(&current, &mut connection, true).await {
                         Ok(()) => {
                             if outage.ongoing() {
                                 tracing::info!("Redis is back: caught up");
-                                if let Some(current) = shared.upgrade() {
-                                    current.settings.metrics.redis_subscriber_reconnects.inc();
-                                }
+                                current.settings.metrics.redis_subscriber_reconnects.inc();
                             }
                             outage = Outage::default();
+                            catch_up = None;
                         }
                         Err(err) => {
                             outage.failed("could not catch up after a Redis outage", &err);
-                            catch_up.get_or_insert(Instant::now() + outage.delay());
+                            catch_up = Some(Instant::now() + outage.delay());
                         }
                     }
                 }
                 push = pushes.recv() => {
-                    let Some(push) = push else {
-                        if let Some(task) = catching_up.take() {
-                            task.abort();
-                        }
-                        break;
-                    };
+                    let Some(push) = push else { break };
                     let Some(current) = shared.upgrade() else { return };
                     match push.kind {
                         redis::PushKind::Message | redis::PushKind::SMessage => {
