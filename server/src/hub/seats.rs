@@ -61,8 +61,9 @@ struct Seat {
     held: Option<(Vec<(FrameId, FrameBytes)>, usize)>,
     /// Gathered frames that were there before this seat: not for it.
     seated_after: usize,
-    /// For a seat made live while frames were gathered: messages up to this id its
-    /// backlog already had.
+    /// For a seat made live by [`Seats::release`]: messages up to this id its
+    /// backlog already had. One can still arrive live: Pub/Sub may bring it after
+    /// the stream was read. Forgotten once a later message is delivered.
     covered_through: Option<u64>,
 }
 
@@ -164,10 +165,13 @@ impl Seats {
         let mut lagging = Vec::new();
         for (member_id, seat) in &mut self.members {
             let from = std::mem::take(&mut seat.seated_after);
-            let covered = seat.covered_through.take();
             let Some(fresh) = gathered.get(from..).filter(|fresh| !fresh.is_empty()) else {
                 continue;
             };
+            let covered = seat.covered_through;
+            if fresh.iter().any(|(id, _)| *id > covered) {
+                seat.covered_through = None;
+            }
             let outcome = match (&mut seat.held, covered) {
                 (Some(held), _) => fresh
                     .iter()
@@ -206,6 +210,13 @@ impl Seats {
         for (member_id, seat) in &mut self.members {
             let outcome = match &mut seat.held {
                 Some(held) => hold(held, id, frame, seat.queue.max_bytes()),
+                None if id.is_some() && seat.covered_through.is_some() => {
+                    if id <= seat.covered_through {
+                        continue;
+                    }
+                    seat.covered_through = None;
+                    seat.queue.try_send(frame.clone())
+                }
                 None => seat.queue.try_send(frame.clone()),
             };
             tally(&mut delivery, &mut lagging, *member_id, outcome, 1);
@@ -234,9 +245,7 @@ impl Seats {
             return Err(None);
         };
         let (held, _) = seat.held.take().unwrap_or_default();
-        if !self.gathered.is_empty() {
-            seat.covered_through = covered_through;
-        }
+        seat.covered_through = covered_through;
         let sent = uncovered(&held, covered_through)
             .try_for_each(|frame| seat.queue.try_send(frame.clone()));
         if sent.is_err() {
@@ -339,6 +348,18 @@ mod tests {
         drop(receiver);
         assert_eq!(seats.deliver(Some(1), &frame("a")), [Arc::from("alice")]);
         assert!(seats.is_empty());
+    }
+
+    #[test]
+    fn a_message_its_backlog_had_is_not_sent_again_when_it_arrives_live() {
+        let (mut seats, mut receiver) = seats_with(64, true);
+        assert_eq!(seats.release(MemberId(1), Some(5)), Ok(()));
+        // Pub/Sub brings 5 after the stream was read; then 6, and later ones.
+        assert!(seats.deliver(Some(5), &frame("m5")).is_empty());
+        assert!(seats.deliver(None, &frame("join")).is_empty());
+        assert!(seats.deliver(Some(6), &frame("m6")).is_empty());
+        assert!(seats.deliver(Some(7), &frame("m7")).is_empty());
+        assert_eq!(drain(&mut receiver), ["join", "m6", "m7"]);
     }
 
     #[test]

@@ -166,7 +166,9 @@ async fn session(
     churn_at: Instant,
     phase: &mut watch::Receiver<Phase>,
     stats: &Stats,
+    who: &str,
 ) -> Ended {
+    let connected = Instant::now();
     let churn = tokio::time::sleep_until(churn_at);
     tokio::pin!(churn);
     loop {
@@ -212,7 +214,17 @@ async fn session(
                     .and_then(|content| content.split(' ').nth(1))
                     .and_then(|seq| seq.parse().ok());
                 if let (Some(id), Some(seq)) = (frame.id, seq) {
+                    let before = log.clone();
                     log.message(id, seq);
+                    if log.duplicates > before.duplicates
+                        && std::env::var_os("SOAK_DEBUG").is_some()
+                    {
+                        eprintln!(
+                            "{who}: message {id} (number {seq}) again, {:.3} s into this connection; had {:?}",
+                            connected.elapsed().as_secs_f64(),
+                            before
+                        );
+                    }
                 }
             }
             _ => {}
@@ -250,7 +262,8 @@ async fn member(
         };
         last_server = Some(server);
         let churn_at = Instant::now() + plan.churn.mul_f64(rng.random_range(0.1..1.9));
-        match session(&mut ws, &mut log, &plan, churn_at, &mut phase, &stats).await {
+        let who = format!("{user} on server {} since {:?}", server + 1, log.since());
+        match session(&mut ws, &mut log, &plan, churn_at, &mut phase, &stats, &who).await {
             Ended::Churn => {
                 let _ = ws.close(None).await;
                 if rng.random_bool(LEAVE_SHARE) {
