@@ -111,8 +111,26 @@ struct Frame {
     code: Option<String>,
 }
 
-fn close_code(frame: Option<tokio_tungstenite::tungstenite::protocol::CloseFrame>) -> u16 {
-    frame.map_or(1005, |frame| u16::from(frame.code))
+/// What a read from a socket brought, as the soak sees it.
+enum Incoming {
+    Frame(Frame),
+    /// The close code (1006: the connection just ended).
+    Closed(u16),
+    /// Anything else: a WebSocket ping, a frame that is not JSON.
+    Other,
+}
+
+fn incoming(next: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Incoming {
+    match next {
+        Some(Ok(Message::Text(text))) => {
+            serde_json::from_str(text.as_str()).map_or(Incoming::Other, Incoming::Frame)
+        }
+        Some(Ok(Message::Close(frame))) => {
+            Incoming::Closed(frame.map_or(1005, |frame| u16::from(frame.code)))
+        }
+        Some(Ok(_)) => Incoming::Other,
+        Some(Err(_)) | None => Incoming::Closed(1006),
+    }
 }
 
 const PONG: &str = r#"{"type":"pong"}"#;
@@ -169,6 +187,7 @@ async fn session(
     who: &str,
 ) -> Ended {
     let connected = Instant::now();
+    let debug = std::env::var_os("SOAK_DEBUG").is_some();
     let churn = tokio::time::sleep_until(churn_at);
     tokio::pin!(churn);
     loop {
@@ -186,14 +205,10 @@ async fn session(
             },
             frame = ws.next() => frame,
         };
-        let text = match frame {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(frame))) => return Ended::Closed(close_code(frame)),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Ended::Closed(1006),
-        };
-        let Ok(frame) = serde_json::from_str::<Frame>(text.as_str()) else {
-            continue;
+        let frame = match incoming(frame) {
+            Incoming::Frame(frame) => frame,
+            Incoming::Closed(code) => return Ended::Closed(code),
+            Incoming::Other => continue,
         };
         match frame.kind.as_str() {
             "ping" => {
@@ -214,15 +229,12 @@ async fn session(
                     .and_then(|content| content.split(' ').nth(1))
                     .and_then(|seq| seq.parse().ok());
                 if let (Some(id), Some(seq)) = (frame.id, seq) {
-                    let before = log.clone();
+                    let duplicates = log.duplicates;
                     log.message(id, seq);
-                    if log.duplicates > before.duplicates
-                        && std::env::var_os("SOAK_DEBUG").is_some()
-                    {
+                    if log.duplicates > duplicates && debug {
                         eprintln!(
-                            "{who}: message {id} (number {seq}) again, {:.3} s into this connection; had {:?}",
+                            "{who}: message {id} (number {seq}) again, {:.3} s into this connection; now {log:?}",
                             connected.elapsed().as_secs_f64(),
-                            before
                         );
                     }
                 }
@@ -325,14 +337,10 @@ async fn send_once(ws: &mut Socket, frame: &str, reference: &str) -> Sent {
             () = &mut deadline => return Sent::NoAnswer,
             next = ws.next() => next,
         };
-        let text = match next {
-            Some(Ok(Message::Text(text))) => text,
-            Some(Ok(Message::Close(frame))) => return Sent::Closed(close_code(frame)),
-            Some(Ok(_)) => continue,
-            Some(Err(_)) | None => return Sent::Closed(1006),
-        };
-        let Ok(answer) = serde_json::from_str::<Frame>(text.as_str()) else {
-            continue;
+        let answer = match incoming(next) {
+            Incoming::Frame(answer) => answer,
+            Incoming::Closed(code) => return Sent::Closed(code),
+            Incoming::Other => continue,
         };
         let ours = answer.reference.as_deref() == Some(reference);
         match answer.kind.as_str() {
@@ -355,19 +363,15 @@ async fn idle_until(ws: &mut Socket, until: Instant, stats: &Stats) -> bool {
             () = tokio::time::sleep_until(until) => return true,
             next = ws.next() => next,
         };
-        match next {
-            Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
+        match incoming(next) {
+            Incoming::Frame(frame) if frame.kind == "ping" => {
                 let _ = ws.send(Message::text(PONG)).await;
             }
-            Some(Ok(Message::Close(frame))) => {
-                stats.closed(close_code(frame));
+            Incoming::Closed(code) => {
+                stats.closed(code);
                 return false;
             }
-            Some(Ok(_)) => {}
-            Some(Err(_)) | None => {
-                stats.closed(1006);
-                return false;
-            }
+            Incoming::Frame(_) | Incoming::Other => {}
         }
     }
 }
