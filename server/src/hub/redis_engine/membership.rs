@@ -18,7 +18,7 @@ pub struct RedisMembership {
     pub(super) name: Arc<str>,
     /// Whether Redis presence counts this connection (or may: an unknown outcome).
     pub(super) present: bool,
-    /// Whether it is counted in the room's `present` here.
+    /// Whether it is counted in the room's `users` here (it entered presence).
     pub(super) counted: bool,
     /// Leave without the presence grace ([`Self::leave_at_once`]).
     pub(super) at_once: bool,
@@ -106,17 +106,16 @@ impl Drop for RedisMembership {
         let (last_here, local_room_empty) = {
             let mut state = lock(&self.room.state);
             state.seats.remove(self.member_id);
-            if self.counted {
-                state.present -= 1;
-            }
-            let mut last_here = false;
-            if let Some((_, count)) = state.users.get_mut(&self.user_id) {
+            if self.counted
+                && let Some((_, count)) = state.users.get_mut(&self.user_id)
+            {
                 *count -= 1;
                 if *count == 0 {
                     state.users.remove(&self.user_id);
-                    last_here = true;
                 }
             }
+            // Only connections that entered count: one still joining may never.
+            let last_here = !state.users.contains_key(&self.user_id);
             let empty = state.seats.is_empty() && !state.removed;
             if empty {
                 state.removed = true;

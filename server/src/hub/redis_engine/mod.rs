@@ -124,6 +124,12 @@ struct Room {
     state: Mutex<RoomState>,
     /// Set once this server is subscribed to the room's channel.
     subscribed: OnceCell<()>,
+    /// Held (shared) by a join from entering presence in Redis until `users` counts
+    /// it, and (exclusive) while presence is written back after an outage: the
+    /// write-back sees a join either done or not begun, never half-way. (Listed
+    /// before it entered, a user would be announced by the write-back, then find
+    /// herself in her own welcome; counted after, she would be taken out.)
+    entering: tokio::sync::RwLock<()>,
 }
 
 struct RoomState {
@@ -135,11 +141,10 @@ struct RoomState {
     /// to it reached every member here through backlogs, so an outage's gap starts
     /// no earlier.
     anchor: u64,
-    /// This server's connections per user, to write presence back after an outage.
+    /// This server's connections that entered the room's presence in Redis, per
+    /// user (with the name): written back after an outage; while there are any,
+    /// the heartbeat lists the room again.
     users: HashMap<Arc<str>, (Arc<str>, usize)>,
-    /// This server's connections that entered the room's presence in Redis: while
-    /// any has, the heartbeat lists the room again.
-    present: usize,
     /// Emptied here and being taken out of the rooms map: joins make a new room.
     removed: bool,
     /// Announces the joins and leaves that arrive by Pub/Sub to this server's
@@ -245,11 +250,6 @@ impl RedisHub {
                 continue;
             }
             state.seats.insert(member_id, user_id.clone(), sender, true);
-            state
-                .users
-                .entry(user_id.clone())
-                .or_insert((name.clone(), 0))
-                .1 += 1;
             drop(state);
             break room;
         };
@@ -275,6 +275,7 @@ impl RedisHub {
             .acquire()
             .await
             .map_err(|_| Unavailable::ShuttingDown)?;
+        let entering = room.entering.read().await;
         // If the outcome is unknown (a timeout), leaving undoes whatever it did.
         membership.present = true;
         let present = match shared.enter(&room, &who).await {
@@ -285,8 +286,13 @@ impl RedisHub {
             }
             other => other?,
         };
-        lock(&room.state).present += 1;
+        lock(&room.state)
+            .users
+            .entry(membership.user_id.clone())
+            .or_insert((membership.name.clone(), 0))
+            .1 += 1;
         membership.counted = true;
+        drop(entering);
         let mut users: Vec<Member> = present
             .into_iter()
             .map(|(user_id, name)| Member { user_id, name })
@@ -458,7 +464,6 @@ impl Room {
             last_delivered: 0,
             anchor: 0,
             users: HashMap::new(),
-            present: 0,
             removed: false,
             announcer: Announcer::new(settings.presence_burst),
         };
@@ -467,6 +472,7 @@ impl Room {
             name,
             state: Mutex::new(state),
             subscribed: OnceCell::new(),
+            entering: tokio::sync::RwLock::new(()),
         }
     }
 }
@@ -706,11 +712,35 @@ mod tests {
         }
     }
 
-    fn who(name: &str) -> Participant {
+    pub(super) fn who(name: &str) -> Participant {
         Participant {
             id: name.into(),
             name: name.into(),
         }
+    }
+
+    /// A hub on `redis` that announces leaves at once.
+    pub(super) async fn connect(redis: &TestRedis) -> Arc<RedisHub> {
+        let settings = HubSettings {
+            history_size: 10,
+            queue_bytes: 64 * 1024,
+            max_rooms: usize::MAX,
+            history_memory: usize::MAX,
+            presence_grace: Duration::ZERO,
+            presence_burst: 16,
+            write_delay: Duration::ZERO,
+            metrics: Default::default(),
+        };
+        let options = RedisOptions {
+            url: redis.url.clone(),
+            node_ttl: Duration::from_secs(10),
+            retention: Duration::from_secs(3600),
+        };
+        Arc::new(
+            RedisHub::connect(settings, options, Removals::default())
+                .await
+                .unwrap(),
+        )
     }
 
     /// Runs `join` on a thread of its own: a join stuck on a lock blocks its thread,
@@ -736,26 +766,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_busy_room_does_not_stall_joins_to_other_rooms() {
         let redis = TestRedis::start();
-        let settings = HubSettings {
-            history_size: 10,
-            queue_bytes: 64 * 1024,
-            max_rooms: usize::MAX,
-            history_memory: usize::MAX,
-            presence_grace: Duration::ZERO,
-            presence_burst: 16,
-            write_delay: Duration::ZERO,
-            metrics: Default::default(),
-        };
-        let options = RedisOptions {
-            url: redis.url.clone(),
-            node_ttl: Duration::from_secs(10),
-            retention: Duration::from_secs(3600),
-        };
-        let hub = Arc::new(
-            RedisHub::connect(settings, options, Removals::default())
-                .await
-                .unwrap(),
-        );
+        let hub = connect(&redis).await;
         let mut alice = hub
             .join(&RoomName::parse("busy").unwrap(), who("alice"), None)
             .await

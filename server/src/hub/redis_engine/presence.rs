@@ -265,7 +265,7 @@ impl Shared {
             crate::hub::lock(&self.rooms).values().cloned().collect();
         let occupied: Vec<std::sync::Arc<str>> = rooms
             .iter()
-            .filter(|room| crate::hub::lock(&room.state).present > 0)
+            .filter(|room| !crate::hub::lock(&room.state).users.is_empty())
             .map(|room| room.name.clone())
             .collect();
         let mut redis = self.redis.clone();

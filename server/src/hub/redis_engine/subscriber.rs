@@ -12,6 +12,7 @@ use redis::aio::PubSubSink;
 use redis::streams::StreamRangeReply;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep};
+use tokio_util::task::AbortOnDropHandle;
 
 use super::connection::{Target, cluster_client};
 use super::keys::{self, RoomKeys};
@@ -187,6 +188,12 @@ pub(super) async fn cluster_subscriber(
         // When to catch up after a node was lost: the client reconnects and
         // resubscribes by itself, this server writes its presence back and fills gaps.
         let mut catch_up: Option<Instant> = None;
+        // A catch-up runs beside the live messages, not instead of them: with
+        // thousands of rooms it takes thousands of round trips, and run here it held
+        // back every room's messages for tens of seconds (100,000 members on a busy
+        // machine, where a slow PING was enough to start one). Aborted if this
+        // connection is given up.
+        let mut catching_up: Option<AbortOnDropHandle<redis::RedisResult<()>>> = None;
         let mut health = tokio::time::interval_at(Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
         loop {
             let catch_up_at = catch_up.unwrap_or_else(|| Instant::now() + RECONNECT_MAX);
@@ -224,20 +231,32 @@ pub(super) async fn cluster_subscriber(
                         catch_up.get_or_insert(Instant::now() + outage.delay());
                     }
                 }
-                () = tokio::time::sleep_until(catch_up_at), if catch_up.is_some() => {
+                () = tokio::time::sleep_until(catch_up_at), if catch_up.is_some() && catching_up.is_none() => {
                     let Some(current) = shared.upgrade() else { return };
-                    match resume_sharded(&current, &mut connection, true).await {
+                    let mut connection = connection.clone();
+                    catch_up = None;
+                    catching_up = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                        resume_sharded(&current, &mut connection, true).await
+                    })));
+                }
+                caught_up = async { catching_up.as_mut().expect("guarded").await }, if catching_up.is_some() => {
+                    catching_up = None;
+                    let caught_up = caught_up.unwrap_or_else(|_| {
+                        Err(redis::RedisError::from((redis::ErrorKind::Client, "the catch-up task failed")))
+                    });
+                    match caught_up {
                         Ok(()) => {
                             if outage.ongoing() {
                                 tracing::info!("Redis is back: caught up");
-                                current.settings.metrics.redis_subscriber_reconnects.inc();
+                                if let Some(current) = shared.upgrade() {
+                                    current.settings.metrics.redis_subscriber_reconnects.inc();
+                                }
                             }
                             outage = Outage::default();
-                            catch_up = None;
                         }
                         Err(err) => {
                             outage.failed("could not catch up after a Redis outage", &err);
-                            catch_up = Some(Instant::now() + outage.delay());
+                            catch_up.get_or_insert(Instant::now() + outage.delay());
                         }
                     }
                 }
@@ -251,15 +270,20 @@ pub(super) async fn cluster_subscriber(
                             }
                         }
                         // Subscribed again after a lost node or a slot move: what was
-                        // published meanwhile is in the room's stream.
+                        // published meanwhile is in the room's stream. Read beside the
+                        // live messages: a resubscription of every room confirms each,
+                        // and thousands of reads here would hold all of them back.
                         redis::PushKind::SSubscribe => {
                             if let Some(redis::Value::BulkString(channel)) = push.data.first()
                                 && let Some(room) = keys::room_of_channel(&String::from_utf8_lossy(channel))
                                     .and_then(|name| lock(&current.rooms).get(name).cloned())
                                 && room.was_live()
-                                && let Err(err) = within(current.fill_gap(&room)).await
                             {
-                                tracing::debug!(error = %err, "cannot fill a gap from the stream");
+                                tokio::spawn(async move {
+                                    if let Err(err) = within(current.fill_gap(&room)).await {
+                                        tracing::debug!(error = %err, "cannot fill a gap from the stream");
+                                    }
+                                });
                             }
                         }
                         redis::PushKind::Disconnection => {
@@ -460,7 +484,9 @@ impl Shared {
 
     /// After an outage: this server's connections, written back into presence
     /// (Redis may have restarted empty, or reaped us while we were cut off).
-    async fn restore_presence(&self, room: &Room) -> redis::RedisResult<()> {
+    pub(super) async fn restore_presence(&self, room: &Room) -> redis::RedisResult<()> {
+        // Joins in flight finish entering first; new ones wait for the write-back.
+        let _entering = room.entering.write().await;
         let users: Vec<(Arc<str>, Arc<str>, usize)> = lock(&room.state)
             .users
             .iter()
@@ -582,7 +608,72 @@ impl Room {
 
 #[cfg(test)]
 mod tests {
+    use redis::AsyncCommands;
+
+    use super::super::tests::{TestRedis, connect, who};
+    use super::super::{CONCURRENT_JOINS, RoomName};
     use super::*;
+
+    /// A user whose join is on its way when presence is written back (after an
+    /// outage, beside the live messages) enters once: not written back before she
+    /// entered, so neither listed in her own welcome nor counted twice in Redis (a
+    /// connection that would never leave).
+    #[tokio::test]
+    async fn presence_written_back_during_a_join_counts_the_joining_user_once() {
+        let redis = TestRedis::start();
+        let hub = connect(&redis).await;
+        let lobby = RoomName::parse("lobby").unwrap();
+        let mut alice = hub.join(&lobby, who("alice"), None).await.unwrap();
+        let shared = hub.shared.clone();
+        let room = lock(&shared.rooms)["lobby"].clone();
+
+        // Bob's join takes its seat, then waits for a turn to enter presence.
+        let turns = shared
+            .joins
+            .acquire_many(CONCURRENT_JOINS as u32)
+            .await
+            .unwrap();
+        let bob = tokio::spawn({
+            let hub = hub.clone();
+            let lobby = lobby.clone();
+            async move { hub.join(&lobby, who("bob"), None).await }
+        });
+        while lock(&room.state).seats.len() < 2 {
+            tokio::task::yield_now().await;
+        }
+        shared.restore_presence(&room).await.unwrap();
+        drop(turns);
+        let bob = bob.await.unwrap().unwrap();
+
+        let listed: Vec<String> = bob
+            .welcome
+            .users
+            .members()
+            .into_iter()
+            .map(|member| member.user_id)
+            .collect();
+        assert_eq!(
+            listed,
+            ["alice"],
+            "bob's welcome lists who was there before"
+        );
+        let mut conn = redis::Client::open(redis.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap();
+        let bobs: i64 = conn.hget(&room.keys.users, "bob").await.unwrap();
+        assert_eq!(bobs, 1, "bob has one connection");
+        // Alice hears of both joins once each: hers, then bob's.
+        let mut joins = Vec::new();
+        while joins.len() < 2 {
+            let frame = alice.queue.recv().await.expect("a frame for alice");
+            joins.push(frame.text().to_owned());
+        }
+        assert!(joins[0].contains("\"user_id\":\"alice\""), "{joins:?}");
+        assert!(joins[1].contains("\"user_id\":\"bob\""), "{joins:?}");
+        drop(bob);
+    }
 
     #[test]
     fn every_failure_waits_twice_as_long_up_to_the_cap() {
