@@ -482,7 +482,14 @@ async fn chat_loop<T: MessageSocket>(
     loop {
         tokio::select! {
             stopped = &mut stop => match stopped {
-                Stopped::ShuttingDown => return Ended::Closed(CloseCode::GoingAway),
+                // What was queued goes out first: the sender of a message may have
+                // its ack already, and counts on seeing the message too.
+                Stopped::ShuttingDown => {
+                    if let Err(err) = write_queued(socket, queue).await {
+                        return err.into();
+                    }
+                    return Ended::Closed(CloseCode::GoingAway);
+                }
                 Stopped::Removed => {
                     member.membership.leave_at_once();
                     return Ended::Closed(CloseCode::Removed);

@@ -260,6 +260,32 @@ async fn any_frame_counts_as_life() {
     assert_eq!(peer.close_code().await, 1001);
 }
 
+/// A graceful shutdown sends what the member's queue holds before closing with
+/// 1001 (a sender acked before its own message went out would never see it). The
+/// loop picks among ready events at random: each round would lose the message half
+/// the time if the close could overtake it.
+#[tokio::test(start_paused = true)]
+async fn a_shutdown_sends_what_was_queued_before_closing() {
+    let lobby = RoomName::parse("lobby").unwrap();
+    let author = Participant {
+        id: "api".into(),
+        name: "API".into(),
+    };
+    for round in 0..20 {
+        let hub = hub();
+        let mut peer = Peer::start(&hub, "alice", Duration::from_secs(3600), settings()).await;
+        assert_eq!(peer.recv().await["type"], "welcome");
+        assert_eq!(peer.recv().await["event"], "join");
+        hub.publish(&lobby, author.clone(), format!("last words {round}"), None)
+            .await
+            .unwrap();
+        peer.shutdown.cancel();
+        let frame = peer.recv().await;
+        assert_eq!(frame["content"], format!("last words {round}"), "{frame}");
+        assert_eq!(peer.close_code().await, 1001);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn pings_keep_their_schedule_until_the_token_ends_between_two() {
     // One timer serves pings, silence and the token's end: each keeps its own time.
