@@ -109,6 +109,11 @@ struct Args {
     /// Soak: a member's mean time between reconnects.
     #[arg(long, default_value = "60s", value_parser = chorus_server::config::parse_duration)]
     churn: Duration,
+    /// Scale scenario: this long into the hold, cut every client connection of the
+    /// (first) Redis node (`CLIENT KILL TYPE normal`, then `pubsub`), as a network
+    /// blip would.
+    #[arg(long, value_parser = chorus_server::config::parse_duration, conflicts_with = "redis_url")]
+    cut_redis_at: Option<Duration>,
     /// Scale scenario: load processes (default: enough for 17,000 sockets each).
     #[arg(long)]
     workers: Option<usize>,
@@ -699,6 +704,31 @@ async fn run_scale(args: &Args) {
         stdin.write_all(b"go\n").await.unwrap();
         stdin.flush().await.unwrap();
     }
+    let cut = args.cut_redis_at.map(|after| {
+        let port = redis
+            .first()
+            .map(|node| node.port)
+            .expect("a Redis the bench started");
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let mut count = 0;
+            // Commands' connections, then subscribers' (RESP2 Pub/Sub, or RESP3 with
+            // subscriptions, as a cluster's are).
+            for kind in ["normal", "pubsub"] {
+                let killed = tokio::process::Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "CLIENT", "KILL", "TYPE", kind])
+                    .output()
+                    .await
+                    .expect("redis-cli runs");
+                count += String::from_utf8_lossy(&killed.stdout)
+                    .trim()
+                    .parse::<usize>()
+                    .unwrap_or(0);
+            }
+            eprintln!("cut {count} client connections of the Redis on port {port}");
+            count
+        })
+    });
     let mut reports = Vec::new();
     for (_, lines) in &mut processes {
         let line = lines
@@ -762,12 +792,24 @@ async fn run_scale(args: &Args) {
         "  held               {:.0} s, every room publishing (1/s in the largest, 0.5/s in rooms of 1,000, 0.2/s in rooms of 10)",
         elapsed.as_secs_f64()
     );
+    if let (Some(cut), Some(after)) = (cut, args.cut_redis_at) {
+        if cut.is_finished() {
+            let count = cut.await.unwrap_or_default();
+            println!(
+                "  cut                {count} Redis client connections, {} s into the hold",
+                after.as_secs()
+            );
+        } else {
+            cut.abort();
+            println!("  cut                none: the hold ended first");
+        }
+    }
     println!(
         "  delivered          {total} of {expected}: {:.0} deliveries/s",
         total as f64 / elapsed.as_secs_f64()
     );
     println!(
-        "  errors             {lost} lost, {duplicates} duplicated, {out_of_order} out of order; {evicted} evicted (4008), {other} closed otherwise; {refused} sends refused"
+        "  errors             {lost} lost, {duplicates} duplicated, {out_of_order} out of order; {evicted} evicted (4008), {other} closed otherwise; {refused} sends refused and made again"
     );
     println!(
         "  latency (ms)       same server p50 {:.2} p99 {:.2}; other server p50 {:.2} p99 {:.2}",

@@ -11,7 +11,7 @@
 //! its members have every message, and ends when stdin closes (its senders may still
 //! be talking to members of other processes until then).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -150,8 +150,8 @@ pub struct WorkerReport {
     pub out_of_order: u64,
     pub evicted: u64,
     pub other_closes: u64,
-    /// Sends the servers refused with an `error` frame (a real client sends them
-    /// again; here their messages count as lost).
+    /// Sends the servers refused with an `error` frame, and the senders made again
+    /// under the same `ref`.
     pub refused: u64,
     /// Joins the servers refused (1013) and the member made again.
     pub rejoined: u64,
@@ -161,6 +161,19 @@ pub struct WorkerReport {
 }
 
 const PONG: &str = r#"{"type":"pong"}"#;
+
+/// How long a sender waits before sending a refused message again.
+const RESEND_AFTER: Duration = Duration::from_millis(200);
+
+/// The `ref` of a server frame (an ack, an error), if it has one.
+fn reference_of(text: &str) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Referenced {
+        #[serde(rename = "ref")]
+        reference: Option<String>,
+    }
+    serde_json::from_str::<Referenced>(text).ok()?.reference
+}
 
 /// How the wait for the run's start ended.
 enum Start {
@@ -319,26 +332,48 @@ pub async fn worker(spec_path: &str) {
             }
             let start = tokio::time::Instant::now() + offset;
             let mut sequence = 0;
-            // Sends on time, counts the sends the server refused (a real client would
-            // send them again), and stays connected with its pings answered until
-            // the process ends.
+            // Sent and not acknowledged yet, by `ref`; and what a refusal put back,
+            // due again a moment later.
+            let mut unacked: HashMap<String, String> = HashMap::new();
+            let mut again: VecDeque<(tokio::time::Instant, String)> = VecDeque::new();
+            // Sends on time, sends again under the same `ref` what the server
+            // refused (as the browser's outbox does; its first timestamp stays, so
+            // the wait counts in the latency), and stays connected with its pings
+            // answered until the process ends.
             loop {
                 let due = start + interval * sequence as u32;
+                let again_at = again.front().map(|(at, _)| *at);
                 tokio::select! {
                     () = tokio::time::sleep_until(due), if sequence < messages => {
+                        let reference = format!("{r}-{sequence}");
                         let content = format!("{} {sequence}", now_us());
-                        let frame = serde_json::json!({"type": "message", "content": content});
-                        if write.send(Message::text(frame.to_string())).await.is_err() {
+                        let frame = serde_json::json!({"type": "message", "content": content, "ref": reference}).to_string();
+                        if write.send(Message::text(frame.clone())).await.is_err() {
                             return;
                         }
+                        unacked.insert(reference, frame);
                         sequence += 1;
+                    }
+                    () = tokio::time::sleep_until(again_at.unwrap_or(due)), if again_at.is_some() => {
+                        let (_, frame) = again.pop_front().expect("guarded");
+                        if write.send(Message::text(frame)).await.is_err() {
+                            return;
+                        }
                     }
                     frame = read.next() => match frame {
                         Some(Ok(Message::Text(text))) if text.contains(r#""type":"ping""#) => {
                             let _ = write.send(Message::text(PONG)).await;
                         }
+                        Some(Ok(Message::Text(text))) if text.contains(r#""type":"ack""#) => {
+                            if let Some(reference) = reference_of(&text) {
+                                unacked.remove(&reference);
+                            }
+                        }
                         Some(Ok(Message::Text(text))) if text.contains(r#""type":"error""#) => {
                             refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if let Some(frame) = reference_of(&text).and_then(|reference| unacked.get(&reference)) {
+                                again.push_back((tokio::time::Instant::now() + RESEND_AFTER, frame.clone()));
+                            }
                         }
                         Some(Ok(_)) => {}
                         _ => return,
