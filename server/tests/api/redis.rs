@@ -347,6 +347,49 @@ async fn a_redis_that_comes_back_empty_gets_presence_back_and_ids_keep_increasin
     );
 }
 
+on_every_redis!(a_node_taken_for_dead_while_it_stalled_writes_its_members_back);
+async fn a_node_taken_for_dead_while_it_stalled_writes_its_members_back(redis: impl RedisUrl) {
+    let (a, stalling) = (Node::start(&redis).await, Node::start(&redis).await);
+    let (mut alice, _) = a.join("stall", "alice", None).await;
+    let (_bob, _) = stalling.join("stall", "bob", None).await;
+    wait_for(&mut alice, |frame| {
+        frame["event"] == "join" && frame["user_id"] == "bob"
+    })
+    .await;
+
+    // Stalled past its liveness key's 1 s: the other node reaps it.
+    stalling.signal("STOP").await;
+    let within = Duration::from_secs(15);
+    let left = tokio::time::timeout(
+        within,
+        wait_for(&mut alice, |frame| frame["event"] == "leave"),
+    )
+    .await
+    .expect("the stalled node is reaped");
+    assert_eq!(left["user_id"], "bob");
+    until_rooms(
+        &a,
+        json!([{"name": "stall", "members": 1, "connections": 1}]),
+    )
+    .await;
+
+    // Back, with bob still connected: his node finds it was reaped and writes him
+    // back, announced again.
+    stalling.signal("CONT").await;
+    let back = tokio::time::timeout(
+        within,
+        wait_for(&mut alice, |frame| frame["event"] == "join"),
+    )
+    .await
+    .expect("the reaped node writes its members back");
+    assert_eq!(back["user_id"], "bob");
+    until_rooms(
+        &a,
+        json!([{"name": "stall", "members": 2, "connections": 2}]),
+    )
+    .await;
+}
+
 on_every_redis!(a_node_stopped_gracefully_leaves_presence_at_once);
 async fn a_node_stopped_gracefully_leaves_presence_at_once(redis: impl RedisUrl) {
     // Reaping would take a minute: only a graceful leave can be this quick.
@@ -801,7 +844,12 @@ async fn one_rooms_traffic_touches_its_own_shard_only() {
 #[tokio::test]
 async fn a_restarted_shard_master_serves_its_rooms_again_without_a_gap() {
     let mut cluster = RedisCluster::start().await;
-    let nodes = [Node::start(&cluster).await, Node::start(&cluster).await];
+    // Liveness keys that outlast the outage: a node whose key is on the restarted
+    // shard is not reaped meanwhile (that has a test of its own).
+    let nodes = [
+        Node::start_with_ttl(&cluster, "60s").await,
+        Node::start_with_ttl(&cluster, "60s").await,
+    ];
     let rooms = a_room_per_master(&cluster).await;
     let (mut alice, _) = nodes[0].join(&rooms[1], "alice", None).await;
     let (mut bob, _) = nodes[1].join(&rooms[1], "bob", None).await;

@@ -2,24 +2,38 @@
 //! theirs: a server that dies without leaving (crash, SIGKILL) has its members
 //! removed from presence by the next server to notice, within about `node_ttl`.
 
-use std::sync::Weak;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use redis::AsyncCommands;
 use tokio::time::MissedTickBehavior;
 
-use super::{Shared, keys};
+use super::{Room, Shared, keys};
+use crate::hub::lock;
 
 /// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.
+///
+/// A server that could not refresh its key in time (stalled, or cut off from the
+/// key's shard) is taken for dead and reaped while its members are still connected.
+/// A reap takes the server out of `nodes` last, after its members: found missing
+/// there, this server has been reaped (completely) and writes its members back.
 pub(super) async fn liveness(shared: Weak<Shared>) {
     let Some(period) = shared.upgrade().map(|shared| shared.node_ttl / 3) else {
         return;
     };
-    every(period, shared, "liveness check failed", async |current| {
-        current.heartbeat().await?;
-        current.list_occupied().await?;
-        current.reap_dead_nodes().await
-    })
+    // Owed from the heartbeat that found this server reaped until written back.
+    let write_back = Arc::new(AtomicBool::new(false));
+    every(
+        period,
+        shared,
+        "liveness check failed",
+        async move |current| {
+            current.stay_listed(&write_back).await?;
+            current.list_occupied().await?;
+            current.reap_dead_nodes().await
+        },
+    )
     .await;
 }
 
@@ -73,8 +87,9 @@ async fn every(
 }
 
 impl Shared {
-    /// Marks this server alive and known, so others can reap it if it dies.
-    pub(super) async fn heartbeat(&self) -> redis::RedisResult<()> {
+    /// Marks this server alive and known, so others can reap it if it dies; `true`
+    /// if it was not listed among the servers (reaped, or just started).
+    pub(super) async fn heartbeat(&self) -> redis::RedisResult<bool> {
         let ttl = self.node_ttl.as_millis().max(1) as u64;
         let mut redis = self.redis.clone();
         // Two keys of two slots: two commands.
@@ -85,7 +100,28 @@ impl Shared {
                 redis::SetOptions::default().with_expiration(redis::SetExpiry::PX(ttl)),
             )
             .await?;
-        redis.sadd(keys::nodes(), &self.node).await
+        let added: u8 = redis.sadd(keys::nodes(), &self.node).await?;
+        Ok(added == 1)
+    }
+
+    /// The heartbeat, and this server's members written back if it finds it was
+    /// reaped (`write_back` keeps that owed until done).
+    async fn stay_listed(&self, write_back: &AtomicBool) -> redis::RedisResult<()> {
+        if self.heartbeat().await? {
+            tracing::warn!(
+                node = self.node,
+                "this server was taken for dead (its liveness key expired) and reaped; writing its members back"
+            );
+            write_back.store(true, Ordering::Relaxed);
+        }
+        if write_back.load(Ordering::Relaxed) {
+            let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+            for room in &rooms {
+                self.restore_presence(room).await?;
+            }
+            write_back.store(false, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     /// Removes the presence of servers whose liveness key has expired.

@@ -246,9 +246,14 @@ impl Node {
 
     /// SIGTERM: the graceful shutdown a deployment would ask for.
     pub async fn terminate(&self) {
+        self.signal("TERM").await;
+    }
+
+    /// Sends the process a signal by name (`STOP` stalls it, `CONT` resumes it).
+    pub async fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running").to_string();
         let status = tokio::process::Command::new("kill")
-            .args(["-TERM", &pid])
+            .args([&format!("-{name}"), &pid])
             .status()
             .await
             .unwrap();
