@@ -9,7 +9,7 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use tokio::time::MissedTickBehavior;
 
-use super::{Room, Shared, keys};
+use super::{Room, Shared, keys, within};
 use crate::hub::lock;
 
 /// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.
@@ -117,7 +117,7 @@ impl Shared {
         if write_back.load(Ordering::Relaxed) {
             let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
             for room in &rooms {
-                self.restore_presence(room).await?;
+                within(self.restore_presence(room)).await?;
             }
             write_back.store(false, Ordering::Relaxed);
         }
