@@ -83,6 +83,14 @@ async fn wait_for(client: &mut Client, wanted: impl Fn(&Value) -> bool) -> Value
     }
 }
 
+/// The next `event` (`join`, `leave`) `client` hears, within `limit`; `why` names
+/// what it would mean if none came.
+async fn announced(client: &mut Client, event: &str, limit: Duration, why: &str) -> Value {
+    tokio::time::timeout(limit, wait_for(client, |frame| frame["event"] == event))
+        .await
+        .expect(why)
+}
+
 fn strictly_increasing(ids: &[u64]) -> bool {
     ids.windows(2).all(|pair| pair[0] < pair[1])
 }
@@ -212,12 +220,13 @@ async fn a_killed_node_loses_nothing_and_its_members_leave_presence(redis: impl 
     assert_eq!(messages(&mut alice, 2).await, after);
 
     // Carol never comes back: the dead node's presence is reaped and her leave announced.
-    let left = tokio::time::timeout(
+    let left = announced(
+        &mut bob,
+        "leave",
         Duration::from_secs(10),
-        wait_for(&mut bob, |frame| frame["event"] == "leave"),
+        "the dead node's members leave within a few seconds",
     )
-    .await
-    .expect("the dead node's members leave within a few seconds");
+    .await;
     assert_eq!(left["user"], "carol");
     assert_eq!(
         left["user_id"], "carol",
@@ -360,34 +369,24 @@ async fn a_node_taken_for_dead_while_it_stalled_writes_its_members_back(redis: i
     // Stalled past its liveness key's 1 s: the other node reaps it.
     stalling.signal("STOP").await;
     let within = Duration::from_secs(15);
-    let left = tokio::time::timeout(
-        within,
-        wait_for(&mut alice, |frame| frame["event"] == "leave"),
-    )
-    .await
-    .expect("the stalled node is reaped");
+    let stall =
+        |members: u32| json!([{"name": "stall", "members": members, "connections": members}]);
+    let left = announced(&mut alice, "leave", within, "the stalled node is reaped").await;
     assert_eq!(left["user_id"], "bob");
-    until_rooms(
-        &a,
-        json!([{"name": "stall", "members": 1, "connections": 1}]),
-    )
-    .await;
+    until_rooms(&a, stall(1)).await;
 
     // Back, with bob still connected: his node finds it was reaped and writes him
     // back, announced again.
     stalling.signal("CONT").await;
-    let back = tokio::time::timeout(
+    let back = announced(
+        &mut alice,
+        "join",
         within,
-        wait_for(&mut alice, |frame| frame["event"] == "join"),
-    )
-    .await
-    .expect("the reaped node writes its members back");
-    assert_eq!(back["user_id"], "bob");
-    until_rooms(
-        &a,
-        json!([{"name": "stall", "members": 2, "connections": 2}]),
+        "the reaped node writes its members back",
     )
     .await;
+    assert_eq!(back["user_id"], "bob");
+    until_rooms(&a, stall(2)).await;
 }
 
 on_every_redis!(a_node_stopped_gracefully_leaves_presence_at_once);

@@ -719,6 +719,15 @@ mod tests {
         }
     }
 
+    /// A connection to `redis`, for a test to look at or change what it holds.
+    pub(super) async fn connection(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
+        redis::Client::open(redis.url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap()
+    }
+
     /// A hub on `redis` that announces leaves at once.
     pub(super) async fn connect(redis: &TestRedis) -> Arc<RedisHub> {
         let settings = HubSettings {

@@ -283,21 +283,13 @@ mod tests {
     use redis::AsyncCommands;
 
     use super::super::scripts::Scripts;
-    use super::super::tests::TestRedis;
+    use super::super::tests::{TestRedis, connection};
     use super::*;
-
-    async fn connect(redis: &TestRedis) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(redis.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
 
     #[tokio::test]
     async fn a_taken_leave_comes_back_unless_done_and_a_newer_one_is_kept() {
         let redis = TestRedis::start();
-        let mut conn = connect(&redis).await;
+        let mut conn = connection(&redis).await;
         let scripts = Scripts::new(false);
         let leaves = keys::leaves();
         let take = async |conn: &mut redis::aio::MultiplexedConnection, now: u64, retry_at: u64| {
@@ -350,7 +342,7 @@ mod tests {
     #[tokio::test]
     async fn a_leave_is_announced_once_and_not_for_a_user_back_or_gone_again() {
         let redis = TestRedis::start();
-        let mut conn = connect(&redis).await;
+        let mut conn = connection(&redis).await;
         let scripts = Scripts::new(false);
         let room = RoomKeys::new("lobby");
         let finalize = async |conn: &mut redis::aio::MultiplexedConnection, due: u64| {

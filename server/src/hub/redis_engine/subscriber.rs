@@ -610,7 +610,7 @@ impl Room {
 mod tests {
     use redis::AsyncCommands;
 
-    use super::super::tests::{TestRedis, connect, who};
+    use super::super::tests::{TestRedis, connect, connection, who};
     use super::super::{CONCURRENT_JOINS, RoomName};
     use super::*;
 
@@ -657,11 +657,7 @@ mod tests {
             ["alice"],
             "bob's welcome lists who was there before"
         );
-        let mut conn = redis::Client::open(redis.url.as_str())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
+        let mut conn = connection(&redis).await;
         let bobs: i64 = conn.hget(&room.keys.users, "bob").await.unwrap();
         assert_eq!(bobs, 1, "bob has one connection");
         // Alice hears of both joins once each: hers, then bob's.
