@@ -1,7 +1,7 @@
 //! `use_websocket(room)`: a chat room's live connection as reactive state.
 //!
 //! The chat layer on top of [`crate::socket`]: [`ChatCodec`] speaks
-//! [`crate::protocol`] (pings answered, `welcome` means ready, message ids are the
+//! [`chorus_protocol`] (pings answered, `welcome` means ready, message ids are the
 //! resume point, close codes per [`CloseCode::reconnect`]), and the room's
 //! [`Timeline`], member list and problems are signals the page reads. The URL
 //! carries the stored guest token and `since=<last id>`; a token renewed while
@@ -41,10 +41,6 @@ use leptos::prelude::*;
 
 use crate::mentions::mentions;
 use crate::outbox::{self, Outbox};
-use crate::protocol::{
-    ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame, TYPING_EVERY_MS,
-    reconnect_for_code, token_subprotocols, validate_content,
-};
 use crate::session::{self, ApiFailure};
 use crate::socket::{
     Codec, Endpoint, Handler, Next, ReconnectingSocket, Renewal, SendFailure, SocketEvent,
@@ -53,6 +49,10 @@ use crate::socket::{
 use crate::timeline::{Entry, Timeline};
 use crate::typing::Typists;
 use crate::unread::Unread;
+use chorus_protocol::{
+    ClientFrame, CloseCode, ErrorCode, FrameError, Member, Reconnect, ServerFrame, TYPING_EVERY_MS,
+    reconnect_for_code, token_subprotocols, validate_content,
+};
 
 /// Where the connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -729,7 +729,7 @@ fn fresh_ref() -> String {
 /// Looks again once a `typing` just seen has run out.
 fn forget_typists_later(typists: RwSignal<Typists>) {
     #[cfg(feature = "hydrate")]
-    gloo_timers::callback::Timeout::new(crate::protocol::TYPING_SHOWN_MS as u32, move || {
+    gloo_timers::callback::Timeout::new(chorus_protocol::TYPING_SHOWN_MS as u32, move || {
         typists.try_update(|typists| typists.expire(now_ms() as f64));
     })
     .forget();
@@ -843,7 +843,7 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ChatMessage;
+    use chorus_protocol::ChatMessage;
 
     #[test]
     fn the_codec_answers_pings_and_is_ready_on_welcome() {

@@ -107,7 +107,7 @@ pub fn rows(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{ChatMessage, SystemEvent};
+    use chorus_protocol::{ChatMessage, SystemEvent};
 
     const MINUTE: i64 = 60 * 1000;
 

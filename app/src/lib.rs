@@ -1,7 +1,6 @@
-//! The Chorus web client and the protocol it shares with the server.
+//! The Chorus web client. The protocol it shares with the server is the
+//! `chorus-protocol` crate.
 //!
-//! - [`protocol`]: wire frames, close codes, limits and HTTP API bodies; no Leptos,
-//!   used by the server too.
 //! - [`timeline`] and [`backoff`]: what a member has seen, and when to reconnect;
 //!   plain data, unit-tested natively.
 //! - [`socket`]: a reconnecting WebSocket for any Leptos app, generic over a
@@ -31,7 +30,6 @@ pub mod grouping;
 pub mod links;
 pub mod mentions;
 pub mod outbox;
-pub mod protocol;
 pub mod renewal;
 pub mod session;
 pub mod socket;

@@ -4,14 +4,14 @@
 //! Pure data, unit-tested natively; [`crate::chat`] drives it from socket events.
 //! Each entry keeps the `ref` it was first sent with, so a resend after a reconnect
 //! or a page reload (the server drops repeats of a `ref` for
-//! [`REF_WINDOW_SECS`](crate::protocol::REF_WINDOW_SECS)) cannot deliver it twice;
+//! [`REF_WINDOW_SECS`](chorus_protocol::REF_WINDOW_SECS)) cannot deliver it twice;
 //! past that window an unconfirmed entry is not resent by itself but shown as
 //! failed, since it may have been delivered. [`saved`] keeps a room's outbox in the
 //! tab's `sessionStorage` so it outlives a reload.
 
 use serde::{Deserialize, Serialize};
 
-use crate::protocol::REF_WINDOW_SECS;
+use chorus_protocol::REF_WINDOW_SECS;
 
 /// The most unsent messages kept; typing more is refused until some are delivered.
 pub const MAX_PENDING: usize = 100;

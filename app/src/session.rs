@@ -11,8 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "hydrate")]
-use crate::protocol::{ApiErrorBody, IssuedToken, JOIN_HISTORY, TokenRequest};
-use crate::protocol::{MessagePage, RoomSummary};
+use chorus_protocol::{ApiErrorBody, IssuedToken, JOIN_HISTORY, TokenRequest};
+use chorus_protocol::{MessagePage, RoomSummary};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {

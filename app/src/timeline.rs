@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use crate::protocol::{ChatMessage, JOIN_HISTORY, Member, SystemEvent};
+use chorus_protocol::{ChatMessage, JOIN_HISTORY, Member, SystemEvent};
 
 /// How many entries a client keeps; older ones scroll away for good.
 pub const MAX_ENTRIES: usize = 1000;

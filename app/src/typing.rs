@@ -2,7 +2,7 @@
 //! natively. A user is shown for [`TYPING_SHOWN_MS`] after its last `typing`, or
 //! until its message arrives.
 
-use crate::protocol::TYPING_SHOWN_MS;
+use chorus_protocol::TYPING_SHOWN_MS;
 
 /// Users typing now, in the order they began.
 #[derive(Debug, Clone, Default, PartialEq)]

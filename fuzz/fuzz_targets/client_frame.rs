@@ -3,7 +3,7 @@
 
 #![no_main]
 
-use app::protocol::{ClientFrame, validate_content, validate_ref};
+use chorus_protocol::{ClientFrame, validate_content, validate_ref};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

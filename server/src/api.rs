@@ -1,8 +1,10 @@
 //! The HTTP API: guest tokens (issue, refresh), the room list and the health check.
 
-use app::protocol::{ApiErrorBody, IssuedToken, RoomSummary, TokenRequest, normalize_display_name};
 use axum::Json;
 use axum::body::Bytes;
+use chorus_protocol::{
+    ApiErrorBody, IssuedToken, RoomSummary, TokenRequest, normalize_display_name,
+};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;

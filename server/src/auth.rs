@@ -3,8 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use app::protocol::IssuedToken;
-use app::protocol::normalize_display_name;
+pub use chorus_protocol::IssuedToken;
+use chorus_protocol::normalize_display_name;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -759,7 +759,7 @@ mod claims_policy {
 
 #[cfg(test)]
 mod room_claims {
-    use app::protocol::RoomName;
+    use chorus_protocol::RoomName;
     use serde_json::json;
 
     use super::*;

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
-use app::protocol::{ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame, TYPING_MIN_GAP_MS};
+use chorus_protocol::{
+    ClientFrame, CloseCode, ErrorCode, RoomName, ServerFrame, TYPING_MIN_GAP_MS,
+};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::io::AsyncWrite;
 use tokio::time::{Instant, sleep_until, timeout};

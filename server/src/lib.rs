@@ -27,7 +27,7 @@
 //!   disconnect), authenticated by `--api-key`.
 //! - [`permissions`]: where a token may join and post (`rooms`, `publish` claims).
 //!
-//! The wire format itself lives in [`app::protocol`], shared with the browser client.
+//! The wire format itself lives in [`chorus_protocol`], shared with the browser client.
 
 pub mod api;
 pub mod auth;

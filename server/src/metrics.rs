@@ -216,7 +216,7 @@ impl Metrics {
 }
 
 fn close_code_label(code: u16) -> &'static str {
-    use app::protocol::CloseCode;
+    use chorus_protocol::CloseCode;
     match CloseCode::from_code(code) {
         Some(CloseCode::Normal) => "1000",
         Some(CloseCode::GoingAway) => "1001",

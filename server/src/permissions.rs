@@ -5,7 +5,7 @@
 //! alone is every room. `rooms` absent: every room; `publish` absent: the same as
 //! `rooms`; `publish: []`: a read-only member.
 
-use app::protocol::{RoomName, validate_room_name};
+use chorus_protocol::{RoomName, validate_room_name};
 
 /// One room name, or a prefix (written with a trailing `*`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -15,16 +15,16 @@
 
 use std::time::Duration;
 
-use app::protocol::{
-    CloseCode, DEFAULT_PAGE, MAX_PAGE, RoomName, normalize_display_name, validate_content,
-    validate_ref,
-};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chorus_protocol::{
+    CloseCode, DEFAULT_PAGE, MAX_PAGE, RoomName, normalize_display_name, validate_content,
+    validate_ref,
+};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;

@@ -10,7 +10,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use app::protocol::{CloseCode, RoomName, SUBPROTOCOL, token_from_subprotocols};
+use chorus_protocol::{CloseCode, RoomName, SUBPROTOCOL, token_from_subprotocols};
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, Query, State};

@@ -1,6 +1,6 @@
 use leptos::prelude::*;
 
-use crate::protocol::Member;
+use chorus_protocol::Member;
 
 /// Who is in the room; this member (by user id, not name) is marked.
 #[component]

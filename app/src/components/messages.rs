@@ -8,8 +8,8 @@ use leptos::web_sys;
 
 use crate::grouping::{DayName, Row, rows};
 use crate::links::{Piece, pieces};
-use crate::protocol::{Member, SystemEvent};
 use crate::timeline::{Entry, messages_after, newest_message};
+use chorus_protocol::{Member, SystemEvent};
 
 /// How close to the bottom (in pixels) still counts as "following" the conversation.
 const FOLLOW_SLACK_PX: i32 = 48;

@@ -2,8 +2,8 @@ use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
-use crate::protocol::{RoomSummary, validate_room_name};
 use crate::session;
+use chorus_protocol::{RoomSummary, validate_room_name};
 
 use super::use_hydrated;
 

@@ -5,9 +5,9 @@ use leptos_router::hooks::{use_navigate, use_query_map};
 use crate::components::capitalize;
 use crate::components::{RoomPicker, StorageNote, focus_soon, room_path, use_hydrated};
 use crate::eager::IntoEagerAny;
-use crate::protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
 use crate::session::{self, Session};
 use crate::title::{SITE_TITLE, use_title};
+use chorus_protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
 
 /// `/`: sign in with a display name, then pick a room.
 ///

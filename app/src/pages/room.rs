@@ -12,9 +12,9 @@ use crate::components::{
     StorageNote, focus_soon, use_hydrated,
 };
 use crate::eager::IntoEagerAny;
-use crate::protocol::MAX_CONTENT_CHARS;
 use crate::title::{room_title, use_title};
 use crate::unread::{Unread, with_count};
+use chorus_protocol::MAX_CONTENT_CHARS;
 
 /// `/room/{name}`: the chat.
 #[component]

@@ -19,7 +19,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::protocol::{Member, ServerFrame, SystemEvent};
+use chorus_protocol::{Member, ServerFrame, SystemEvent};
 
 use super::FrameBytes;
 use super::user_list::USERS_PER_FRAME;

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use app::protocol::RoomSummary;
+use chorus_protocol::RoomSummary;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 

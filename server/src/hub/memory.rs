@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use app::protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
+use chorus_protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
 
 use super::announcements::{Announcer, Change};
 use super::bans::Bans;

@@ -40,7 +40,7 @@ use tungstenite::Utf8Bytes;
 pub use user_list::{USERS_PER_FRAME, UserList};
 
 use crate::metrics::Metrics;
-pub use app::protocol::{RoomName, RoomSummary};
+pub use chorus_protocol::{RoomName, RoomSummary};
 use listing::Listing;
 use memory::{MemoryHub, MemoryMembership};
 use redis_engine::{RedisHub, RedisMembership, RedisOptions, RedisStartError};
@@ -283,7 +283,7 @@ impl Hub {
     }
 
     /// Joins `room` (creating it if needed). With `since`, the backlog is every
-    /// retained message after that id; without it, the last [`app::protocol::JOIN_HISTORY`].
+    /// retained message after that id; without it, the last [`chorus_protocol::JOIN_HISTORY`].
     pub async fn join(
         &self,
         room: &RoomName,
@@ -319,7 +319,7 @@ impl Hub {
     /// Publishes `content` in `room` as `author` whether or not anyone is connected
     /// (the server API): ids, history, recovery and delivery as for a member's
     /// message, on every server. The same `idempotency_key` in the same room within
-    /// [`app::protocol::REF_WINDOW_SECS`] gets the first message's id back and
+    /// [`chorus_protocol::REF_WINDOW_SECS`] gets the first message's id back and
     /// publishes nothing.
     pub async fn publish(
         &self,
@@ -478,7 +478,7 @@ impl Membership {
     }
 
     /// [`Self::publish`], idempotent per `reference`: the same user publishing the
-    /// same `reference` in this room within [`app::protocol::REF_WINDOW_SECS`] (from
+    /// same `reference` in this room within [`chorus_protocol::REF_WINDOW_SECS`] (from
     /// any connection, on any server) gets the first message's id back and nothing
     /// is published again.
     pub async fn publish_once(

@@ -14,7 +14,7 @@ pub(super) struct RoomIds {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Start {
-    /// The room's last [`app::protocol::JOIN_HISTORY`] messages.
+    /// The room's last [`chorus_protocol::JOIN_HISTORY`] messages.
     Recent,
     /// Every retained message with an id above this one (`0`: all of them).
     After(u64),

@@ -9,7 +9,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use app::protocol::REF_WINDOW_SECS;
+use chorus_protocol::REF_WINDOW_SECS;
 
 /// How long a `ref` is remembered.
 pub(super) const REF_WINDOW: Duration = Duration::from_secs(REF_WINDOW_SECS);

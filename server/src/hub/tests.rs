@@ -1,4 +1,4 @@
-use app::protocol::Member;
+use chorus_protocol::Member;
 use serde_json::{Value, json};
 
 use super::memory::MemoryHub;
@@ -170,7 +170,7 @@ fn join_history_is_capped_at_fifty() {
         alice.membership.publish(format!("m{n}")).unwrap();
     }
     let bob = hub.join(&lobby(), who("bob"), None).unwrap();
-    assert_eq!(bob.backlog.len(), app::protocol::JOIN_HISTORY);
+    assert_eq!(bob.backlog.len(), chorus_protocol::JOIN_HISTORY);
     assert_eq!(parse(bob.backlog.last().unwrap())["content"], "m69");
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use app::protocol::Member;
+use chorus_protocol::Member;
 
 /// How many members one frame lists: a `welcome` lists the first ones and `users`
 /// frames right after it the rest. Every socket's write buffer keeps the size of the

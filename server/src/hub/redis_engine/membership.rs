@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use app::protocol::ServerFrame;
+use chorus_protocol::ServerFrame;
 
 use super::scripts::Scripts;
 use super::{Room, Shared};

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use app::protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS};
+use chorus_protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS};
 use rand::Rng;
 use redis::AsyncCommands;
 use redis::streams::StreamRangeReply;

@@ -1,7 +1,7 @@
 //! What the engine writes into Redis and reads back: message frames built around an
 //! id chosen inside Redis, Pub/Sub payloads, and stream entries.
 
-use app::protocol::{ChatMessage, ServerFrame};
+use chorus_protocol::{ChatMessage, ServerFrame};
 use redis::streams::StreamRangeReply;
 
 use crate::hub::FrameBytes;

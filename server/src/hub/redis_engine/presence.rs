@@ -97,7 +97,7 @@ impl Shared {
         let _: () = redis
             .sadd(keys::node_rooms(&self.node), &*room.name)
             .await?;
-        let joined = app::protocol::ServerFrame::joined(&who.id, &who.name).to_json();
+        let joined = chorus_protocol::ServerFrame::joined(&who.id, &who.name).to_json();
         let before: std::collections::HashMap<String, String> = self
             .room_script(&self.scripts.join, &room.keys)
             .arg(&self.node)
@@ -189,8 +189,8 @@ impl Shared {
             invocation
                 .arg(present.user_id)
                 .arg(present.connections)
-                .arg(app::protocol::ServerFrame::joined(present.user_id, present.name).to_json())
-                .arg(app::protocol::ServerFrame::left(present.user_id, present.name).to_json());
+                .arg(chorus_protocol::ServerFrame::joined(present.user_id, present.name).to_json())
+                .arg(chorus_protocol::ServerFrame::left(present.user_id, present.name).to_json());
         }
         let empty: u8 = invocation.invoke_async(&mut redis).await?;
         if empty == 1 {

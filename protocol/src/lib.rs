@@ -2,7 +2,7 @@
 //!
 //! Every frame is a JSON text message tagged by `type`. Unknown fields are
 //! ignored in both directions so either side can grow new fields without
-//! breaking the other. This module has no Leptos dependency and compiles for
+//! breaking the other. This crate has no Leptos dependency and compiles for
 //! native and `wasm32` targets alike.
 
 use serde::{Deserialize, Serialize};

@@ -2,7 +2,7 @@
 //! nothing a client sends can panic the parser, and each validator accepts exactly
 //! what its documentation says.
 
-use app::protocol::{
+use chorus_protocol::{
     ClientFrame, ErrorCode, MAX_CONTENT_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_REF_CHARS,
     MAX_ROOM_NAME_CHARS, is_hidden_in_names, normalize_display_name, token_from_subprotocols,
     validate_content, validate_ref, validate_room_name,
