@@ -374,4 +374,88 @@ mod tests {
         assert!(config.no_guest_login);
         assert!(Config::try_parse_from(["chorus", "--rate-limit", "0"]).is_err());
     }
+
+    /// One flag's row in `docs/configuration.md`: its section, variable and default.
+    struct DocumentedFlag {
+        section: String,
+        env: String,
+        default: String,
+    }
+
+    /// The rows of `docs/configuration.md`'s flag tables, by flag.
+    fn documented_flags() -> std::collections::BTreeMap<String, DocumentedFlag> {
+        let page = include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/configuration.md"
+        ));
+        let mut flags = std::collections::BTreeMap::new();
+        let mut section = String::new();
+        for line in page.lines() {
+            if let Some(heading) = line.strip_prefix("## ") {
+                section = heading.trim().to_owned();
+            }
+            let Some(row) = line.strip_prefix("| `--") else {
+                continue;
+            };
+            let cells: Vec<&str> = row.split(" | ").collect();
+            assert!(cells.len() >= 4, "a flag row has 4 cells: {line}");
+            let flag = cells[0].trim_end_matches('`').to_owned();
+            let row = DocumentedFlag {
+                section: section.clone(),
+                env: cells[1].trim_matches('`').to_owned(),
+                default: cells[2].to_owned(),
+            };
+            assert!(
+                flags.insert(flag.clone(), row).is_none(),
+                "--{flag} has two rows"
+            );
+        }
+        flags
+    }
+
+    /// `chorus --help` and the configuration page list the same flags, each with the
+    /// same variable, default and group.
+    #[test]
+    fn the_configuration_page_matches_the_flags() {
+        use clap::CommandFactory;
+
+        let mut documented = documented_flags();
+        let command = Config::command();
+        for arg in command.get_arguments() {
+            let Some(flag) = arg.get_long() else { continue };
+            let row = documented
+                .remove(flag)
+                .unwrap_or_else(|| panic!("--{flag} is missing from docs/configuration.md"));
+            let env = arg.get_env().and_then(|env| env.to_str()).unwrap_or("");
+            assert_eq!(row.env, env, "--{flag}: its variable");
+            let defaults: Vec<_> = arg
+                .get_default_values()
+                .iter()
+                .map(|value| value.to_string_lossy())
+                .collect();
+            if !arg.get_action().takes_values() {
+                assert_eq!(row.default, "off", "--{flag} is a switch: off by default");
+            } else if defaults.is_empty() {
+                assert!(
+                    !row.default.starts_with('`'),
+                    "--{flag} has no default, but the page gives {}",
+                    row.default
+                );
+            } else {
+                assert_eq!(
+                    row.default,
+                    format!("`{}`", defaults.join(",")),
+                    "--{flag}: its default"
+                );
+            }
+            if let Some(heading) = arg.get_help_heading() {
+                assert_eq!(row.section, heading, "--{flag}: its group");
+            }
+        }
+        assert!(
+            documented.is_empty(),
+            "docs/configuration.md documents flags chorus does not have: {:?}",
+            documented.keys().collect::<Vec<_>>()
+        );
+    }
 }
