@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use ipnet::IpNet;
 
-use crate::permissions::Pattern;
+use crate::auth::permissions::Pattern;
 
 /// Chorus: a real-time rooms server with a web client.
 #[derive(Debug, Clone, Parser)]

@@ -29,26 +29,12 @@
 //!
 //! The wire format itself lives in [`chorus_protocol`], shared with the browser client.
 
-pub mod api;
 pub mod auth;
-pub mod client_address;
 pub mod config;
-pub mod connection;
+pub mod http;
 pub mod hub;
-pub mod jwks;
 pub mod limits;
-pub mod metrics;
-pub mod origin;
-pub mod permissions;
-pub mod rate_limit;
-pub mod routes;
-pub mod security_headers;
-pub mod serve;
-pub mod server_api;
-pub mod signing_keys;
+pub mod observe;
 pub mod startup;
 pub mod state;
-pub mod static_files;
-pub mod telemetry;
-pub mod upgrade;
 pub mod ws;

@@ -1,12 +1,12 @@
 use chorus_server::config::Config;
+use chorus_server::observe::logs::{self, ErrorChain};
 use chorus_server::startup::Application;
-use chorus_server::telemetry::{self, ErrorChain};
 use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    telemetry::init(config.log_format);
+    logs::init(config.log_format);
     let result = async {
         Application::build(config)
             .await?

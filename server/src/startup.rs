@@ -14,19 +14,19 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::jwks::{Jwks, JwksError, JwksSource, refresh_periodically};
+use crate::auth::signing_keys::{KeyError, VerifyingKey};
 use crate::auth::{Auth, ClaimsPolicy, MIN_SECRET_BYTES};
 use crate::config::Config;
-use crate::connection::ConnectionSettings;
+use crate::http::backend_api::{ApiKeys, WeakApiKey};
+use crate::http::router::router;
+use crate::http::serve::serve;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
-use crate::jwks::{Jwks, JwksError, JwksSource, refresh_periodically};
 use crate::limits::{AddressLimits, PerAddress, UserSockets};
-use crate::metrics::{Metrics, Sample};
-use crate::routes::router;
-use crate::serve::serve;
-use crate::server_api::{ApiKeys, WeakApiKey};
-use crate::signing_keys::{KeyError, VerifyingKey};
+use crate::observe::metrics::{Metrics, Sample};
 use crate::state::{AppState, GuestTokens};
+use crate::ws::connection::ConnectionSettings;
 
 /// Everything between the shutdown signal and the process exit fits in this.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -271,7 +271,7 @@ impl Application {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("metrics on http://{addr}/metrics");
             }
-            tokio::spawn(crate::metrics::serve(
+            tokio::spawn(crate::observe::metrics::serve(
                 listener,
                 metrics,
                 sample,

@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
-use crate::connection::ConnectionSettings;
+use crate::http::backend_api::ApiKeys;
 use crate::hub::Hub;
 use crate::limits::{AddressLimits, UserSockets};
-use crate::server_api::ApiKeys;
+use crate::ws::connection::ConnectionSettings;
 
 /// How guest tokens are issued and refreshed.
 #[derive(Debug, Clone, Copy)]

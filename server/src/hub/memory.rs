@@ -22,7 +22,7 @@ use super::{
     FrameBytes, HistoryPage, HubSettings, Joined, MemberConnections, Participant, PublishError,
     Published, RoomName, RoomSummary, Unavailable, Welcome, lock,
 };
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 
 /// The rooms of one server.
 pub struct MemoryHub {

@@ -39,7 +39,7 @@ pub use queue::{MemberQueue, Outbound};
 use tungstenite::Utf8Bytes;
 pub use user_list::{USERS_PER_FRAME, UserList};
 
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 pub use chorus_protocol::{RoomName, RoomSummary};
 use listing::Listing;
 use memory::{MemoryHub, MemoryMembership};

@@ -355,7 +355,7 @@ async fn a_server_that_cannot_have_its_keys_refuses_to_start() {
         configure(&mut config);
         match Application::build(config).await {
             Ok(_) => panic!("started without its keys"),
-            Err(err) => chorus_server::telemetry::ErrorChain(&err).to_string(),
+            Err(err) => chorus_server::observe::logs::ErrorChain(&err).to_string(),
         }
     };
     // Nothing listens on port 9 of this host.

@@ -22,7 +22,7 @@ use super::{RECONNECT_MAX, RECONNECT_MIN, Room, RoomState, Shared, within};
 use crate::hub::announcements::parse_system;
 use crate::hub::seats::FrameId;
 use crate::hub::{FrameBytes, Unavailable, lock};
-use crate::metrics::Metrics;
+use crate::observe::metrics::Metrics;
 use std::time::SystemTime;
 
 pub(super) enum Subscription {

@@ -7,8 +7,9 @@ use leptos_axum::{LeptosRoutes, generate_route_list};
 use tower_http::CompressionLevel;
 use tower_http::compression::CompressionLayer;
 
+use super::{backend_api, browser_api, security_headers, static_files};
 use crate::state::AppState;
-use crate::{api, security_headers, server_api, static_files, ws};
+use crate::ws::admission;
 
 /// The WebSocket routes, the HTTP API, and the server-rendered pages with the built
 /// web client's files.
@@ -23,12 +24,12 @@ pub fn router(state: AppState) -> Router {
     // the token endpoints, whose answers carry a secret beside text the caller chose
     // (compression would let the length tell about the secret).
     let compressed = Router::new()
-        .route("/api/rooms", get(api::list_rooms))
+        .route("/api/rooms", get(browser_api::list_rooms))
         .route(
             "/api/rooms/{room}/messages",
-            post(server_api::publish).get(server_api::history),
+            post(backend_api::publish).get(backend_api::history),
         )
-        .route("/api/rooms/{room}/members", get(server_api::members))
+        .route("/api/rooms/{room}/members", get(backend_api::members))
         .leptos_routes_with_context(&state, routes, page_context.clone(), move || {
             shell(options.clone())
         })
@@ -39,15 +40,15 @@ pub fn router(state: AppState) -> Router {
         .layer(compression());
     Router::new()
         .nest_service(&format!("/{}", state.leptos_options.site_pkg_dir), files)
-        .route("/ws", get(ws::echo))
-        .route("/ws/chat/{room}", get(ws::chat))
-        .route("/api/token", post(api::issue_token))
-        .route("/api/token/refresh", post(api::refresh_token))
+        .route("/ws", get(admission::echo))
+        .route("/ws/chat/{room}", get(admission::chat))
+        .route("/api/token", post(browser_api::issue_token))
+        .route("/api/token/refresh", post(browser_api::refresh_token))
         .route(
             "/api/users/{user_id}/disconnect",
-            post(server_api::disconnect),
+            post(backend_api::disconnect),
         )
-        .route("/healthz", get(api::healthz))
+        .route("/healthz", get(browser_api::healthz))
         .merge(compressed)
         .layer(axum::middleware::from_fn(security_headers::add))
         .with_state(state)

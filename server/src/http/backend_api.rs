@@ -29,7 +29,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::api::{ApiError, bearer};
+use crate::http::browser_api::{ApiError, bearer};
 use crate::hub::{MAX_BAN, Participant};
 use crate::state::AppState;
 
@@ -102,7 +102,7 @@ enum Caller {
     /// A holder of an API key: the application's backend.
     Backend,
     /// A member's token, which may join these rooms.
-    Member(crate::permissions::Permissions),
+    Member(crate::auth::permissions::Permissions),
 }
 
 fn unauthorized(message: &'static str) -> ApiError {

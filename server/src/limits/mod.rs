@@ -4,6 +4,8 @@
 //!
 //! Per server: with Redis, a client spread over N servers gets N times the limits.
 
+pub mod token_bucket;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
@@ -190,7 +192,7 @@ pub struct AddressLimits {
 impl AddressLimits {
     /// The client a request comes from (see [`crate::client_address`]).
     pub fn client(&self, peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> IpAddr {
-        crate::client_address::client_address(peer, headers, &self.trusted_proxies)
+        crate::http::client_address::client_address(peer, headers, &self.trusted_proxies)
     }
 }
 
@@ -236,7 +238,7 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 
 /// The key an address is counted under.
 fn bucket_of(address: IpAddr) -> IpAddr {
-    match crate::client_address::canonical(address) {
+    match crate::http::client_address::canonical(address) {
         IpAddr::V6(v6) => {
             let segments = v6.segments();
             IpAddr::V6(Ipv6Addr::new(

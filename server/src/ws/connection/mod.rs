@@ -27,8 +27,8 @@ use tungstenite::{Message, Utf8Bytes};
 use crate::auth::Auth;
 use crate::hub::{FrameBytes, Joined, MemberQueue, Membership, Outbound, PublishError};
 use crate::limits::Removal;
-use crate::metrics::Metrics;
-use crate::rate_limit::TokenBucket;
+use crate::limits::token_bucket::TokenBucket;
+use crate::observe::metrics::Metrics;
 use gate::{Gate, Stop, Stopped};
 
 mod gate;
@@ -100,7 +100,7 @@ pub trait MessageSocket:
     -> Poll<io::Result<usize>>;
 }
 
-impl MessageSocket for crate::upgrade::WebSocket {
+impl MessageSocket for crate::ws::handshake::WebSocket {
     fn poll_write_framed(
         &mut self,
         cx: &mut Context<'_>,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use crate::signing_keys::KeySet;
+use crate::auth::signing_keys::KeySet;
 
 /// Unknown-kid refetches happen at most this often (start-up and periodic fetches
 /// do not count).
@@ -125,7 +125,7 @@ impl Jwks {
                 *self.keys.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(keys);
             }
             Err(err) => tracing::warn!(
-                error = %crate::telemetry::ErrorChain(&err),
+                error = %crate::observe::logs::ErrorChain(&err),
                 why,
                 "could not refresh the JWKS; keeping the keys we have"
             ),

@@ -9,9 +9,9 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::jwks::Jwks;
-use crate::permissions::{Permissions, RoomPatterns};
-use crate::signing_keys::VerifyingKey;
+use crate::auth::jwks::Jwks;
+use crate::auth::permissions::{Permissions, RoomPatterns};
+use crate::auth::signing_keys::VerifyingKey;
 
 /// Clock skew tolerated between token issuer and this server, for `exp` at connect
 /// time and while connected.

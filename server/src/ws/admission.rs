@@ -1,5 +1,5 @@
 //! The WebSocket routes: admission (capacity, token, room name), then the
-//! connection loops in [`crate::connection`].
+//! connection loops in [`crate::ws::connection`].
 //!
 //! A refused socket is still upgraded and then closed with a close code
 //! (4001, 4004, 1013): a browser cannot see why an upgrade failed, but it can
@@ -25,14 +25,14 @@ use tracing::Instrument;
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::{Auth, AuthError, Identity};
-use crate::connection::{self, ConnectionSettings, Ended};
+use crate::http::origin::origin_allowed;
 use crate::hub::{Hub, Participant, Unavailable};
 use crate::limits::{UserSlot, retry_after_secs};
-use crate::metrics::Metrics;
-use crate::origin::origin_allowed;
+use crate::observe::logs::ErrorChain;
+use crate::observe::metrics::Metrics;
 use crate::state::AppState;
-use crate::telemetry::ErrorChain;
-use crate::upgrade::{Upgrade, WebSocket};
+use crate::ws::connection::{self, ConnectionSettings, Ended};
+use crate::ws::handshake::{Upgrade, WebSocket};
 use std::sync::Arc;
 
 /// The read buffer a socket starts with (it grows for a larger frame): a client sends

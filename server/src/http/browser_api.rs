@@ -15,8 +15,8 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::limits::retry_after_secs;
+use crate::observe::logs::ErrorChain;
 use crate::state::{AppState, GuestTokens};
-use crate::telemetry::ErrorChain;
 
 /// An HTTP status with a JSON [`ApiErrorBody`] (and `Retry-After`, for a 429).
 #[derive(Debug)]
