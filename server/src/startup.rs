@@ -14,11 +14,11 @@ use tokio::time::{Instant, timeout_at};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::api_keys::{ApiKeys, WeakApiKey};
 use crate::auth::jwks::{Jwks, JwksError, JwksSource, refresh_periodically};
 use crate::auth::signing_keys::{KeyError, VerifyingKey};
 use crate::auth::{Auth, ClaimsPolicy, MIN_SECRET_BYTES};
 use crate::config::Config;
-use crate::http::backend_api::{ApiKeys, WeakApiKey};
 use crate::http::router::router;
 use crate::http::serve::serve;
 use crate::hub::redis_engine::{RedisOptions, RedisStartError};

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
-use crate::http::backend_api::ApiKeys;
+use crate::auth::api_keys::ApiKeys;
 use crate::hub::Hub;
 use crate::limits::{AddressLimits, UserSockets};
 use crate::ws::connection::ConnectionSettings;

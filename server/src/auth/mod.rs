@@ -2,6 +2,7 @@
 //! identity provider's public keys (PEM files or a JWKS), guest tokens issued and
 //! refreshed here, and the permissions a token carries.
 
+pub mod api_keys;
 pub mod jwks;
 pub mod permissions;
 pub mod signing_keys;

@@ -1,83 +1,17 @@
 //! The HTTP API: guest tokens (issue, refresh), the room list and the health check.
 
-use axum::Json;
-use axum::body::Bytes;
-use chorus_protocol::{
-    ApiErrorBody, IssuedToken, RoomSummary, TokenRequest, normalize_display_name,
-};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
+use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
-use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use chorus_protocol::{IssuedToken, RoomSummary, TokenRequest, normalize_display_name};
 
-use crate::limits::retry_after_secs;
+use super::error::{ApiError, bearer};
 use crate::observe::logs::ErrorChain;
 use crate::state::{AppState, GuestTokens};
-
-/// An HTTP status with a JSON [`ApiErrorBody`] (and `Retry-After`, for a 429).
-#[derive(Debug)]
-pub struct ApiError {
-    status: StatusCode,
-    body: ApiErrorBody,
-    retry_after_secs: Option<u64>,
-}
-
-impl ApiError {
-    pub(crate) fn new(status: StatusCode, error: &'static str, message: impl Into<String>) -> Self {
-        let body = ApiErrorBody {
-            error: error.to_owned(),
-            message: message.into(),
-            field: None,
-        };
-        ApiError {
-            status,
-            body,
-            retry_after_secs: None,
-        }
-    }
-
-    /// 400 `invalid_field`, naming the request field at fault.
-    pub(crate) fn invalid_field(field: &'static str, message: impl Into<String>) -> Self {
-        let mut error = ApiError::new(StatusCode::BAD_REQUEST, "invalid_field", message);
-        error.body.field = Some(field.to_owned());
-        error
-    }
-
-    /// 503 `unavailable`, logging the cause for the operator; the caller gets a
-    /// fixed message.
-    pub(crate) fn unavailable(what: &str, err: &crate::hub::Unavailable) -> Self {
-        tracing::warn!(error = %ErrorChain(err), "{what}");
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "unavailable",
-            "the rooms are unavailable right now; try again shortly",
-        )
-    }
-
-    /// 429 `rate_limited`, to retry after `wait` (rounded up to whole seconds).
-    fn rate_limited(wait: Duration, message: impl Into<String>) -> Self {
-        ApiError {
-            retry_after_secs: Some(retry_after_secs(wait)),
-            ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        if let Some(seconds) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        response
-    }
-}
 
 /// `POST /api/token` with `{"name":"alice"}`: a guest token for the web UI, a few per
 /// client address and minute.
@@ -132,17 +66,6 @@ pub async fn refresh_token(
     Ok(Json(issued))
 }
 
-/// The credentials of `Authorization: Bearer <credentials>` (the scheme in any
-/// case), if there are any.
-pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, credentials) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then(|| credentials.trim())
-        .filter(|credentials| !credentials.is_empty())
-}
-
 fn guest_login(state: &AppState) -> Result<GuestTokens, ApiError> {
     state.guests.ok_or_else(|| {
         ApiError::new(
@@ -172,25 +95,4 @@ pub async fn list_rooms(
 /// `GET /healthz`.
 pub async fn healthz() -> &'static str {
     "ok"
-}
-
-#[cfg(test)]
-mod tests {
-    use axum::http::header::AUTHORIZATION;
-
-    use super::*;
-
-    #[test]
-    fn bearer_credentials() {
-        let with = |value: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(AUTHORIZATION, value.parse().unwrap());
-            bearer(&headers).map(str::to_owned)
-        };
-        assert_eq!(with("Bearer abc").as_deref(), Some("abc"));
-        assert_eq!(with("bearer  abc ").as_deref(), Some("abc"));
-        assert_eq!(with("Basic abc"), None);
-        assert_eq!(with("Bearer "), None);
-        assert_eq!(bearer(&HeaderMap::new()), None);
-    }
 }

@@ -6,6 +6,7 @@
 pub mod backend_api;
 pub mod browser_api;
 pub mod client_address;
+pub mod error;
 pub mod origin;
 pub mod router;
 pub mod security_headers;

@@ -231,11 +231,6 @@ impl PerAddress {
     }
 }
 
-/// `Retry-After` for a wait: whole seconds, rounded up, at least 1.
-pub fn retry_after_secs(wait: Duration) -> u64 {
-    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
-}
-
 /// The key an address is counted under.
 fn bucket_of(address: IpAddr) -> IpAddr {
     match crate::http::client_address::canonical(address) {

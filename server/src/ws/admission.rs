@@ -8,15 +8,15 @@
 //! Every socket runs in its own `socket` tracing span (`connection_id`, `room`,
 //! `user_id`; never the token), so its log lines need not repeat them.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use chorus_protocol::{CloseCode, RoomName, SUBPROTOCOL, token_from_subprotocols};
-use std::net::SocketAddr;
-
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::header::{HOST, ORIGIN, RETRY_AFTER, SEC_WEBSOCKET_PROTOCOL};
+use axum::http::header::{HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use chorus_protocol::{CloseCode, RoomName, SUBPROTOCOL, token_from_subprotocols};
 use futures_util::future::Either;
 use serde::Deserialize;
 use tokio::sync::OwnedSemaphorePermit;
@@ -25,15 +25,15 @@ use tracing::Instrument;
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::auth::{Auth, AuthError, Identity};
+use crate::http::error::ApiError;
 use crate::http::origin::origin_allowed;
 use crate::hub::{Hub, Participant, Unavailable};
-use crate::limits::{UserSlot, retry_after_secs};
+use crate::limits::UserSlot;
 use crate::observe::logs::ErrorChain;
 use crate::observe::metrics::Metrics;
 use crate::state::AppState;
 use crate::ws::connection::{self, ConnectionSettings, Ended};
 use crate::ws::handshake::{Upgrade, WebSocket};
-use std::sync::Arc;
 
 /// The read buffer a socket starts with (it grows for a larger frame): a client sends
 /// short frames (pongs, messages of at most a few KiB), and it is held for as long as
@@ -185,20 +185,10 @@ fn refuse_upgrade(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Op
     }
     let wait = limits.upgrades.check(limits.client(peer, headers)).err()?;
     tracing::debug!("refused an upgrade: connect rate limit");
-    Some(too_many_requests(
-        wait,
-        "too many connections from this address; retry later",
-    ))
-}
-
-/// 429 with `Retry-After` (whole seconds, at least 1).
-pub fn too_many_requests(wait: std::time::Duration, message: &'static str) -> Response {
-    (
-        StatusCode::TOO_MANY_REQUESTS,
-        [(RETRY_AFTER, retry_after_secs(wait).to_string())],
-        message,
+    Some(
+        ApiError::rate_limited(wait, "too many connections from this address; retry later")
+            .into_response(),
     )
-        .into_response()
 }
 
 /// Tells sockets apart in logs.
