@@ -2,15 +2,24 @@
 //! are exact and tests take no real time.
 
 use std::sync::LazyLock;
-use std::time::{Duration, SystemTime};
 
 use futures_channel::mpsc as futures_mpsc;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 use super::*;
-use crate::hub::{Hub, HubSettings, Participant, RoomName};
+use std::io;
+use std::task::{Context, Poll};
+use std::time::{Duration, SystemTime};
+
+use chorus_protocol::{CloseCode, RoomName};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tungstenite::Message;
+
+use crate::auth::Auth;
+use crate::hub::{Hub, HubSettings, Participant};
 
 const INTERVAL: Duration = Duration::from_secs(30);
 const TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,0 +1,140 @@
+//! What a chat member's frames lead to: publish, typing, refresh, and the replies.
+
+use std::time::Duration;
+
+use chorus_protocol::{ClientFrame, ErrorCode, ServerFrame, TYPING_MIN_GAP_MS};
+use tokio::time::Instant;
+use tungstenite::Message;
+
+use super::chat::Credentials;
+use crate::hub::{Membership, PublishError};
+use crate::limits::token_bucket::TokenBucket;
+use crate::observe::metrics::Metrics;
+
+/// A chat member's side of the conversation: what it may send, and where it goes.
+pub(super) struct Member<'a> {
+    pub(super) membership: Membership,
+    pub(super) credentials: Credentials<'a>,
+    pub(super) metrics: &'a Metrics,
+    pub(super) bucket: TokenBucket,
+    pub(super) rate_limit: u32,
+    /// When a `typing` was last passed on.
+    pub(super) typed_at: Option<Instant>,
+}
+
+impl Member<'_> {
+    /// Handles one message from the client; returns the frame to answer with, if any.
+    pub(super) async fn reply_to(&mut self, message: Message) -> Option<ServerFrame> {
+        let text = match message {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                return Some(ServerFrame::error(
+                    ErrorCode::BinaryNotSupported,
+                    "binary frames are not supported; send JSON text frames",
+                ));
+            }
+            // Pings are answered by the WebSocket layer; both count as life. (Raw
+            // frames are never read.)
+            Message::Ping(_) | Message::Pong(_) | Message::Close(_) | Message::Frame(_) => {
+                return None;
+            }
+        };
+        let (content, reference) = match ClientFrame::parse(&text) {
+            Ok(ClientFrame::Message { content, reference }) => (content, reference),
+            Ok(ClientFrame::Pong) => return None,
+            Ok(ClientFrame::Typing) => {
+                self.typing().await;
+                return None;
+            }
+            Ok(ClientFrame::Refresh { token }) => return Some(self.refresh(&token).await),
+            Err(err) => return Some(err.into_frame()),
+        };
+        if !self.credentials.may_publish {
+            return Some(ServerFrame::error_for(
+                ErrorCode::Forbidden,
+                "this token may not post in this room; the message was not sent",
+                reference,
+            ));
+        }
+        if !self.bucket.try_take() {
+            return Some(ServerFrame::error_for(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {} messages per second; this one was dropped (retry in {} ms)",
+                    self.rate_limit,
+                    self.bucket.retry_after().as_millis().max(1)
+                ),
+                reference,
+            ));
+        }
+        match self
+            .membership
+            .publish_once(content, reference.as_deref())
+            .await
+        {
+            // The message reaches the sender too, as a broadcast; the ack tells it
+            // which of its messages that was (or, for a resend, that it already was).
+            Ok(published) => reference.map(|reference| ServerFrame::Ack {
+                reference,
+                id: published.id,
+            }),
+            // Evicted: the queue has ended, and the next turn of the loop closes the
+            // socket with 4008.
+            Err(PublishError::NotMember) => None,
+            Err(PublishError::Unavailable) => Some(ServerFrame::error_for(
+                ErrorCode::Unavailable,
+                "messages cannot be stored right now; this one was not sent",
+                reference,
+            )),
+        }
+    }
+
+    /// Passes on that the user is typing: at most every [`TYPING_MIN_GAP_MS`] (more
+    /// are dropped, silently: a hint, not a message), and never from a member who
+    /// may not post.
+    pub(super) async fn typing(&mut self) {
+        let now = Instant::now();
+        let gap = Duration::from_millis(TYPING_MIN_GAP_MS);
+        if !self.credentials.may_publish
+            || self.typed_at.is_some_and(|at| now.duration_since(at) < gap)
+        {
+            return;
+        }
+        self.typed_at = Some(now);
+        self.membership.typing().await;
+    }
+
+    /// Takes a renewed token for the same user: the connection then lasts until it
+    /// expires. A refused one changes nothing (the client learns why).
+    pub(super) async fn refresh(&mut self, token: &str) -> ServerFrame {
+        let refused = |message: String| {
+            // The token itself is never logged.
+            tracing::debug!(reason = %message, "refused a token refresh");
+            ServerFrame::error(ErrorCode::InvalidToken, message)
+        };
+        match self.credentials.auth.verify_current(Some(token)).await {
+            Ok(identity) if identity.id != self.credentials.user_id => refused(
+                "the token is for another user; a connection keeps the user it joined as".into(),
+            ),
+            Ok(identity) if !identity.permissions.may_join(&self.credentials.room) => {
+                tracing::debug!("refused a token refresh: not allowed in this room");
+                ServerFrame::error(
+                    ErrorCode::Forbidden,
+                    "the token may not join this room; the connection keeps its current token",
+                )
+            }
+            Ok(identity) => {
+                let credentials = &mut self.credentials;
+                credentials.valid_until = identity.valid_until;
+                // What the new token allows from now on, also where it allows less.
+                credentials.may_publish = identity.permissions.may_publish(&credentials.room);
+                tracing::debug!("token refreshed");
+                ServerFrame::Refreshed
+            }
+            Err(err) => {
+                self.metrics.auth_failed(err.reason());
+                refused(format!("{err}; the connection keeps its current token"))
+            }
+        }
+    }
+}
