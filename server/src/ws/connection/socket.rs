@@ -42,7 +42,7 @@ impl From<WriteError> for Ended {
     }
 }
 
-/// A WebSocket: a real one (`upgrade::WebSocket`), or a pair of channels in unit
+/// A WebSocket: a real one (`ws::handshake::WebSocket`), or a pair of channels in unit
 /// tests.
 ///
 /// Kept whole, not split into halves: a connection reads and writes from one task,
