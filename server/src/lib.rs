@@ -37,4 +37,5 @@ pub mod limits;
 pub mod observe;
 pub mod startup;
 pub mod state;
+mod sync;
 pub mod ws;

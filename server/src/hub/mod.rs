@@ -32,7 +32,9 @@ mod refs;
 mod seats;
 mod user_list;
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, OnceLock};
+
+use crate::sync::lock;
 use std::time::Duration;
 
 pub use queue::{MemberQueue, Outbound};
@@ -525,7 +527,7 @@ pub(crate) struct Busy {
 impl Busy {
     pub(crate) fn hold<R: Send + Sync + 'static, S: 'static>(
         room: Arc<R>,
-        state: fn(&R) -> &Mutex<S>,
+        state: fn(&R) -> &std::sync::Mutex<S>,
     ) -> Busy {
         let (release, released) = std::sync::mpsc::channel::<()>();
         let (held, holding) = std::sync::mpsc::channel::<()>();
@@ -550,12 +552,6 @@ impl Drop for Busy {
             holder.join().unwrap();
         }
     }
-}
-
-/// Locks a mutex, recovering from poisoning: hub state stays consistent between
-/// statements, so a panic elsewhere must not take every room down with it.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -13,12 +13,13 @@
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::mem;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::task::{Poll, Waker};
 
 use tungstenite::Bytes;
 
 use super::FrameBytes;
+use crate::sync::lock;
 
 /// What a member's queue holds: one frame's JSON, or several frames already framed
 /// for the wire, shared by every member of a busy room (see `framed`).
@@ -87,14 +88,6 @@ struct Shared {
 }
 
 type Queue = Arc<Mutex<Shared>>;
-
-fn lock(queue: &Queue) -> MutexGuard<'_, Shared> {
-    // Nothing panics while holding the lock; if something did, the queue's state
-    // (a list and two counters) is still whole.
-    queue
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// The hub's end. Dropping it ends the queue (the member was evicted or left).
 #[derive(Debug)]

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::sync::lock;
+
 /// Open sockets per user (`sub`), capped at a maximum; and the switch that closes
 /// all of one user's sockets (server API `disconnect`).
 #[derive(Debug)]
@@ -73,10 +75,7 @@ impl UserSockets {
 
     /// A slot for one more socket of `user_id`, or `None` if it has `max` already.
     pub fn try_open(self: &Arc<Self>, user_id: &str) -> Option<UserSlot> {
-        let mut open = self
-            .open
-            .lock()
-            .expect("the count is never left inconsistent");
+        let mut open = lock(&self.open);
         let entry = open.entry(user_id.to_owned()).or_insert_with(|| UserEntry {
             count: 0,
             removal: Removal::default(),
@@ -98,7 +97,7 @@ impl UserSockets {
     /// Closes every open socket of `user_id` (each sees its slot's [`Removal`]) with
     /// `reason`; sockets opened after this are not affected. Returns how many were told.
     pub fn remove(&self, user_id: &str, reason: &str) -> usize {
-        let mut open = self.open.lock().expect("consistent");
+        let mut open = lock(&self.open);
         let Some(entry) = open.get_mut(user_id) else {
             return 0;
         };
@@ -108,13 +107,13 @@ impl UserSockets {
 
     /// Users with at least one socket (for tests: nobody is left behind).
     pub fn users(&self) -> usize {
-        self.open.lock().expect("consistent").len()
+        lock(&self.open).len()
     }
 }
 
 impl Drop for UserSlot {
     fn drop(&mut self) {
-        let mut open = self.sockets.open.lock().expect("consistent");
+        let mut open = lock(&self.sockets.open);
         if let Some(entry) = open.get_mut(&self.user_id) {
             entry.count -= 1;
             if entry.count == 0 {
