@@ -21,7 +21,7 @@ use crate::auth::{Auth, ClaimsPolicy, MIN_SECRET_BYTES};
 use crate::config::Config;
 use crate::http::router::router;
 use crate::http::serve::serve;
-use crate::hub::redis_engine::{RedisOptions, RedisStartError};
+use crate::hub::redis::{RedisOptions, RedisStartError};
 use crate::hub::{Hub, HubSettings};
 use crate::limits::{AddressLimits, PerAddress, UserSockets};
 use crate::observe::metrics::{Metrics, Sample};

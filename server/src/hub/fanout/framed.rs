@@ -9,7 +9,7 @@ use super::FrameBytes;
 const FINAL_TEXT: u8 = 0x81;
 
 /// Appends `text` to `out` as one final, unmasked text frame.
-pub(super) fn push_text_frame(out: &mut Vec<u8>, text: &FrameBytes) {
+pub(crate) fn push_text_frame(out: &mut Vec<u8>, text: &FrameBytes) {
     let len = text.len();
     out.push(FINAL_TEXT);
     match len {
@@ -27,7 +27,7 @@ pub(super) fn push_text_frame(out: &mut Vec<u8>, text: &FrameBytes) {
 }
 
 /// The most a frame of `len` bytes takes framed.
-pub(super) fn framed_len(len: usize) -> usize {
+pub(crate) fn framed_len(len: usize) -> usize {
     len + 10
 }
 

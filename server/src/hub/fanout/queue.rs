@@ -69,7 +69,7 @@ const KEEP_FRAMES: usize = 32;
 
 /// Why a frame was not queued.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Refused {
+pub(crate) enum Refused {
     /// The member has `max_bytes` queued already: too slow to keep up.
     Full,
     /// The member's connection is gone.
@@ -91,7 +91,7 @@ type Queue = Arc<Mutex<Shared>>;
 
 /// The hub's end. Dropping it ends the queue (the member was evicted or left).
 #[derive(Debug)]
-pub(super) struct QueueSender {
+pub(crate) struct QueueSender {
     queue: Queue,
     max_bytes: usize,
 }
@@ -106,7 +106,7 @@ pub struct MemberQueue {
 
 /// A queue that holds at most `max_bytes` of frames (and always at least one frame,
 /// however large).
-pub(super) fn member_queue(max_bytes: usize) -> (QueueSender, MemberQueue) {
+pub(crate) fn member_queue(max_bytes: usize) -> (QueueSender, MemberQueue) {
     let queue = Queue::default();
     (
         QueueSender {
@@ -121,7 +121,7 @@ pub(super) fn member_queue(max_bytes: usize) -> (QueueSender, MemberQueue) {
 }
 
 impl QueueSender {
-    pub(super) fn try_send(&self, frame: impl Into<Outbound>) -> Result<(), Refused> {
+    pub(crate) fn try_send(&self, frame: impl Into<Outbound>) -> Result<(), Refused> {
         let frame = frame.into();
         let len = frame.bytes();
         let mut shared = lock(&self.queue);
@@ -141,7 +141,7 @@ impl QueueSender {
         Ok(())
     }
 
-    pub(super) fn max_bytes(&self) -> usize {
+    pub(crate) fn max_bytes(&self) -> usize {
         self.max_bytes
     }
 }

@@ -26,7 +26,6 @@
 //! cluster), with the outage recovery it runs (gap fill, presence written back);
 //! `liveness` this server's liveness key and the reaping of dead servers.
 
-mod connection;
 pub mod keys;
 mod liveness;
 mod membership;
@@ -34,36 +33,39 @@ mod payload;
 mod presence;
 mod scripts;
 mod subscriber;
+mod topology;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chorus_protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS};
+use chorus_protocol::{JOIN_HISTORY, Member, REF_WINDOW_SECS, RoomName, RoomSummary};
 use rand::Rng;
 use redis::AsyncCommands;
 use redis::streams::StreamRangeReply;
 use tokio::sync::{OnceCell, Semaphore, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use connection::{Redis, Target};
 use keys::RoomKeys;
 use liveness::liveness;
 pub use membership::RedisMembership;
 use payload::{entry_id, message_template, stored_frames};
 use scripts::Scripts;
 use subscriber::{Subscription, cluster_subscriber, subscriber};
+use topology::{Redis, Target};
 
-use super::announcements::Announcer;
-use super::queue::member_queue;
-use super::recovery::{self, RoomIds, Start};
-use super::seats::{MemberId, Seats};
-use super::user_list::UserList;
-use super::{
-    FrameBytes, HistoryPage, HubSettings, Joined, MAX_BAN, MemberConnections, Participant,
-    Published, Removals, RoomName, RoomSummary, Unavailable, Welcome, lock,
+use crate::hub::engine::{
+    HistoryPage, HubSettings, Joined, MAX_BAN, MemberConnections, Participant, Published, Removals,
+    Unavailable, Welcome,
 };
+use crate::hub::fanout::FrameBytes;
+use crate::hub::fanout::queue::member_queue;
+use crate::hub::fanout::seats::{MemberId, Seats};
+use crate::hub::presence::announcements::Announcer;
+use crate::hub::presence::user_list::UserList;
+use crate::hub::recovery::{self, RoomIds, Start};
+use crate::sync::lock;
 
 /// How long a Redis command may take before the caller is told `unavailable`.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -163,7 +165,7 @@ impl RedisHub {
             url: redact(&options.url),
             source,
         };
-        let mut target = connection::target(&options.url).map_err(start_error)?;
+        let mut target = topology::target(&options.url).map_err(start_error)?;
         let mut redis = Redis::connect(&target).await.map_err(start_error)?;
         let _: () = redis::cmd("PING")
             .query_async(&mut redis)
@@ -650,10 +652,10 @@ fn redact(url: &str) -> String {
 
 #[cfg(test)]
 impl RedisHub {
-    /// Holds a room's local lock on another thread (see [`crate::hub::Busy`]).
-    fn busy(&self, room: &str) -> crate::hub::Busy {
+    /// Holds a room's local lock on another thread (see [`crate::hub::engine::Busy`]).
+    fn busy(&self, room: &str) -> crate::hub::engine::Busy {
         let room = lock(&self.shared.rooms)[room].clone();
-        crate::hub::Busy::hold(room, |room| &room.state)
+        crate::hub::engine::Busy::hold(room, |room| &room.state)
     }
 }
 

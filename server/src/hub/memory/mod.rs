@@ -9,20 +9,25 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chorus_protocol::{ChatMessage, JOIN_HISTORY, ServerFrame};
+use chorus_protocol::{ChatMessage, JOIN_HISTORY, RoomName, RoomSummary, ServerFrame};
 
-use super::announcements::{Announcer, Change};
-use super::bans::Bans;
-use super::queue::{QueueSender, member_queue};
-use super::recovery::{self, RoomIds, Start};
-use super::refs::RecentRefs;
-use super::seats::{Delivery, MemberId, Seats};
-use super::user_list::Roll;
-use super::{
-    FrameBytes, HistoryPage, HubSettings, Joined, MemberConnections, Participant, PublishError,
-    Published, RoomName, RoomSummary, Unavailable, Welcome, lock,
+mod bans;
+mod refs;
+
+use crate::hub::engine::{
+    HistoryPage, HubSettings, Joined, MemberConnections, Participant, PublishError, Published,
+    Unavailable, Welcome,
 };
+use crate::hub::fanout::FrameBytes;
+use crate::hub::fanout::queue::{QueueSender, member_queue};
+use crate::hub::fanout::seats::{Delivery, MemberId, Seats};
+use crate::hub::presence::announcements::{Announcer, Change};
+use crate::hub::presence::user_list::Roll;
+use crate::hub::recovery::{self, RoomIds, Start};
 use crate::observe::metrics::Metrics;
+use crate::sync::lock;
+use bans::Bans;
+use refs::RecentRefs;
 
 /// The rooms of one server.
 pub struct MemoryHub {
@@ -115,7 +120,7 @@ impl MemoryHub {
         content: String,
         idempotency_key: Option<&str>,
     ) -> Result<Published, Unavailable> {
-        let timestamp = super::now_rfc3339();
+        let timestamp = crate::hub::engine::now_rfc3339();
         let stamped = Instant::now();
         let author = Author {
             user_id: Arc::from(author.id.as_str()),
@@ -221,9 +226,9 @@ impl MemoryHub {
     /// Holds `room`'s lock, as a long fan-out would: for tests of what must not wait
     /// for it.
     #[cfg(test)]
-    pub(super) fn busy(&self, room: &str) -> super::Busy {
+    pub(super) fn busy(&self, room: &str) -> crate::hub::engine::Busy {
         let room = lock(&self.shared.rooms)[room].clone();
-        super::Busy::hold(room, |room| &room.state)
+        crate::hub::engine::Busy::hold(room, |room| &room.state)
     }
 
     /// Bytes of retained history, as counted against `--history-memory`.
@@ -379,7 +384,7 @@ impl MemoryMembership {
         reference: Option<&str>,
     ) -> Result<Published, PublishError> {
         // Formatted before taking the lock: the room lock covers only what must be ordered.
-        let timestamp = super::now_rfc3339();
+        let timestamp = crate::hub::engine::now_rfc3339();
         let stamped = Instant::now();
         let mut state = self.room.lock();
         let outcome = state.publish(self.member_id, content, reference, timestamp);

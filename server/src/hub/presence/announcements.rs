@@ -21,15 +21,15 @@ use std::time::{Duration, Instant};
 
 use chorus_protocol::{Member, ServerFrame, SystemEvent};
 
-use super::FrameBytes;
 use super::user_list::USERS_PER_FRAME;
+use crate::hub::fanout::FrameBytes;
 
 /// How long a batch gathers announcements; also the window a burst is counted in.
-pub(super) const WINDOW: Duration = Duration::from_millis(250);
+pub(crate) const WINDOW: Duration = Duration::from_millis(250);
 
 /// A join or a leave to announce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Change {
+pub(crate) enum Change {
     Join,
     Leave,
 }
@@ -37,15 +37,15 @@ pub(super) enum Change {
 /// What to do after an announcement.
 #[derive(Debug, Default)]
 #[must_use]
-pub(super) struct Step {
+pub(crate) struct Step {
     /// Frames to queue for every member now, in order.
-    pub(super) frames: Vec<FrameBytes>,
+    pub(crate) frames: Vec<FrameBytes>,
     /// Start a timer and call [`Announcer::tick`] at this instant.
-    pub(super) flush_at: Option<Instant>,
+    pub(crate) flush_at: Option<Instant>,
 }
 
 #[derive(Debug)]
-pub(super) struct Announcer {
+pub(crate) struct Announcer {
     /// Announcements sent one by one per window before batching starts.
     burst: u32,
     /// Announcements sent one by one since `window_start`.
@@ -82,7 +82,7 @@ impl Batch {
 }
 
 impl Announcer {
-    pub(super) fn new(burst: u32) -> Self {
+    pub(crate) fn new(burst: u32) -> Self {
         Announcer {
             burst,
             sent: 0,
@@ -94,7 +94,7 @@ impl Announcer {
 
 impl Announcer {
     /// Announces that `user_id` (shown as `name`) joined or left.
-    pub(super) fn announce(
+    pub(crate) fn announce(
         &mut self,
         change: Change,
         user_id: &Arc<str>,
@@ -148,14 +148,14 @@ impl Announcer {
 
     /// The gathered announcements, to send before another frame of the room so
     /// they keep their place in its order. Batching goes on.
-    pub(super) fn flush(&mut self) -> Option<FrameBytes> {
+    pub(crate) fn flush(&mut self) -> Option<FrameBytes> {
         self.batch.as_mut().and_then(Batch::take_frame)
     }
 
     /// The timer asked for by a [`Step`] (or by the previous tick) fired: the frame to
     /// send, if anything was gathered, and when to tick again — `None` once a whole
     /// window passed without an announcement, which ends the batching.
-    pub(super) fn tick(&mut self, now: Instant) -> (Option<FrameBytes>, Option<Instant>) {
+    pub(crate) fn tick(&mut self, now: Instant) -> (Option<FrameBytes>, Option<Instant>) {
         let Some(batch) = &mut self.batch else {
             return (None, None);
         };
@@ -171,7 +171,7 @@ impl Announcer {
 
 /// `system` join/leave frames (as the Redis engine receives them from Pub/Sub) read
 /// back into an announcement; `None` for every other frame.
-pub(super) fn parse_system(frame: &str) -> Option<(Change, Member)> {
+pub(crate) fn parse_system(frame: &str) -> Option<(Change, Member)> {
     // Cheap test first: most frames are messages.
     if !frame.starts_with("{\"type\":\"system\"") {
         return None;

@@ -14,15 +14,17 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{Instant, sleep};
 use tokio_util::task::AbortOnDropHandle;
 
-use super::connection::{Target, cluster_client};
 use super::keys::{self, RoomKeys};
 use super::payload::{parse_payload, stamped_at, stored_frames};
 use super::presence::Present;
+use super::topology::{Target, cluster_client};
 use super::{RECONNECT_MAX, RECONNECT_MIN, Room, RoomState, Shared, within};
-use crate::hub::announcements::parse_system;
-use crate::hub::seats::FrameId;
-use crate::hub::{FrameBytes, Unavailable, lock};
+use crate::hub::engine::Unavailable;
+use crate::hub::fanout::FrameBytes;
+use crate::hub::fanout::seats::FrameId;
+use crate::hub::presence::announcements::parse_system;
 use crate::observe::metrics::Metrics;
+use crate::sync::lock;
 use std::time::SystemTime;
 
 pub(super) enum Subscription {
@@ -610,9 +612,10 @@ impl Room {
 mod tests {
     use redis::AsyncCommands;
 
+    use super::super::CONCURRENT_JOINS;
     use super::super::tests::{TestRedis, connect, connection, who};
-    use super::super::{CONCURRENT_JOINS, RoomName};
     use super::*;
+    use chorus_protocol::RoomName;
 
     /// A user whose join is on its way when presence is written back (after an
     /// outage, beside the live messages) enters once: not written back before she

@@ -4,8 +4,8 @@
 use chorus_protocol::{ChatMessage, ServerFrame};
 use redis::streams::StreamRangeReply;
 
-use crate::hub::FrameBytes;
-use crate::hub::seats::FrameId;
+use crate::hub::fanout::FrameBytes;
+use crate::hub::fanout::seats::FrameId;
 
 /// A message frame split around its id, so the id can be chosen inside Redis:
 /// `prefix + id + suffix` is the frame's JSON.
@@ -15,7 +15,7 @@ pub(super) fn message_template(user_id: &str, user: &str, content: String) -> (S
         user_id: user_id.to_owned(),
         user: user.to_owned(),
         content,
-        timestamp: crate::hub::now_rfc3339(),
+        timestamp: crate::hub::engine::now_rfc3339(),
     })
     .to_json();
     // `"id":0` cannot occur unescaped inside a string, and `id` is serialized before

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{MAX_BAN, lock};
+use crate::hub::engine::MAX_BAN;
+use crate::sync::lock;
 
 #[derive(Default)]
 pub(super) struct Bans {

@@ -6,8 +6,9 @@ use chorus_protocol::ServerFrame;
 
 use super::scripts::Scripts;
 use super::{Room, Shared};
-use crate::hub::seats::MemberId;
-use crate::hub::{PublishError, Published, lock};
+use crate::hub::engine::{PublishError, Published};
+use crate::hub::fanout::seats::MemberId;
+use crate::sync::lock;
 
 /// A seat in a room; leaving the room is dropping it.
 pub struct RedisMembership {

@@ -18,30 +18,30 @@ use super::pacing::Pacing;
 use super::queue::{Outbound, QueueSender, Refused};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct MemberId(pub(super) u64);
+pub(crate) struct MemberId(pub(crate) u64);
 
 /// A message's id, or `None` for frames that are not stored (system events).
-pub(super) type FrameId = Option<u64>;
+pub(crate) type FrameId = Option<u64>;
 
 /// What one broadcast did on this server.
 #[derive(Default)]
-pub(super) struct Delivery {
+pub(crate) struct Delivery {
     /// Users whose seat was removed (evicted, or already gone).
-    pub(super) gone: Vec<Arc<str>>,
+    pub(crate) gone: Vec<Arc<str>>,
     /// Frames queued, counted once per member.
-    pub(super) queued: usize,
-    pub(super) evicted: usize,
+    pub(crate) queued: usize,
+    pub(crate) evicted: usize,
 }
 
 /// What [`Seats::send`] did: what went out now, and when the batch the frame joined
 /// is due (only when that batch was begun by this frame).
 #[must_use]
-pub(super) struct Sent {
-    pub(super) delivery: Delivery,
-    pub(super) due: Option<Instant>,
+pub(crate) struct Sent {
+    pub(crate) delivery: Delivery,
+    pub(crate) due: Option<Instant>,
 }
 
-pub(super) struct Seats {
+pub(crate) struct Seats {
     members: HashMap<MemberId, Seat>,
     pacing: Pacing,
     /// A busy room's frames waiting for their batch, and the bytes they take framed.
@@ -70,7 +70,7 @@ struct Seat {
 impl Seats {
     /// Seats for a room whose busy frames go out at most once per `delay` (zero: each
     /// at once), for members' queues of `queue_bytes`.
-    pub(super) fn new(delay: Duration, queue_bytes: usize) -> Self {
+    pub(crate) fn new(delay: Duration, queue_bytes: usize) -> Self {
         Seats {
             members: HashMap::new(),
             pacing: Pacing::new(delay, Instant::now()),
@@ -80,16 +80,16 @@ impl Seats {
         }
     }
 
-    pub(super) fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.members.len()
     }
 
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
 
     /// Seats a member; a `held` seat buffers frames until [`Seats::release`].
-    pub(super) fn insert(
+    pub(crate) fn insert(
         &mut self,
         member_id: MemberId,
         user_id: Arc<str>,
@@ -108,17 +108,17 @@ impl Seats {
     }
 
     /// Takes a member out; returns its user id. Removing an absent member is a no-op.
-    pub(super) fn remove(&mut self, member_id: MemberId) -> Option<Arc<str>> {
+    pub(crate) fn remove(&mut self, member_id: MemberId) -> Option<Arc<str>> {
         self.members.remove(&member_id).map(|seat| seat.user_id)
     }
 
-    pub(super) fn user_of(&self, member_id: MemberId) -> Option<&Arc<str>> {
+    pub(crate) fn user_of(&self, member_id: MemberId) -> Option<&Arc<str>> {
         self.members.get(&member_id).map(|seat| &seat.user_id)
     }
 
     /// Sends `frame` to every member: at once, or, while the room is busy, in the
     /// next batch. Frames always reach members in the order they were sent.
-    pub(super) fn send(&mut self, id: FrameId, frame: &FrameBytes, now: Instant) -> Sent {
+    pub(crate) fn send(&mut self, id: FrameId, frame: &FrameBytes, now: Instant) -> Sent {
         let due = if self.gathered.is_empty() {
             match self.pacing.hold_until(now) {
                 None => {
@@ -145,7 +145,7 @@ impl Seats {
 
     /// Sends the gathered batch, if any: framed once, shared by every live member's
     /// queue. (A batch already sent early leaves nothing for its timer.)
-    pub(super) fn send_gathered(&mut self, now: Instant) -> Delivery {
+    pub(crate) fn send_gathered(&mut self, now: Instant) -> Delivery {
         let gathered = std::mem::take(&mut self.gathered);
         let capacity = std::mem::take(&mut self.gathered_bytes);
         if gathered.is_empty() {
@@ -198,7 +198,7 @@ impl Seats {
     /// slow) or closed (gone) are removed; their user ids are returned so the caller
     /// can settle presence.
     #[cfg(test)]
-    pub(super) fn deliver(&mut self, id: FrameId, frame: &FrameBytes) -> Vec<Arc<str>> {
+    pub(crate) fn deliver(&mut self, id: FrameId, frame: &FrameBytes) -> Vec<Arc<str>> {
         self.fan_out(id, frame).gone
     }
 
@@ -236,7 +236,7 @@ impl Seats {
     /// ids up to `covered_through`, which its backlog already had (and so are those
     /// still gathered for the next batch). Returns the user id if the member had to
     /// be evicted (its queue overflowed) or was already gone.
-    pub(super) fn release(
+    pub(crate) fn release(
         &mut self,
         member_id: MemberId,
         covered_through: Option<u64>,
@@ -311,7 +311,7 @@ fn tally(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hub::queue::{MemberQueue, member_queue};
+    use crate::hub::fanout::queue::{MemberQueue, member_queue};
 
     /// A seat whose queue holds `max_bytes` (the test frames are a byte or two each).
     fn seats_with(max_bytes: usize, held: bool) -> (Seats, MemberQueue) {
@@ -430,7 +430,7 @@ mod tests {
     /// Seats whose room is busy at the returned instant: a whole window of frames
     /// went out one by one just before.
     fn busy_room(members: &[&str], max_bytes: usize) -> (Seats, Vec<MemberQueue>, Instant) {
-        use crate::hub::pacing::{BUSY_FRAMES, WINDOW};
+        use crate::hub::fanout::pacing::{BUSY_FRAMES, WINDOW};
         let mut seats = Seats::new(DELAY, max_bytes);
         let mut queues = Vec::new();
         for (n, name) in members.iter().enumerate() {

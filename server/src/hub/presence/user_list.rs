@@ -96,7 +96,7 @@ impl MemberRef<'_> {
 /// date entry by entry: a join writes its own entry and moves the text after it,
 /// instead of writing every entry again.
 #[derive(Debug)]
-pub(super) struct Roll {
+pub(crate) struct Roll {
     /// (name, user id, length of its JSON entry), sorted: the order welcomes list
     /// them in. A sorted `Vec` rather than a tree: a room of one costs one small
     /// allocation, and an insertion moves no more than the JSON's does.
@@ -118,7 +118,7 @@ impl Default for Roll {
 }
 
 impl Roll {
-    pub(super) fn insert(&mut self, user_id: &Arc<str>, name: &Arc<str>) {
+    pub(crate) fn insert(&mut self, user_id: &Arc<str>, name: &Arc<str>) {
         let Err(index) = self.find(user_id, name) else {
             return;
         };
@@ -139,7 +139,7 @@ impl Roll {
         self.cached = None;
     }
 
-    pub(super) fn remove(&mut self, user_id: &Arc<str>, name: &Arc<str>) {
+    pub(crate) fn remove(&mut self, user_id: &Arc<str>, name: &Arc<str>) {
         let Ok(index) = self.find(user_id, name) else {
             return;
         };
@@ -174,7 +174,7 @@ impl Roll {
             .sum::<usize>()
     }
 
-    pub(super) fn list(&mut self) -> UserList {
+    pub(crate) fn list(&mut self) -> UserList {
         let (json, order) = (&self.json, &self.order);
         self.cached
             .get_or_insert_with(|| {

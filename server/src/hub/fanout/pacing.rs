@@ -14,12 +14,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long a room's rate is measured over.
-pub(super) const WINDOW: Duration = Duration::from_millis(100);
+pub(crate) const WINDOW: Duration = Duration::from_millis(100);
 /// Frames within one window that make a room busy (200 a second).
-pub(super) const BUSY_FRAMES: u32 = 20;
+pub(crate) const BUSY_FRAMES: u32 = 20;
 
 #[derive(Debug)]
-pub(super) struct Pacing {
+pub(crate) struct Pacing {
     delay: Duration,
     last_write: Option<Instant>,
     window_start: Instant,
@@ -29,7 +29,7 @@ pub(super) struct Pacing {
 }
 
 impl Pacing {
-    pub(super) fn new(delay: Duration, now: Instant) -> Self {
+    pub(crate) fn new(delay: Duration, now: Instant) -> Self {
         Pacing {
             delay,
             last_write: None,
@@ -40,7 +40,7 @@ impl Pacing {
     }
 
     /// A frame is ready at `now`: `None` to send it at once, or when to.
-    pub(super) fn hold_until(&self, now: Instant) -> Option<Instant> {
+    pub(crate) fn hold_until(&self, now: Instant) -> Option<Instant> {
         if !self.busy {
             return None;
         }
@@ -49,7 +49,7 @@ impl Pacing {
     }
 
     /// `frames` frames were sent at `now`.
-    pub(super) fn wrote(&mut self, frames: usize, now: Instant) {
+    pub(crate) fn wrote(&mut self, frames: usize, now: Instant) {
         let elapsed = now.saturating_duration_since(self.window_start);
         if elapsed >= WINDOW {
             // A window that ended long ago says nothing about the room's rate now.

@@ -20,7 +20,7 @@ use redis::{AsyncCommands, Script, ScriptInvocation};
 
 use super::keys::{self, RoomKeys};
 use super::{Room, Shared};
-use crate::hub::{Participant, Unavailable};
+use crate::hub::engine::{Participant, Unavailable};
 
 /// How long a taken leave may take to finish before another server takes it again.
 const LEAVE_RETRY: Duration = Duration::from_secs(30);
@@ -262,10 +262,10 @@ impl Shared {
     pub(super) async fn list_occupied(&self) -> redis::RedisResult<()> {
         // The map is let go before any room's lock is taken.
         let rooms: Vec<std::sync::Arc<Room>> =
-            crate::hub::lock(&self.rooms).values().cloned().collect();
+            crate::sync::lock(&self.rooms).values().cloned().collect();
         let occupied: Vec<std::sync::Arc<str>> = rooms
             .iter()
-            .filter(|room| !crate::hub::lock(&room.state).users.is_empty())
+            .filter(|room| !crate::sync::lock(&room.state).users.is_empty())
             .map(|room| room.name.clone())
             .collect();
         let mut redis = self.redis.clone();

@@ -10,7 +10,7 @@ use redis::AsyncCommands;
 use tokio::time::MissedTickBehavior;
 
 use super::{Room, Shared, keys, within};
-use crate::hub::lock;
+use crate::sync::lock;
 
 /// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.
 ///
