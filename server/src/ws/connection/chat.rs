@@ -3,35 +3,18 @@
 
 use std::time::{Duration, SystemTime};
 
-use chorus_protocol::{CloseCode, RoomName, ServerFrame};
+use chorus_protocol::{CloseCode, ServerFrame};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tungstenite::{Message, Utf8Bytes};
 
 use super::gate::{Gate, Stop, Stopped};
 use super::heartbeat::{Beat, Heartbeat};
-use super::replies::Member;
-use super::socket::{MessageSocket, Socket, WriteError};
-use super::{ConnectionSettings, Ended};
-use crate::auth::Auth;
+use super::replies::{Credentials, Member};
+use super::settings::ConnectionSettings;
+use super::socket::{Ended, MessageSocket, Socket, WriteError};
 use crate::hub::{FrameBytes, Joined, MemberQueue, Outbound};
-use crate::limits::Removal;
 use crate::limits::token_bucket::TokenBucket;
-
-/// The token a member connected with: when the connection must end (4002), and how
-/// a renewed token sent over the open socket (`refresh`) is judged.
-pub struct Credentials<'a> {
-    pub auth: &'a Auth,
-    /// The connected user: a renewed token must be for the same one.
-    pub user_id: String,
-    pub valid_until: SystemTime,
-    /// Where it is connected: a renewed token must still allow joining it.
-    pub room: RoomName,
-    /// Whether the token allows posting in that room (its `publish` claim).
-    pub may_publish: bool,
-    /// When the server API removes the user: the connection closes with 4010.
-    pub removal: Removal,
-}
 
 /// Runs a chat member's connection until it ends, then closes it with the right code.
 ///

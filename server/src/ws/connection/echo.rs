@@ -5,8 +5,8 @@ use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 
 use super::heartbeat::{Beat, Heartbeat};
-use super::socket::{MessageSocket, Socket};
-use super::{ConnectionSettings, Ended};
+use super::settings::ConnectionSettings;
+use super::socket::{Ended, MessageSocket, Socket};
 
 /// Runs the echo endpoint: every text frame `X` is answered with `Echo: X`.
 ///

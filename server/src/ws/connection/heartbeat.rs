@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use tokio::time::{Instant, sleep_until};
 
-use super::ConnectionSettings;
+use super::settings::ConnectionSettings;
 
 /// The server's side of liveness: a ping every interval, the end of a client silent
 /// (no frame of any kind) for the interval plus the timeout, and, for a chat member,

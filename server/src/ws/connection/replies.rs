@@ -1,15 +1,31 @@
 //! What a chat member's frames lead to: publish, typing, refresh, and the replies.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
-use chorus_protocol::{ClientFrame, ErrorCode, ServerFrame, TYPING_MIN_GAP_MS};
+use chorus_protocol::{ClientFrame, ErrorCode, RoomName, ServerFrame, TYPING_MIN_GAP_MS};
 use tokio::time::Instant;
 use tungstenite::Message;
 
-use super::chat::Credentials;
+use crate::auth::Auth;
 use crate::hub::{Membership, PublishError};
+use crate::limits::Removal;
 use crate::limits::token_bucket::TokenBucket;
 use crate::observe::metrics::Metrics;
+
+/// The token a member connected with: when the connection must end (4002), and how
+/// a renewed token sent over the open socket (`refresh`) is judged.
+pub struct Credentials<'a> {
+    pub auth: &'a Auth,
+    /// The connected user: a renewed token must be for the same one.
+    pub user_id: String,
+    pub valid_until: SystemTime,
+    /// Where it is connected: a renewed token must still allow joining it.
+    pub room: RoomName,
+    /// Whether the token allows posting in that room (its `publish` claim).
+    pub may_publish: bool,
+    /// When the server API removes the user: the connection closes with 4010.
+    pub removal: Removal,
+}
 
 /// A chat member's side of the conversation: what it may send, and where it goes.
 pub(super) struct Member<'a> {

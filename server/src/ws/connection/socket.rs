@@ -14,7 +14,6 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode as WireCloseCode;
 use tungstenite::{Message, Utf8Bytes};
 
-use super::Ended;
 use crate::hub::Outbound;
 use crate::limits::token_bucket::TokenBucket;
 
@@ -26,6 +25,17 @@ const CLOSE_HANDSHAKE: Duration = Duration::from_secs(1);
 /// the server's write buffer as fast as it uploads.
 const CONTROL_FRAMES_PER_SECOND: u32 = 5;
 const CONTROL_FRAME_BURST: u32 = 20;
+
+/// Why a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The server closed it with this code.
+    Closed(CloseCode),
+    /// The client closed it or the socket broke.
+    ClientGone,
+    /// A write did not complete in time; the socket was dropped without a close frame.
+    WriteStalled,
+}
 
 #[derive(Debug)]
 pub(super) enum WriteError {
