@@ -9,7 +9,10 @@ use std::time::Duration;
 use redis::AsyncCommands;
 use tokio::time::MissedTickBehavior;
 
-use super::{Room, Shared, keys, within};
+use super::keys;
+use super::room::Room;
+use super::shared::Shared;
+use super::topology::within;
 use crate::sync::lock;
 
 /// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use chorus_protocol::ServerFrame;
 
+use super::room::Room;
 use super::scripts::Scripts;
-use super::{Room, Shared};
+use super::shared::Shared;
 use crate::hub::engine::{PublishError, Published};
 use crate::hub::fanout::seats::MemberId;
 use crate::sync::lock;

@@ -19,7 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::{AsyncCommands, Script, ScriptInvocation};
 
 use super::keys::{self, RoomKeys};
-use super::{Room, Shared};
+use super::room::Room;
+use super::shared::Shared;
 use crate::hub::engine::{Participant, Unavailable};
 
 /// How long a taken leave may take to finish before another server takes it again.

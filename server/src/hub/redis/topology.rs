@@ -8,12 +8,46 @@
 //! and rooms' live traffic through sharded Pub/Sub (`SPUBLISH`/`SSUBSCRIBE`), so a
 //! room's messages travel only to its shard.
 
+use std::time::Duration;
+
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::{Cmd, Pipeline, RedisFuture, Value};
 
-use super::{COMMAND_TIMEOUT, RECONNECT_MAX, within};
+/// How long a Redis command may take before the caller is told `unavailable`.
+pub(super) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// The first and the longest wait before connecting again after a failure.
+pub(super) const RECONNECT_MIN: Duration = Duration::from_millis(100);
+pub(super) const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
+/// A Redis call with the deadline every call has.
+pub(super) async fn within<T>(
+    call: impl Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(COMMAND_TIMEOUT, call)
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+}
+
+pub(super) fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "no answer within 2 s",
+    ))
+}
+
+/// The URL without a password, for messages.
+pub(super) fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
 
 /// What `--redis-url` says to connect to.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,204 @@
+//! The subscriber on a Redis Cluster: sharded Pub/Sub for rooms, classic for the
+//! control channel, and what a lost node or a slot move makes it catch up on.
+
+use std::sync::{Arc, Weak};
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::task::AbortOnDropHandle;
+
+use super::keys::{self, RoomKeys};
+use super::room::Room;
+use super::shared::Shared;
+use super::shared::Subscription;
+use super::subscriber::{HEALTH_CHECK, Outage, refuse_while_waiting};
+use super::topology::{RECONNECT_MAX, within};
+use super::topology::{Target, cluster_client};
+use crate::hub::engine::Unavailable;
+use crate::sync::lock;
+
+/// The subscriber on a Redis Cluster: a room's channel is sharded (`SSUBSCRIBE`,
+/// served by the shard of the room's slot), the control channel classic. The
+/// cluster client follows slot moves and failovers and subscribes again by itself;
+/// this task fills in what may have been missed meanwhile: a room's gap from its
+/// stream when its subscription is confirmed again (or a message skips ids), and
+/// this server's presence written back once a lost node is reachable again.
+pub(super) async fn cluster_subscriber(
+    shared: Weak<Shared>,
+    mut requests: mpsc::UnboundedReceiver<Subscription>,
+) {
+    let mut outage = Outage::default();
+    loop {
+        let Some(current) = shared.upgrade() else {
+            return;
+        };
+        let (pushes_to, mut pushes) = mpsc::unbounded_channel();
+        let connected = match &current.target {
+            Target::Cluster(nodes) => match cluster_client(nodes)
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(pushes_to)
+                .build()
+            {
+                Ok(client) => within(client.get_async_connection()).await,
+                Err(err) => Err(err),
+            },
+            Target::Single(_) => return,
+        };
+        let mut connection = match connected {
+            Ok(connection) => connection,
+            Err(err) => {
+                outage.failed("cannot connect to the Redis Cluster for Pub/Sub", &err);
+                drop(current);
+                if !refuse_while_waiting(&mut requests, outage.delay()).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if let Err(err) = resume_sharded(&current, &mut connection, outage.ongoing()).await {
+            outage.failed("could not resume after a Redis outage", &err);
+            drop(current);
+            if !refuse_while_waiting(&mut requests, outage.delay()).await {
+                return;
+            }
+            continue;
+        }
+        if outage.ongoing() {
+            tracing::info!("Redis is back: resubscribed and caught up");
+            current.settings.metrics.redis_subscriber_reconnects.inc();
+        }
+        outage = Outage::default();
+        drop(current);
+
+        // When to catch up after a node was lost: the client reconnects and
+        // resubscribes by itself, this server writes its presence back and fills gaps.
+        let mut catch_up: Option<Instant> = None;
+        // A catch-up runs beside the live messages, not instead of them: with
+        // thousands of rooms it takes thousands of round trips, and run here it held
+        // back every room's messages for tens of seconds (100,000 members on a busy
+        // machine, where a slow PING was enough to start one). Aborted if this
+        // connection is given up.
+        let mut catching_up: Option<AbortOnDropHandle<redis::RedisResult<()>>> = None;
+        let mut health = tokio::time::interval_at(Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
+        loop {
+            let catch_up_at = catch_up.unwrap_or_else(|| Instant::now() + RECONNECT_MAX);
+            tokio::select! {
+                request = requests.recv() => {
+                    let Some(request) = request else { return };
+                    let Some(current) = shared.upgrade() else { return };
+                    match request {
+                        Subscription::Subscribe(room, done) => {
+                            let channel = RoomKeys::new(&room).channel;
+                            match within(connection.ssubscribe(&channel)).await {
+                                Ok(()) => {
+                                    let _ = done.send(Ok(()));
+                                }
+                                Err(err) => {
+                                    let _ = done.send(Err(Unavailable::NotSubscribed));
+                                    outage.failed("cannot subscribe on the Redis Cluster", &err);
+                                    catch_up.get_or_insert(Instant::now() + outage.delay());
+                                }
+                            }
+                        }
+                        Subscription::Unsubscribe(room) => {
+                            if !lock(&current.rooms).contains_key(&room) {
+                                let channel = RoomKeys::new(&room).channel;
+                                if let Err(err) = within(connection.sunsubscribe(&channel)).await {
+                                    tracing::debug!(error = %err, "cannot unsubscribe on the Redis Cluster");
+                                }
+                            }
+                        }
+                    }
+                }
+                _ = health.tick() => {
+                    if let Err(err) = within(redis::cmd("PING").query_async::<redis::Value>(&mut connection)).await {
+                        outage.failed("the Redis Cluster did not answer", &err);
+                        catch_up.get_or_insert(Instant::now() + outage.delay());
+                    }
+                }
+                () = tokio::time::sleep_until(catch_up_at), if catch_up.is_some() && catching_up.is_none() => {
+                    let Some(current) = shared.upgrade() else { return };
+                    let mut connection = connection.clone();
+                    catch_up = None;
+                    catching_up = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+                        resume_sharded(&current, &mut connection, true).await
+                    })));
+                }
+                caught_up = async { catching_up.as_mut().expect("guarded").await }, if catching_up.is_some() => {
+                    catching_up = None;
+                    let caught_up = caught_up.unwrap_or_else(|_| {
+                        Err(redis::RedisError::from((redis::ErrorKind::Client, "the catch-up task failed")))
+                    });
+                    match caught_up {
+                        Ok(()) => {
+                            if outage.ongoing() {
+                                tracing::info!("Redis is back: caught up");
+                                if let Some(current) = shared.upgrade() {
+                                    current.settings.metrics.redis_subscriber_reconnects.inc();
+                                }
+                            }
+                            outage = Outage::default();
+                        }
+                        Err(err) => {
+                            outage.failed("could not catch up after a Redis outage", &err);
+                            catch_up.get_or_insert(Instant::now() + outage.delay());
+                        }
+                    }
+                }
+                push = pushes.recv() => {
+                    let Some(push) = push else { break };
+                    let Some(current) = shared.upgrade() else { return };
+                    match push.kind {
+                        redis::PushKind::Message | redis::PushKind::SMessage => {
+                            if let [redis::Value::BulkString(channel), redis::Value::BulkString(payload), ..] = push.data.as_slice() {
+                                current.receive(&String::from_utf8_lossy(channel), payload).await;
+                            }
+                        }
+                        // Subscribed again after a lost node or a slot move: what was
+                        // published meanwhile is in the room's stream. Read beside the
+                        // live messages: a resubscription of every room confirms each,
+                        // and thousands of reads here would hold all of them back.
+                        redis::PushKind::SSubscribe => {
+                            if let Some(redis::Value::BulkString(channel)) = push.data.first()
+                                && let Some(room) = keys::room_of_channel(&String::from_utf8_lossy(channel))
+                                    .and_then(|name| lock(&current.rooms).get(name).cloned())
+                                && room.was_live()
+                            {
+                                tokio::spawn(async move {
+                                    if let Err(err) = within(current.fill_gap(&room)).await {
+                                        tracing::debug!(error = %err, "cannot fill a gap from the stream");
+                                    }
+                                });
+                            }
+                        }
+                        redis::PushKind::Disconnection => {
+                            let err = redis::RedisError::from((redis::ErrorKind::Io, "a Redis Cluster node closed its connection"));
+                            outage.failed("lost a Redis Cluster connection", &err);
+                            catch_up.get_or_insert(Instant::now() + outage.delay());
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// On a fresh cluster connection, or after a lost node: subscribe to the control
+/// channel and every room with members here (again: a no-op where still
+/// subscribed); after an outage also catch up on messages and write presence back.
+async fn resume_sharded(
+    shared: &Shared,
+    connection: &mut redis::cluster_async::ClusterConnection,
+    after_outage: bool,
+) -> redis::RedisResult<()> {
+    within(connection.subscribe(keys::control())).await?;
+    let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
+    for room in &rooms {
+        within(connection.ssubscribe(&room.keys.channel)).await?;
+    }
+    if after_outage {
+        shared.catch_up(&rooms).await?;
+    }
+    Ok(())
+}
