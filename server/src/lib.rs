@@ -3,39 +3,50 @@
 //! One message flows one way through these modules:
 //!
 //! ```text
-//! socket ─▶ ws (admission: capacity, token, room name)
-//!        ─▶ connection (read loop: parse, validate, rate-limit)
-//!        ─▶ hub (id, history, serialize once; with Redis: script + Pub/Sub)
-//!        ─▶ hub seats (fan out to bounded member queues)
-//!        ─▶ connection (write loop: batch, flush, heartbeat, close codes) ─▶ socket
+//! socket ─▶ ws::admission (origin, rate, capacity, token, room, per-user slots)
+//!        ─▶ ws::connection (read loop: parse, validate, rate-limit, heartbeat)
+//!        ─▶ hub (the facade) ─▶ engine: hub::memory, or hub::redis (script + Pub/Sub)
+//!        ─▶ hub::fanout (the same bytes into every bounded member queue)
+//!        ─▶ ws::connection (write loop: batch, flush, deadlines, close codes) ─▶ socket
 //! ```
 //!
-//! - [`config`]: command-line flags with `CHORUS_*` environment fallbacks.
-//! - [`telemetry`]: `tracing` setup (human-readable or JSON lines).
-//! - [`metrics`]: Prometheus metrics on `--metrics-addr`.
-//! - [`startup`]: configuration into state, the listener and graceful shutdown;
-//!   [`state`]: what every handler shares; [`routes`]: which handler serves which path.
-//! - [`auth`]: JWT verification (HS256 with the secret; identity providers' keys from
-//!   [`signing_keys`] and [`jwks`]) and guest tokens.
-//! - [`ws`]: the WebSocket routes and admission checks.
-//! - [`connection`]: one socket's loop, generic over `Sink`/`Stream`.
-//! - [`rate_limit`]: the per-connection token bucket.
-//! - [`hub`]: rooms, members, presence, message ids, history and fan-out, in memory
-//!   ([`hub::memory`]) or shared through Redis ([`hub::redis_engine`]).
-//! - [`api`]: `POST /api/token`, `GET /api/rooms`, `GET /healthz`.
-//! - [`server_api`]: the application backend's API (publish, history, members,
-//!   disconnect), authenticated by `--api-key`.
-//! - [`permissions`]: where a token may join and post (`rooms`, `publish` claims).
+//! The wire format itself is the `chorus-protocol` crate, shared with the web client.
 //!
-//! The wire format itself lives in [`chorus_protocol`], shared with the browser client.
+//! # Layout
+//!
+//! - `main.rs`: the `chorus` binary: flags, logs, run until SIGTERM or Ctrl-C.
+//! - [`config`]: command-line flags (with `CHORUS_*` fallbacks) in groups, and the
+//!   settings each part of the server is built from.
+//! - [`startup`]: configuration into state, the listener, graceful shutdown;
+//!   `state`: what every handler shares.
+//! - `http/`: the router, the accept loop with its timeouts, security headers,
+//!   errors (`ApiError`, the one 429), client addresses, the `Origin` check, the web
+//!   client's files, `browser_api` (guest tokens, the room list, health) and
+//!   `backend_api` (publish, history, members, disconnect; `--api-key`).
+//! - [`auth`]: token verification (HS256, identity providers' PEM keys and JWKS),
+//!   guest tokens, permissions (`rooms`, `publish`), API keys.
+//! - `ws/`: `admission` (what a socket must pass before it joins), `handshake` (the
+//!   WebSocket upgrade), `connection/` (one socket's loop: socket, heartbeat, chat,
+//!   replies, echo, gate).
+//! - `limits/`: sockets per user, rates per client address, the per-connection token
+//!   bucket.
+//! - [`hub`]: rooms, members, presence, ids, history and fan-out, over two engines:
+//!   [`hub::memory`] (one process) and [`hub::redis`] (Redis or a Redis Cluster).
+//! - [`observe`]: logs (text or JSON lines, errors printed with their causes) and
+//!   Prometheus metrics.
+//! - `sync`: the one way a `std` mutex is locked.
+//!
+//! Tests: unit tests beside the code (`tests.rs` in a folder, or a `tests` module);
+//! `tests/api/` runs the real server (on both engines), `tests/memory.rs` counts the
+//! hub's allocations, `tests/load.rs` runs the benchmark's generator at tiny scale.
 
 pub mod auth;
 pub mod config;
-pub mod http;
+mod http;
 pub mod hub;
-pub mod limits;
+mod limits;
 pub mod observe;
 pub mod startup;
-pub mod state;
+mod state;
 mod sync;
-pub mod ws;
+mod ws;

@@ -1,4 +1,4 @@
-//! Starting and stopping: configuration into [`AppState`], the listener, and
+//! Starting and stopping: configuration into the state every handler shares, the listener, and
 //! graceful shutdown.
 
 use std::io;

@@ -1,6 +1,6 @@
 //! Public keys that verify tokens from an identity provider: from PEM files
 //! (`--jwt-public-key`) or a JWKS (`--jwks-url`, `--jwks-file`). Pure, unit-tested;
-//! fetching a JWKS is [`crate::jwks`].
+//! fetching a JWKS is [`crate::auth::jwks`].
 //!
 //! Each key knows its type, and its type decides the algorithms it verifies: RSA
 //! keys RS256/RS384/RS512/PS256, P-256 keys ES256, P-384 keys ES384, Ed25519 keys

@@ -48,7 +48,7 @@ pub struct Participant {
 }
 
 /// What the hub knows for a member's `welcome` frame; the connection adds its own
-/// part (the heartbeat timing) in [`Welcome::into_frame`].
+/// part (the heartbeat timing) in [`Welcome::into_frames`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
     pub room: String,
@@ -128,7 +128,7 @@ impl<M> Joined<M> {
     }
 }
 
-/// A message stored by [`Membership::publish_once`].
+/// A message stored by [`Membership::publish_once`](super::Membership::publish_once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
     pub id: u64,
@@ -191,7 +191,7 @@ pub struct MemberConnections {
 /// every server, with Redis): the sockets layer closes the user's sockets here.
 pub type RemovalHandler = Arc<dyn Fn(&str, &str) + Send + Sync>;
 
-/// Where removals go: set once at start ([`Hub::on_removal`]).
+/// Where removals go: set once at start ([`Hub::on_removal`](super::Hub::on_removal)).
 #[derive(Clone, Default)]
 pub struct Removals(Arc<OnceLock<RemovalHandler>>);
 

@@ -54,7 +54,7 @@ use memory::{MemoryHub, MemoryMembership};
 pub use presence::user_list::{USERS_PER_FRAME, UserList};
 use redis::{RedisHub, RedisMembership, RedisOptions, RedisStartError};
 
-/// What a new member receives (see [`engine::Joined`]), with the facade's membership.
+/// What a new member receives (see `engine.rs`), with the facade's membership.
 pub type Joined<M = Membership> = engine::Joined<M>;
 use crate::observe::metrics::Metrics;
 
@@ -226,8 +226,8 @@ impl Hub {
         }
     }
 
-    /// Active rooms, sorted by name; at most [`listing::MAX_AGE`] old (see
-    /// [`Listing`]).
+    /// Active rooms, sorted by name; at most a second old, fresher after a
+    /// join or leave on this server (`listing.rs`).
     pub async fn rooms(&self) -> Result<Arc<Vec<RoomSummary>>, Unavailable> {
         self.listing
             .get(async {

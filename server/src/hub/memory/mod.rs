@@ -60,7 +60,7 @@ impl MemoryHub {
     }
 
     /// Joins `room` (creating it if needed). With `since`, the backlog is every
-    /// retained message after that id; without it, the last [`JOIN_HISTORY`].
+    /// retained message after that id; without it, the last [`JOIN_HISTORY`](chorus_protocol::JOIN_HISTORY).
     pub fn join(
         &self,
         room: &RoomName,

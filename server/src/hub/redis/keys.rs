@@ -27,7 +27,7 @@
 //! on one shard, so each script touches the declared keys of one slot only. Keys
 //! that span rooms (`rooms`, `leaves`, `nodes`, a server's) are changed by commands
 //! of their own, never from a room's script. Before hash tags, room keys were
-//! `room:R:...`; [`untagged`] renames such keys when a server starts.
+//! `room:R:...`; `untagged` renames such keys when a server starts.
 
 /// The prefix of every key and channel.
 pub(super) const PREFIX: &str = "chorus:";

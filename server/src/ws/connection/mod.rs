@@ -25,7 +25,7 @@ pub use chat::run_chat;
 pub use echo::run_echo;
 pub use replies::Credentials;
 pub use settings::ConnectionSettings;
-pub use socket::{Ended, MessageSocket, Socket};
+pub use socket::{Ended, Socket};
 
 #[cfg(test)]
 mod tests;

@@ -1,23 +1,22 @@
 //! The connection loop over in-memory channels, with tokio's clock paused: timers
 //! are exact and tests take no real time.
 
-use std::sync::LazyLock;
-
-use futures_channel::mpsc as futures_mpsc;
-use serde_json::{Value, json};
-use tokio::task::JoinHandle;
-
-use super::*;
 use std::io;
+use std::sync::LazyLock;
 use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use chorus_protocol::{CloseCode, RoomName};
+use futures_channel::mpsc as futures_mpsc;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tungstenite::Message;
 
+use super::socket::MessageSocket;
+use super::*;
 use crate::auth::Auth;
 use crate::hub::{Hub, HubSettings, Participant};
 
