@@ -6,7 +6,9 @@
 
 use std::time::Duration;
 
+/// The wait before the first attempt after a loss.
 pub const FIRST_DELAY: Duration = Duration::from_millis(500);
+/// The longest wait between attempts.
 pub const MAX_DELAY: Duration = Duration::from_secs(30);
 /// A connection that stayed open this long counts as healthy: the next loss
 /// starts the backoff over.
@@ -33,6 +35,7 @@ impl Default for BackoffPolicy {
     }
 }
 
+/// Where a reconnecting socket is in its schedule: the attempt number and its policy.
 #[derive(Debug, Clone, Default)]
 pub struct Backoff {
     policy: BackoffPolicy,
@@ -40,10 +43,12 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// A schedule with the default policy.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A schedule with these bounds.
     pub fn with_policy(policy: BackoffPolicy) -> Self {
         Backoff { policy, attempt: 0 }
     }

@@ -62,13 +62,19 @@ pub enum ConnectionState {
     /// Welcomed: messages flow both ways.
     Open,
     /// Lost; attempt number `attempt` starts in `retry_in_secs` seconds.
-    Reconnecting { attempt: u32, retry_in_secs: u32 },
+    Reconnecting {
+        /// The attempt's number, from 1.
+        attempt: u32,
+        /// Seconds until it starts.
+        retry_in_secs: u32,
+    },
     /// The browser reports no network; the next attempt waits for it.
     Offline,
     /// Will not reconnect by itself.
     Closed(ClosedReason),
 }
 
+/// Why the chat socket stopped for good.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClosedReason {
     /// No session in this browser: sign in first.
@@ -80,9 +86,17 @@ pub enum ClosedReason {
     /// This session may not join this room, or is banned for now (4003).
     Forbidden,
     /// The application removed this user (4010), saying why.
-    Removed { reason: String },
+    Removed {
+        /// What the application said.
+        reason: String,
+    },
     /// Any other close the protocol says not to retry.
-    Other { code: u16, reason: String },
+    Other {
+        /// The close code.
+        code: u16,
+        /// The close reason the server gave.
+        reason: String,
+    },
 }
 
 impl fmt::Display for ClosedReason {
@@ -259,6 +273,7 @@ struct Signals {
 }
 
 impl ChatSocket {
+    /// Where the connection stands.
     pub fn state(&self) -> Signal<ConnectionState> {
         self.signals.state.into()
     }
@@ -400,6 +415,7 @@ impl ChatSocket {
         self.signals.problem.into()
     }
 
+    /// Hides the problem shown (the reader closed it).
     pub fn dismiss_problem(&self) {
         self.signals.problem.set(None);
     }

@@ -20,10 +20,10 @@ use leptos::tachys::view::add_attr::AddAnyAttr;
 use leptos::tachys::view::{Position, PositionState, Render, RenderHtml};
 
 /// A view that hydrates only synchronously; see the module's notes.
-pub struct Eager<T>(T);
+pub(crate) struct Eager<T>(T);
 
 /// [`IntoAny::into_any`] through [`Eager`].
-pub trait IntoEagerAny: RenderHtml + Sized {
+pub(crate) trait IntoEagerAny: RenderHtml + Sized {
     fn into_eager_any(self) -> AnyView {
         Eager(self).into_any()
     }

@@ -18,16 +18,28 @@ const DAY_MS: i64 = 24 * 60 * 60 * 1000;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Row {
     /// Above the first message of a local day.
-    Day { day: i64, name: DayName },
+    Day {
+        /// The local day, in days since the Unix epoch.
+        day: i64,
+        /// What its heading says.
+        name: DayName,
+    },
     /// A message, system event or gap; `continues` for a message that joins the
     /// previous one's group (same author, same day, within [`GROUP_WINDOW_MS`]).
-    Entry { entry: Arc<Entry>, continues: bool },
+    Entry {
+        /// The entry.
+        entry: Arc<Entry>,
+        /// Whether it joins the previous message's group.
+        continues: bool,
+    },
 }
 
 /// What a day heading says, relative to the reader's today.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DayName {
+    /// The reader's today.
     Today,
+    /// The day before.
     Yesterday,
     /// Its date, in the reader's locale.
     Date,
@@ -37,11 +49,14 @@ pub enum DayName {
 /// shows changes (a heading's name at midnight, a message joining a group).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RowKey {
+    /// A day heading, by day and what it says.
     Day(i64, DayName),
+    /// An entry, and whether it continues a group.
     Entry(EntryKey, bool),
 }
 
 impl Row {
+    /// The row's identity for list rendering.
     pub fn key(&self) -> RowKey {
         match self {
             Row::Day { day, name } => RowKey::Day(*day, *name),

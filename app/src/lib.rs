@@ -76,6 +76,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
     }
 }
 
+/// The application: its routes, each a page.
 #[component]
 pub fn App() -> impl IntoView {
     renewal::use_token_renewal();

@@ -9,7 +9,9 @@
 /// A run of a message's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Piece<'a> {
+    /// Plain text.
     Text(&'a str),
+    /// An `http`/`https` address, to be shown as a link.
     Link(&'a str),
 }
 

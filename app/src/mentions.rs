@@ -28,7 +28,9 @@ pub fn mentions(content: &str, name: &str, lowercase: impl Fn(&str) -> String) -
 pub enum Alerts {
     /// This browser has no notifications (or the page is rendered on the server).
     Unsupported,
+    /// Supported and not asked for, or turned off.
     Off,
+    /// Turned on and permitted.
     On,
     /// The reader (or a policy) refused notifications for this site; only the
     /// browser's site settings can allow them again.

@@ -24,6 +24,7 @@ pub const RESEND_WINDOW_MS: u64 = (REF_WINDOW_SECS - 30) * 1000;
 pub const UNCONFIRMED: &str =
     "not confirmed for minutes, so it may have been delivered; Retry sends it again";
 
+/// Where an unsent message stands.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Status {
     /// Waiting for a connection.
@@ -34,10 +35,14 @@ pub enum Status {
     Failed(String),
 }
 
+/// A message typed and not yet acknowledged by the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Pending {
+    /// The `ref` it keeps across resends, so the server stores it once.
     pub reference: String,
+    /// What the reader typed.
     pub text: String,
+    /// Where it stands.
     pub status: Status,
     /// When it was first handed to a connection (Unix ms): resends within the
     /// server's `ref` window are safe, later ones are not.
@@ -45,16 +50,19 @@ pub struct Pending {
     pub first_sent_ms: Option<u64>,
 }
 
+/// A room's unsent messages, in the order they were typed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outbox {
     entries: Vec<Pending>,
 }
 
 impl Outbox {
+    /// Every unsent message, oldest first.
     pub fn entries(&self) -> &[Pending] {
         &self.entries
     }
 
+    /// Whether it holds as many as it may ([`MAX_PENDING`]).
     pub fn is_full(&self) -> bool {
         self.entries.len() >= MAX_PENDING
     }
@@ -130,6 +138,7 @@ impl Outbox {
         }
     }
 
+    /// Forgets the message with this `ref` (the reader discarded it).
     pub fn discard(&mut self, reference: &str) {
         self.entries.retain(|entry| entry.reference != reference);
     }

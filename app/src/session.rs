@@ -14,9 +14,12 @@ use serde::{Deserialize, Serialize};
 use chorus_protocol::{ApiErrorBody, IssuedToken, JOIN_HISTORY, TokenRequest};
 use chorus_protocol::{MessagePage, RoomSummary};
 
+/// A guest session kept by this browser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Session {
+    /// The display name signed in with.
     pub name: String,
+    /// The guest token.
     pub token: String,
     /// RFC 3339, UTC.
     pub expires_at: String,
@@ -25,6 +28,7 @@ pub struct Session {
     /// `0` for a session stored before they were kept: renewed at once.
     #[serde(default)]
     pub received_at_ms: u64,
+    /// The token's lifetime in seconds, from `received_at_ms`.
     #[serde(default)]
     pub lifetime_secs: u64,
 }
@@ -33,7 +37,12 @@ pub struct Session {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiFailure {
     /// The server answered with an error body; `error` is its machine-readable code.
-    Rejected { error: String, message: String },
+    Rejected {
+        /// The server's code.
+        error: String,
+        /// The server's words.
+        message: String,
+    },
     /// No usable answer: network down, server gone, or an unexpected body.
     Unreachable(String),
 }
@@ -116,6 +125,7 @@ pub fn store(session: &Session) -> bool {
     }
 }
 
+/// Signs out: forgets the session in this tab and in `localStorage`.
 pub fn clear() {
     #[cfg(feature = "hydrate")]
     {

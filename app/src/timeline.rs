@@ -14,16 +14,22 @@ pub const MAX_ENTRIES: usize = 1000;
 /// One line of the chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
+    /// A chat message, by its id.
     Message(ChatMessage),
     /// A member joined or left.
     System {
+        /// Its place among local entries.
         seq: u64,
+        /// Joined or left.
         event: SystemEvent,
+        /// Whose.
         user: String,
+        /// What to show.
         text: String,
     },
     /// The server could not deliver everything sent while this client was away.
     Gap {
+        /// Its place among local entries.
         seq: u64,
     },
 }
@@ -31,11 +37,14 @@ pub enum Entry {
 /// A stable identity for list rendering.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKey {
+    /// A message, by its id.
     Message(u64),
+    /// A local entry (system event, gap), by its sequence number.
     Local(u64),
 }
 
 impl Entry {
+    /// The entry's identity for list rendering.
     pub fn key(&self) -> EntryKey {
         match self {
             Entry::Message(message) => EntryKey::Message(message.id),
@@ -44,6 +53,7 @@ impl Entry {
     }
 }
 
+/// What a member has seen of a room: messages in id order, each once, with system events, gaps and the member list.
 #[derive(Debug, Clone, Default)]
 pub struct Timeline {
     /// Shared so a reactive list can clone the whole timeline cheaply.
@@ -62,10 +72,12 @@ pub struct Timeline {
 }
 
 impl Timeline {
+    /// An empty timeline.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Every entry, oldest first.
     pub fn entries(&self) -> &[Arc<Entry>] {
         &self.entries
     }

@@ -19,10 +19,12 @@ pub struct Unread {
 }
 
 impl Unread {
+    /// Others' messages that arrived while the page was hidden.
     pub fn count(&self) -> u32 {
         self.count
     }
 
+    /// The first of them, for the "New messages" divider.
     pub fn first_unseen(&self) -> Option<u64> {
         self.first_unseen
     }

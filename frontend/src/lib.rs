@@ -1,5 +1,6 @@
 //! The WASM entry point: hydrates the server-rendered [`app::App`].
 
+/// Called by the generated JS once the WASM is loaded: takes over the page.
 #[wasm_bindgen::prelude::wasm_bindgen]
 pub fn hydrate() {
     console_error_panic_hook::set_once();

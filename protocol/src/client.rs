@@ -15,7 +15,9 @@ use crate::server::ServerFrame;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
+    /// A chat message for the room.
     Message {
+        /// The text: 1–[`MAX_CONTENT_CHARS`] characters, not blank, no control characters but line breaks and tabs.
         content: String,
         /// Chosen by the client (1–64 characters) to match the `ack` or `error` this
         /// message causes, and to send it again safely: the same user sending the
@@ -24,6 +26,7 @@ pub enum ClientFrame {
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
+    /// The answer to the server's `ping`.
     Pong,
     /// The user is typing a message: sent at most every [`TYPING_EVERY_MS`].
     /// Passed on to the room's members as a `typing` frame, never stored, at most
@@ -35,6 +38,7 @@ pub enum ClientFrame {
     /// lasts until the new token expires) or an `error` with code `invalid_token`
     /// (nothing changes). Never logged.
     Refresh {
+        /// The renewed JWT.
         token: String,
     },
 }
@@ -49,12 +53,15 @@ pub enum ErrorCode {
     UnknownType,
     /// A known `type` with missing or mistyped fields.
     InvalidFrame,
+    /// Blank content.
     EmptyMessage,
+    /// More than [`MAX_CONTENT_CHARS`] characters.
     MessageTooLong,
     /// Control characters other than line breaks and tabs.
     InvalidContent,
     /// Binary WebSocket frames are not part of the protocol.
     BinaryNotSupported,
+    /// Faster than the connection's rate limit; the message was not sent.
     RateLimited,
     /// The message could not be stored right now (e.g. the broker is down); it was not sent.
     Unavailable,
@@ -63,11 +70,13 @@ pub enum ErrorCode {
     InvalidToken,
     /// The token may not post in this room (its `publish` claim); nothing was sent.
     Forbidden,
+    /// A code this build does not know yet.
     #[serde(other)]
     Unknown,
 }
 
 impl ErrorCode {
+    /// The code as it travels in JSON (`"rate_limited"`).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidJson => "invalid_json",
@@ -89,7 +98,9 @@ impl ErrorCode {
 /// A client frame the server refuses, with the error to report back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameError {
+    /// What was wrong.
     pub code: ErrorCode,
+    /// Says what was wrong in words, for people.
     pub message: String,
     /// The refused frame's `ref`, when it had a valid one.
     pub reference: Option<String>,
@@ -109,6 +120,7 @@ impl FrameError {
         self
     }
 
+    /// The `error` frame that tells the client.
     pub fn into_frame(self) -> ServerFrame {
         ServerFrame::error_for(self.code, self.message, self.reference)
     }

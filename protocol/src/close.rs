@@ -15,19 +15,28 @@ pub enum Reconnect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum CloseCode {
+    /// The client left, or the server closed on purpose.
     Normal = 1000,
+    /// The server is shutting down.
     GoingAway = 1001,
     /// Pings (or pongs) faster than any keepalive needs: a flood.
     PolicyViolation = 1008,
+    /// A frame over `--max-message-bytes`.
     TooBig = 1009,
+    /// As many sockets as the server allows are open.
     ServerFull = 1013,
+    /// A token missing, forged or malformed.
     Unauthorized = 4001,
+    /// The token expired (at connect, or while connected).
     TokenExpired = 4002,
     /// The token may not join this room (its `rooms` claim, `--guest-rooms`), or the
     /// user is banned for now.
     Forbidden = 4003,
+    /// Not a valid room name.
     InvalidRoom = 4004,
+    /// The member's queue filled up: it could not keep up with the room.
     TooSlow = 4008,
+    /// Silent past the heartbeat interval and timeout.
     HeartbeatTimeout = 4009,
     /// Removed by the application's backend (server API `disconnect`).
     Removed = 4010,
@@ -36,6 +45,7 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every code the server sends.
     pub const ALL: [CloseCode; 13] = [
         CloseCode::Normal,
         CloseCode::GoingAway,
@@ -52,10 +62,12 @@ impl CloseCode {
         CloseCode::TooManyConnections,
     ];
 
+    /// The code's number on the wire.
     pub fn code(self) -> u16 {
         self as u16
     }
 
+    /// The code with this number, if the server sends it.
     pub fn from_code(code: u16) -> Option<CloseCode> {
         CloseCode::ALL.into_iter().find(|c| c.code() == code)
     }
@@ -79,6 +91,7 @@ impl CloseCode {
         }
     }
 
+    /// What a client should do after this close.
     pub fn reconnect(self) -> Reconnect {
         match self {
             // Retrying these would fail the same way, or undo a deliberate close.
@@ -100,6 +113,7 @@ impl CloseCode {
         }
     }
 
+    /// Whether a client should connect again at all.
     pub fn should_reconnect(self) -> bool {
         self.reconnect() != Reconnect::Never
     }

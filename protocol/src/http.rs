@@ -34,12 +34,14 @@ pub fn token_from_subprotocols<'a>(values: impl IntoIterator<Item = &'a str>) ->
 /// `POST /api/token` request body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenRequest {
+    /// The display name the guest chose.
     pub name: String,
 }
 
 /// `POST /api/token` response body: a freshly issued token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IssuedToken {
+    /// The JWT.
     pub token: String,
     /// RFC 3339, UTC.
     pub expires_at: String,
@@ -51,6 +53,7 @@ pub struct IssuedToken {
 /// A live room as listed by `GET /api/rooms`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoomSummary {
+    /// The room's name.
     pub name: String,
     /// Distinct users present.
     pub members: usize,
@@ -62,8 +65,11 @@ pub struct RoomSummary {
 /// plus `"field"` naming the request field at fault when there is one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiErrorBody {
+    /// A code a program can match (`invalid_field`, `rate_limited`, ...).
     pub error: String,
+    /// The same in words, for people.
     pub message: String,
+    /// The request field at fault, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
@@ -72,6 +78,7 @@ pub struct ApiErrorBody {
 /// as members receive it (with `"type":"message"`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessagePage {
+    /// Oldest first.
     pub messages: Vec<ChatMessage>,
     /// Older messages are retained before the first of these.
     pub has_more: bool,

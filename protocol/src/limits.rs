@@ -26,4 +26,5 @@ pub const REF_WINDOW_SECS: u64 = 300;
 /// The most messages one `GET /api/rooms/{room}/messages` returns, and how many
 /// without `limit`.
 pub const MAX_PAGE: usize = 100;
+/// How many messages one history request returns without `limit`.
 pub const DEFAULT_PAGE: usize = 50;

@@ -8,8 +8,11 @@ use crate::limits::{MAX_DISPLAY_NAME_CHARS, MAX_ROOM_NAME_CHARS};
 /// Why a room name was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RoomNameError {
+    /// No characters at all.
     Empty,
+    /// More than [`MAX_ROOM_NAME_CHARS`] characters.
     TooLong,
+    /// A character outside `[A-Za-z0-9_.-]`.
     InvalidCharacter(char),
     /// Only `.`, `_` and `-`: names like `..` cannot even be opened in a browser.
     NoLetterOrDigit,
@@ -42,11 +45,13 @@ impl std::error::Error for RoomNameError {}
 pub struct RoomName(String);
 
 impl RoomName {
+    /// Checks `name` ([`validate_room_name`]) and keeps it.
     pub fn parse(name: &str) -> Result<RoomName, RoomNameError> {
         validate_room_name(name)?;
         Ok(RoomName(name.to_owned()))
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -88,8 +93,11 @@ pub fn validate_room_name(name: &str) -> Result<(), RoomNameError> {
 /// Why a display name was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisplayNameError {
+    /// Nothing left after trimming.
     Empty,
+    /// More than [`MAX_DISPLAY_NAME_CHARS`] characters.
     TooLong,
+    /// A control character, or one that hides in names ([`is_hidden_in_names`]).
     NotPrintable,
 }
 

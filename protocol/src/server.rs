@@ -17,6 +17,7 @@ pub struct ChatMessage {
     pub user_id: String,
     /// The sender's display name.
     pub user: String,
+    /// The text, as the sender wrote it.
     pub content: String,
     /// RFC 3339, UTC.
     pub timestamp: String,
@@ -26,7 +27,9 @@ pub struct ChatMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SystemEvent {
+    /// A user joined (its first connection to the room).
     Join,
+    /// A user left (its last connection closed, and its grace is over).
     Leave,
     /// An event kind this build does not know yet.
     #[serde(other)]
@@ -36,7 +39,9 @@ pub enum SystemEvent {
 /// A member of a room: its user id (the token's `sub`) and display name.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Member {
+    /// The token's `sub`.
     pub user_id: String,
+    /// The display name.
     pub name: String,
 }
 
@@ -46,9 +51,11 @@ pub struct Member {
 pub enum ServerFrame {
     /// The first frame after a successful connect.
     Welcome {
+        /// The room's name.
         room: String,
         /// This member's user id: "you" is decided by it, never by the name.
         user_id: String,
+        /// This member's display name.
         user: String,
         /// Who was present before this connection, sorted by name: in a large room
         /// only the first ones, the rest following at once in `users` frames. The
@@ -68,13 +75,20 @@ pub enum ServerFrame {
     /// More of the member list a `welcome` began (a large room's list comes in
     /// several frames of bounded size, right after the welcome, in order).
     Users {
+        /// The next part of the list, in order.
         users: Vec<Member>,
     },
+    /// A chat message, live or from history.
     Message(ChatMessage),
+    /// A join or a leave, one at a time.
     System {
+        /// What happened, in words (`"alice joined the room"`).
         message: String,
+        /// Which kind of change.
         event: SystemEvent,
+        /// Whose.
         user_id: String,
+        /// Their display name.
         user: String,
     },
     /// Joins and leaves gathered during a burst (many within a fraction of a second),
@@ -82,29 +96,39 @@ pub enum ServerFrame {
     /// lists can be applied in any order; sparse joins and leaves still come as
     /// `system` frames.
     Presence {
+        /// Who joined.
         #[serde(default)]
         joins: Vec<Member>,
+        /// Who left.
         #[serde(default)]
         leaves: Vec<Member>,
     },
+    /// Are you there? Answer with `pong`.
     Ping,
     /// A member is typing (its client sent `typing`): show it for
     /// [`TYPING_SHOWN_MS`], or until its message arrives. Never in history or
     /// recovery; every member gets it, the typist's own connections too.
     Typing {
+        /// The typist.
         user_id: String,
+        /// The typist's display name.
         user: String,
     },
     /// The token of a `refresh` frame was accepted.
     Refreshed,
     /// The sender's message (the one with this `ref`) was stored with this id.
     Ack {
+        /// The `ref` the message was sent with.
         #[serde(rename = "ref")]
         reference: String,
+        /// The id the message was stored with.
         id: u64,
     },
+    /// A client frame was refused; the connection stays open.
     Error {
+        /// Why.
         code: ErrorCode,
+        /// The same in words, for people.
         message: String,
         /// The `ref` of the client frame that caused the error, if it had one.
         #[serde(rename = "ref", default, skip_serializing_if = "Option::is_none")]
@@ -116,6 +140,7 @@ pub enum ServerFrame {
 }
 
 impl ServerFrame {
+    /// The `system` frame announcing that the user joined.
     pub fn joined(user_id: &str, user: &str) -> Self {
         ServerFrame::System {
             message: format!("{user} joined the room"),
@@ -125,6 +150,7 @@ impl ServerFrame {
         }
     }
 
+    /// The `system` frame announcing that the user left.
     pub fn left(user_id: &str, user: &str) -> Self {
         ServerFrame::System {
             message: format!("{user} left the room"),
@@ -134,6 +160,7 @@ impl ServerFrame {
         }
     }
 
+    /// An `error` frame caused by no particular client frame.
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         ServerFrame::Error {
             code,

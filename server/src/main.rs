@@ -1,3 +1,6 @@
+//! `chorus`: reads its flags, sets up logging, runs the server until SIGTERM or
+//! Ctrl-C, and prints a failure with its causes.
+
 use chorus_server::config::Config;
 use chorus_server::observe::logs::{self, ErrorChain};
 use chorus_server::startup::Application;

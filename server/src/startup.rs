@@ -31,6 +31,7 @@ use crate::ws::connection::ConnectionSettings;
 /// Everything between the shutdown signal and the process exit fits in this.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
 
+/// Why the server did not start (or stopped serving).
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// Names the flag, never the value.
@@ -38,29 +39,55 @@ pub enum StartupError {
         "--jwt-secret (CHORUS_JWT_SECRET) is {bytes} bytes long; it must be at least {MIN_SECRET_BYTES} \
          (e.g. `openssl rand -base64 32`), since a short or empty secret lets anyone forge tokens"
     )]
-    WeakSecret { bytes: usize },
+    WeakSecret {
+        /// The secret's length.
+        bytes: usize,
+    },
+    /// An `--api-key` too short.
     #[error(transparent)]
     WeakApiKey(#[from] WeakApiKey),
+    /// A `--jwt-public-key` file could not be read.
     #[error("cannot read --jwt-public-key {path}")]
     ReadPublicKey {
+        /// The file.
         path: std::path::PathBuf,
+        /// Why.
         source: io::Error,
     },
+    /// A `--jwt-public-key` is not a public key this server can use.
     #[error("--jwt-public-key {path} cannot be used")]
     PublicKey {
+        /// The file.
         path: std::path::PathBuf,
+        /// Why.
         source: KeyError,
     },
+    /// The identity provider's key set could not be had.
     #[error(transparent)]
     Jwks(#[from] JwksError),
     #[error("cannot listen for metrics on {addr}")]
-    MetricsBind { addr: SocketAddr, source: io::Error },
+    /// `--metrics-addr` could not be bound.
+    MetricsBind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
     #[error("cannot listen on {addr}")]
-    Bind { addr: SocketAddr, source: io::Error },
+    /// `--addr` could not be bound.
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// Leptos's own settings are wrong.
     #[error("cannot read the Leptos configuration from LEPTOS_* variables")]
     LeptosConfig(#[source] leptos::config::errors::LeptosConfigError),
+    /// Redis could not be used.
     #[error(transparent)]
     Redis(#[from] RedisStartError),
+    /// Serving failed.
     #[error("server failed")]
     Serve(#[from] io::Error),
 }
@@ -96,6 +123,7 @@ pub struct Application {
 }
 
 impl Application {
+    /// Builds the server from `config`: keys, the hub (connecting to Redis), the listeners.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
         let secret = match &config.jwt_secret {
             // Set but short, or empty (an unset variable in a compose file): refused,
@@ -235,6 +263,7 @@ impl Application {
         })
     }
 
+    /// The address it listens on (the port chosen, for port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
     }
@@ -380,6 +409,7 @@ mod tests {
     /// The longest accept queue the kernel grants a listener, read back the way `ss`
     /// does (for a listening socket, TCP_INFO's `tcpi_sacked` is its backlog).
     #[cfg(target_os = "linux")]
+    #[allow(unsafe_code)] // getsockopt has no safe wrapper in libc.
     fn backlog(listener: &TcpListener) -> u32 {
         use std::os::fd::AsRawFd;
         // SAFETY: a zeroed tcp_info is valid, and getsockopt writes at most `len`

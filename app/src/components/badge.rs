@@ -7,7 +7,7 @@ use crate::chat::ConnectionState;
 /// down every second while reconnecting, and a live region on it would be read out
 /// every second.
 #[component]
-pub fn ConnectionBadge(
+pub(crate) fn ConnectionBadge(
     state: Signal<ConnectionState>,
     missed: Signal<bool>,
     /// Named in what is announced, so arriving in a room says which.

@@ -4,7 +4,7 @@ use chorus_protocol::Member;
 
 /// Who is in the room; this member (by user id, not name) is marked.
 #[component]
-pub fn MemberList(users: Signal<Vec<Member>>, me: Signal<Option<Member>>) -> impl IntoView {
+pub(crate) fn MemberList(users: Signal<Vec<Member>>, me: Signal<Option<Member>>) -> impl IntoView {
     view! {
         <section class="members" aria-labelledby="members-title">
             <h2 id="members-title">

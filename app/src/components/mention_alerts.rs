@@ -12,7 +12,7 @@ const CHOICE_KEY: &str = "chorus.mention-alerts";
 /// load; pressed again, it turns them off. When the site's notifications are
 /// blocked it says where to allow them. Hidden where the browser has none.
 #[component]
-pub fn MentionAlerts(socket: ChatSocket, room: Signal<String>) -> impl IntoView {
+pub(crate) fn MentionAlerts(socket: ChatSocket, room: Signal<String>) -> impl IntoView {
     // Where `Alerts` stands, as the view shows it. Nothing is offered until the
     // browser says (the server renders it hidden).
     let offered = RwSignal::new(false);
@@ -87,7 +87,7 @@ mod browser {
         web_sys::window()?.local_storage().ok().flatten()
     }
 
-    pub fn current() -> Alerts {
+    pub(crate) fn current() -> Alerts {
         if !supported() {
             return Alerts::Unsupported;
         }
@@ -97,7 +97,7 @@ mod browser {
         alerts(true, chosen, &permission())
     }
 
-    pub fn choose(on: bool) {
+    pub(crate) fn choose(on: bool) {
         if let Some(storage) = storage() {
             let _ = if on {
                 storage.set_item(CHOICE_KEY, "on")
@@ -108,7 +108,7 @@ mod browser {
     }
 
     /// Asks for permission unless the browser already gave or refused it; its answer.
-    pub async fn ask() -> String {
+    pub(crate) async fn ask() -> String {
         if permission() == "default"
             && let Ok(asked) = Notification::request_permission()
         {
@@ -119,7 +119,7 @@ mod browser {
 
     /// Shows a notification; one per room at a time (a newer replaces it), and a
     /// click brings the page forward.
-    pub fn notify(title: &str, body: &str, room: &str) {
+    pub(crate) fn notify(title: &str, body: &str, room: &str) {
         let options = NotificationOptions::new();
         options.set_body(body);
         options.set_tag(room);
@@ -139,15 +139,15 @@ mod browser {
 mod browser {
     use crate::mentions::Alerts;
 
-    pub fn current() -> Alerts {
+    pub(crate) fn current() -> Alerts {
         Alerts::Unsupported
     }
 
-    pub fn choose(_on: bool) {}
+    pub(crate) fn choose(_on: bool) {}
 
-    pub async fn ask() -> String {
+    pub(crate) async fn ask() -> String {
         String::new()
     }
 
-    pub fn notify(_title: &str, _body: &str, _room: &str) {}
+    pub(crate) fn notify(_title: &str, _body: &str, _room: &str) {}
 }

@@ -24,7 +24,7 @@ const OLDER_SLACK_PX: i32 = 80;
 /// that was at the top stays where it was when the page arrives above it. Each day
 /// starts with a heading, and one author's consecutive messages form a group.
 #[component]
-pub fn MessageList(
+pub(crate) fn MessageList(
     entries: Signal<Vec<Arc<Entry>>>,
     me: Signal<Option<Member>>,
     /// The first message that arrived while the tab was hidden: a "New messages"
@@ -186,7 +186,7 @@ pub fn MessageList(
 /// appended per message and the oldest removed, rather than by a keyed `For`: this
 /// is all it needs, and a `For` of its own cost 9 KB of WASM.
 #[component]
-pub fn NewMessages(news: Signal<Vec<(u64, String)>>) -> impl IntoView {
+pub(crate) fn NewMessages(news: Signal<Vec<(u64, String)>>) -> impl IntoView {
     let log = NodeRef::<html::Div>::new();
     let newest = StoredValue::new(0_u64);
     Effect::new(move |_| {
@@ -317,7 +317,7 @@ mod local {
     }
 
     /// When a message was sent, in local milliseconds (see [`crate::grouping`]).
-    pub fn local_ms(timestamp: &str) -> Option<i64> {
+    pub(crate) fn local_ms(timestamp: &str) -> Option<i64> {
         #[cfg(feature = "hydrate")]
         return parse(timestamp).map(|date| local(&date));
         #[cfg(not(feature = "hydrate"))]
@@ -328,7 +328,7 @@ mod local {
     }
 
     /// The reader's local day.
-    pub fn today() -> i64 {
+    pub(crate) fn today() -> i64 {
         #[cfg(feature = "hydrate")]
         return crate::grouping::local_day(local(&js_sys::Date::new_0()));
         #[cfg(not(feature = "hydrate"))]
@@ -337,7 +337,7 @@ mod local {
 
     /// A message's time as a list shows it ("3:04 PM", "15:04"), and its full date
     /// and time.
-    pub fn time(timestamp: &str) -> (String, String) {
+    pub(crate) fn time(timestamp: &str) -> (String, String) {
         #[cfg(feature = "hydrate")]
         if let Some(date) = parse(timestamp) {
             return (
@@ -358,7 +358,7 @@ mod local {
     }
 
     /// A local day's date, in full.
-    pub fn date(day: i64) -> String {
+    pub(crate) fn date(day: i64) -> String {
         #[cfg(feature = "hydrate")]
         {
             // Noon UTC of that day, written in UTC: the very date, whatever the zone.

@@ -7,6 +7,10 @@
 //! survive a reload). [`use_hydrated`] keeps server-rendered forms disabled until the
 //! WASM is live.
 
+// Leptos's `#[component]` writes `pub` items (the props' builder) whatever the
+// component's own visibility, which `unreachable_pub` reports at the component.
+#![allow(unreachable_pub)]
+
 mod badge;
 mod members;
 mod mention_alerts;
@@ -15,13 +19,13 @@ mod outbox;
 mod rooms;
 mod storage_note;
 
-pub use badge::ConnectionBadge;
-pub use members::MemberList;
-pub use mention_alerts::MentionAlerts;
-pub use messages::{MessageList, NewMessages};
-pub use outbox::OutboxList;
-pub use rooms::{RoomPicker, capitalize, room_path};
-pub use storage_note::StorageNote;
+pub(crate) use badge::ConnectionBadge;
+pub(crate) use members::MemberList;
+pub(crate) use mention_alerts::MentionAlerts;
+pub(crate) use messages::{MessageList, NewMessages};
+pub(crate) use outbox::OutboxList;
+pub(crate) use rooms::{RoomPicker, capitalize, room_path};
+pub(crate) use storage_note::StorageNote;
 
 use leptos::prelude::*;
 use leptos::wasm_bindgen::JsCast;
@@ -31,7 +35,7 @@ use leptos::web_sys;
 /// only in the browser). Forms are disabled until then: before it, their submit
 /// would be a plain GET with what was typed in the URL, and hydration would wipe
 /// what had been typed.
-pub fn use_hydrated() -> Signal<bool> {
+pub(crate) fn use_hydrated() -> Signal<bool> {
     let hydrated = RwSignal::new(false);
     Effect::new(move |_| hydrated.set(true));
     hydrated.into()
@@ -41,7 +45,7 @@ pub fn use_hydrated() -> Signal<bool> {
 /// screen, so focus never falls back to `<body>` when what had it goes away (a
 /// sign-in form, a room's page). With `only_from_body`, focus the reader already
 /// put somewhere stays there.
-pub fn focus_soon(id: &'static str, only_from_body: bool) {
+pub(crate) fn focus_soon(id: &'static str, only_from_body: bool) {
     request_animation_frame(move || {
         let document = document();
         if only_from_body {

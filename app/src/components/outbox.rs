@@ -7,7 +7,7 @@ use crate::outbox::Status;
 /// Messages typed but not delivered yet, under the conversation: each says whether
 /// it is being sent, waits for the connection, or failed (then Retry or Discard).
 #[component]
-pub fn OutboxList(socket: ChatSocket) -> impl IntoView {
+pub(crate) fn OutboxList(socket: ChatSocket) -> impl IntoView {
     let outbox = socket.outbox();
     let state = socket.state();
     view! {

@@ -8,13 +8,13 @@ use chorus_protocol::{RoomSummary, validate_room_name};
 use super::use_hydrated;
 
 /// The page of a room. Valid room names need no escaping in a path.
-pub fn room_path(room: &str) -> String {
+pub(crate) fn room_path(room: &str) -> String {
     format!("/room/{room}")
 }
 
 /// Join a room by name, or pick one of the active rooms.
 #[component]
-pub fn RoomPicker(
+pub(crate) fn RoomPicker(
     /// The room being shown, if any: highlighted in the list.
     #[prop(optional, into)]
     current: Option<Signal<String>>,
@@ -165,7 +165,7 @@ fn room_link(
     }
 }
 
-pub fn capitalize(text: &str) -> String {
+pub(crate) fn capitalize(text: &str) -> String {
     let mut chars = text.chars();
     match chars.next() {
         Some(first) => first.to_uppercase().chain(chars).collect(),

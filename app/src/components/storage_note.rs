@@ -6,7 +6,7 @@ use crate::session;
 /// this tab, and a reload signs the reader out. Rendered hidden on the server, and
 /// decided after hydration.
 #[component]
-pub fn StorageNote() -> impl IntoView {
+pub(crate) fn StorageNote() -> impl IntoView {
     let blocked = RwSignal::new(false);
     Effect::new(move |_| blocked.set(!session::survives_reload()));
     view! {

@@ -14,7 +14,7 @@ use chorus_protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_r
 /// `?room=NAME` continues to that room after signing in; `?reason=unauthorized`
 /// explains why the room page sent the reader here.
 #[component]
-pub fn HomePage() -> AnyView {
+pub(crate) fn HomePage() -> AnyView {
     let query = use_query_map();
     use_title(|| SITE_TITLE.to_owned());
     // Read after hydration (the server renders every page signed out), and again

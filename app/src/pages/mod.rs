@@ -4,8 +4,12 @@
 //! `components`; it renders on the server in the signed-out, connecting state and
 //! comes alive after hydration.
 
+// Leptos's `#[component]` writes `pub` items (the props' builder) whatever the
+// component's own visibility, which `unreachable_pub` reports at the component.
+#![allow(unreachable_pub)]
+
 mod home;
 mod room;
 
-pub use home::HomePage;
-pub use room::RoomPage;
+pub(crate) use home::HomePage;
+pub(crate) use room::RoomPage;

@@ -18,7 +18,7 @@ use chorus_protocol::MAX_CONTENT_CHARS;
 
 /// `/room/{name}`: the chat.
 #[component]
-pub fn RoomPage() -> AnyView {
+pub(crate) fn RoomPage() -> AnyView {
     let params = use_params_map();
     let room = Signal::derive(move || params.read().get("name").unwrap_or_default());
     let socket = use_websocket(room);

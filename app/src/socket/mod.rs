@@ -95,6 +95,7 @@ pub trait Codec: 'static {
     /// Where to resume after a reconnect (a message id, say).
     type Resume: Clone + 'static;
 
+    /// Writes a frame as a text message.
     fn encode(frame: &Self::Outgoing) -> String;
     /// Parses a text message; `Err` describes why it was unreadable (it is skipped).
     fn decode(text: &str) -> Result<Self::Incoming, String>;
@@ -153,7 +154,12 @@ pub enum SocketState {
     /// Ready: frames flow both ways.
     Open,
     /// Lost; attempt number `attempt` starts in `retry_in_secs` seconds.
-    Reconnecting { attempt: u32, retry_in_secs: u32 },
+    Reconnecting {
+        /// The attempt's number, from 1.
+        attempt: u32,
+        /// Seconds until it starts.
+        retry_in_secs: u32,
+    },
     /// The browser reports no network; the next attempt waits for it.
     Offline,
 }
@@ -162,7 +168,12 @@ pub enum SocketState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stopped {
     /// Closed with a code the codec says not to retry.
-    Closed { code: u16, reason: String },
+    Closed {
+        /// The close code.
+        code: u16,
+        /// The close reason.
+        reason: String,
+    },
     /// [`Handler::url`] had no URL to connect to (no credentials, say).
     NoUrl,
     /// [`Handler::renew`] was refused.
@@ -182,8 +193,11 @@ pub enum SendFailure {
 pub enum SocketEvent<C: Codec> {
     /// A new key: a fresh session starts (clear what the previous key showed).
     Started,
+    /// Where the connection stands now.
     State(SocketState),
+    /// A frame from the server (those the codec answers itself included).
     Frame(C::Incoming),
+    /// A frame the app sent did not reach the socket.
     SendFailed(SendFailure),
     /// The socket will not reconnect by itself.
     Stopped(Stopped),
@@ -193,7 +207,9 @@ pub enum SocketEvent<C: Codec> {
 /// them stay out of the URL, and so out of proxies' access logs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The `ws://` or `wss://` URL.
     pub url: String,
+    /// The subprotocols to offer, in order.
     pub protocols: Vec<String>,
 }
 
@@ -219,12 +235,14 @@ pub trait Handler<C: Codec>: 'static {
     /// The socket now follows `key` (first, or after a change); called before its
     /// [`SocketEvent::Started`].
     fn started(&self, _key: &Self::Key) {}
+    /// Called with everything the socket reports.
     fn on_event(&self, event: SocketEvent<C>);
 }
 
 /// How the socket behaves between connections.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SocketOptions {
+    /// How long to wait between attempts.
     pub backoff: BackoffPolicy,
     /// A connection on which nothing arrives for this long is closed and retried
     /// (as 1006). `None`: rely on the browser noticing, unless the server announces

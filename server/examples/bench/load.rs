@@ -20,7 +20,7 @@ pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Where the members connect: one or more servers sharing the room.
-pub struct Target {
+pub(crate) struct Target {
     /// `ws://host:port` of each server; members are spread over them round-robin.
     pub bases: Vec<String>,
     /// HS256 secret the servers verify tokens with.
@@ -43,13 +43,13 @@ impl Target {
 
 /// Connects from 127.0.0.x, spreading clients over source addresses (one address has
 /// only ~28k ephemeral ports).
-pub async fn connect(url: &str, n: usize) -> Socket {
+pub(crate) async fn connect(url: &str, n: usize) -> Socket {
     try_connect(url, n).await.expect("connect")
 }
 
 /// [`connect`], for a member that expects servers to come and go: a refused
 /// connection or handshake is the caller's to retry.
-pub async fn try_connect(
+pub(crate) async fn try_connect(
     url: &str,
     n: usize,
 ) -> Result<Socket, tokio_tungstenite::tungstenite::Error> {
@@ -94,7 +94,7 @@ const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// What the members of a fan-out run received.
 #[derive(Debug, Default)]
-pub struct FanoutReport {
+pub(crate) struct FanoutReport {
     pub members: usize,
     pub messages: usize,
     /// Distinct messages received, over all members.
@@ -117,7 +117,7 @@ pub struct FanoutReport {
 impl FanoutReport {
     /// Messages no member got, not counting members that were closed (they recover
     /// with `since` in a real client).
-    pub fn lost_by_members_still_open(&self) -> usize {
+    pub(crate) fn lost_by_members_still_open(&self) -> usize {
         let open = self.members - self.evicted - self.other_closes;
         (open * self.messages).saturating_sub(self.delivered_to_open)
     }
@@ -275,7 +275,7 @@ pub(crate) fn now_us() -> u64 {
 /// `members` members in one room, one sender publishing `messages` of `size` bytes at
 /// `rate` per second. `ready` runs once every member is in and idle, just before the
 /// first message (to sample the server's memory and CPU); its result comes back.
-pub async fn fanout<R>(
+pub(crate) async fn fanout<R>(
     target: &Target,
     members: usize,
     messages: usize,
@@ -341,7 +341,7 @@ pub async fn fanout<R>(
 
 /// What a join storm cost.
 #[derive(Debug, Default)]
-pub struct StormReport {
+pub(crate) struct StormReport {
     pub members: usize,
     /// From the first connect until every member had its `welcome`.
     pub all_welcomed: Duration,
@@ -415,7 +415,7 @@ struct StormUser<'a> {
 /// and send no welcome) cannot tell a member who came before it: there, the storm is
 /// over once every member has seen its own join and every later one, N(N+1)/2
 /// announcements in all, counted over every member.
-pub async fn storm(target: &Target, members: usize, lists_members: bool) -> StormReport {
+pub(crate) async fn storm(target: &Target, members: usize, lists_members: bool) -> StormReport {
     let started = Instant::now();
     let (done, mut finished) =
         mpsc::unbounded_channel::<(Option<Duration>, Option<Duration>, usize)>();
@@ -528,7 +528,7 @@ pub async fn storm(target: &Target, members: usize, lists_members: bool) -> Stor
 /// `members` members, each alone in a room of its own (no join fan-out), answering
 /// pings for `hold`; returns how many were still connected at the end. `connected`
 /// runs once all are in (to sample the server's memory).
-pub async fn idle<R>(
+pub(crate) async fn idle<R>(
     target: &Target,
     members: usize,
     hold: Duration,
@@ -579,7 +579,7 @@ pub async fn idle<R>(
 /// `rooms` rooms of `per_room` members each, with a sender per room publishing
 /// `messages` messages at `rate` per second (every room at once): many small rooms
 /// rather than one large one. `ready` runs once everyone is in.
-pub async fn rooms<R>(
+pub(crate) async fn rooms<R>(
     target: &Target,
     rooms: usize,
     per_room: usize,

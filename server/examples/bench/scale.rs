@@ -25,7 +25,7 @@ use crate::load::{Tally, Target, connect, count_messages, now_us, try_connect};
 /// One room of the mix: how many members, and how many messages a second its
 /// sender publishes.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RoomPlan {
+pub(crate) struct RoomPlan {
     pub name: String,
     pub members: usize,
     pub rate: f64,
@@ -34,7 +34,7 @@ pub struct RoomPlan {
 /// Rooms of every size for `members`: one of a tenth of them (10,000 of 100,000),
 /// rooms of 1,000 for four tenths, rooms of 10 for the rest. Many small rooms talk
 /// slowly, the large ones faster, as chat rooms do.
-pub fn mix(members: usize) -> Vec<RoomPlan> {
+pub(crate) fn mix(members: usize) -> Vec<RoomPlan> {
     let mut rooms = Vec::new();
     let mut room = |members: usize, rate: f64| {
         let name = format!("scale-{}-{members}", rooms.len());
@@ -64,7 +64,7 @@ pub fn mix(members: usize) -> Vec<RoomPlan> {
 
 /// What one load process does.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct WorkerSpec {
+pub(crate) struct WorkerSpec {
     pub bases: Vec<String>,
     pub secret: String,
     pub rooms: Vec<RoomPlan>,
@@ -96,7 +96,7 @@ impl WorkerSpec {
 /// Latencies, in 50 µs steps: sparse, so a process's millions of deliveries fit in
 /// a line of JSON.
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     pub steps: BTreeMap<u32, u64>,
 }
 
@@ -110,18 +110,18 @@ impl Histogram {
             .or_default() += 1;
     }
 
-    pub fn merge(&mut self, other: &Histogram) {
+    pub(crate) fn merge(&mut self, other: &Histogram) {
         for (step, count) in &other.steps {
             *self.steps.entry(*step).or_default() += count;
         }
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.steps.values().sum()
     }
 
     /// The latency below which `p` of them fall, in milliseconds.
-    pub fn percentile_ms(&self, p: f64) -> f64 {
+    pub(crate) fn percentile_ms(&self, p: f64) -> f64 {
         let total = self.count();
         if total == 0 {
             return f64::NAN;
@@ -140,7 +140,7 @@ impl Histogram {
 
 /// What a load process saw, per server its members were on.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct WorkerReport {
+pub(crate) struct WorkerReport {
     pub connected: usize,
     /// Distinct messages received by members on each server.
     pub delivered: Vec<u64>,
@@ -229,7 +229,7 @@ async fn welcome(ws: &mut crate::load::Socket) -> bool {
 }
 
 /// Runs one load process: `--scale-worker SPEC`.
-pub async fn worker(spec_path: &str) {
+pub(crate) async fn worker(spec_path: &str) {
     let spec: WorkerSpec = serde_json::from_slice(
         &std::fs::read(spec_path).unwrap_or_else(|err| panic!("cannot read {spec_path}: {err}")),
     )

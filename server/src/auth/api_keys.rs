@@ -19,11 +19,14 @@ pub struct ApiKeys(Vec<[u8; 32]>);
      be at least {MIN_API_KEY_CHARS} (e.g. `openssl rand -hex 32`)"
 )]
 pub struct WeakApiKey {
+    /// Which `--api-key` it is, from 1.
     pub position: usize,
+    /// How many characters it has.
     pub chars: usize,
 }
 
 impl ApiKeys {
+    /// Keeps the digests of `keys`, refusing any shorter than [`MIN_API_KEY_CHARS`].
     pub fn new(keys: &[String]) -> Result<Self, WeakApiKey> {
         keys.iter()
             .enumerate()
@@ -41,6 +44,7 @@ impl ApiKeys {
             .map(ApiKeys)
     }
 
+    /// Whether `presented` is one of the keys.
     pub fn accepts(&self, presented: &str) -> bool {
         let presented = digest(presented);
         // Every key is compared, whichever matches.
@@ -52,6 +56,7 @@ impl ApiKeys {
             .into()
     }
 
+    /// Whether no key was given (then only members' history reads work).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -23,7 +23,9 @@ const MAX_JWKS_BYTES: usize = 1 << 20;
 /// Where the keys come from.
 #[derive(Debug, Clone)]
 pub enum JwksSource {
+    /// `--jwks-url`.
     Url(String),
+    /// `--jwks-file`.
     File(PathBuf),
 }
 
@@ -39,26 +41,50 @@ impl std::fmt::Display for JwksSource {
 /// Why the keys could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum JwksError {
+    /// The request failed (unreachable, timed out, refused).
     #[error("cannot fetch the JWKS from {source_name}")]
     Fetch {
+        /// Where the JWKS was to come from.
         source_name: String,
+        /// Why the request failed.
         #[source]
         source: reqwest::Error,
     },
     #[error("the JWKS at {source_name} answered HTTP {status}")]
-    Status { source_name: String, status: u16 },
+    /// The provider answered with an error.
+    Status {
+        /// Where the JWKS was to come from.
+        source_name: String,
+        /// The HTTP status.
+        status: u16,
+    },
+    /// The document is larger than a JWKS ever is.
     #[error("the JWKS at {source_name} is larger than {MAX_JWKS_BYTES} bytes")]
-    TooLarge { source_name: String },
+    TooLarge {
+        /// Where the JWKS was to come from.
+        source_name: String,
+    },
+    /// The file could not be read.
     #[error("cannot read the JWKS file {source_name}")]
     File {
+        /// The file's path.
         source_name: String,
+        /// Why it could not be read.
         #[source]
         source: std::io::Error,
     },
+    /// Not a JWKS document.
     #[error("{source_name} is not a JWKS (`{{\"keys\": [...]}}`)")]
-    NotJwks { source_name: String },
+    NotJwks {
+        /// Where it came from.
+        source_name: String,
+    },
+    /// A JWKS without any key this server can use.
     #[error("the JWKS at {source_name} has no key this server can verify with")]
-    NoUsableKey { source_name: String },
+    NoUsableKey {
+        /// Where it came from.
+        source_name: String,
+    },
 }
 
 /// The current keys, and how to get new ones.

@@ -57,7 +57,9 @@ struct Claims {
 /// when not, it is not checked (as Centrifugo does).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimsPolicy {
+    /// The `iss` every token must carry, when set.
     pub issuer: Option<String>,
+    /// The `aud` every token must include, when set.
     pub audience: Option<String>,
 }
 
@@ -74,18 +76,23 @@ pub struct Identity {
     pub permissions: Permissions,
 }
 
+/// Why a token was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
+    /// No token at all.
     #[error("no token was given")]
     Missing,
+    /// Well signed, but past its `exp` (and the leeway): renew it.
     #[error("the token has expired")]
     Expired,
     /// A fixed reason: never text from the token, which an attacker controls (and
     /// which could forge log lines).
     #[error("the token is invalid: {0}")]
     Invalid(&'static str),
+    /// A refresh of a token that is not a guest token of this server.
     #[error("only guest tokens issued by this server can be refreshed")]
     NotGuest,
+    /// A refresh of a guest token expired longer ago than the refresh grace.
     #[error("the token expired too long ago to be refreshed; sign in again")]
     TooOld,
     /// The token names a key id the JWKS does not have (yet): [`Auth::verify_current`]
@@ -117,6 +124,7 @@ pub const MIN_SECRET_BYTES: usize = 32;
 /// `exp` = 2^64 - 1) count as this, so no deadline arithmetic can overflow.
 const LONGEST_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
 
+/// Verifies tokens (HS256 with the secret, other algorithms with an identity provider's keys) and signs this server's own.
 pub struct Auth {
     encoding: EncodingKey,
     decoding: DecodingKey,
@@ -133,6 +141,7 @@ pub struct Auth {
 }
 
 impl Auth {
+    /// Verifies and signs with `secret` only, checking neither `iss` nor `aud`.
     pub fn new(secret: &[u8]) -> Self {
         Self::with_policy(secret, ClaimsPolicy::default())
     }
@@ -212,6 +221,7 @@ impl Auth {
         secret
     }
 
+    /// The identity `token` speaks for, if one of this server's keys verifies it and its claims hold.
     pub fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
         let claims = self.verified_claims(token)?;

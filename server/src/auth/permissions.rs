@@ -10,7 +10,9 @@ use chorus_protocol::{RoomName, validate_room_name};
 /// One room name, or a prefix (written with a trailing `*`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pattern {
+    /// A room's whole name.
     Exact(String),
+    /// The start of room names (empty: every room).
     Prefix(String),
 }
 
@@ -57,6 +59,7 @@ impl RoomPatterns {
         RoomPatterns(vec![Pattern::Prefix(String::new())])
     }
 
+    /// Parses each pattern; the first that is neither a room name nor a `prefix*` refuses them all.
     pub fn parse<S: AsRef<str>>(patterns: &[S]) -> Result<Self, BadPattern> {
         patterns
             .iter()
@@ -65,6 +68,7 @@ impl RoomPatterns {
             .map(RoomPatterns)
     }
 
+    /// Whether any pattern matches `room`.
     pub fn allows(&self, room: &RoomName) -> bool {
         let room = room.as_str();
         self.0.iter().any(|pattern| match pattern {
@@ -77,7 +81,9 @@ impl RoomPatterns {
 /// Where one token may go and what it may say there.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permissions {
+    /// The rooms it may join.
     pub join: RoomPatterns,
+    /// The rooms it may post in (never beyond `join`).
     pub publish: RoomPatterns,
 }
 
@@ -106,6 +112,7 @@ impl Permissions {
         Ok(Permissions { join, publish })
     }
 
+    /// Whether the token may join `room`.
     pub fn may_join(&self, room: &RoomName) -> bool {
         self.join.allows(room)
     }

@@ -17,13 +17,18 @@ pub const MAX_JWKS_KEYS: usize = 100;
 /// What kind of key it is, which says which algorithms it verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
+    /// RSA, 2048 bits or more.
     Rsa,
+    /// EC on P-256.
     P256,
+    /// EC on P-384.
     P384,
+    /// Ed25519.
     Ed25519,
 }
 
 impl KeyKind {
+    /// The algorithms a key of this kind verifies.
     pub fn algorithms(self) -> &'static [Algorithm] {
         match self {
             KeyKind::Rsa => &[
@@ -42,8 +47,11 @@ impl KeyKind {
 /// One public key, with the key id a JWKS gave it.
 #[derive(Clone)]
 pub struct VerifyingKey {
+    /// What kind of key it is.
     pub kind: KeyKind,
+    /// The key, ready to verify with.
     pub key: DecodingKey,
+    /// The JWKS's `kid` for it, if any: a token naming another is not tried with it.
     pub kid: Option<String>,
     /// A JWK's own `alg`, when it names one: then only that one.
     only: Option<Algorithm>,
@@ -61,12 +69,15 @@ impl std::fmt::Debug for VerifyingKey {
 /// Why a key could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyError {
+    /// Not PEM at all.
     #[error("not a PEM public key")]
     NotPem,
     #[error(
         "not a supported public key (RSA, EC P-256 or P-384, or Ed25519, as a `PUBLIC KEY` PEM)"
     )]
+    /// A key of a type that verifies no algorithm here.
     Unsupported,
+    /// A private key where a public one belongs.
     #[error("a private key: give the public key (`openssl pkey -in KEY -pubout`)")]
     Private,
 }
@@ -140,6 +151,7 @@ impl VerifyingKey {
         })
     }
 
+    /// Whether this key verifies tokens signed with `algorithm`.
     pub fn verifies(&self, algorithm: Algorithm) -> bool {
         self.only.map_or_else(
             || self.kind.algorithms().contains(&algorithm),
@@ -192,7 +204,9 @@ fn signing_algorithm(named: KeyAlgorithm) -> Option<Algorithm> {
 /// The usable keys of a JWKS document, and how many it had that are not.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
+    /// The keys this server can verify with.
     pub keys: Vec<VerifyingKey>,
+    /// How many it had that this server cannot use.
     pub skipped: usize,
 }
 
@@ -220,6 +234,7 @@ impl KeySet {
         Some(set)
     }
 
+    /// Whether a key has this `kid`.
     pub fn has_kid(&self, kid: &str) -> bool {
         self.keys.iter().any(|key| key.kid.as_deref() == Some(kid))
     }

@@ -135,7 +135,7 @@ fn user_id_field(user_id: &str) -> Result<&str, ApiError> {
 
 /// `POST /api/rooms/{room}/messages` with `{"content", "user"?, "user_id"?,
 /// "idempotency_key"?}` → 201 `{"id"}`.
-pub async fn publish(
+pub(crate) async fn publish(
     State(state): State<AppState>,
     Path(room): Path<String>,
     headers: HeaderMap,
@@ -185,7 +185,7 @@ pub async fn publish(
 }
 
 /// `GET /api/rooms/{room}/messages?before=ID&limit=N` → `{"messages": [...], "has_more"}`.
-pub async fn history(
+pub(crate) async fn history(
     State(state): State<AppState>,
     Path(room): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
@@ -255,7 +255,7 @@ pub async fn history(
 }
 
 /// `GET /api/rooms/{room}/members` → `[{"user_id", "name", "connections"}]`.
-pub async fn members(
+pub(crate) async fn members(
     State(state): State<AppState>,
     Path(room): Path<String>,
     headers: HeaderMap,
@@ -271,7 +271,7 @@ pub async fn members(
 }
 
 /// `POST /api/users/{user_id}/disconnect` with `{"reason"?, "ban_seconds"?}` → 204.
-pub async fn disconnect(
+pub(crate) async fn disconnect(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
     headers: HeaderMap,

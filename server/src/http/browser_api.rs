@@ -15,7 +15,7 @@ use crate::state::{AppState, GuestTokens};
 
 /// `POST /api/token` with `{"name":"alice"}`: a guest token for the web UI, a few per
 /// client address and minute.
-pub async fn issue_token(
+pub(crate) async fn issue_token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -48,7 +48,7 @@ pub async fn issue_token(
 /// `POST /api/token/refresh` with `Authorization: Bearer <guest token>`: a fresh
 /// token for the same guest (same `sub` and name), while the old one is valid or
 /// expired for less than the refresh grace.
-pub async fn refresh_token(
+pub(crate) async fn refresh_token(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<IssuedToken>, ApiError> {
@@ -77,7 +77,7 @@ fn guest_login(state: &AppState) -> Result<GuestTokens, ApiError> {
 }
 
 /// `GET /api/rooms`: active rooms with their member counts.
-pub async fn list_rooms(
+pub(crate) async fn list_rooms(
     State(state): State<AppState>,
 ) -> Result<Json<Arc<Vec<RoomSummary>>>, ApiError> {
     let rooms = state.hub.rooms().await.map_err(|err| {
@@ -93,6 +93,6 @@ pub async fn list_rooms(
 }
 
 /// `GET /healthz`.
-pub async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok"
 }

@@ -14,7 +14,7 @@ use crate::observe::logs::ErrorChain;
 
 /// An HTTP status with a JSON [`ApiErrorBody`] (and `Retry-After`, for a 429).
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     body: ApiErrorBody,
     retry_after_secs: Option<u64>,

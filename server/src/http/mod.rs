@@ -3,12 +3,12 @@
 //! web client's files, and the two JSON APIs: the browser's (guest tokens, the room
 //! list) and the backend's (publish, history, members, disconnect).
 
-pub mod backend_api;
-pub mod browser_api;
-pub mod client_address;
-pub mod error;
-pub mod origin;
-pub mod router;
-pub mod security_headers;
-pub mod serve;
-pub mod static_files;
+pub(crate) mod backend_api;
+pub(crate) mod browser_api;
+pub(crate) mod client_address;
+pub(crate) mod error;
+pub(crate) mod origin;
+pub(crate) mod router;
+pub(crate) mod security_headers;
+pub(crate) mod serve;
+pub(crate) mod static_files;

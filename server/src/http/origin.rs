@@ -8,7 +8,7 @@
 /// Whether a socket opened from `origin` may be accepted by a request for `host`:
 /// with `allowed` empty, when the origin's host (and port) is the request's host,
 /// whatever the scheme; otherwise when the origin is one of `allowed`.
-pub fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
+pub(crate) fn origin_allowed(origin: Option<&str>, host: Option<&str>, allowed: &[String]) -> bool {
     let Some(origin) = origin else {
         return true;
     };

@@ -13,7 +13,7 @@ use crate::ws::admission;
 
 /// The WebSocket routes, the HTTP API, and the server-rendered pages with the built
 /// web client's files.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let routes = generate_route_list(App);
     let options = state.leptos_options.clone();
     let page_context = security_headers::page_context(&options);

@@ -12,7 +12,7 @@ use leptos::config::LeptosOptions;
 
 /// The policy of a page rendered with `nonce`. `dev_reload` is the address of
 /// `cargo leptos watch`'s reload socket, in development only.
-pub fn page_policy(nonce: &str, dev_reload: Option<&str>) -> String {
+pub(crate) fn page_policy(nonce: &str, dev_reload: Option<&str>) -> String {
     let reload = dev_reload.map(|url| format!(" {url}")).unwrap_or_default();
     format!(
         "default-src 'self'; script-src 'self' 'nonce-{nonce}' 'wasm-unsafe-eval'; \
@@ -27,7 +27,7 @@ const DEFAULT_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
 
 /// Sets the page's policy while it renders, with the nonce Leptos generated for it;
 /// given to `leptos_routes_with_context`, which runs it after its own contexts.
-pub fn page_context(options: &LeptosOptions) -> impl Fn() + Clone + Send + 'static {
+pub(crate) fn page_context(options: &LeptosOptions) -> impl Fn() + Clone + Send + 'static {
     let dev_reload = (options.env == leptos::config::Env::DEV).then(|| {
         let port = options.reload_external_port.unwrap_or(options.reload_port);
         format!("ws://{}:{port}", options.site_addr.ip())
@@ -49,7 +49,7 @@ pub fn page_context(options: &LeptosOptions) -> impl Fn() + Clone + Send + 'stat
 /// The headers every response gets; a response without its own policy (anything
 /// but a page) gets the strict default one. Pages are revalidated on every visit
 /// (`no-cache`); API answers (tokens among them) are never stored.
-pub async fn add(request: Request, next: Next) -> Response {
+pub(crate) async fn add(request: Request, next: Next) -> Response {
     let api = request.uri().path().starts_with("/api/");
     let mut response = next.run(request).await;
     let headers = response.headers_mut();

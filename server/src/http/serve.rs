@@ -25,7 +25,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// Accepts connections and serves `router` on each until `shutdown` is cancelled,
 /// then asks every connection to finish its request in flight and close. The
 /// connection tasks are in `connections`, for the caller to wait on.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     idle_timeout: Duration,

@@ -11,7 +11,7 @@ use tower_http::services::ServeDir;
 use tower_http::set_header::SetResponseHeader;
 
 /// `/pkg`: the WASM client, its JavaScript glue and the stylesheet.
-pub fn client_files(
+pub(crate) fn client_files(
     options: &LeptosOptions,
 ) -> SetResponseHeader<SetResponseHeader<ServeDir, HeaderValue>, HeaderValue> {
     let dir = std::path::Path::new(options.site_root.as_ref()).join(options.site_pkg_dir.as_ref());

@@ -43,7 +43,9 @@ pub struct HubSettings {
 /// Who joins a room: `id` tells connections apart for presence, `name` is shown.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
+    /// Tells users apart: the token's `sub`.
     pub id: String,
+    /// The display name.
     pub name: String,
 }
 
@@ -51,12 +53,15 @@ pub struct Participant {
 /// part (the heartbeat timing) in [`Welcome::into_frames`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Welcome {
+    /// The room's name.
     pub room: String,
+    /// The member's user id.
     pub user_id: String,
     /// The member's display name.
     pub user: String,
     /// Who was present before this connection, sorted by name.
     pub users: UserList,
+    /// `false` when a `since` could not bring back every missed message.
     pub recovered: bool,
     /// The newest message id in the room when the backlog was read (the id just
     /// before its first message when it has none yet).
@@ -131,12 +136,14 @@ impl<M> Joined<M> {
 /// A message stored by [`Membership::publish_once`](super::Membership::publish_once).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Published {
+    /// The message's id.
     pub id: u64,
     /// The same user's message with the same `ref` was already stored (with this
     /// id); nothing was published this time.
     pub repeated: bool,
 }
 
+/// Why a member's message was not published.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PublishError {
     /// The member was evicted (too slow) and its connection is closing.
@@ -156,6 +163,7 @@ pub enum Unavailable {
     /// The Pub/Sub connection is down (being re-established) or its task has ended.
     #[error("rooms are unavailable right now: the Redis subscription is down")]
     NotSubscribed,
+    /// The server is stopping: no new joins.
     #[error("the server is shutting down")]
     ShuttingDown,
     /// Creating the room would exceed `--max-rooms`.
@@ -173,6 +181,7 @@ pub const MAX_BAN: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// receive it, oldest first.
 #[derive(Debug, Default)]
 pub struct HistoryPage {
+    /// Oldest first.
     pub messages: Vec<FrameBytes>,
     /// Older messages are retained before the first of these.
     pub has_more: bool,
@@ -182,8 +191,11 @@ pub struct HistoryPage {
 /// while its leave waits out the presence grace).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MemberConnections {
+    /// The token's `sub`.
     pub user_id: String,
+    /// The display name.
     pub name: String,
+    /// Open sockets on every server.
     pub connections: usize,
 }
 

@@ -12,10 +12,10 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 /// The oldest a served list may be.
-pub const MAX_AGE: Duration = Duration::from_secs(1);
+pub(super) const MAX_AGE: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
-pub struct Listing {
+pub(super) struct Listing {
     /// Bumped by every join and leave on this server.
     changes: AtomicU64,
     /// The last list, when it was made and at which `changes`. Held while a new one is
@@ -30,12 +30,12 @@ struct Cached {
 }
 
 impl Listing {
-    pub fn changed(&self) {
+    pub(super) fn changed(&self) {
         self.changes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// The cached list if it is fresh, else the one `make` returns (then cached).
-    pub async fn get<E>(
+    pub(super) async fn get<E>(
         &self,
         make: impl Future<Output = Result<Vec<RoomSummary>, E>>,
     ) -> Result<Arc<Vec<RoomSummary>>, E> {

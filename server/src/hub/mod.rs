@@ -266,6 +266,7 @@ impl Membership {
         self.member.as_ref().expect("present until dropped")
     }
 
+    /// The room's name.
     pub fn room(&self) -> &str {
         match self.member() {
             EngineMembership::Memory(member) => member.room(),

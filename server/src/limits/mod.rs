@@ -6,8 +6,8 @@
 //! Per server: with Redis, a client spread over N servers gets N times the limits.
 
 mod per_address;
-pub mod token_bucket;
+pub(crate) mod token_bucket;
 mod user_sockets;
 
-pub use per_address::{AddressLimits, PerAddress};
-pub use user_sockets::{Removal, UserSlot, UserSockets};
+pub(crate) use per_address::{AddressLimits, PerAddress};
+pub(crate) use user_sockets::{Removal, UserSlot, UserSockets};

@@ -4,7 +4,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 #[derive(Debug)]
-pub struct TokenBucket {
+pub(crate) struct TokenBucket {
     capacity: f64,
     per_second: f64,
     tokens: f64,
@@ -12,7 +12,7 @@ pub struct TokenBucket {
 }
 
 impl TokenBucket {
-    pub fn new(per_second: u32, burst: u32) -> Self {
+    pub(crate) fn new(per_second: u32, burst: u32) -> Self {
         TokenBucket {
             capacity: f64::from(burst.max(1)),
             per_second: f64::from(per_second.max(1)),
@@ -22,7 +22,7 @@ impl TokenBucket {
     }
 
     /// Takes one token if there is one.
-    pub fn try_take(&mut self) -> bool {
+    pub(crate) fn try_take(&mut self) -> bool {
         self.try_take_at(Instant::now())
     }
 
@@ -39,7 +39,7 @@ impl TokenBucket {
     }
 
     /// How long until the next token, for error messages.
-    pub fn retry_after(&self) -> Duration {
+    pub(crate) fn retry_after(&self) -> Duration {
         Duration::from_secs_f64(((1.0 - self.tokens).max(0.0)) / self.per_second)
     }
 }

@@ -10,6 +10,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// Sends log lines to stdout in `format`, at `RUST_LOG`'s levels (`info` by default).
 pub fn init(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()

@@ -25,24 +25,28 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+/// The `code` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CodeLabel {
     /// The close code, or `none` when the client went away without one from us.
     pub code: &'static str,
 }
 
+/// The `source` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct SourceLabel {
     /// `socket` (a member) or `api` (the server API).
     pub source: &'static str,
 }
 
+/// The `code` label of refused frames.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
     /// The `error` frame's code.
     pub code: &'static str,
 }
 
+/// The `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     /// A fixed reason (`expired`, `missing`, `bad signature`, ...).
@@ -52,18 +56,31 @@ pub struct ReasonLabel {
 /// Every metric of one server.
 pub struct Metrics {
     registry: Registry,
+    /// `chorus_connections`: open WebSockets.
     pub connections_open: Gauge,
+    /// `chorus_connections_accepted_total`.
     pub connections_accepted: Counter,
+    /// `chorus_connections_closed_total`, by close code.
     pub connections_closed: Family<CodeLabel, Counter>,
+    /// `chorus_rooms`: rooms with members here.
     pub rooms: Gauge,
+    /// `chorus_messages_published_total`, by source.
     pub messages_published: Family<SourceLabel, Counter>,
+    /// `chorus_frames_delivered_total`.
     pub frames_delivered: Counter,
+    /// `chorus_evictions_total`: members closed with 4008.
     pub evictions: Counter,
+    /// `chorus_frames_refused_total`, by error code.
     pub frames_refused: Family<ErrorLabel, Counter>,
+    /// `chorus_auth_failures_total`, by reason.
     pub auth_failures: Family<ReasonLabel, Counter>,
+    /// `chorus_delivery_latency_seconds`.
     pub delivery_latency: Histogram,
+    /// `chorus_redis_errors_total`.
     pub redis_errors: Counter,
+    /// `chorus_redis_subscriber_reconnects_total`.
     pub redis_subscriber_reconnects: Counter,
+    /// `chorus_redis_gap_refills_total`.
     pub redis_gap_refills: Counter,
 }
 
@@ -166,6 +183,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// A connection ended, closed by the server with `code` (`None`: the client left).
     pub fn closed(&self, code: Option<u16>) {
         self.connections_closed
             .get_or_create(&CodeLabel {
@@ -174,18 +192,21 @@ impl Metrics {
             .inc();
     }
 
+    /// A message was published from `source` (`socket` or `api`).
     pub fn published(&self, source: &'static str) {
         self.messages_published
             .get_or_create(&SourceLabel { source })
             .inc();
     }
 
+    /// A client frame was answered with an `error` of `code`.
     pub fn refused(&self, code: &'static str) {
         self.frames_refused
             .get_or_create(&ErrorLabel { code })
             .inc();
     }
 
+    /// A token was refused, for `reason`.
     pub fn auth_failed(&self, reason: &'static str) {
         self.auth_failures
             .get_or_create(&ReasonLabel { reason })
@@ -202,6 +223,7 @@ impl Metrics {
         }
     }
 
+    /// How long a message took from being stamped to reaching this server's queues.
     pub fn latency(&self, latency: Duration) {
         self.delivery_latency.observe(latency.as_secs_f64());
     }

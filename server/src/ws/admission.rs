@@ -50,13 +50,13 @@ const MAX_WRITE_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 type Socket = connection::Socket<WebSocket>;
 
 #[derive(Debug, Deserialize)]
-pub struct ChatParams {
+pub(crate) struct ChatParams {
     token: Option<String>,
     since: Option<String>,
 }
 
 /// `GET /ws`: answers each text frame `X` with `Echo: X`.
-pub async fn echo(
+pub(crate) async fn echo(
     ws: Upgrade,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
@@ -90,7 +90,7 @@ pub async fn echo(
 /// `GET /ws/chat/{room}[?since=ID]` with the token in `Sec-WebSocket-Protocol`
 /// (`chorus.v1, chorus.token.<JWT>`), or in the query (`?token=JWT`): a member of a
 /// chat room. The header wins when both are given.
-pub async fn chat(
+pub(crate) async fn chat(
     ws: Upgrade,
     Path(room): Path<String>,
     Query(params): Query<ChatParams>,

@@ -18,10 +18,10 @@ use tokio_tungstenite::WebSocketStream;
 use tungstenite::protocol::{Role, WebSocketConfig};
 
 /// A WebSocket after the handshake.
-pub type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+pub(crate) type WebSocket = WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
 
 /// A request to upgrade to a WebSocket, checked: answer it with [`Upgrade::on_upgrade`].
-pub struct Upgrade {
+pub(crate) struct Upgrade {
     key: HeaderValue,
     on_upgrade: hyper::upgrade::OnUpgrade,
     /// The protocol chosen among those the client offered, if any.
@@ -32,7 +32,7 @@ pub struct Upgrade {
 
 /// Why a request cannot become a WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
+pub(crate) enum Refused {
     NotGet,
     NoUpgradeInConnection,
     NotWebSocket,
@@ -110,7 +110,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
 impl Upgrade {
     /// Chooses the first of `supported` the client offered (never anything else it
     /// offered, such as a token carried as a protocol).
-    pub fn protocols(mut self, supported: impl IntoIterator<Item = &'static str>) -> Self {
+    pub(crate) fn protocols(mut self, supported: impl IntoIterator<Item = &'static str>) -> Self {
         let offered: Vec<&[u8]> = self
             .offered
             .get_all(SEC_WEBSOCKET_PROTOCOL)
@@ -126,14 +126,14 @@ impl Upgrade {
     }
 
     /// The socket's buffers and limits.
-    pub fn config(mut self, config: WebSocketConfig) -> Self {
+    pub(crate) fn config(mut self, config: WebSocketConfig) -> Self {
         self.config = config;
         self
     }
 
     /// Answers `101 Switching Protocols` and, once the client has it, runs `callback`
     /// with the socket in a task of its own.
-    pub fn on_upgrade<C, F>(self, callback: C) -> Response
+    pub(crate) fn on_upgrade<C, F>(self, callback: C) -> Response
     where
         C: FnOnce(WebSocket) -> F + Send + 'static,
         F: Future<Output = ()> + Send + 'static,

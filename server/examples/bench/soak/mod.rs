@@ -7,7 +7,7 @@
 //! coordinator samples the memory of every server and of Redis, reporting its slope
 //! after warm-up.
 
-pub mod rules;
+pub(crate) mod rules;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -454,6 +454,7 @@ fn events(servers: usize) -> [(f64, Event); 5] {
 }
 
 /// Stops a process with `signal` and waits for it to end.
+#[allow(unsafe_code)] // kill(2): libc has no safe wrapper for it.
 async fn stop(child: &mut tokio::process::Child, signal: i32) {
     if let Some(pid) = child.id() {
         // SAFETY: kill(2) with a pid this process started and has not reaped.
@@ -490,7 +491,7 @@ struct Instance {
 }
 
 /// The soak's coordinator.
-pub async fn run(args: &Args) {
+pub(crate) async fn run(args: &Args) {
     let nodes = args.nodes as usize;
     assert!(nodes >= 2, "the soak needs --nodes 2 or more");
     let duration = args.duration;

@@ -6,7 +6,7 @@
 /// a message published twice (a resend the server did not recognise) shows as a
 /// number seen again under a new id, and a lost one as a number skipped.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Continuity {
+pub(crate) struct Continuity {
     newest_id: Option<u64>,
     /// The first welcome's `last_id`: where a member that has seen no message yet
     /// resumes.
@@ -20,16 +20,16 @@ pub struct Continuity {
 }
 
 impl Continuity {
-    pub fn welcome(&mut self, last_id: u64) {
+    pub(crate) fn welcome(&mut self, last_id: u64) {
         self.joined_at.get_or_insert(last_id);
     }
 
     /// The `since` of the next connection, if any.
-    pub fn since(&self) -> Option<u64> {
+    pub(crate) fn since(&self) -> Option<u64> {
         self.newest_id.or(self.joined_at)
     }
 
-    pub fn message(&mut self, id: u64, seq: u64) {
+    pub(crate) fn message(&mut self, id: u64, seq: u64) {
         if self.newest_id.is_some_and(|newest| id <= newest) {
             // Delivered again, or out of order.
             self.duplicates += 1;
@@ -53,12 +53,12 @@ impl Continuity {
     }
 
     /// Whether it has every one of the room's `published` messages up to the last.
-    pub fn has_all(&self, published: u64) -> bool {
+    pub(crate) fn has_all(&self, published: u64) -> bool {
         self.next_seq == Some(published)
     }
 
     /// At the end of the run: what the room published after the last one it got.
-    pub fn finish(&mut self, published: u64) {
+    pub(crate) fn finish(&mut self, published: u64) {
         let next = self.next_seq.unwrap_or(0);
         if next < published {
             self.lost += published - next;
@@ -68,7 +68,7 @@ impl Continuity {
 }
 
 /// A least-squares slope of `(minutes, value)` points, per minute.
-pub fn slope(points: &[(f64, f64)]) -> f64 {
+pub(crate) fn slope(points: &[(f64, f64)]) -> f64 {
     let n = points.len() as f64;
     if points.len() < 2 {
         return 0.0;

@@ -25,7 +25,9 @@ use crate::sync::lock;
 /// for the wire, shared by every member of a busy room (see `framed`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outbound {
+    /// One frame's JSON, written as a text message.
     Text(FrameBytes),
+    /// Whole WebSocket frames, written to the socket as they are.
     Framed(Bytes),
 }
 

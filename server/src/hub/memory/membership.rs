@@ -19,6 +19,7 @@ pub struct MemoryMembership {
 }
 
 impl MemoryMembership {
+    /// The room's name.
     pub fn room(&self) -> &str {
         self.room.name()
     }

@@ -44,6 +44,7 @@ pub struct MemoryHub {
 }
 
 impl MemoryHub {
+    /// An empty hub with these settings.
     pub fn new(settings: HubSettings) -> Self {
         assert!(settings.queue_bytes > 0, "queue bound must be positive");
         MemoryHub {
@@ -231,6 +232,7 @@ impl MemoryHub {
         self.shared.history_bytes.load(Ordering::Relaxed)
     }
 
+    /// Rooms held now, with members or not.
     pub fn room_count(&self) -> usize {
         lock(&self.shared.rooms).len()
     }

@@ -27,6 +27,7 @@ pub struct RedisMembership {
 }
 
 impl RedisMembership {
+    /// The room's name.
     pub fn room(&self) -> &str {
         &self.room.name
     }

@@ -96,6 +96,7 @@ const CONCURRENT_JOINS: usize = 32;
 /// How to reach Redis, and how fast dead servers are noticed.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
+    /// `redis://` (one server) or `redis+cluster://` (some nodes of a cluster).
     pub url: String,
     /// A server that has not refreshed its liveness key for this long is dead and
     /// its members leave presence.
@@ -189,6 +190,7 @@ impl RedisHub {
         Ok(RedisHub { shared })
     }
 
+    /// Joins `room`: holds the seat, enters presence (the join script), reads the backlog, then releases the seat without repeating what the backlog had.
     pub async fn join(
         &self,
         room_name: &RoomName,

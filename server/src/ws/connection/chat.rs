@@ -22,7 +22,7 @@ use crate::limits::token_bucket::TokenBucket;
 /// them into locals besides, so whatever is passed by value would be held twice (and
 /// again by the loop it calls) for the connection's whole life. Here they are taken
 /// apart first, and the future holds each piece once.
-pub fn run_chat<'a, T: MessageSocket + 'a>(
+pub(crate) fn run_chat<'a, T: MessageSocket + 'a>(
     socket: Box<Socket<T>>,
     joined: Joined,
     credentials: Credentials<'a>,

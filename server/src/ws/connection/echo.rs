@@ -12,7 +12,7 @@ use super::socket::{Ended, MessageSocket, Socket};
 ///
 /// It has the chat's heartbeat, with WebSocket-level pings (which browsers answer
 /// by themselves): an idle echo socket cannot hold a connection slot for ever.
-pub async fn run_echo<T: MessageSocket>(
+pub(crate) async fn run_echo<T: MessageSocket>(
     mut socket: Socket<T>,
     settings: &ConnectionSettings,
     shutdown: &CancellationToken,

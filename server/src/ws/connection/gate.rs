@@ -16,7 +16,7 @@ use std::task::{Context, Poll, Wake, Waker};
 use futures_util::task::AtomicWaker;
 
 /// One connection's gate for one kind of future (one read after another, say).
-pub struct Gate {
+pub(super) struct Gate {
     flag: Arc<Flag>,
 }
 
@@ -39,7 +39,7 @@ impl Wake for Flag {
 
 impl Gate {
     /// An open gate: the first future is polled at once.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         Gate {
             flag: Arc::new(Flag {
                 open: AtomicBool::new(true),
@@ -50,7 +50,11 @@ impl Gate {
 
     /// Polls `future` if the gate is open. A future that completes leaves it open,
     /// so the next one (the next read, with more data already buffered) is polled.
-    pub fn poll<F: Future>(&self, cx: &mut Context<'_>, future: Pin<&mut F>) -> Poll<F::Output> {
+    pub(super) fn poll<F: Future>(
+        &self,
+        cx: &mut Context<'_>,
+        future: Pin<&mut F>,
+    ) -> Poll<F::Output> {
         // Registered before the flag is read: a wake-up in between is not lost.
         self.flag.task.register(cx.waker());
         if !self.flag.open.swap(false, Ordering::AcqRel) {
@@ -65,7 +69,7 @@ impl Gate {
     }
 
     /// `future`, through the gate. Cancel-safe if `future` is.
-    pub async fn pass<F: Future>(&self, future: F) -> F::Output {
+    pub(super) async fn pass<F: Future>(&self, future: F) -> F::Output {
         let mut future = std::pin::pin!(future);
         poll_fn(|cx| self.poll(cx, future.as_mut())).await
     }
@@ -73,20 +77,20 @@ impl Gate {
 
 /// Why a connection was stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stopped {
+pub(super) enum Stopped {
     ShuttingDown,
     Removed,
 }
 
 /// Completes when the server shuts down or the user is removed (`signals`), polled
 /// through a gate. Cancel-safe, for `select!`.
-pub struct Stop<F> {
+pub(super) struct Stop<F> {
     signals: Pin<Box<F>>,
     gate: Gate,
 }
 
 impl<F: Future<Output = Stopped>> Stop<F> {
-    pub fn new(signals: F) -> Self {
+    pub(super) fn new(signals: F) -> Self {
         Stop {
             signals: Box::pin(signals),
             gate: Gate::new(),

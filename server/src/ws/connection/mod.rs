@@ -21,11 +21,11 @@ mod replies;
 mod settings;
 mod socket;
 
-pub use chat::run_chat;
-pub use echo::run_echo;
-pub use replies::Credentials;
-pub use settings::ConnectionSettings;
-pub use socket::{Ended, Socket};
+pub(crate) use chat::run_chat;
+pub(crate) use echo::run_echo;
+pub(crate) use replies::Credentials;
+pub(crate) use settings::ConnectionSettings;
+pub(crate) use socket::{Ended, Socket};
 
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use crate::observe::metrics::Metrics;
 
 /// The token a member connected with: when the connection must end (4002), and how
 /// a renewed token sent over the open socket (`refresh`) is judged.
-pub struct Credentials<'a> {
+pub(crate) struct Credentials<'a> {
     pub auth: &'a Auth,
     /// The connected user: a renewed token must be for the same one.
     pub user_id: String,

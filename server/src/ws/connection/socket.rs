@@ -28,7 +28,7 @@ const CONTROL_FRAME_BURST: u32 = 20;
 
 /// Why a connection ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Ended {
+pub(crate) enum Ended {
     /// The server closed it with this code.
     Closed(CloseCode),
     /// The client closed it or the socket broke.
@@ -58,7 +58,7 @@ impl From<WriteError> for Ended {
 /// Kept whole, not split into halves: a connection reads and writes from one task,
 /// never at once (a write happens after `select!` has dropped the pending read), and
 /// split halves would take a lock on every read and write.
-pub trait MessageSocket:
+pub(crate) trait MessageSocket:
     Sink<Message, Error = tungstenite::Error>
     + Stream<Item = Result<Message, tungstenite::Error>>
     + Unpin
@@ -82,14 +82,14 @@ impl MessageSocket for crate::ws::handshake::WebSocket {
 
 /// One WebSocket, with a deadline on every write and a rate limit on the client's
 /// pings and pongs.
-pub struct Socket<T> {
+pub(crate) struct Socket<T> {
     socket: T,
     write_timeout: Duration,
     control_frames: TokenBucket,
 }
 
 impl<T: MessageSocket> Socket<T> {
-    pub fn new(socket: T, write_timeout: Duration) -> Self {
+    pub(crate) fn new(socket: T, write_timeout: Duration) -> Self {
         Socket {
             socket,
             write_timeout,
@@ -159,13 +159,13 @@ impl<T: MessageSocket> Socket<T> {
 
     /// Sends a close frame with `code`, then waits (briefly) for the client's close
     /// reply so the close frame is not lost to a TCP reset.
-    pub async fn close(self, code: CloseCode) {
+    pub(crate) async fn close(self, code: CloseCode) {
         self.close_with(code, code.reason()).await
     }
 
     /// [`Self::close`] with a reason of the caller's (at most 123 bytes, as a close
     /// frame allows).
-    pub async fn close_with(mut self, code: CloseCode, reason: &str) {
+    pub(crate) async fn close_with(mut self, code: CloseCode, reason: &str) {
         let frame = CloseFrame {
             code: WireCloseCode::from(code.code()),
             reason: Utf8Bytes::from(reason),

@@ -14,7 +14,7 @@ use super::{
     API_KEY, Client, HttpResponse, PATIENCE, SECRET, http_request, http_request_with, ws_client,
 };
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     pub addr: SocketAddr,
     /// `--metrics-addr`, on a port of its own.
     pub metrics_addr: SocketAddr,
@@ -24,12 +24,12 @@ pub struct TestApp {
 }
 
 /// A parsed `/metrics` scrape.
-pub struct Scrape(pub prometheus_parse::Scrape);
+pub(crate) struct Scrape(pub prometheus_parse::Scrape);
 
 impl Scrape {
     /// The value of `metric` with these labels (every label given must match), or 0
     /// when no such sample exists yet; a histogram's sample count.
-    pub fn value(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
+    pub(crate) fn value(&self, metric: &str, labels: &[(&str, &str)]) -> f64 {
         self.0
             .samples
             .iter()
@@ -53,12 +53,12 @@ impl Scrape {
 }
 
 /// Starts a server with default settings on a free port.
-pub async fn spawn_app() -> TestApp {
+pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
 /// Starts a server on a free port after `configure` adjusted the defaults.
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
+pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     // Logs only on request (`TEST_LOG=1 cargo test`), so test output stays readable.
     if std::env::var_os("TEST_LOG").is_some() {
         chorus_server::observe::logs::init(chorus_server::config::LogFormat::Text);
@@ -89,32 +89,37 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
 
 impl TestApp {
     /// A valid token whose `sub` and `name` are both `name`.
-    pub fn token(&self, name: &str) -> String {
+    pub(crate) fn token(&self, name: &str) -> String {
         self.auth
             .issue(name, Some(name), Duration::from_secs(3600))
             .token
     }
 
-    pub fn ws_url(&self, path_and_query: &str) -> String {
+    pub(crate) fn ws_url(&self, path_and_query: &str) -> String {
         format!("ws://{}{}", self.addr, path_and_query)
     }
 
-    pub async fn connect(&self, path_and_query: &str) -> Client {
+    pub(crate) async fn connect(&self, path_and_query: &str) -> Client {
         Client::connect(&self.ws_url(path_and_query)).await
     }
 
     /// Joins `room` as `name` and checks the welcome frame; returns the client and the welcome.
-    pub async fn join(&self, room: &str, name: &str) -> (Client, Value) {
+    pub(crate) async fn join(&self, room: &str, name: &str) -> (Client, Value) {
         self.join_since(room, name, None).await
     }
 
-    pub async fn join_since(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
+    pub(crate) async fn join_since(
+        &self,
+        room: &str,
+        name: &str,
+        since: Option<u64>,
+    ) -> (Client, Value) {
         ws_client::join(&self.addr.to_string(), room, name, since).await
     }
 
     /// Joins `room` as `name` and waits until the join has been announced to the
     /// newcomer and to every member in `present`: what most tests start with.
-    pub async fn join_settled(
+    pub(crate) async fn join_settled(
         &self,
         room: &str,
         name: &str,
@@ -125,22 +130,22 @@ impl TestApp {
         client
     }
 
-    pub async fn get(&self, path: &str) -> HttpResponse {
+    pub(crate) async fn get(&self, path: &str) -> HttpResponse {
         http_request(self.addr, "GET", path, None).await
     }
 
-    pub async fn post_json(&self, path: &str, body: &str) -> HttpResponse {
+    pub(crate) async fn post_json(&self, path: &str, body: &str) -> HttpResponse {
         http_request(self.addr, "POST", path, Some(body)).await
     }
 
     /// `POST` with no body and `Authorization: Bearer <token>`.
-    pub async fn post_bearer(&self, path: &str, token: &str) -> HttpResponse {
+    pub(crate) async fn post_bearer(&self, path: &str, token: &str) -> HttpResponse {
         let bearer = format!("Bearer {token}");
         http_request_with(self.addr, "POST", path, &[("Authorization", &bearer)], None).await
     }
 
     /// A `/metrics` scrape, parsed as a Prometheus server reads it.
-    pub async fn metrics(&self) -> Scrape {
+    pub(crate) async fn metrics(&self) -> Scrape {
         let response = http_request(self.metrics_addr, "GET", "/metrics", None).await;
         assert_eq!(response.status, 200);
         Scrape(
@@ -151,7 +156,7 @@ impl TestApp {
 
     /// Scrapes until `done` says the scrape shows what is expected, for at most
     /// [`PATIENCE`]: a socket's end is counted just after the client sees it.
-    pub async fn metrics_when(&self, done: impl Fn(&Scrape) -> bool) -> Scrape {
+    pub(crate) async fn metrics_when(&self, done: impl Fn(&Scrape) -> bool) -> Scrape {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let scrape = self.metrics().await;
@@ -168,12 +173,12 @@ impl TestApp {
     }
 
     /// A server API call with the test's API key (`body` as JSON, when given).
-    pub async fn api(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
+    pub(crate) async fn api(&self, method: &str, path: &str, body: Option<&str>) -> HttpResponse {
         self.api_as(API_KEY, method, path, body).await
     }
 
     /// A server API call with `credentials` as the bearer.
-    pub async fn api_as(
+    pub(crate) async fn api_as(
         &self,
         credentials: &str,
         method: &str,
@@ -185,7 +190,7 @@ impl TestApp {
     }
 
     /// Waits until every room is gone (members leave asynchronously after their socket closes).
-    pub async fn wait_until_no_rooms(&self) {
+    pub(crate) async fn wait_until_no_rooms(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while self.rooms().await != json!([]) {
             assert!(
@@ -198,7 +203,7 @@ impl TestApp {
     }
 
     /// `GET /api/rooms` as JSON.
-    pub async fn rooms(&self) -> Value {
+    pub(crate) async fn rooms(&self) -> Value {
         let response = self.get("/api/rooms").await;
         assert_eq!(response.status, 200);
         response.json()

@@ -11,7 +11,7 @@ use super::redis_server::RedisUrl;
 use super::{RedisCluster, RedisServer, TestApp, spawn_app_with};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     Memory,
     Redis,
     /// The Redis engine on a three-master Redis Cluster.
@@ -19,7 +19,7 @@ pub enum Engine {
 }
 
 /// A server on one engine; derefs to its [`TestApp`].
-pub struct EngineApp {
+pub(crate) struct EngineApp {
     app: TestApp,
     redis: Option<Arc<dyn RedisUrl + Send + Sync>>,
     configure: fn(&mut Config),
@@ -34,7 +34,7 @@ impl Deref for EngineApp {
 }
 
 /// Starts a server on `engine` after `configure` adjusted the test defaults.
-pub async fn spawn_on(engine: Engine, configure: fn(&mut Config)) -> EngineApp {
+pub(crate) async fn spawn_on(engine: Engine, configure: fn(&mut Config)) -> EngineApp {
     let redis: Option<Arc<dyn RedisUrl + Send + Sync>> = match engine {
         Engine::Memory => None,
         Engine::Redis => Some(Arc::new(RedisServer::start().await)),
@@ -63,7 +63,7 @@ async fn start(
 impl EngineApp {
     /// With Redis, another server sharing this one's rooms; in memory, `None` (the
     /// test then uses this one, see [`EngineApp::or_this`]).
-    pub async fn second(&self) -> Option<TestApp> {
+    pub(crate) async fn second(&self) -> Option<TestApp> {
         match &self.redis {
             Some(redis) => Some(start(Some(&**redis), self.configure).await),
             None => None,
@@ -71,7 +71,7 @@ impl EngineApp {
     }
 
     /// The second server when there is one, else this one.
-    pub fn or_this<'a>(&'a self, second: &'a Option<TestApp>) -> &'a TestApp {
+    pub(crate) fn or_this<'a>(&'a self, second: &'a Option<TestApp>) -> &'a TestApp {
         second.as_ref().unwrap_or(&self.app)
     }
 }

@@ -8,19 +8,19 @@ use tokio::net::TcpStream;
 
 use super::PATIENCE;
 
-pub struct HttpResponse {
+pub(crate) struct HttpResponse {
     pub status: u16,
     pub headers: String,
     pub body: String,
 }
 
 impl HttpResponse {
-    pub fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|err| panic!("{err}: {}", self.body))
     }
 
     /// The value of header `name` (case-insensitive), if present.
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.lines().find_map(|line| {
             let (key, value) = line.split_once(':')?;
             key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
@@ -29,7 +29,7 @@ impl HttpResponse {
 }
 
 /// A one-shot HTTP/1.1 request over a fresh connection; enough for JSON endpoints.
-pub async fn http_request(
+pub(crate) async fn http_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -39,7 +39,7 @@ pub async fn http_request(
 }
 
 /// [`http_request`] with extra header lines (`("Authorization", "Bearer …")`).
-pub async fn http_request_with(
+pub(crate) async fn http_request_with(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -22,17 +22,17 @@ mod ws_client;
 
 use std::time::Duration;
 
-pub use app::{TestApp, spawn_app, spawn_app_with};
-pub use engines::{Engine, EngineApp, spawn_on};
-pub use http_client::{HttpResponse, http_request, http_request_with};
-pub use process::{Binary, start_binary};
-pub use raw_ws::{OP_PING, RawSocket};
-pub use redis_cluster::RedisCluster;
-pub use redis_server::{Node, RedisServer, RedisUrl, free_port};
-pub use ws_client::Client;
+pub(crate) use app::{TestApp, spawn_app, spawn_app_with};
+pub(crate) use engines::{Engine, EngineApp, spawn_on};
+pub(crate) use http_client::{HttpResponse, http_request, http_request_with};
+pub(crate) use process::{Binary, start_binary};
+pub(crate) use raw_ws::{OP_PING, RawSocket};
+pub(crate) use redis_cluster::RedisCluster;
+pub(crate) use redis_server::{Node, RedisServer, RedisUrl, free_port};
+pub(crate) use ws_client::Client;
 
-pub const SECRET: &str = "integration-test-secret-of-32-bytes";
+pub(crate) const SECRET: &str = "integration-test-secret-of-32-bytes";
 /// The `--api-key` every test server accepts.
-pub const API_KEY: &str = "integration-test-api-key-of-32-chars";
+pub(crate) const API_KEY: &str = "integration-test-api-key-of-32-chars";
 /// Longest wait for anything the server should do promptly.
-pub const PATIENCE: Duration = Duration::from_secs(5);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(5);

@@ -7,14 +7,14 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use super::PATIENCE;
 
 /// The `chorus` binary, started with `args`, and its log lines up to "listening on".
-pub struct Binary {
+pub(crate) struct Binary {
     pub child: tokio::process::Child,
     pub lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     pub addr: String,
     pub startup_log: Vec<String>,
 }
 
-pub async fn start_binary(args: &[&str], envs: &[(&str, &str)]) -> Binary {
+pub(crate) async fn start_binary(args: &[&str], envs: &[(&str, &str)]) -> Binary {
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
         .args(["--addr", "127.0.0.1:0", "--site-root", "target/no-site"])
         .args(args)

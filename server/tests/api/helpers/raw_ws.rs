@@ -8,10 +8,10 @@ use tokio::net::TcpStream;
 
 use super::PATIENCE;
 
-pub const OP_CLOSE: u8 = 0x8;
-pub const OP_PING: u8 = 0x9;
+pub(super) const OP_CLOSE: u8 = 0x8;
+pub(crate) const OP_PING: u8 = 0x9;
 
-pub struct RawSocket {
+pub(crate) struct RawSocket {
     pub tcp: TcpStream,
     /// Read but not yet parsed into frames.
     buffer: Vec<u8>,
@@ -19,7 +19,7 @@ pub struct RawSocket {
 
 impl RawSocket {
     /// Opens `path` with a hand-written upgrade request; panics unless answered 101.
-    pub async fn connect(addr: SocketAddr, path: &str) -> RawSocket {
+    pub(crate) async fn connect(addr: SocketAddr, path: &str) -> RawSocket {
         let mut tcp = TcpStream::connect(addr).await.expect("server listening");
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -45,7 +45,7 @@ impl RawSocket {
     }
 
     /// A client frame (masked with a zero mask, which leaves the payload as is).
-    pub fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
         assert!(payload.len() < 126, "short frames only");
         let mut frame = vec![0x80 | opcode, 0x80 | payload.len() as u8, 0, 0, 0, 0];
         frame.extend_from_slice(payload);
@@ -54,7 +54,7 @@ impl RawSocket {
 
     /// The next frame from the server (opcode, payload); `None` once the server has
     /// closed the TCP connection.
-    pub async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
+    pub(crate) async fn read_frame(&mut self) -> Option<(u8, Vec<u8>)> {
         loop {
             if let Some((frame, used)) = parse(&self.buffer) {
                 self.buffer.drain(..used);
@@ -72,7 +72,7 @@ impl RawSocket {
     }
 
     /// Reads frames until the server's close frame; returns its code.
-    pub async fn close_code(&mut self) -> u16 {
+    pub(crate) async fn close_code(&mut self) -> u16 {
         loop {
             match self.read_frame().await {
                 Some((OP_CLOSE, payload)) => return u16::from_be_bytes([payload[0], payload[1]]),

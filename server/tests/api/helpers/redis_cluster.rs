@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::PATIENCE;
 use super::redis_server::{RedisServer, RedisUrl};
 
-pub struct RedisCluster {
+pub(crate) struct RedisCluster {
     pub masters: Vec<RedisServer>,
 }
 
@@ -24,7 +24,7 @@ impl RedisUrl for RedisCluster {
 }
 
 impl RedisCluster {
-    pub async fn start() -> RedisCluster {
+    pub(crate) async fn start() -> RedisCluster {
         let mut masters = Vec::new();
         for _ in 0..3 {
             masters.push(RedisServer::start_cluster_node().await);
@@ -48,7 +48,7 @@ impl RedisCluster {
     }
 
     /// Waits until every master says the cluster serves all its slots.
-    pub async fn wait_until_ok(&self) {
+    pub(crate) async fn wait_until_ok(&self) {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         for master in &self.masters {
             loop {
@@ -66,7 +66,7 @@ impl RedisCluster {
     }
 
     /// Which master serves `key` (its index in `masters`).
-    pub async fn master_of(&self, key: &str) -> usize {
+    pub(crate) async fn master_of(&self, key: &str) -> usize {
         let slot: u16 = self.masters[0]
             .query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key))
             .await;
@@ -90,7 +90,7 @@ impl RedisCluster {
     }
 
     /// How many times `command` ran on each master (`INFO commandstats`).
-    pub async fn calls(&self, command: &str) -> Vec<u64> {
+    pub(crate) async fn calls(&self, command: &str) -> Vec<u64> {
         let mut calls = Vec::new();
         for master in &self.masters {
             let stats: String = master.query(redis::cmd("INFO").arg("commandstats")).await;

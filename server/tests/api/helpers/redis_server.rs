@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 use super::{Client, PATIENCE, SECRET, http_request, start_binary, ws_client};
 
 /// A `redis-server` of our own, with an append-only file so a restart keeps its data.
-pub struct RedisServer {
+pub(crate) struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
@@ -23,7 +23,7 @@ pub struct RedisServer {
 }
 
 /// Where `Node`s find Redis: one server, or a cluster.
-pub trait RedisUrl {
+pub(crate) trait RedisUrl {
     fn url(&self) -> String;
 }
 
@@ -34,7 +34,7 @@ impl RedisUrl for RedisServer {
 }
 
 impl RedisServer {
-    pub async fn start() -> RedisServer {
+    pub(crate) async fn start() -> RedisServer {
         // The port is free when chosen, but another test may bind it before Redis
         // does (tests run in parallel, and the kernel hands out released ports
         // again): then Redis exits at once, and another port is tried.
@@ -76,16 +76,16 @@ impl RedisServer {
         panic!("no cluster node started on ten free ports");
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.port
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
     /// Restarts the process on its port and waits until it answers.
-    pub async fn run(&mut self) {
+    pub(crate) async fn run(&mut self) {
         // Just released by the Redis before, the port may be taken for a moment.
         let deadline = tokio::time::Instant::now() + PATIENCE;
         while self.spawn().await.is_err() {
@@ -159,12 +159,12 @@ impl RedisServer {
     }
 
     /// A connection to this Redis, for a test to look at or change what it holds.
-    pub async fn connection(&self) -> MultiplexedConnection {
+    pub(crate) async fn connection(&self) -> MultiplexedConnection {
         self.try_connect().await.expect("Redis answers")
     }
 
     /// Runs one command on a fresh connection and returns its reply as `T`.
-    pub async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
+    pub(crate) async fn query<T: redis::FromRedisValue>(&self, command: &redis::Cmd) -> T {
         command
             .query_async(&mut self.connection().await)
             .await
@@ -172,14 +172,14 @@ impl RedisServer {
     }
 
     /// Deletes the append-only file of a stopped Redis: it comes back empty.
-    pub fn forget_everything(&self) {
+    pub(crate) fn forget_everything(&self) {
         assert!(self.child.is_none(), "stop Redis first");
         std::fs::remove_dir_all(&self.dir).expect("Redis's directory");
         std::fs::create_dir_all(&self.dir).expect("a directory for Redis");
     }
 
     /// Kills Redis outright; its append-only file keeps what it had acknowledged.
-    pub async fn kill(&mut self) {
+    pub(crate) async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             child.kill().await.expect("redis-server stops");
         }
@@ -200,7 +200,7 @@ impl Drop for RedisServer {
 struct Exited;
 
 /// A port nothing listens on right now.
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
@@ -208,22 +208,22 @@ pub fn free_port() -> u16 {
 }
 
 /// A `chorus` process using `redis`; dead servers are noticed after 1 s.
-pub struct Node {
+pub(crate) struct Node {
     pub addr: String,
     pub child: Child,
     _logs: JoinHandle<()>,
 }
 
 impl Node {
-    pub async fn start(redis: &impl RedisUrl) -> Node {
+    pub(crate) async fn start(redis: &impl RedisUrl) -> Node {
         Node::start_with_ttl(redis, "1s").await
     }
 
-    pub async fn start_with_ttl(redis: &impl RedisUrl, node_ttl: &str) -> Node {
+    pub(crate) async fn start_with_ttl(redis: &impl RedisUrl, node_ttl: &str) -> Node {
         Node::start_with(redis, &["--redis-node-ttl", node_ttl]).await
     }
 
-    pub async fn start_with(redis: &impl RedisUrl, args: &[&str]) -> Node {
+    pub(crate) async fn start_with(redis: &impl RedisUrl, args: &[&str]) -> Node {
         let url = redis.url();
         let mut all = vec!["--jwt-secret", SECRET, "--redis-url", &url];
         if !args.contains(&"--redis-node-ttl") {
@@ -245,12 +245,12 @@ impl Node {
     }
 
     /// SIGTERM: the graceful shutdown a deployment would ask for.
-    pub async fn terminate(&self) {
+    pub(crate) async fn terminate(&self) {
         self.signal("TERM").await;
     }
 
     /// Sends the process a signal by name (`STOP` stalls it, `CONT` resumes it).
-    pub async fn signal(&self, name: &str) {
+    pub(crate) async fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running").to_string();
         let status = tokio::process::Command::new("kill")
             .args([&format!("-{name}"), &pid])
@@ -260,11 +260,11 @@ impl Node {
         assert!(status.success());
     }
 
-    pub async fn join(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
+    pub(crate) async fn join(&self, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
         ws_client::join(&self.addr, room, name, since).await
     }
 
-    pub async fn rooms(&self) -> Value {
+    pub(crate) async fn rooms(&self) -> Value {
         let addr: SocketAddr = self.addr.parse().unwrap();
         http_request(addr, "GET", "/api/rooms", None).await.json()
     }

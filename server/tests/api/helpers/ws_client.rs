@@ -15,13 +15,18 @@ use super::{PATIENCE, SECRET};
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// A WebSocket client that asserts on exact frames.
-pub struct Client {
+pub(crate) struct Client {
     pub ws: Socket,
 }
 
 /// Joins `room` on the server at `addr` as `name` (a token with `sub` and `name`
 /// both `name`) and checks the welcome frame; returns the client and the welcome.
-pub async fn join(addr: &str, room: &str, name: &str, since: Option<u64>) -> (Client, Value) {
+pub(super) async fn join(
+    addr: &str,
+    room: &str,
+    name: &str,
+    since: Option<u64>,
+) -> (Client, Value) {
     let token = Auth::new(SECRET.as_bytes())
         .issue(name, Some(name), Duration::from_secs(3600))
         .token;
@@ -38,7 +43,7 @@ pub async fn join(addr: &str, room: &str, name: &str, since: Option<u64>) -> (Cl
 }
 
 impl Client {
-    pub async fn connect(url: &str) -> Client {
+    pub(crate) async fn connect(url: &str) -> Client {
         let (ws, _) = tokio::time::timeout(PATIENCE, tokio_tungstenite::connect_async(url))
             .await
             .expect("connect timed out")
@@ -49,7 +54,7 @@ impl Client {
     /// Connects until the server admits the socket (its first frame is text, not a
     /// close): for a slot or a room that frees up once the server has finished with
     /// other sockets, or a broker that comes back. Panics after [`PATIENCE`].
-    pub async fn connect_when_admitted(url: &str) -> Client {
+    pub(crate) async fn connect_when_admitted(url: &str) -> Client {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let mut client = Client::connect(url).await;
@@ -63,17 +68,17 @@ impl Client {
         }
     }
 
-    pub async fn send_text(&mut self, text: &str) {
+    pub(crate) async fn send_text(&mut self, text: &str) {
         self.ws.send(Message::text(text)).await.expect("send");
     }
 
-    pub async fn say(&mut self, content: &str) {
+    pub(crate) async fn say(&mut self, content: &str) {
         self.send_text(&json!({"type": "message", "content": content}).to_string())
             .await;
     }
 
     /// Says `{prefix}0`, `{prefix}1`, … `count` times, reading each back; returns them.
-    pub async fn say_numbered(&mut self, prefix: &str, count: usize) -> Vec<Value> {
+    pub(crate) async fn say_numbered(&mut self, prefix: &str, count: usize) -> Vec<Value> {
         let mut sent = Vec::with_capacity(count);
         for n in 0..count {
             self.say(&format!("{prefix}{n}")).await;
@@ -83,7 +88,7 @@ impl Client {
     }
 
     /// The next frame, which must be a JSON text frame.
-    pub async fn recv(&mut self) -> Value {
+    pub(crate) async fn recv(&mut self) -> Value {
         match self.next().await {
             Message::Text(text) => serde_json::from_str(text.as_str()).expect("server sends JSON"),
             other => panic!("expected a text frame, got {other:?}"),
@@ -91,7 +96,7 @@ impl Client {
     }
 
     /// The next frame, whatever it is.
-    pub async fn next(&mut self) -> Message {
+    pub(crate) async fn next(&mut self) -> Message {
         tokio::time::timeout(PATIENCE, self.ws.next())
             .await
             .expect("timed out waiting for a frame")
@@ -101,7 +106,7 @@ impl Client {
 
     /// Reads (skipping any backlog) until `name`'s join announcement, then has every
     /// client in `present` do the same.
-    pub async fn settle_join(&mut self, name: &str, present: &mut [&mut Client]) {
+    pub(crate) async fn settle_join(&mut self, name: &str, present: &mut [&mut Client]) {
         self.until_joined(name).await;
         for member in present {
             member.until_joined(name).await;
@@ -125,7 +130,7 @@ impl Client {
     }
 
     /// The next `type:"message"` frame, after checking it is one.
-    pub async fn recv_message(&mut self) -> Value {
+    pub(crate) async fn recv_message(&mut self) -> Value {
         let frame = self.recv().await;
         assert_eq!(
             frame["type"], "message",
@@ -135,7 +140,7 @@ impl Client {
     }
 
     /// Reads until the server's close frame and returns it; text frames before it are returned too.
-    pub async fn closed(&mut self) -> (Option<CloseFrame>, Vec<Value>) {
+    pub(crate) async fn closed(&mut self) -> (Option<CloseFrame>, Vec<Value>) {
         let mut before = Vec::new();
         loop {
             match tokio::time::timeout(PATIENCE, self.ws.next())
@@ -161,7 +166,7 @@ impl Client {
     }
 
     /// Asserts the server closes with `code` and nothing else arrives first.
-    pub async fn expect_close(&mut self, code: u16) {
+    pub(crate) async fn expect_close(&mut self, code: u16) {
         let (frame, before) = self.closed().await;
         assert!(before.is_empty(), "frames before close: {before:?}");
         let frame = frame.expect("close frame carries a code");
@@ -174,13 +179,13 @@ impl Client {
     }
 
     /// Asserts nothing arrives for `quiet`.
-    pub async fn expect_silence(&mut self, quiet: Duration) {
+    pub(crate) async fn expect_silence(&mut self, quiet: Duration) {
         if let Ok(frame) = tokio::time::timeout(quiet, self.ws.next()).await {
             panic!("expected silence, got {frame:?}");
         }
     }
 
-    pub async fn close(mut self) {
+    pub(crate) async fn close(mut self) {
         let _ = self.ws.close(None).await;
         // Drain until the server acknowledges.
         let _ =
