@@ -9,7 +9,7 @@ use clap::Parser;
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
-    logs::init(config.log_format);
+    logs::init(config.observe.log_format);
     let result = async {
         Application::build(config)
             .await?

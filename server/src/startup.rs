@@ -15,18 +15,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::auth::api_keys::{ApiKeys, WeakApiKey};
-use crate::auth::jwks::{Jwks, JwksError, JwksSource, refresh_periodically};
+use crate::auth::jwks::{Jwks, JwksError, refresh_periodically};
 use crate::auth::signing_keys::{KeyError, VerifyingKey};
-use crate::auth::{Auth, ClaimsPolicy, MIN_SECRET_BYTES};
+use crate::auth::{Auth, MIN_SECRET_BYTES};
 use crate::config::Config;
 use crate::http::router::router;
 use crate::http::serve::serve;
-use crate::hub::redis::{RedisOptions, RedisStartError};
-use crate::hub::{Hub, HubSettings};
-use crate::limits::{AddressLimits, PerAddress, UserSockets};
+use crate::hub::Hub;
+use crate::hub::redis::RedisStartError;
+use crate::limits::UserSockets;
 use crate::observe::metrics::{Metrics, Sample};
-use crate::state::{AppState, GuestTokens};
-use crate::ws::connection::ConnectionSettings;
+use crate::state::AppState;
 
 /// Everything between the shutdown signal and the process exit fits in this.
 const SHUTDOWN_BUDGET: Duration = Duration::from_millis(4500);
@@ -109,6 +108,70 @@ fn public_keys(paths: &[std::path::PathBuf]) -> Result<Vec<VerifyingKey>, Startu
         .collect()
 }
 
+/// The HS256 secret: `--jwt-secret`, or a random one (guest tokens then do not
+/// survive a restart).
+fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
+    let tokens = &config.tokens;
+    match &tokens.jwt_secret {
+        // Set but short, or empty (an unset variable in a compose file): refused,
+        // not quietly replaced by a random one.
+        Some(secret) if secret.len() < MIN_SECRET_BYTES => Err(StartupError::WeakSecret {
+            bytes: secret.len(),
+        }),
+        Some(secret) => Ok(secret.as_bytes().to_vec()),
+        None if tokens.jwt_public_keys.is_empty() && config.jwks_source().is_none() => {
+            tracing::warn!(
+                "no --jwt-secret given: using a random secret, so tokens will not survive a restart"
+            );
+            Ok(Auth::random_secret())
+        }
+        // Tokens come from the identity provider; the secret only signs guests'.
+        None => Ok(Auth::random_secret()),
+    }
+}
+
+/// Token verification: the secret, the claims policy, guests' rooms, the public keys,
+/// and the identity provider's key set (fetched now, then refreshed periodically).
+async fn auth(config: &Config) -> Result<Auth, StartupError> {
+    let mut auth = Auth::with_policy(&jwt_secret(config)?, config.claims_policy())
+        .with_guest_rooms(config.guests.guest_rooms.clone().into())
+        .with_public_keys(public_keys(&config.tokens.jwt_public_keys)?);
+    if let Some(source) = config.jwks_source() {
+        let jwks = Jwks::load(source).await?;
+        refresh_periodically(Arc::downgrade(&jwks), config.tokens.jwks_refresh);
+        auth = auth.with_jwks(jwks);
+    }
+    Ok(auth)
+}
+
+/// With `--metrics-addr`: its listener, bound now, and how it samples the hub.
+async fn metrics_listener(
+    addr: Option<SocketAddr>,
+    metrics: Arc<Metrics>,
+    hub: &Hub,
+) -> Result<Option<(TcpListener, Arc<Metrics>, Sample)>, StartupError> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::MetricsBind { addr, source })?;
+    let sampled = hub.clone();
+    let sample: Sample = Arc::new(move |metrics: &Metrics| {
+        metrics.rooms.set(sampled.occupied_rooms() as i64);
+    });
+    Ok(Some((listener, metrics, sample)))
+}
+
+/// The server API's removals (from any server, with Redis) close the user's sockets
+/// here.
+fn close_removed_users(hub: &Hub, user_sockets: Arc<UserSockets>) {
+    hub.on_removal(Arc::new(move |user_id: &str, reason: &str| {
+        let closed = user_sockets.remove(user_id, reason);
+        tracing::info!(user = user_id, sockets = closed, "removed a user");
+    }));
+}
+
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
@@ -125,141 +188,41 @@ pub struct Application {
 impl Application {
     /// Builds the server from `config`: keys, the hub (connecting to Redis), the listeners.
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        let secret = match &config.jwt_secret {
-            // Set but short, or empty (an unset variable in a compose file): refused,
-            // not quietly replaced by a random one.
-            Some(secret) if secret.len() < MIN_SECRET_BYTES => {
-                return Err(StartupError::WeakSecret {
-                    bytes: secret.len(),
-                });
-            }
-            Some(secret) => secret.as_bytes().to_vec(),
-            None if config.jwt_public_keys.is_empty()
-                && config.jwks_url.is_none()
-                && config.jwks_file.is_none() =>
-            {
-                tracing::warn!(
-                    "no --jwt-secret given: using a random secret, so tokens will not survive a restart"
-                );
-                Auth::random_secret()
-            }
-            // Tokens come from the identity provider; the secret only signs guests'.
-            None => Auth::random_secret(),
-        };
-        let api_keys = ApiKeys::new(&config.api_keys)?;
-        let mut auth = Auth::with_policy(
-            &secret,
-            ClaimsPolicy {
-                issuer: config.jwt_issuer.clone(),
-                audience: config.jwt_audience.clone(),
-            },
-        )
-        .with_guest_rooms(config.guest_rooms.clone().into())
-        .with_public_keys(public_keys(&config.jwt_public_keys)?);
-        let jwks_source = match (&config.jwks_url, &config.jwks_file) {
-            (Some(url), _) => Some(JwksSource::Url(url.clone())),
-            (None, Some(path)) => Some(JwksSource::File(path.clone())),
-            (None, None) => None,
-        };
-        if let Some(source) = jwks_source {
-            let jwks = Jwks::load(source).await?;
-            refresh_periodically(Arc::downgrade(&jwks), config.jwks_refresh);
-            auth = auth.with_jwks(jwks);
-        }
-        let listener = listen(config.addr).map_err(|source| StartupError::Bind {
-            addr: config.addr,
-            source,
-        })?;
+        let auth = auth(&config).await?;
+        let api_keys = ApiKeys::new(&config.tokens.api_keys)?;
+        let addr = config.http.addr;
+        let listener = listen(addr).map_err(|source| StartupError::Bind { addr, source })?;
         let addr = listener.local_addr()?;
-        let leptos_options = leptos_options(&config, addr)?;
         let metrics = Arc::new(Metrics::default());
-        let settings = HubSettings {
-            metrics: metrics.clone(),
-            history_size: config.history_size,
-            queue_bytes: config.send_queue_memory,
-            max_rooms: config.max_rooms as usize,
-            history_memory: config.history_memory,
-            presence_grace: config.presence_grace,
-            presence_burst: config.presence_burst,
-            write_delay: config.write_delay,
-        };
-        let hub = match &config.redis_url {
-            Some(url) => {
-                let options = RedisOptions {
-                    url: url.clone(),
-                    node_ttl: config.redis_node_ttl,
-                    retention: config.redis_retention,
-                };
-                Hub::redis(settings, options).await?
-            }
-            None => Hub::memory(settings),
+        let hub = match config.redis_options() {
+            Some(options) => Hub::redis(config.hub(metrics.clone()), options).await?,
+            None => Hub::memory(config.hub(metrics.clone())),
         };
         let state = AppState {
             hub: hub.clone(),
             auth: Arc::new(auth),
             api_keys: Arc::new(api_keys),
-            connection: Arc::new(ConnectionSettings {
-                heartbeat_interval: config.heartbeat_interval,
-                heartbeat_timeout: config.heartbeat_timeout,
-                max_message_bytes: config.max_message_bytes as usize,
-                rate_limit: config.rate_limit,
-                rate_limit_burst: config.rate_limit_burst,
-                write_timeout: config.heartbeat_timeout,
-                metrics: metrics.clone(),
-            }),
-            guests: (!config.no_guest_login).then_some(GuestTokens {
-                ttl: config.guest_token_ttl,
-                refresh_grace: config.guest_refresh_grace,
-            }),
-            permits: Arc::new(Semaphore::new(config.max_connections)),
-            user_sockets: UserSockets::new(config.max_connections_per_user as usize),
-            address_limits: Arc::new(AddressLimits {
-                upgrades: PerAddress::new(
-                    config.connect_rate_limit,
-                    Duration::from_secs(1),
-                    config.connect_rate_limit_burst,
-                ),
-                guest_tokens: PerAddress::new(
-                    config.guest_token_rate_limit,
-                    Duration::from_secs(60),
-                    config.guest_token_rate_limit_burst,
-                ),
-                trusted_proxies: config.trusted_proxies.clone(),
-            }),
-            allowed_origins: Arc::new(config.allowed_origins.clone()),
+            connection: Arc::new(config.connection(metrics.clone())),
+            guests: config.guest_tokens(),
+            permits: Arc::new(Semaphore::new(config.connections.max_connections)),
+            user_sockets: UserSockets::new(config.connections.max_connections_per_user as usize),
+            address_limits: Arc::new(config.limits()),
+            allowed_origins: Arc::new(config.http.allowed_origins.clone()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            leptos_options,
+            leptos_options: leptos_options(&config, addr)?,
         };
-        let metrics = match config.metrics_addr {
-            Some(addr) => {
-                let listener = TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| StartupError::MetricsBind { addr, source })?;
-                let sampled = hub.clone();
-                let sample: Sample = Arc::new(move |metrics: &Metrics| {
-                    metrics.rooms.set(sampled.occupied_rooms() as i64);
-                });
-                Some((listener, metrics, sample))
-            }
-            None => None,
-        };
-        let user_sockets = state.user_sockets.clone();
-        hub.on_removal(Arc::new(move |user_id: &str, reason: &str| {
-            let closed = user_sockets.remove(user_id, reason);
-            tracing::info!(user = user_id, sockets = closed, "removed a user");
-        }));
-        let shutdown = state.shutdown.clone();
-        let tasks = state.tasks.clone();
+        let metrics = metrics_listener(config.observe.metrics_addr, metrics, &hub).await?;
+        close_removed_users(&hub, state.user_sockets.clone());
         Ok(Application {
             listener,
             metrics,
-            router: router(state),
             addr,
-            shutdown,
-            tasks,
+            shutdown: state.shutdown.clone(),
+            tasks: state.tasks.clone(),
             hub,
-            http_idle_timeout: config.http_idle_timeout,
+            http_idle_timeout: config.http.http_idle_timeout,
+            router: router(state),
         })
     }
 
@@ -375,7 +338,7 @@ fn leptos_options(config: &Config, addr: SocketAddr) -> Result<LeptosOptions, St
             .is_some_and(|names| names.exists());
         LeptosOptions::builder()
             .output_name("chorus")
-            .site_root(config.site_root.to_string_lossy().into_owned())
+            .site_root(config.http.site_root.to_string_lossy().into_owned())
             .site_pkg_dir("pkg")
             .env(leptos::config::Env::PROD)
             .hash_files(hashed)

@@ -23,11 +23,11 @@ use chorus_server::startup::Application;
 async fn every_member_gets_every_message_once_and_in_order() {
     let secret = "load-test-secret-of-at-least-32-bytes";
     let mut config = Config::defaults();
-    config.addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some(secret.into());
-    config.site_root = "target/no-site-in-load-test".into();
-    config.rate_limit = 1_000_000;
-    config.rate_limit_burst = 1_000_000;
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.tokens.jwt_secret = Some(secret.into());
+    config.http.site_root = "target/no-site-in-load-test".into();
+    config.connections.rate_limit = 1_000_000;
+    config.connections.rate_limit_burst = 1_000_000;
     let app = Application::build(config).await.expect("server builds");
     let base = format!("ws://{}", app.local_addr());
     let shutdown = app.shutdown_token();

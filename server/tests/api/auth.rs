@@ -253,8 +253,8 @@ async fn the_token_may_travel_in_sec_websocket_protocol_and_is_never_echoed() {
 #[tokio::test]
 async fn with_an_issuer_and_audience_set_tokens_must_carry_them_and_guests_do() {
     let app = crate::helpers::spawn_app_with(|config| {
-        config.jwt_issuer = Some("https://id.example.com".into());
-        config.jwt_audience = Some("chorus".into());
+        config.tokens.jwt_issuer = Some("https://id.example.com".into());
+        config.tokens.jwt_audience = Some("chorus".into());
     })
     .await;
     let exp = now() + 600;

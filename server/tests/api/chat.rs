@@ -126,7 +126,7 @@ async fn a_second_tab_of_the_same_user_does_not_repeat_presence() {
 
 #[tokio::test]
 async fn history_on_join_is_the_last_50_messages_in_order() {
-    let app = spawn_app_with(|config| config.rate_limit_burst = 100).await;
+    let app = spawn_app_with(|config| config.connections.rate_limit_burst = 100).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let sent = alice.say_numbered("message ", 60).await;
     let (mut bob, welcome) = app.join("lobby", "bob").await;
@@ -166,7 +166,7 @@ async fn since_recovers_exactly_the_missed_messages() {
 
 #[tokio::test]
 async fn since_beyond_retained_history_says_not_recovered() {
-    let app = spawn_app_with(|config| config.history_size = 5).await;
+    let app = spawn_app_with(|config| config.rooms.history_size = 5).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let sent = alice.say_numbered("m", 8).await;
     // Seen only the first message: m1 and m2 are gone, m3..m7 are retained.
@@ -186,7 +186,7 @@ async fn since_beyond_retained_history_says_not_recovered() {
 async fn ids_keep_increasing_when_a_room_is_recreated() {
     // Without history an emptied room is removed at once (with history it is kept
     // until the space is needed).
-    let app = spawn_app_with(|config| config.history_size = 0).await;
+    let app = spawn_app_with(|config| config.rooms.history_size = 0).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     alice.say("first life").await;
     let first = id(&alice.recv_message().await);
@@ -204,9 +204,9 @@ async fn ids_keep_increasing_when_a_room_is_recreated() {
 #[tokio::test]
 async fn welcome_gives_a_resume_point_and_the_heartbeat_even_in_an_empty_room() {
     let app = spawn_app_with(|config| {
-        config.heartbeat_interval = Duration::from_millis(1500);
-        config.heartbeat_timeout = Duration::from_millis(700);
-        config.rate_limit_burst = 100;
+        config.connections.heartbeat_interval = Duration::from_millis(1500);
+        config.connections.heartbeat_timeout = Duration::from_millis(700);
+        config.connections.rate_limit_burst = 100;
     })
     .await;
     let (alice, welcome) = app.join("quiet", "alice").await;
@@ -278,8 +278,8 @@ async fn a_message_with_a_ref_is_acked_and_a_resend_is_not_published_again() {
 #[tokio::test]
 async fn errors_name_the_ref_of_the_message_they_refuse() {
     let app = spawn_app_with(|config| {
-        config.rate_limit = 1;
-        config.rate_limit_burst = 1;
+        config.connections.rate_limit = 1;
+        config.connections.rate_limit_burst = 1;
     })
     .await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;

@@ -11,8 +11,8 @@ const TIMEOUT: Duration = Duration::from_millis(800);
 
 async fn app() -> crate::helpers::TestApp {
     spawn_app_with(|config| {
-        config.heartbeat_interval = INTERVAL;
-        config.heartbeat_timeout = TIMEOUT;
+        config.connections.heartbeat_interval = INTERVAL;
+        config.connections.heartbeat_timeout = TIMEOUT;
     })
     .await
 }
@@ -109,9 +109,9 @@ async fn websocket_pings_are_answered_and_count_as_life() {
 #[tokio::test]
 async fn an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot() {
     let app = spawn_app_with(|config| {
-        config.heartbeat_interval = INTERVAL;
-        config.heartbeat_timeout = TIMEOUT;
-        config.max_connections = 1;
+        config.connections.heartbeat_interval = INTERVAL;
+        config.connections.heartbeat_timeout = TIMEOUT;
+        config.connections.max_connections = 1;
     })
     .await;
     // A client that never reads, so never answers a ping.

@@ -85,7 +85,7 @@ async fn bad_guest_names_get_400_with_a_json_error() {
 
 #[tokio::test]
 async fn guest_login_can_be_disabled() {
-    let app = spawn_app_with(|config| config.no_guest_login = true).await;
+    let app = spawn_app_with(|config| config.guests.no_guest_login = true).await;
     let response = app.post_json("/api/token", r#"{"name":"alice"}"#).await;
     assert_eq!(response.status, 404);
     assert_eq!(response.json()["error"], "guest_login_disabled");
@@ -145,7 +145,9 @@ async fn a_guest_token_refreshes_to_the_same_identity() {
 
 #[tokio::test]
 async fn an_expired_guest_token_refreshes_within_the_grace_only() {
-    let app = spawn_app_with(|config| config.guest_refresh_grace = Duration::from_secs(3600)).await;
+    let app =
+        spawn_app_with(|config| config.guests.guest_refresh_grace = Duration::from_secs(3600))
+            .await;
     let guest = |exp: u64| {
         sign_hs256(
             SECRET.as_bytes(),
@@ -192,7 +194,7 @@ async fn forged_missing_and_non_guest_tokens_cannot_be_refreshed() {
 
 #[tokio::test]
 async fn refresh_is_404_without_guest_login() {
-    let app = spawn_app_with(|config| config.no_guest_login = true).await;
+    let app = spawn_app_with(|config| config.guests.no_guest_login = true).await;
     let token = app.token("alice");
     let response = app.post_bearer("/api/token/refresh", &token).await;
     assert_eq!(response.status, 404);
@@ -202,7 +204,8 @@ async fn refresh_is_404_without_guest_login() {
 #[tokio::test]
 async fn connections_that_never_finish_their_headers_or_idle_are_closed() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = spawn_app_with(|config| config.http_idle_timeout = Duration::from_millis(300)).await;
+    let app =
+        spawn_app_with(|config| config.http.http_idle_timeout = Duration::from_millis(300)).await;
     // Headers begun and never finished (slowloris), and a connection that says nothing.
     let mut slow = tokio::net::TcpStream::connect(app.addr).await.unwrap();
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
@@ -245,7 +248,7 @@ async fn client_files_go_out_precompressed_and_are_revalidated_not_refetched() {
     std::fs::write(pkg.join("chorus.js.br"), "brotli bytes").unwrap();
     std::fs::write(pkg.join("chorus.js.gz"), "gzip bytes").unwrap();
     let root = site.clone();
-    let app = spawn_app_with(move |config| config.site_root = root).await;
+    let app = spawn_app_with(move |config| config.http.site_root = root).await;
     let fetch = |encoding: &'static str| {
         let addr = app.addr;
         async move {

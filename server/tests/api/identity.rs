@@ -118,7 +118,7 @@ async fn refused(app: &TestApp, token: &str) {
 async fn rs256_through_a_jwks_survives_a_key_rotation_without_a_restart() {
     let provider = Provider::start(jwks(&[("k1", "rsa-1.pem")])).await;
     let url = provider.url.clone();
-    let app = spawn_app_with(move |config| config.jwks_url = Some(url)).await;
+    let app = spawn_app_with(move |config| config.tokens.jwks_url = Some(url)).await;
     assert_eq!(provider.fetches(), 1, "fetched at start");
 
     let first = sign(
@@ -181,8 +181,8 @@ async fn the_jwks_is_refreshed_periodically() {
     let provider = Provider::start(jwks(&[("k1", "rsa-1.pem")])).await;
     let url = provider.url.clone();
     let app = spawn_app_with(move |config| {
-        config.jwks_url = Some(url);
-        config.jwks_refresh = Duration::from_millis(200);
+        config.tokens.jwks_url = Some(url);
+        config.tokens.jwks_refresh = Duration::from_millis(200);
     })
     .await;
     provider.publish(jwks(&[("k1", "rsa-1.pem"), ("k2", "rsa-2.pem")]));
@@ -212,7 +212,7 @@ async fn the_jwks_is_refreshed_periodically() {
 both_engines!(
     es256_and_eddsa_from_pem_files_and_no_algorithm_confusion,
     |config| {
-        config.jwt_public_keys = ["ec-p256.pub.pem", "ed25519.pub.pem", "rsa-1.pub.pem"]
+        config.tokens.jwt_public_keys = ["ec-p256.pub.pem", "ed25519.pub.pem", "rsa-1.pub.pem"]
             .into_iter()
             .map(|name| {
                 std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -297,7 +297,7 @@ async fn a_jwks_file_works_like_a_url() {
     let path = std::env::temp_dir().join(format!("chorus-jwks-{}.json", std::process::id()));
     std::fs::write(&path, jwks(&[("file-key", "rsa-2.pem")])).unwrap();
     let file = path.clone();
-    let app = spawn_app_with(move |config| config.jwks_file = Some(file)).await;
+    let app = spawn_app_with(move |config| config.tokens.jwks_file = Some(file)).await;
     let token = sign(
         Algorithm::RS256,
         Some("file-key"),
@@ -324,9 +324,9 @@ async fn a_jwks_file_works_like_a_url() {
 #[tokio::test]
 async fn the_issuer_and_audience_apply_to_provider_tokens_too() {
     let app = spawn_app_with(|config| {
-        config.jwt_public_keys = vec![key_file("rsa-1.pub.pem")];
-        config.jwt_issuer = Some("https://id.example.com".into());
-        config.jwt_audience = Some("chorus".into());
+        config.tokens.jwt_public_keys = vec![key_file("rsa-1.pub.pem")];
+        config.tokens.jwt_issuer = Some("https://id.example.com".into());
+        config.tokens.jwt_audience = Some("chorus".into());
     })
     .await;
     let mut good = claims("ivy");
@@ -350,8 +350,8 @@ async fn the_issuer_and_audience_apply_to_provider_tokens_too() {
 async fn a_server_that_cannot_have_its_keys_refuses_to_start() {
     let start = |configure: Box<dyn FnOnce(&mut Config)>| async move {
         let mut config = Config::defaults();
-        config.addr = "127.0.0.1:0".parse().unwrap();
-        config.site_root = "target/no-site-in-api-tests".into();
+        config.http.addr = "127.0.0.1:0".parse().unwrap();
+        config.http.site_root = "target/no-site-in-api-tests".into();
         configure(&mut config);
         match Application::build(config).await {
             Ok(_) => panic!("started without its keys"),
@@ -360,7 +360,7 @@ async fn a_server_that_cannot_have_its_keys_refuses_to_start() {
     };
     // Nothing listens on port 9 of this host.
     let unreachable = start(Box::new(|config| {
-        config.jwks_url = Some("http://127.0.0.1:9/jwks.json".into());
+        config.tokens.jwks_url = Some("http://127.0.0.1:9/jwks.json".into());
     }))
     .await;
     assert!(
@@ -369,10 +369,10 @@ async fn a_server_that_cannot_have_its_keys_refuses_to_start() {
     );
     let provider = Provider::start("<html>not a key set</html>".into()).await;
     let url = provider.url.clone();
-    let not_jwks = start(Box::new(move |config| config.jwks_url = Some(url))).await;
+    let not_jwks = start(Box::new(move |config| config.tokens.jwks_url = Some(url))).await;
     assert!(not_jwks.contains("is not a JWKS"), "{not_jwks}");
     let private_key = start(Box::new(|config| {
-        config.jwt_public_keys = vec![key_file("rsa-1.pem")];
+        config.tokens.jwt_public_keys = vec![key_file("rsa-1.pem")];
     }))
     .await;
     assert!(
@@ -380,7 +380,7 @@ async fn a_server_that_cannot_have_its_keys_refuses_to_start() {
         "{private_key}"
     );
     let missing = start(Box::new(|config| {
-        config.jwt_public_keys = vec![key_file("no-such.pem")];
+        config.tokens.jwt_public_keys = vec![key_file("no-such.pem")];
     }))
     .await;
     assert!(

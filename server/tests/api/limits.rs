@@ -13,7 +13,7 @@ use crate::helpers::{
 
 #[tokio::test]
 async fn frames_over_the_size_limit_close_with_1009() {
-    let app = spawn_app_with(|config| config.max_message_bytes = 1024).await;
+    let app = spawn_app_with(|config| config.connections.max_message_bytes = 1024).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let fits = json!({"type": "message", "content": "x".repeat(950)}).to_string();
     assert!(fits.len() <= 1024);
@@ -68,8 +68,8 @@ async fn bad_frames_get_an_error_and_are_not_broadcast() {
 #[tokio::test]
 async fn messages_beyond_the_rate_limit_are_dropped_with_an_error() {
     let app = spawn_app_with(|config| {
-        config.rate_limit = 1;
-        config.rate_limit_burst = 5;
+        config.connections.rate_limit = 1;
+        config.connections.rate_limit_burst = 5;
     })
     .await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
@@ -102,7 +102,7 @@ async fn messages_beyond_the_rate_limit_are_dropped_with_an_error() {
 
 #[tokio::test]
 async fn sockets_beyond_max_connections_close_with_1013() {
-    let app = spawn_app_with(|config| config.max_connections = 2).await;
+    let app = spawn_app_with(|config| config.connections.max_connections = 2).await;
     let (alice, _) = app.join("lobby", "alice").await;
     let _echo = app.connect("/ws").await;
     let mut refused = app
@@ -159,10 +159,10 @@ async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
     let app = spawn_app_with(|config| {
         // Enough slack that the fast member survives a busy machine; the slow one
         // still falls thousands of frames behind.
-        config.send_queue_memory = 256 * 1024;
-        config.rate_limit = 1_000_000;
-        config.rate_limit_burst = 1_000_000;
-        config.history_size = MESSAGES;
+        config.connections.send_queue_memory = 256 * 1024;
+        config.connections.rate_limit = 1_000_000;
+        config.connections.rate_limit_burst = 1_000_000;
+        config.rooms.history_size = MESSAGES;
     })
     .await;
     let token = app.token("slow");
@@ -234,7 +234,7 @@ async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
 
 #[tokio::test]
 async fn sockets_beyond_the_per_user_limit_close_with_4029() {
-    let app = spawn_app_with(|config| config.max_connections_per_user = 2).await;
+    let app = spawn_app_with(|config| config.connections.max_connections_per_user = 2).await;
     let (first, _) = app.join("lobby", "alice").await;
     let (_second, _) = app.join("elsewhere", "alice").await;
     let mut third = app
@@ -365,8 +365,8 @@ async fn upgrade_with(
 #[tokio::test]
 async fn upgrades_beyond_the_per_address_rate_get_429_before_the_upgrade() {
     let app = spawn_app_with(|config| {
-        config.connect_rate_limit = 1;
-        config.connect_rate_limit_burst = 3;
+        config.connections.connect_rate_limit = 1;
+        config.connections.connect_rate_limit_burst = 3;
     })
     .await;
     let url = app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("alice")));
@@ -391,9 +391,9 @@ async fn upgrades_beyond_the_per_address_rate_get_429_before_the_upgrade() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate() {
     let app = spawn_app_with(|config| {
-        config.connect_rate_limit = 1;
-        config.connect_rate_limit_burst = 1;
-        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        config.connections.connect_rate_limit = 1;
+        config.connections.connect_rate_limit_burst = 1;
+        config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
     })
     .await;
     let url = app.ws_url("/ws");
@@ -410,8 +410,8 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_rate() {
 #[tokio::test]
 async fn guest_tokens_beyond_the_per_address_rate_get_429_with_retry_after() {
     let app = spawn_app_with(|config| {
-        config.guest_token_rate_limit = 1;
-        config.guest_token_rate_limit_burst = 2;
+        config.guests.guest_token_rate_limit = 1;
+        config.guests.guest_token_rate_limit_burst = 2;
     })
     .await;
     for _ in 0..2 {
@@ -465,7 +465,7 @@ async fn pages_of_other_sites_cannot_open_sockets() {
     );
 
     let app = spawn_app_with(|config| {
-        config.allowed_origins = vec!["https://app.example.com".into()];
+        config.http.allowed_origins = vec!["https://app.example.com".into()];
     })
     .await;
     let url = app.ws_url("/ws");
@@ -484,7 +484,7 @@ async fn pages_of_other_sites_cannot_open_sockets() {
 
 #[tokio::test]
 async fn a_join_that_would_create_a_room_beyond_max_rooms_closes_with_1013() {
-    let app = spawn_app_with(|config| config.max_rooms = 1).await;
+    let app = spawn_app_with(|config| config.rooms.max_rooms = 1).await;
     let (_alice, _) = app.join("lobby", "alice").await;
     let mut refused = app
         .connect(&format!("/ws/chat/another?token={}", app.token("bob")))
@@ -496,7 +496,7 @@ async fn a_join_that_would_create_a_room_beyond_max_rooms_closes_with_1013() {
 
 #[tokio::test]
 async fn history_beyond_the_memory_budget_is_dropped_oldest_first_and_said_so() {
-    let app = spawn_app_with(|config| config.history_memory = 2000).await;
+    let app = spawn_app_with(|config| config.rooms.history_memory = 2000).await;
     let mut alice = app.join_settled("busy", "alice", &mut []).await;
     let mut ids = Vec::new();
     for n in 0..12 {

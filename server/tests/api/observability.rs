@@ -105,7 +105,8 @@ async fn counters_move_as_members_come_talk_and_go(app: EngineApp) {
 async fn redis_errors_reconnects_and_gap_refills_are_counted() {
     let redis = RedisServer::start().await;
     let url = redis.url();
-    let app = crate::helpers::spawn_app_with(move |config| config.redis_url = Some(url)).await;
+    let app =
+        crate::helpers::spawn_app_with(move |config| config.redis.redis_url = Some(url)).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     alice.say("first").await;
     let first = next_event(&mut alice).await["id"].as_u64().unwrap();

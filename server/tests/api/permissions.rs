@@ -105,7 +105,7 @@ async fn the_publish_claim_makes_a_read_only_member(app: EngineApp) {
 }
 
 both_engines!(guest_tokens_go_only_where_guest_rooms_says, |config| {
-    config.guest_rooms = vec![
+    config.guests.guest_rooms = vec![
         "lobby"
             .parse::<chorus_server::auth::permissions::Pattern>()
             .unwrap(),

@@ -25,7 +25,7 @@ async fn next_event(client: &mut Client) -> Value {
 
 #[tokio::test]
 async fn sixty_reconnects_within_the_grace_announce_nothing_and_a_real_leave_once() {
-    let app = spawn_app_with(|config| config.presence_grace = GRACE).await;
+    let app = spawn_app_with(|config| config.rooms.presence_grace = GRACE).await;
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let mut bob = app.join_settled("lobby", "bob", &mut [&mut alice]).await;
     for _ in 0..60 {
@@ -54,7 +54,7 @@ async fn sixty_reconnects_within_the_grace_announce_nothing_and_a_real_leave_onc
 
 #[tokio::test]
 async fn a_graceful_shutdown_announces_no_leaves() {
-    let app = spawn_app_with(|config| config.presence_grace = Duration::from_secs(5)).await;
+    let app = spawn_app_with(|config| config.rooms.presence_grace = Duration::from_secs(5)).await;
     let mut members = Vec::new();
     for name in ["alice", "bob", "carol", "dave"] {
         let mut refs: Vec<&mut Client> = members.iter_mut().collect();
@@ -215,7 +215,7 @@ fn listed(welcome: &Value) -> std::collections::BTreeSet<String> {
 
 crate::both_engines!(
     joins_and_leaves_gathered_reach_everyone_in_order,
-    |config| config.presence_burst = 0
+    |config| config.rooms.presence_burst = 0
 );
 /// With `--presence-burst 0` every announcement is gathered: a crowd joining at once
 /// (on the other server, with Redis) reaches a watcher as `presence` frames, all of
@@ -264,8 +264,8 @@ async fn joins_and_leaves_gathered_reach_everyone_in_order(app: EngineApp) {
 crate::both_engines!(
     a_large_rooms_member_list_comes_in_frames_of_bounded_size,
     |config| {
-        config.connect_rate_limit = 10_000;
-        config.connect_rate_limit_burst = 10_000;
+        config.connections.connect_rate_limit = 10_000;
+        config.connections.connect_rate_limit_burst = 10_000;
     }
 );
 /// Past [`USERS_PER_FRAME`] users, a welcome lists the first ones and `users`

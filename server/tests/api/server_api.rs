@@ -145,7 +145,7 @@ async fn the_same_idempotency_key_publishes_once(app: EngineApp) {
 }
 
 both_engines!(history_pages_walk_back_to_the_oldest, |config| {
-    config.history_size = 150;
+    config.rooms.history_size = 150;
 });
 async fn history_pages_walk_back_to_the_oldest(app: EngineApp) {
     let mut ids = Vec::new();
@@ -438,7 +438,7 @@ both_engines!(
     disconnect_closes_every_socket_of_the_user_and_a_ban_keeps_it_out,
     |config| {
         // Long enough that a leave announced at once cannot be the grace running out.
-        config.presence_grace = std::time::Duration::from_secs(30);
+        config.rooms.presence_grace = std::time::Duration::from_secs(30);
     }
 );
 async fn disconnect_closes_every_socket_of_the_user_and_a_ban_keeps_it_out(app: EngineApp) {

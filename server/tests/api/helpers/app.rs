@@ -64,14 +64,14 @@ pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestA
         chorus_server::observe::logs::init(chorus_server::config::LogFormat::Text);
     }
     let mut config = Config::defaults();
-    config.addr = "127.0.0.1:0".parse().unwrap();
-    config.jwt_secret = Some(SECRET.into());
-    config.api_keys = vec![API_KEY.into()];
-    config.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
-    config.site_root = "target/no-site-in-api-tests".into();
+    config.http.addr = "127.0.0.1:0".parse().unwrap();
+    config.tokens.jwt_secret = Some(SECRET.into());
+    config.tokens.api_keys = vec![API_KEY.into()];
+    config.observe.metrics_addr = Some("127.0.0.1:0".parse().unwrap());
+    config.http.site_root = "target/no-site-in-api-tests".into();
     // Leaves announced at once unless a test is about the grace: most tests watch
     // comings and goings and should not wait for them.
-    config.presence_grace = Duration::ZERO;
+    config.rooms.presence_grace = Duration::ZERO;
     configure(&mut config);
     let app = Application::build(config).await.expect("server builds");
     let addr = app.local_addr();

@@ -54,7 +54,7 @@ async fn start(
 ) -> TestApp {
     let url = redis.map(RedisUrl::url);
     spawn_app_with(move |config| {
-        config.redis_url = url;
+        config.redis.redis_url = url;
         configure(config);
     })
     .await
