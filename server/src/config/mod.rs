@@ -17,6 +17,7 @@ use crate::auth::permissions::Pattern;
 use crate::hub::HubSettings;
 use crate::hub::redis::RedisOptions;
 use crate::limits::{AddressLimits, PerAddress};
+use crate::observe::logs::LogFormat;
 use crate::observe::metrics::Metrics;
 use crate::state::GuestTokens;
 use crate::ws::connection::ConnectionSettings;
@@ -289,15 +290,6 @@ pub struct ObserveConfig {
     /// Log lines as human-readable text (`text`) or one JSON object per line (`json`).
     #[arg(long, env = "CHORUS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
 }
 
 impl Config {

@@ -61,7 +61,7 @@ pub(crate) async fn spawn_app() -> TestApp {
 pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     // Logs only on request (`TEST_LOG=1 cargo test`), so test output stays readable.
     if std::env::var_os("TEST_LOG").is_some() {
-        chorus_server::observe::logs::init(chorus_server::config::LogFormat::Text);
+        chorus_server::observe::logs::init(chorus_server::observe::logs::LogFormat::Text);
     }
     let mut config = Config::defaults();
     config.http.addr = "127.0.0.1:0".parse().unwrap();
