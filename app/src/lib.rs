@@ -1,15 +1,17 @@
 //! The Chorus web client. The protocol it shares with the server is the
 //! `chorus-protocol` crate.
 //!
-//! - [`timeline`] and [`backoff`]: what a member has seen, and when to reconnect;
-//!   plain data, unit-tested natively.
+//! # Layout
+//!
+//! - [`model`]: plain data, unit-tested natively: the timeline, the outbox, grouping,
+//!   links, typing, unread counts, mentions, backoff.
 //! - [`socket`]: a reconnecting WebSocket for any Leptos app, generic over a
 //!   [`socket::Codec`] (backoff, wake on return, close-code policy, resume point).
-//! - [`chat`]: `use_websocket(room)`, the chat room on top of it (timeline, members,
-//!   `send`, `since` recovery); [`session`]: the guest token in `localStorage`;
-//!   [`renewal`]: renewing it in the background, across tabs.
-//! - `pages` (one per route) and `components`: the UI; [`title`]: the document's
-//!   title, rendered by the server and kept by each page.
+//! - [`room`]: `use_websocket(room)`, the chat room on top of it: the codec, the
+//!   handler that turns frames into the page's signals, and [`room::ChatSocket`].
+//! - [`session`]: the guest session in `localStorage`, the token calls, and
+//!   renewing the token in the background, across tabs.
+//! - [`ui`]: pages (one per route), components, the document's title.
 //! - [`App`] / [`shell`]: the Leptos application, rendered on the server (`ssr`) and
 //!   hydrated in the browser (`hydrate`). Browser APIs are used only under `hydrate`.
 
@@ -24,23 +26,11 @@ compile_error!(
      and the WASM client with `cargo leptos build`, never the whole workspace in one build"
 );
 
-pub mod backoff;
-pub mod chat;
-pub mod grouping;
-pub mod links;
-pub mod mentions;
-pub mod outbox;
-pub mod renewal;
+pub mod model;
+pub mod room;
 pub mod session;
 pub mod socket;
-pub mod timeline;
-pub mod title;
-pub mod typing;
-pub mod unread;
-
-mod components;
-mod eager;
-mod pages;
+pub mod ui;
 
 use leptos::prelude::*;
 use leptos_meta::HashedStylesheet;
@@ -48,15 +38,15 @@ use leptos_router::components::{Route, Router, Routes};
 use leptos_router::location::RequestUrl;
 use leptos_router::path;
 
-use pages::{HomePage, RoomPage};
+use ui::pages::{HomePage, RoomPage};
 
 /// The HTML document around [`App`], rendered by the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     // The request's URL, made absolute by leptos_axum (`http://leptos.dev/room/x`).
     let title = use_context::<RequestUrl>()
         .and_then(|url| url.parse().ok())
-        .map(|url| title::title_for_path(url.path()))
-        .unwrap_or_else(|| title::SITE_TITLE.to_owned());
+        .map(|url| ui::title::title_for_path(url.path()))
+        .unwrap_or_else(|| ui::title::SITE_TITLE.to_owned());
     view! {
         <!DOCTYPE html>
         <html lang="en">
@@ -79,7 +69,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 /// The application: its routes, each a page.
 #[component]
 pub fn App() -> impl IntoView {
-    renewal::use_token_renewal();
+    session::renewal::use_token_renewal();
     view! {
         <Router>
             <main>

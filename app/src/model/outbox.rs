@@ -4,7 +4,7 @@
 //! Pure data, unit-tested natively; [`crate::room`] drives it from socket events.
 //! Each entry keeps the `ref` it was first sent with, so a resend after a reconnect
 //! or a page reload (the server drops repeats of a `ref` for
-//! [`REF_WINDOW_SECS`](chorus_protocol::REF_WINDOW_SECS)) cannot deliver it twice;
+//! [`REF_WINDOW_SECS`]) cannot deliver it twice;
 //! past that window an unconfirmed entry is not resent by itself but shown as
 //! failed, since it may have been delivered. [`saved`] keeps a room's outbox in the
 //! tab's `sessionStorage` so it outlives a reload.

@@ -2,7 +2,7 @@
 //!
 //! The chat layer on top of [`crate::socket`]: [`ChatCodec`] speaks
 //! [`chorus_protocol`] (pings answered, `welcome` means ready, message ids are the
-//! resume point, close codes per [`CloseCode::reconnect`]), and the room's
+//! resume point, close codes per [`CloseCode::reconnect`](chorus_protocol::CloseCode::reconnect)), and the room's
 //! [`Timeline`], member list and problems are signals the page reads. The URL
 //! carries the stored guest token and `since=<last id>`; a token renewed while
 //! connected ([`crate::session::renewal`], in this tab or another) is handed to the server in

@@ -3,7 +3,7 @@
 //!
 //! Each token is renewed at 80 % of its lifetime (earlier by up to 5 % of it, drawn
 //! once per tab, so tabs sharing a session rarely renew together) through
-//! [`session::refresh`], which keeps the user's identity. A renewal stored by one tab
+//! [`session::refresh`](crate::session::refresh), which keeps the user's identity. A renewal stored by one tab
 //! reaches the others through the `storage` event; every open room then hands the
 //! new token to the server over its socket (a `refresh` frame), so its connection
 //! outlives the old token. A failed renewal is retried with backoff and never signs

@@ -21,7 +21,7 @@ use super::{
     ABNORMAL_CLOSURE, Codec, Command, Control, Countdown, Endpoint, Handler, NORMAL_CLOSURE, Next,
     Renewal, SendFailure, SocketEvent, SocketOptions, SocketState, Stopped, silence_left_ms,
 };
-use crate::backoff::Backoff;
+use crate::model::backoff::Backoff;
 
 /// Starts a task for the current key, replaces it whenever the key changes, and
 /// stops it when the owning component goes away.

@@ -8,7 +8,7 @@
 //! [`SocketEvent`] (state changes, frames, failed sends, the final stop).
 //!
 //! Behaviour, per [`SocketOptions`]: exponential backoff with jitter between
-//! attempts ([`crate::backoff`]), a countdown while waiting, an immediate attempt
+//! attempts ([`crate::model::backoff`]), a countdown while waiting, an immediate attempt
 //! when the browser comes back `online` or the tab becomes visible, and an optional
 //! liveness timeout that drops a connection the server has gone silent on. The
 //! socket follows a reactive key (a room name, say): a new key closes the old
@@ -77,7 +77,7 @@ use futures_channel::mpsc::UnboundedSender;
 use leptos::prelude::*;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::backoff::BackoffPolicy;
+use crate::model::backoff::BackoffPolicy;
 
 /// The close code a browser reports when the connection dropped without a close
 /// frame (network lost, server killed); never sent on the wire.
@@ -174,7 +174,7 @@ pub enum Stopped {
         /// The close reason.
         reason: String,
     },
-    /// [`Handler::url`] had no URL to connect to (no credentials, say).
+    /// [`Handler::endpoint`] had no URL to connect to (no credentials, say).
     NoUrl,
     /// [`Handler::renew`] was refused.
     RenewalRefused,
