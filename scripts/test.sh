@@ -12,13 +12,13 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "clippy (protocol, server, app with ssr)"
-cargo clippy -p chorus-protocol -p chorus-server -p app --all-targets --locked -- -D warnings
+step "clippy (protocol, server, app with ssr, bench)"
+cargo clippy -p chorus-protocol -p chorus-server -p app -p chorus-bench --all-targets --locked -- -D warnings
 step "clippy (frontend and app for wasm32 with hydrate)"
 cargo clippy -p frontend --target wasm32-unknown-unknown --locked -- -D warnings
 
 step "unit and integration tests"
-cargo test -p chorus-protocol -p chorus-server -p app --locked
+cargo test -p chorus-protocol -p chorus-server -p app -p chorus-bench --locked
 
 step "cargo leptos build --release --precompress"
 cargo leptos build --release --precompress

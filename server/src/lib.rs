@@ -38,7 +38,7 @@
 //!
 //! Tests: unit tests beside the code (`tests.rs` in a folder, or a `tests` module);
 //! `tests/api/` runs the real server (on both engines), `tests/memory.rs` counts the
-//! hub's allocations, `tests/load.rs` runs the benchmark's generator at tiny scale.
+//! hub's allocations; the bench crate's `tests/load.rs` runs its generator at tiny scale.
 
 pub mod auth;
 pub mod config;

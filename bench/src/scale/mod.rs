@@ -20,6 +20,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 
+pub(crate) mod coordinator;
+
 use crate::load::{Tally, Target, connect, count_messages, now_us, try_connect};
 
 /// One room of the mix: how many members, and how many messages a second its
@@ -160,7 +162,7 @@ pub(crate) struct WorkerReport {
     pub cross_server: Histogram,
 }
 
-const PONG: &str = r#"{"type":"pong"}"#;
+pub(crate) const PONG: &str = r#"{"type":"pong"}"#;
 
 /// How long a sender waits before sending a refused message again.
 const RESEND_AFTER: Duration = Duration::from_millis(200);

@@ -6,7 +6,6 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use chorus_server::auth::Auth;
@@ -16,15 +15,20 @@ use tokio::sync::{Barrier, mpsc};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+mod storm;
+
+pub(crate) use storm::storm;
+
 pub(crate) type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Where the members connect: one or more servers sharing the room.
-pub(crate) struct Target {
+pub struct Target {
     /// `ws://host:port` of each server; members are spread over them round-robin.
     pub bases: Vec<String>,
     /// HS256 secret the servers verify tokens with.
     pub secret: String,
+    /// The room every member joins.
     pub room: String,
 }
 
@@ -94,8 +98,10 @@ const READ_BUFFER_BYTES: usize = 8 * 1024;
 
 /// What the members of a fan-out run received.
 #[derive(Debug, Default)]
-pub(crate) struct FanoutReport {
+pub struct FanoutReport {
+    /// Members that took part.
     pub members: usize,
+    /// Messages sent.
     pub messages: usize,
     /// Distinct messages received, over all members.
     pub delivered: usize,
@@ -107,17 +113,20 @@ pub(crate) struct FanoutReport {
     pub out_of_order: usize,
     /// Members closed with 4008 (too slow), and with any other code.
     pub evicted: usize,
+    /// Members closed with any code but 4008.
     pub other_closes: usize,
     /// Microseconds from send to receipt, sorted.
     pub latencies_us: Vec<u64>,
+    /// How long connecting every member took.
     pub connect_time: Duration,
+    /// From the first message sent to the last one received (or the silence limit).
     pub elapsed: Duration,
 }
 
 impl FanoutReport {
     /// Messages no member got, not counting members that were closed (they recover
     /// with `since` in a real client).
-    pub(crate) fn lost_by_members_still_open(&self) -> usize {
+    pub fn lost_by_members_still_open(&self) -> usize {
         let open = self.members - self.evicted - self.other_closes;
         (open * self.messages).saturating_sub(self.delivered_to_open)
     }
@@ -275,7 +284,7 @@ pub(crate) fn now_us() -> u64 {
 /// `members` members in one room, one sender publishing `messages` of `size` bytes at
 /// `rate` per second. `ready` runs once every member is in and idle, just before the
 /// first message (to sample the server's memory and CPU); its result comes back.
-pub(crate) async fn fanout<R>(
+pub async fn fanout<R>(
     target: &Target,
     members: usize,
     messages: usize,
@@ -337,192 +346,6 @@ pub(crate) async fn fanout<R>(
     }
     let report = collect(collected, members, messages, connect_time, send_started).await;
     (report, sampled)
-}
-
-/// What a join storm cost.
-#[derive(Debug, Default)]
-pub(crate) struct StormReport {
-    pub members: usize,
-    /// From the first connect until every member had its `welcome`.
-    pub all_welcomed: Duration,
-    /// ...until every member knew every other (welcome list plus join events).
-    pub all_settled: Duration,
-    /// Join and leave frames (`system` or gathered `presence`) the members received,
-    /// all together.
-    pub presence_frames: usize,
-    /// Members that never settled (closed, or silent for 30 s).
-    pub unsettled: usize,
-}
-
-/// Which storm members (`storm-<n>`) a member knows of: a bit each, so reading the
-/// O(members²) entries of a storm costs the generator no allocation.
-struct Known {
-    seen: Vec<bool>,
-    count: usize,
-}
-
-impl Known {
-    fn new(members: usize) -> Self {
-        Known {
-            seen: vec![false; members],
-            count: 0,
-        }
-    }
-
-    /// Whether `user_id` was new.
-    fn insert(&mut self, user_id: &str) -> bool {
-        let n = user_id
-            .strip_prefix("storm-")
-            .and_then(|n| n.parse::<usize>().ok());
-        if let Some(seen) = n.and_then(|n| self.seen.get_mut(n))
-            && !*seen
-        {
-            *seen = true;
-            self.count += 1;
-            return true;
-        }
-        false
-    }
-}
-
-/// The parts of a server frame the storm reads, borrowed from its text.
-#[derive(serde::Deserialize)]
-struct StormFrame<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: &'a str,
-    #[serde(borrow, default)]
-    user_id: Option<&'a str>,
-    #[serde(borrow, default)]
-    event: Option<&'a str>,
-    #[serde(borrow, default)]
-    message: Option<&'a str>,
-    #[serde(borrow, default)]
-    users: Vec<StormUser<'a>>,
-    #[serde(borrow, default)]
-    joins: Vec<StormUser<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct StormUser<'a> {
-    #[serde(borrow)]
-    user_id: &'a str,
-}
-
-/// `members` members connect to one room at once; each reads until it knows every
-/// other member.
-///
-/// A server without a member list (the reference peers announce joins only as text,
-/// and send no welcome) cannot tell a member who came before it: there, the storm is
-/// over once every member has seen its own join and every later one, N(N+1)/2
-/// announcements in all, counted over every member.
-pub(crate) async fn storm(target: &Target, members: usize, lists_members: bool) -> StormReport {
-    let started = Instant::now();
-    let (done, mut finished) =
-        mpsc::unbounded_channel::<(Option<Duration>, Option<Duration>, usize)>();
-    let seen_everywhere = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let all_seen = members * (members + 1) / 2;
-    let (over, _) = tokio::sync::watch::channel(false);
-    for n in 0..members {
-        let url = target.url(&format!("storm-{n}"), n);
-        let done = done.clone();
-        let seen_everywhere = seen_everywhere.clone();
-        let over = over.clone();
-        let mut is_over = over.subscribe();
-        tokio::spawn(async move {
-            let ws = connect(&url, n).await;
-            let (mut write, mut read) = ws.split();
-            let mut known = Known::new(members);
-            let mut welcomed = (!lists_members).then(|| started.elapsed());
-            let mut presence = 0;
-            let settled = loop {
-                let next = tokio::select! {
-                    next = tokio::time::timeout(Duration::from_secs(30), read.next()) => next,
-                    _ = is_over.wait_for(|over| *over) => break Some(started.elapsed()),
-                };
-                let Ok(Some(Ok(message))) = next else {
-                    break None;
-                };
-                let Message::Text(text) = message else {
-                    if matches!(message, Message::Close(_)) {
-                        break None;
-                    }
-                    continue;
-                };
-                // Read without building a JSON tree: a storm's welcomes and presence
-                // frames add up to O(members²) entries, read by this one process.
-                let Ok(frame) = serde_json::from_str::<StormFrame>(text.as_str()) else {
-                    continue;
-                };
-                match frame.kind {
-                    // The rest of a large room's list, right after the welcome.
-                    "users" => {
-                        for user in &frame.users {
-                            known.insert(user.user_id);
-                        }
-                    }
-                    "welcome" => {
-                        welcomed = Some(started.elapsed());
-                        known.insert(frame.user_id.unwrap_or_default());
-                        for user in &frame.users {
-                            known.insert(user.user_id);
-                        }
-                    }
-                    "system" => {
-                        presence += 1;
-                        if frame.event == Some("join") {
-                            known.insert(frame.user_id.unwrap_or_default());
-                        } else if let Some(name) = frame
-                            .message
-                            .and_then(|text| text.strip_suffix(" joined the room"))
-                        {
-                            // A peer: the name is only in the text.
-                            if known.insert(name) {
-                                let seen = seen_everywhere.fetch_add(1, Ordering::Relaxed) + 1;
-                                if seen == all_seen {
-                                    over.send_replace(true);
-                                }
-                            }
-                        }
-                    }
-                    // Joins gathered during the burst.
-                    "presence" => {
-                        presence += 1;
-                        for user in &frame.joins {
-                            known.insert(user.user_id);
-                        }
-                    }
-                    "ping" => {
-                        let _ = write.send(Message::text(r#"{"type":"pong"}"#)).await;
-                    }
-                    _ => {}
-                }
-                if lists_members && welcomed.is_some() && known.count >= members {
-                    break Some(started.elapsed());
-                }
-            };
-            let _ = done.send((welcomed, settled, presence));
-            // Stay in the room until every member has settled.
-            tokio::time::sleep(Duration::from_secs(31)).await;
-            drop((write, read));
-        });
-    }
-    drop(done);
-    let mut report = StormReport {
-        members,
-        ..StormReport::default()
-    };
-    for _ in 0..members {
-        let Some((welcomed, settled, presence)) = finished.recv().await else {
-            break;
-        };
-        report.presence_frames += presence;
-        report.all_welcomed = report.all_welcomed.max(welcomed.unwrap_or_default());
-        match settled {
-            Some(settled) => report.all_settled = report.all_settled.max(settled),
-            None => report.unsettled += 1,
-        }
-    }
-    report
 }
 
 /// `members` members, each alone in a room of its own (no join fan-out), answering

@@ -1,21 +1,8 @@
-//! The benchmark's load generator (`server/examples/bench/load.rs`), once at tiny
+//! The benchmark's load generator (`bench/src/load/`), once at tiny
 //! scale against a real server: every member gets every message once and in order.
 //! A correctness check of the generator and the fan-out, never a speed.
 
-#[path = "../examples/bench/load.rs"]
-#[allow(dead_code)]
-mod load;
-
-// Their unit tests (the room mix, the latency histogram; what a soak member must
-// see across reconnects) run here.
-#[path = "../examples/bench/scale.rs"]
-#[allow(dead_code)]
-mod scale;
-
-#[path = "../examples/bench/soak/rules.rs"]
-#[allow(dead_code)]
-mod soak_rules;
-
+use chorus_bench::load;
 use chorus_server::config::Config;
 use chorus_server::startup::Application;
 
