@@ -11,6 +11,9 @@
 //!   and the [`FrameError`] / [`ErrorCode`] that refuse a frame;
 //! - `server.rs`: what the server sends ([`ServerFrame`] and the records in it), and
 //!   [`ServerFrame::from_json`], the reader clients use;
+//! - `spliced.rs`: server frames written in pieces, for speed (the member list kept
+//!   as JSON entries, a welcome and its `users` frames, a message split around its
+//!   id), each read back by the tests as the frame it stands for;
 //! - `names.rs`: room names ([`RoomName`]) and display names;
 //! - `close.rs`: close codes ([`CloseCode`]) and what a client does after each
 //!   ([`Reconnect`]);
@@ -26,6 +29,7 @@ mod http;
 mod limits;
 mod names;
 mod server;
+mod spliced;
 
 pub use client::{ClientFrame, ErrorCode, FrameError, validate_content, validate_ref};
 pub use close::{CloseCode, Reconnect, reconnect_for_code};
@@ -42,3 +46,4 @@ pub use names::{
     validate_room_name,
 };
 pub use server::{ChatMessage, Member, ServerFrame, SystemEvent};
+pub use spliced::{WelcomeHead, member_entry, message_around_id, users_frame};

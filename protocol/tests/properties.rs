@@ -1,10 +1,12 @@
 //! Properties of the protocol's parsing and validation, over generated input:
 //! nothing a client sends can panic the parser, and each validator accepts exactly
-//! what its documentation says.
+//! what its documentation says; and every frame the server writes in pieces reads
+//! back as the frame it stands for, whatever the names and text in it.
 
 use chorus_protocol::{
-    ClientFrame, ErrorCode, MAX_CONTENT_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_REF_CHARS,
-    MAX_ROOM_NAME_CHARS, is_hidden_in_names, normalize_display_name, token_from_subprotocols,
+    ChatMessage, ClientFrame, ErrorCode, MAX_CONTENT_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_REF_CHARS,
+    MAX_ROOM_NAME_CHARS, Member, ServerFrame, WelcomeHead, is_hidden_in_names, member_entry,
+    message_around_id, normalize_display_name, token_from_subprotocols, users_frame,
     validate_content, validate_ref, validate_room_name,
 };
 use proptest::prelude::*;
@@ -139,5 +141,53 @@ proptest! {
             let expected = format!("chorus.token.{token}");
             prop_assert!(header.contains(&expected));
         }
+    }
+
+    #[test]
+    fn a_message_split_around_its_id_reads_back_whatever_it_says(
+        user_id in tricky_text(40),
+        user in tricky_text(40),
+        content in tricky_text(200),
+        id in any::<u64>(),
+    ) {
+        let timestamp = "2026-12-07T12:00:00.000Z".to_owned();
+        let (prefix, suffix) = message_around_id(&user_id, &user, content.clone(), timestamp.clone());
+        let expected = ServerFrame::Message(ChatMessage { id, user_id, user, content, timestamp });
+        prop_assert_eq!(ServerFrame::from_json(&format!("{prefix}{id}{suffix}")).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_spliced_member_list_reads_back_whatever_the_names(
+        names in proptest::collection::vec((tricky_text(20), tricky_text(20)), 0..12),
+        room in tricky_text(20),
+    ) {
+        let members: Vec<Member> = names
+            .into_iter()
+            .map(|(user_id, name)| Member { user_id, name })
+            .collect();
+        let (first, rest) = members.split_at(members.len() / 2);
+        let share = |members: &[Member]| {
+            members.iter().map(|m| member_entry(&m.user_id, &m.name)).collect::<Vec<_>>().join(",")
+        };
+        let head = WelcomeHead {
+            room: &room,
+            user_id: "me",
+            user: "me",
+            recovered: true,
+            last_id: 7,
+            heartbeat_interval_ms: 1,
+            heartbeat_timeout_ms: 2,
+        };
+        match ServerFrame::from_json(&head.frame(&share(first))).unwrap() {
+            ServerFrame::Welcome { room: read, users, .. } => {
+                prop_assert_eq!(read, room.clone());
+                prop_assert_eq!(users, first.to_vec());
+            }
+            other => prop_assert!(false, "not a welcome: {other:?}"),
+        }
+        prop_assert_eq!(
+            ServerFrame::from_json(&users_frame(&share(rest))).unwrap(),
+            ServerFrame::Users { users: rest.to_vec() }
+        );
     }
 }

@@ -5,6 +5,8 @@
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use chorus_protocol::{WelcomeHead, users_frame};
+
 use crate::hub::fanout::FrameBytes;
 use crate::hub::fanout::queue::MemberQueue;
 use crate::hub::presence::user_list::UserList;
@@ -77,18 +79,7 @@ impl Welcome {
         heartbeat_interval: Duration,
         heartbeat_timeout: Duration,
     ) -> Vec<FrameBytes> {
-        #[derive(serde::Serialize)]
-        #[serde(tag = "type", rename = "welcome")]
-        struct Head<'a> {
-            room: &'a str,
-            user_id: &'a str,
-            user: &'a str,
-            recovered: bool,
-            last_id: u64,
-            heartbeat_interval_ms: u64,
-            heartbeat_timeout_ms: u64,
-        }
-        let head = serde_json::to_string(&Head {
+        let head = WelcomeHead {
             room: &self.room,
             user_id: &self.user_id,
             user: &self.user,
@@ -96,17 +87,11 @@ impl Welcome {
             last_id: self.last_id,
             heartbeat_interval_ms: heartbeat_interval.as_millis() as u64,
             heartbeat_timeout_ms: heartbeat_timeout.as_millis() as u64,
-        })
-        .expect("a welcome always serializes");
-        let head = head.strip_suffix('}').expect("an object");
+        };
         let mut shares = self.users.shares();
         let first = shares.next().unwrap_or_default();
-        let mut frames = vec![FrameBytes::from(format!("{head},\"users\":[{first}]}}"))];
-        frames.extend(
-            shares.map(|share| {
-                FrameBytes::from(format!("{{\"type\":\"users\",\"users\":[{share}]}}"))
-            }),
-        );
+        let mut frames = vec![FrameBytes::from(head.frame(first))];
+        frames.extend(shares.map(|share| FrameBytes::from(users_frame(share))));
         frames
     }
 }
@@ -267,5 +252,63 @@ impl Drop for Busy {
         if let Some(holder) = self.holder.take() {
             holder.join().unwrap();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chorus_protocol::{Member, ServerFrame};
+
+    use super::*;
+    use crate::hub::USERS_PER_FRAME;
+
+    /// What the connection sends a member of a large room reads back as one
+    /// `welcome` and `users` frames that list everyone, in order, each once.
+    #[test]
+    fn a_welcome_and_its_users_frames_read_back_as_the_whole_list() {
+        let mut members: Vec<Member> = (0..USERS_PER_FRAME * 2 + 3)
+            .map(|n| Member {
+                user_id: format!("u-{n:04}"),
+                name: format!("name \"{n:04}\" \\ 🎉"),
+            })
+            .collect();
+        let users = UserList::from_members(&mut members);
+        let welcome = Welcome {
+            room: "lobby".into(),
+            user_id: "u-me".into(),
+            user: "me".into(),
+            users,
+            recovered: true,
+            last_id: 41,
+        };
+        let frames = welcome.into_frames(Duration::from_secs(30), Duration::from_secs(10));
+        assert_eq!(frames.len(), 3, "a welcome and two users frames");
+        let mut listed = Vec::new();
+        for (at, frame) in frames.iter().enumerate() {
+            match ServerFrame::from_json(frame).expect("a server frame") {
+                ServerFrame::Welcome {
+                    room,
+                    user_id,
+                    users,
+                    recovered,
+                    last_id,
+                    heartbeat_interval_ms,
+                    heartbeat_timeout_ms,
+                    ..
+                } if at == 0 => {
+                    assert_eq!((room.as_str(), user_id.as_str()), ("lobby", "u-me"));
+                    assert_eq!((recovered, last_id), (true, 41));
+                    assert_eq!(
+                        (heartbeat_interval_ms, heartbeat_timeout_ms),
+                        (30_000, 10_000)
+                    );
+                    assert_eq!(users.len(), USERS_PER_FRAME);
+                    listed.extend(users);
+                }
+                ServerFrame::Users { users } if at > 0 => listed.extend(users),
+                other => panic!("frame {at}: {other:?}"),
+            }
+        }
+        assert_eq!(listed, members, "everyone, sorted, once");
     }
 }

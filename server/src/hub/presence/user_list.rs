@@ -8,9 +8,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use chorus_protocol::Member;
+use chorus_protocol::{Member, member_entry};
 
 /// How many members one frame lists: a `welcome` lists the first ones and `users`
 /// frames right after it the rest. Every socket's write buffer keeps the size of the
@@ -37,7 +35,7 @@ impl UserList {
             if at > 0 {
                 json.push(',');
             }
-            let entry = MemberRef::of(&member.user_id, &member.name);
+            let entry = member_entry(&member.user_id, &member.name);
             lengths.push(entry.len());
             json.push_str(&entry);
         }
@@ -79,19 +77,6 @@ impl Default for UserList {
     }
 }
 
-#[derive(Serialize)]
-struct MemberRef<'a> {
-    user_id: &'a str,
-    name: &'a str,
-}
-
-impl MemberRef<'_> {
-    /// One member's entry in the list.
-    fn of(user_id: &str, name: &str) -> String {
-        serde_json::to_string(&MemberRef { user_id, name }).expect("a member always serializes")
-    }
-}
-
 /// A room's present users in welcome order, with the JSON of their list kept up to
 /// date entry by entry: a join writes its own entry and moves the text after it,
 /// instead of writing every entry again.
@@ -122,7 +107,7 @@ impl Roll {
         let Err(index) = self.find(user_id, name) else {
             return;
         };
-        let entry = MemberRef::of(user_id, name);
+        let entry = member_entry(user_id, name);
         if self.order.is_empty() {
             self.json.insert_str(1, &entry);
         } else if index < self.order.len() {

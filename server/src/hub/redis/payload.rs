@@ -1,7 +1,7 @@
 //! What the engine writes into Redis and reads back: message frames built around an
 //! id chosen inside Redis, Pub/Sub payloads, and stream entries.
 
-use chorus_protocol::{ChatMessage, ServerFrame};
+use chorus_protocol::message_around_id;
 use redis::streams::StreamRangeReply;
 
 use crate::hub::fanout::FrameBytes;
@@ -10,24 +10,7 @@ use crate::hub::fanout::seats::FrameId;
 /// A message frame split around its id, so the id can be chosen inside Redis:
 /// `prefix + id + suffix` is the frame's JSON.
 pub(super) fn message_template(user_id: &str, user: &str, content: String) -> (String, String) {
-    let placeholder = ServerFrame::Message(ChatMessage {
-        id: 0,
-        user_id: user_id.to_owned(),
-        user: user.to_owned(),
-        content,
-        timestamp: crate::hub::engine::now_rfc3339(),
-    })
-    .to_json();
-    // `"id":0` cannot occur unescaped inside a string, and `id` is serialized before
-    // any user-provided text.
-    let at = placeholder
-        .find("\"id\":0")
-        .expect("a message frame has an id")
-        + "\"id\":".len();
-    (
-        placeholder[..at].to_owned(),
-        placeholder[at + 1..].to_owned(),
-    )
+    message_around_id(user_id, user, content, crate::hub::engine::now_rfc3339())
 }
 
 /// When the publishing server stamped a message frame: its `timestamp`, which is
