@@ -4,6 +4,8 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::servers::accepting;
+
 /// A `redis-server` the scale scenario started, in a directory of its own.
 pub(crate) struct StartedRedis {
     pub(crate) child: tokio::process::Child,
@@ -55,21 +57,11 @@ pub(crate) async fn start_redis_on(
             "no",
         ]);
     }
-    let child = command
+    let mut child = command
         .stdout(Stdio::null())
         .kill_on_drop(true)
         .spawn()
         .expect("redis-server runs (apt-get install redis-server)");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redis-server did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    accepting(&mut child, port, Duration::from_secs(10), "redis-server").await;
     StartedRedis { child, port }
 }

@@ -136,23 +136,30 @@ pub(crate) async fn start_peer(peer: Peer, secret: &str) -> Server {
                 .expect("the FastAPI peer starts")
         }
     };
-    // Ready once it accepts connections.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    accepting(&mut child, port, Duration::from_secs(20), "the peer").await;
+    Server {
+        child,
+        base: format!("ws://127.0.0.1:{port}"),
+    }
+}
+
+/// Waits until `child` accepts connections on `port`; panics, naming `what`, if it
+/// exits first or takes longer than `within`.
+pub(crate) async fn accepting(
+    child: &mut tokio::process::Child,
+    port: u16,
+    within: Duration,
+    what: &str,
+) {
+    let deadline = std::time::Instant::now() + within;
     while tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .is_err()
     {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the peer did not start"
-        );
+        assert!(std::time::Instant::now() < deadline, "{what} did not start");
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("the peer exited: {status}");
+            panic!("{what} exited: {status}");
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Server {
-        child,
-        base: format!("ws://127.0.0.1:{port}"),
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

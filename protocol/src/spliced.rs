@@ -96,13 +96,6 @@ mod tests {
     use super::*;
     use crate::server::Member;
 
-    fn member(user_id: &str, name: &str) -> Member {
-        Member {
-            user_id: user_id.into(),
-            name: name.into(),
-        }
-    }
-
     fn share(members: &[Member]) -> String {
         members
             .iter()
@@ -115,11 +108,12 @@ mod tests {
 
     #[test]
     fn a_spliced_welcome_and_its_users_frames_read_back_as_the_frames_they_stand_for() {
-        let first: Vec<Member> = TRICKY
-            .iter()
-            .map(|n| member(&format!("u-{n}"), n))
-            .collect();
-        let rest = vec![member("u-9", "zed"), member("u\"10", "\\")];
+        let listed = |user_id: String, name: &str| Member {
+            user_id,
+            name: name.into(),
+        };
+        let first: Vec<Member> = TRICKY.iter().map(|n| listed(format!("u-{n}"), n)).collect();
+        let rest = vec![listed("u-9".into(), "zed"), listed("u\"10".into(), "\\")];
         for first in [first.clone(), Vec::new()] {
             let head = WelcomeHead {
                 room: "lobby",

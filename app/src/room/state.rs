@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::socket::{SocketState, Stopped};
+use crate::socket::{Retry, SocketState, Stopped};
 use chorus_protocol::{CloseCode, FrameError};
 
 /// Where the connection stands.
@@ -13,13 +13,8 @@ pub enum ConnectionState {
     Connecting,
     /// Welcomed: messages flow both ways.
     Open,
-    /// Lost; attempt number `attempt` starts in `retry_in_secs` seconds.
-    Reconnecting {
-        /// The attempt's number, from 1.
-        attempt: u32,
-        /// Seconds until it starts.
-        retry_in_secs: u32,
-    },
+    /// Lost; the next attempt is on its way.
+    Reconnecting(Retry),
     /// The browser reports no network; the next attempt waits for it.
     Offline,
     /// Will not reconnect by itself.
@@ -79,13 +74,7 @@ impl From<SocketState> for ConnectionState {
         match state {
             SocketState::Connecting => ConnectionState::Connecting,
             SocketState::Open => ConnectionState::Open,
-            SocketState::Reconnecting {
-                attempt,
-                retry_in_secs,
-            } => ConnectionState::Reconnecting {
-                attempt,
-                retry_in_secs,
-            },
+            SocketState::Reconnecting(retry) => ConnectionState::Reconnecting(retry),
             SocketState::Offline => ConnectionState::Offline,
         }
     }

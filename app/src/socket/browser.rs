@@ -19,7 +19,7 @@ use web_sys::VisibilityState;
 use super::wire::{Wire, WireEvent};
 use super::{
     ABNORMAL_CLOSURE, Codec, Command, Control, Countdown, Endpoint, Handler, NORMAL_CLOSURE, Next,
-    Renewal, SendFailure, SocketEvent, SocketOptions, SocketState, Stopped, silence_left_ms,
+    Renewal, Retry, SendFailure, SocketEvent, SocketOptions, SocketState, Stopped, silence_left_ms,
 };
 use crate::model::backoff::Backoff;
 
@@ -292,10 +292,10 @@ async fn wait_to_retry<C: Codec, H: Handler<C>>(
                 futures_util::future::pending().right_future()
             }
             (false, Some(countdown)) => {
-                link.emit(SocketEvent::State(SocketState::Reconnecting {
+                link.emit(SocketEvent::State(SocketState::Reconnecting(Retry {
                     attempt,
                     retry_in_secs: countdown.retry_in_secs,
-                }));
+                })));
                 TimeoutFuture::new(countdown.next_tick_ms).left_future()
             }
         };

@@ -153,15 +153,20 @@ pub enum SocketState {
     Connecting,
     /// Ready: frames flow both ways.
     Open,
-    /// Lost; attempt number `attempt` starts in `retry_in_secs` seconds.
-    Reconnecting {
-        /// The attempt's number, from 1.
-        attempt: u32,
-        /// Seconds until it starts.
-        retry_in_secs: u32,
-    },
+    /// Lost; the next attempt is on its way.
+    Reconnecting(Retry),
     /// The browser reports no network; the next attempt waits for it.
     Offline,
+}
+
+/// The next attempt of a lost connection: attempt number `attempt` starts in
+/// `retry_in_secs` seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// The attempt's number, from 1.
+    pub attempt: u32,
+    /// Seconds until it starts.
+    pub retry_in_secs: u32,
 }
 
 /// Why the socket stopped for good.

@@ -4,7 +4,7 @@
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 
 use crate::args::Args;
 use crate::measure::{cpu_time, rss_bytes};
@@ -103,12 +103,7 @@ pub(crate) async fn run_scale(args: &Args) {
         processes.push((child, lines));
     }
     let mut connected = 0;
-    for (_, lines) in &mut processes {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("a load process said ready");
+    for line in next_lines(&mut processes, "said ready").await {
         connected += line
             .trim_start_matches("ready ")
             .parse::<usize>()
@@ -157,12 +152,7 @@ pub(crate) async fn run_scale(args: &Args) {
         })
     });
     let mut reports = Vec::new();
-    for (_, lines) in &mut processes {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("a load process reported");
+    for line in next_lines(&mut processes, "reported").await {
         reports.push(serde_json::from_str::<super::WorkerReport>(&line).expect("a report"));
     }
     let elapsed = run_started.elapsed();
@@ -276,4 +266,21 @@ pub(crate) async fn run_scale(args: &Args) {
     drop(servers);
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The next line each load process writes, in order: what it `did` (said ready,
+/// reported).
+async fn next_lines(
+    processes: &mut [(
+        tokio::process::Child,
+        Lines<BufReader<tokio::process::ChildStdout>>,
+    )],
+    did: &str,
+) -> Vec<String> {
+    let mut lines = Vec::with_capacity(processes.len());
+    for (_, process) in processes.iter_mut() {
+        let line = process.next_line().await.unwrap();
+        lines.push(line.unwrap_or_else(|| panic!("a load process {did}")));
+    }
+    lines
 }

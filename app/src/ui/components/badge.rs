@@ -1,6 +1,7 @@
 use leptos::prelude::*;
 
 use crate::room::ConnectionState;
+use crate::socket::Retry;
 
 /// Where the connection stands, in a word and a colour. Screen readers hear each
 /// change of state once, from a status region of its own: the badge's text counts
@@ -16,16 +17,16 @@ pub(crate) fn ConnectionBadge(
     let kind = move || match state.get() {
         ConnectionState::Connecting => "connecting",
         ConnectionState::Open => "live",
-        ConnectionState::Reconnecting { .. } => "reconnecting",
+        ConnectionState::Reconnecting(_) => "reconnecting",
         ConnectionState::Offline | ConnectionState::Closed(_) => "offline",
     };
     let label = move || match state.get() {
         ConnectionState::Connecting => "Connecting…".to_owned(),
         ConnectionState::Open => "Live".to_owned(),
-        ConnectionState::Reconnecting {
+        ConnectionState::Reconnecting(Retry {
             retry_in_secs,
             attempt,
-        } => format!("Reconnecting in {retry_in_secs} s (attempt {attempt})"),
+        }) => format!("Reconnecting in {retry_in_secs} s (attempt {attempt})"),
         ConnectionState::Offline => "Offline".to_owned(),
         ConnectionState::Closed(reason) => format!("Offline: {reason}"),
     };
@@ -38,7 +39,7 @@ pub(crate) fn ConnectionBadge(
             _ => Announced::Connecting,
         },
         ConnectionState::Open => Announced::Live,
-        ConnectionState::Reconnecting { .. } => Announced::Reconnecting,
+        ConnectionState::Reconnecting(_) => Announced::Reconnecting,
         ConnectionState::Offline => Announced::Offline,
         ConnectionState::Closed(reason) => Announced::Closed(reason.to_string()),
     });

@@ -8,6 +8,7 @@ use leptos_router::hooks::{use_navigate, use_params_map};
 
 use crate::model::unread::{Unread, with_count};
 use crate::room::{ChatSocket, ClosedReason, ConnectionState, use_websocket};
+use crate::socket::Retry;
 use crate::ui::components::{
     ConnectionBadge, MemberList, MentionAlerts, MessageList, NewMessages, OutboxList, RoomPicker,
     StorageNote,
@@ -123,7 +124,7 @@ fn track_visibility(socket: ChatSocket) {
 fn ConnectionBanner(socket: ChatSocket) -> impl IntoView {
     let state = socket.state();
     let text = move || match state.get() {
-        ConnectionState::Reconnecting { retry_in_secs, .. } => Some(format!(
+        ConnectionState::Reconnecting(Retry { retry_in_secs, .. }) => Some(format!(
             "Connection lost. Trying again in {retry_in_secs} s."
         )),
         ConnectionState::Offline => {
@@ -230,7 +231,7 @@ fn Composer(socket: ChatSocket, room: Signal<String>) -> impl IntoView {
         ConnectionState::Connecting => {
             Some("Connecting… messages you send now go out as soon as it is live.")
         }
-        ConnectionState::Reconnecting { .. } | ConnectionState::Offline => {
+        ConnectionState::Reconnecting(_) | ConnectionState::Offline => {
             Some("Not connected: messages you send now go out when the connection is back.")
         }
     };
