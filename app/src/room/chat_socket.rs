@@ -21,7 +21,7 @@ pub struct ChatSocket {
     pub(super) signals: Signals,
 }
 
-/// What the page reads, written by [`Room`] as socket events arrive.
+/// What the page reads, written by [`RoomHandler`] as socket events arrive.
 #[derive(Clone, Copy)]
 pub(super) struct Signals {
     pub(super) state: RwSignal<ConnectionState>,

@@ -4,11 +4,11 @@ use leptos::prelude::*;
 
 use super::NEWS_KEPT;
 use super::browser::{forget_typists_later, lowercase, now_ms};
-use super::handler::Room;
+use super::handler::RoomHandler;
 use crate::model::mentions::mentions;
 use chorus_protocol::{ErrorCode, Member, ServerFrame};
 
-impl Room {
+impl RoomHandler {
     pub(super) fn apply(&self, frame: ServerFrame) {
         let signals = self.signals;
         match frame {

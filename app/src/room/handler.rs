@@ -23,7 +23,7 @@ use chorus_protocol::token_subprotocols;
 
 /// The chat's [`Handler`]: builds the room's URL, renews guest tokens, and turns
 /// socket events into the page's signals.
-pub(super) struct Room {
+pub(super) struct RoomHandler {
     pub(super) signals: Signals,
     /// The token the connection was opened with, or last handed over with `refresh`.
     pub(super) token: StoredValue<Option<String>>,
@@ -32,7 +32,7 @@ pub(super) struct Room {
     pub(super) current: StoredValue<Option<String>>,
 }
 
-impl Handler<ChatCodec> for Room {
+impl Handler<ChatCodec> for RoomHandler {
     type Key = String;
 
     /// Each room keeps its own outbox: what was typed for one room is never sent to

@@ -61,7 +61,7 @@ mod state;
 pub use chat_socket::ChatSocket;
 use chat_socket::Signals;
 pub use codec::ChatCodec;
-use handler::Room;
+use handler::RoomHandler;
 pub use state::{ClosedReason, ConnectionState, SendError};
 
 /// How many live messages [`ChatSocket::news`] keeps: enough for a screen reader
@@ -95,7 +95,7 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
         });
     });
     let token = StoredValue::new(None::<String>);
-    let handler = Room {
+    let handler = RoomHandler {
         signals,
         token,
         other_outboxes: StoredValue::new(HashMap::new()),

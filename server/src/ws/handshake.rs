@@ -32,7 +32,7 @@ pub(crate) struct Upgrade {
 
 /// Why a request cannot become a WebSocket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Refused {
+pub(crate) enum HandshakeRefused {
     NotGet,
     NoUpgradeInConnection,
     NotWebSocket,
@@ -42,24 +42,26 @@ pub(crate) enum Refused {
     NotUpgradable,
 }
 
-impl IntoResponse for Refused {
+impl IntoResponse for HandshakeRefused {
     fn into_response(self) -> Response {
         let (status, message) = match self {
-            Refused::NotGet => (
+            HandshakeRefused::NotGet => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "a WebSocket is opened with GET",
             ),
-            Refused::NoUpgradeInConnection => (
+            HandshakeRefused::NoUpgradeInConnection => (
                 StatusCode::BAD_REQUEST,
                 "`Connection` must include `upgrade`",
             ),
-            Refused::NotWebSocket => (StatusCode::BAD_REQUEST, "`Upgrade` must be `websocket`"),
-            Refused::WrongVersion => (
+            HandshakeRefused::NotWebSocket => {
+                (StatusCode::BAD_REQUEST, "`Upgrade` must be `websocket`")
+            }
+            HandshakeRefused::WrongVersion => (
                 StatusCode::BAD_REQUEST,
                 "`Sec-WebSocket-Version` must be 13",
             ),
-            Refused::NoKey => (StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` is missing"),
-            Refused::NotUpgradable => (
+            HandshakeRefused::NoKey => (StatusCode::BAD_REQUEST, "`Sec-WebSocket-Key` is missing"),
+            HandshakeRefused::NotUpgradable => (
                 StatusCode::UPGRADE_REQUIRED,
                 "this connection cannot be upgraded to a WebSocket",
             ),
@@ -69,30 +71,30 @@ impl IntoResponse for Refused {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Upgrade {
-    type Rejection = Refused;
+    type Rejection = HandshakeRefused;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Refused> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, HandshakeRefused> {
         let headers = &parts.headers;
         if parts.method != Method::GET {
-            return Err(Refused::NotGet);
+            return Err(HandshakeRefused::NotGet);
         }
         if !header_lists(headers, CONNECTION, "upgrade") {
-            return Err(Refused::NoUpgradeInConnection);
+            return Err(HandshakeRefused::NoUpgradeInConnection);
         }
         if !header_is(headers, UPGRADE, "websocket") {
-            return Err(Refused::NotWebSocket);
+            return Err(HandshakeRefused::NotWebSocket);
         }
         if !header_is(headers, SEC_WEBSOCKET_VERSION, "13") {
-            return Err(Refused::WrongVersion);
+            return Err(HandshakeRefused::WrongVersion);
         }
         let key = headers
             .get(SEC_WEBSOCKET_KEY)
-            .ok_or(Refused::NoKey)?
+            .ok_or(HandshakeRefused::NoKey)?
             .clone();
         let on_upgrade = parts
             .extensions
             .remove::<hyper::upgrade::OnUpgrade>()
-            .ok_or(Refused::NotUpgradable)?;
+            .ok_or(HandshakeRefused::NotUpgradable)?;
         let mut offered = HeaderMap::new();
         for value in headers.get_all(SEC_WEBSOCKET_PROTOCOL) {
             offered.append(SEC_WEBSOCKET_PROTOCOL, value.clone());

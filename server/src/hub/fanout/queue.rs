@@ -79,7 +79,7 @@ pub(crate) enum Refused {
 }
 
 #[derive(Debug, Default)]
-struct Shared {
+struct QueueState {
     frames: VecDeque<Outbound>,
     /// Bytes in `frames`.
     bytes: usize,
@@ -89,7 +89,7 @@ struct Shared {
     closed: bool,
 }
 
-type Queue = Arc<Mutex<Shared>>;
+type Queue = Arc<Mutex<QueueState>>;
 
 /// The hub's end. Dropping it ends the queue (the member was evicted or left).
 #[derive(Debug)]

@@ -4,14 +4,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::room::Room;
-use super::shared::Shared;
+use super::rooms::Rooms;
 use super::timers::schedule;
 use crate::hub::engine::{PublishError, Published};
 use crate::hub::fanout::seats::MemberId;
 
 /// A seat in a room; leaving the room is dropping it.
 pub struct MemoryMembership {
-    pub(super) shared: Arc<Shared>,
+    pub(super) shared: Arc<Rooms>,
     pub(super) room: Arc<Room>,
     pub(super) member_id: MemberId,
     /// Leave without the presence grace ([`Self::leave_at_once`]).

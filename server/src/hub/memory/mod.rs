@@ -5,7 +5,7 @@
 //! member sees the room's frames in one order.
 //!
 //! - `mod.rs`: [`MemoryHub`], what the hub asks of the engine;
-//! - `shared.rs`: the rooms map and what spans rooms (the history budget,
+//! - `rooms.rs`: `Rooms`, the rooms map and what spans rooms (the history budget,
 //!   `--max-rooms`, member ids, bans);
 //! - `room.rs`: one room's state and what happens under its lock;
 //! - `membership.rs`: a member's seat; `timers.rs`: leaves after their grace and
@@ -28,19 +28,19 @@ use crate::sync::lock;
 use bans::Bans;
 pub use membership::MemoryMembership;
 use room::{Author, Room};
-use shared::Shared;
+use rooms::Rooms;
 use timers::schedule;
 
 mod bans;
 mod membership;
 mod refs;
 mod room;
-mod shared;
+mod rooms;
 mod timers;
 
 /// The rooms of one server.
 pub struct MemoryHub {
-    shared: Arc<Shared>,
+    shared: Arc<Rooms>,
 }
 
 impl MemoryHub {
@@ -48,7 +48,7 @@ impl MemoryHub {
     pub fn new(settings: HubSettings) -> Self {
         assert!(settings.queue_bytes > 0, "queue bound must be positive");
         MemoryHub {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Rooms {
                 rooms: Mutex::new(HashMap::new()),
                 settings,
                 next_member_id: AtomicU64::new(1),

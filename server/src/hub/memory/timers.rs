@@ -5,14 +5,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::room::{Followups, Room, RoomState};
-use super::shared::Shared;
+use super::rooms::Rooms;
 
 /// Runs the timers a room asked for under its lock: each leave is announced when its
 /// grace is over unless the user is back by then, and gathered announcements go out
 /// once per window while a burst lasts. The timers hold the hub weakly: a hub that
 /// is gone (a server shutting down) announces nothing, so a restart never tells
 /// anyone that everyone left.
-pub(super) fn schedule(shared: &Arc<Shared>, room: &Arc<Room>, followups: Followups) {
+pub(super) fn schedule(shared: &Arc<Rooms>, room: &Arc<Room>, followups: Followups) {
     let grace = shared.settings.presence_grace;
     for (user_id, token) in followups.leaves {
         after(shared, room, grace, move |state| {
@@ -32,7 +32,7 @@ pub(super) fn schedule(shared: &Arc<Shared>, room: &Arc<Room>, followups: Follow
 
 /// Sends what the room's announcer gathered at `at`; while the burst goes on, the
 /// flush asks for the next one through the followups.
-pub(super) fn flush_announcements_at(shared: &Arc<Shared>, room: &Arc<Room>, at: Instant) {
+pub(super) fn flush_announcements_at(shared: &Arc<Rooms>, room: &Arc<Room>, at: Instant) {
     let wait = at.saturating_duration_since(Instant::now());
     after(shared, room, wait, |state| {
         state.flush_announcements(Instant::now())
@@ -42,7 +42,7 @@ pub(super) fn flush_announcements_at(shared: &Arc<Shared>, room: &Arc<Room>, at:
 /// Runs `then` on the room's state after `wait`, unless the hub is gone by then;
 /// schedules what it leads to and removes the room if it is left empty.
 pub(super) fn after(
-    shared: &Arc<Shared>,
+    shared: &Arc<Rooms>,
     room: &Arc<Room>,
     wait: Duration,
     then: impl FnOnce(&mut RoomState) + Send + 'static,

@@ -7,15 +7,15 @@ use redis::AsyncCommands;
 use redis::streams::StreamRangeReply;
 
 use super::keys::{self};
+use super::node::Node;
 use super::payload::{parse_payload, stamped_at, stored_frames};
 use super::presence::Present;
-use super::room::Room;
-use super::shared::Shared;
-use super::topology::within;
+use super::room::LocalRoom;
+use super::topology::in_time;
 use crate::sync::lock;
 use std::time::SystemTime;
 
-impl Shared {
+impl Node {
     /// Queues a frame from the room's channel for this server's members, or closes
     /// a removed user's sockets here (the control channel). A message whose id
     /// skips some (lost while a shard failed over, say) brings those from the
@@ -44,7 +44,7 @@ impl Shared {
         };
         if let Some(id) = id
             && room.missed_before(id)
-            && let Err(err) = within(self.fill_gap(&room)).await
+            && let Err(err) = in_time(self.fill_gap(&room)).await
         {
             tracing::debug!(room = room_name, error = %err, "cannot fill a gap from the stream");
         }
@@ -62,17 +62,17 @@ impl Shared {
 
     /// After an outage, once subscribed again: this server marked alive, and each
     /// room's presence written back and its gap filled from the stream.
-    pub(super) async fn catch_up(&self, rooms: &[Arc<Room>]) -> redis::RedisResult<()> {
-        within(self.heartbeat()).await?;
+    pub(super) async fn catch_up(&self, rooms: &[Arc<LocalRoom>]) -> redis::RedisResult<()> {
+        in_time(self.heartbeat()).await?;
         for room in rooms {
-            within(self.restore_presence(room)).await?;
-            within(self.fill_gap(room)).await?;
+            in_time(self.restore_presence(room)).await?;
+            in_time(self.fill_gap(room)).await?;
         }
         Ok(())
     }
 
     /// After an outage: messages stored while this server was cut off, in order.
-    pub(super) async fn fill_gap(&self, room: &Arc<Room>) -> redis::RedisResult<()> {
+    pub(super) async fn fill_gap(&self, room: &Arc<LocalRoom>) -> redis::RedisResult<()> {
         let after = {
             let state = lock(&room.state);
             state.last_delivered.max(state.anchor)
@@ -98,7 +98,7 @@ impl Shared {
 
     /// After an outage: this server's connections, written back into presence
     /// (Redis may have restarted empty, or reaped us while we were cut off).
-    pub(super) async fn restore_presence(&self, room: &Room) -> redis::RedisResult<()> {
+    pub(super) async fn restore_presence(&self, room: &LocalRoom) -> redis::RedisResult<()> {
         // Joins in flight finish entering first; new ones wait for the write-back.
         let _entering = room.entering.write().await;
         let users: Vec<(Arc<str>, Arc<str>, usize)> = lock(&room.state)

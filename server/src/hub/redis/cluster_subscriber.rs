@@ -8,11 +8,11 @@ use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
 
 use super::keys::{self, RoomKeys};
-use super::room::Room;
-use super::shared::Shared;
-use super::shared::Subscription;
+use super::node::Node;
+use super::node::Subscription;
+use super::room::LocalRoom;
 use super::subscriber::{HEALTH_CHECK, Outage, refuse_while_waiting};
-use super::topology::{RECONNECT_MAX, within};
+use super::topology::{RECONNECT_MAX, in_time};
 use super::topology::{Target, cluster_client};
 use crate::hub::engine::Unavailable;
 use crate::sync::lock;
@@ -24,7 +24,7 @@ use crate::sync::lock;
 /// stream when its subscription is confirmed again (or a message skips ids), and
 /// this server's presence written back once a lost node is reachable again.
 pub(super) async fn cluster_subscriber(
-    shared: Weak<Shared>,
+    shared: Weak<Node>,
     mut requests: mpsc::UnboundedReceiver<Subscription>,
 ) {
     let mut outage = Outage::default();
@@ -39,7 +39,7 @@ pub(super) async fn cluster_subscriber(
                 .push_sender(pushes_to)
                 .build()
             {
-                Ok(client) => within(client.get_async_connection()).await,
+                Ok(client) => in_time(client.get_async_connection()).await,
                 Err(err) => Err(err),
             },
             Target::Single(_) => return,
@@ -89,7 +89,7 @@ pub(super) async fn cluster_subscriber(
                     match request {
                         Subscription::Subscribe(room, done) => {
                             let channel = RoomKeys::new(&room).channel;
-                            match within(connection.ssubscribe(&channel)).await {
+                            match in_time(connection.ssubscribe(&channel)).await {
                                 Ok(()) => {
                                     let _ = done.send(Ok(()));
                                 }
@@ -103,7 +103,7 @@ pub(super) async fn cluster_subscriber(
                         Subscription::Unsubscribe(room) => {
                             if !lock(&current.rooms).contains_key(&room) {
                                 let channel = RoomKeys::new(&room).channel;
-                                if let Err(err) = within(connection.sunsubscribe(&channel)).await {
+                                if let Err(err) = in_time(connection.sunsubscribe(&channel)).await {
                                     tracing::debug!(error = %err, "cannot unsubscribe on the Redis Cluster");
                                 }
                             }
@@ -111,7 +111,7 @@ pub(super) async fn cluster_subscriber(
                     }
                 }
                 _ = health.tick() => {
-                    if let Err(err) = within(redis::cmd("PING").query_async::<redis::Value>(&mut connection)).await {
+                    if let Err(err) = in_time(redis::cmd("PING").query_async::<redis::Value>(&mut connection)).await {
                         outage.failed("the Redis Cluster did not answer", &err);
                         catch_up.get_or_insert(Instant::now() + outage.delay());
                     }
@@ -165,7 +165,7 @@ pub(super) async fn cluster_subscriber(
                                 && room.was_live()
                             {
                                 tokio::spawn(async move {
-                                    if let Err(err) = within(current.fill_gap(&room)).await {
+                                    if let Err(err) = in_time(current.fill_gap(&room)).await {
                                         tracing::debug!(error = %err, "cannot fill a gap from the stream");
                                     }
                                 });
@@ -188,14 +188,14 @@ pub(super) async fn cluster_subscriber(
 /// channel and every room with members here (again: a no-op where still
 /// subscribed); after an outage also catch up on messages and write presence back.
 async fn resume_sharded(
-    shared: &Shared,
+    shared: &Node,
     connection: &mut redis::cluster_async::ClusterConnection,
     after_outage: bool,
 ) -> redis::RedisResult<()> {
-    within(connection.subscribe(keys::control())).await?;
-    let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
+    in_time(connection.subscribe(keys::control())).await?;
+    let rooms: Vec<Arc<LocalRoom>> = lock(&shared.rooms).values().cloned().collect();
     for room in &rooms {
-        within(connection.ssubscribe(&room.keys.channel)).await?;
+        in_time(connection.ssubscribe(&room.keys.channel)).await?;
     }
     if after_outage {
         shared.catch_up(&rooms).await?;

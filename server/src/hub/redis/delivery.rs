@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use super::room::{Room, RoomState};
+use super::room::{LocalRoom, LocalRoomState};
 use crate::hub::fanout::FrameBytes;
 use crate::hub::fanout::seats::FrameId;
 use crate::hub::presence::announcements::parse_system;
 use crate::observe::metrics::Metrics;
 use crate::sync::lock;
 
-impl Room {
+impl LocalRoom {
     /// Whether message `id` comes after some that never arrived here: ids of a room
     /// follow each other, so a jump past the next one is a loss (or a sequence
     /// started afresh, which the stream tells apart).
@@ -68,7 +68,7 @@ impl Room {
     /// leave presence as they drop.
     fn send(
         self: &Arc<Self>,
-        state: &mut RoomState,
+        state: &mut LocalRoomState,
         id: FrameId,
         frame: &FrameBytes,
         metrics: &Arc<Metrics>,

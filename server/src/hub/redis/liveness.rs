@@ -10,9 +10,9 @@ use redis::AsyncCommands;
 use tokio::time::MissedTickBehavior;
 
 use super::keys;
-use super::room::Room;
-use super::shared::Shared;
-use super::topology::within;
+use super::node::Node;
+use super::room::LocalRoom;
+use super::topology::in_time;
 use crate::sync::lock;
 
 /// Refreshes this server's liveness key and reaps servers that stopped refreshing theirs.
@@ -21,7 +21,7 @@ use crate::sync::lock;
 /// key's shard) is taken for dead and reaped while its members are still connected.
 /// A reap takes the server out of `nodes` last, after its members: found missing
 /// there, this server has been reaped (completely) and writes its members back.
-pub(super) async fn liveness(shared: Weak<Shared>) {
+pub(super) async fn liveness(shared: Weak<Node>) {
     let Some(period) = shared.upgrade().map(|shared| shared.node_ttl / 3) else {
         return;
     };
@@ -43,7 +43,7 @@ pub(super) async fn liveness(shared: Weak<Shared>) {
 /// Announces the leaves whose grace is over, every room's, with the other servers
 /// doing the same (each leave is announced once): so a leave is announced even when
 /// the server that began it has stopped.
-pub(super) async fn finish_leaves(shared: Weak<Shared>) {
+pub(super) async fn finish_leaves(shared: Weak<Node>) {
     /// Leaves announced in one call at most: a backlog is worked off call by call.
     const BATCH: usize = 1000;
     let Some(grace) = shared
@@ -69,9 +69,9 @@ pub(super) async fn finish_leaves(shared: Weak<Shared>) {
 /// (at debug level: the next turn tries again) as `failed`.
 async fn every(
     period: Duration,
-    shared: Weak<Shared>,
+    shared: Weak<Node>,
     failed: &str,
-    work: impl AsyncFn(&Shared) -> redis::RedisResult<()>,
+    work: impl AsyncFn(&Node) -> redis::RedisResult<()>,
 ) {
     let mut ticks = tokio::time::interval(period);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -89,7 +89,7 @@ async fn every(
     }
 }
 
-impl Shared {
+impl Node {
     /// Marks this server alive and known, so others can reap it if it dies; `true`
     /// if it was not listed among the servers (reaped, or just started).
     pub(super) async fn heartbeat(&self) -> redis::RedisResult<bool> {
@@ -118,9 +118,9 @@ impl Shared {
             write_back.store(true, Ordering::Relaxed);
         }
         if write_back.load(Ordering::Relaxed) {
-            let rooms: Vec<Arc<Room>> = lock(&self.rooms).values().cloned().collect();
+            let rooms: Vec<Arc<LocalRoom>> = lock(&self.rooms).values().cloned().collect();
             for room in &rooms {
-                within(self.restore_presence(room)).await?;
+                in_time(self.restore_presence(room)).await?;
             }
             write_back.store(false, Ordering::Relaxed);
         }

@@ -4,17 +4,17 @@ use std::sync::Arc;
 
 use chorus_protocol::ServerFrame;
 
-use super::room::Room;
+use super::node::Node;
+use super::room::LocalRoom;
 use super::scripts::Scripts;
-use super::shared::Shared;
 use crate::hub::engine::{PublishError, Published};
 use crate::hub::fanout::seats::MemberId;
 use crate::sync::lock;
 
 /// A seat in a room; leaving the room is dropping it.
 pub struct RedisMembership {
-    pub(super) shared: Arc<Shared>,
-    pub(super) room: Arc<Room>,
+    pub(super) shared: Arc<Node>,
+    pub(super) room: Arc<LocalRoom>,
     pub(super) member_id: MemberId,
     pub(super) user_id: Arc<str>,
     pub(super) name: Arc<str>,

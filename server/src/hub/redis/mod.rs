@@ -21,7 +21,7 @@
 //! - `mod.rs`: [`RedisHub`], what the hub asks of the engine (connect, join with
 //!   the backlog read, publish, history, members, disconnect, the room list, leaving
 //!   at shutdown);
-//! - `shared.rs`: what every room of this server shares, and a publish's and a
+//! - `node.rs`: this server in the group, what every room here shares, and a publish's and a
 //!   backlog's steps in Redis; `room.rs`: one room here (seats, what was delivered,
 //!   who entered presence);
 //! - `membership.rs`: a member's seat (publish; drop = leave);
@@ -46,11 +46,11 @@ pub mod keys;
 mod liveness;
 mod membership;
 mod migrate;
+mod node;
 mod payload;
 mod presence;
 mod room;
 mod scripts;
-mod shared;
 mod subscriber;
 #[cfg(test)]
 mod tests;
@@ -73,10 +73,10 @@ use keys::RoomKeys;
 use liveness::liveness;
 pub use membership::RedisMembership;
 use migrate::rename_untagged_keys;
+use node::Node;
 use payload::stored_frames;
-use room::Room;
+use room::LocalRoom;
 use scripts::Scripts;
-use shared::Shared;
 use subscriber::subscriber;
 use topology::redact;
 use topology::{Redis, Target};
@@ -117,7 +117,7 @@ pub struct RedisStartError {
 
 /// The rooms of one server in a Redis-backed group.
 pub struct RedisHub {
-    shared: Arc<Shared>,
+    shared: Arc<Node>,
 }
 
 impl RedisHub {
@@ -158,7 +158,7 @@ impl RedisHub {
 
         let node = format!("{:016x}", rand::rng().random::<u64>());
         let (subscriptions, requests) = mpsc::unbounded_channel();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Node {
             settings,
             node,
             node_ttl: options.node_ttl,
@@ -209,7 +209,9 @@ impl RedisHub {
         let room = loop {
             let room = lock(&shared.rooms)
                 .entry(Arc::from(room_name))
-                .or_insert_with_key(|name| Arc::new(Room::new(name.clone(), &self.shared.settings)))
+                .or_insert_with_key(|name| {
+                    Arc::new(LocalRoom::new(name.clone(), &self.shared.settings))
+                })
                 .clone();
             let mut state = lock(&room.state);
             if state.removed {

@@ -19,8 +19,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::{AsyncCommands, Script, ScriptInvocation};
 
 use super::keys::{self, RoomKeys};
-use super::room::Room;
-use super::shared::Shared;
+use super::node::Node;
+use super::room::LocalRoom;
 use crate::hub::engine::{Participant, Unavailable};
 
 /// How long a taken leave may take to finish before another server takes it again.
@@ -38,14 +38,14 @@ fn leave_entry(room: &str, user: &str) -> String {
     format!("{room}\n{user}")
 }
 
-/// One user of a server in a room, as [`Shared::set_share`] writes it back.
+/// One user of a server in a room, as [`Node::set_share`] writes it back.
 pub(super) struct Present<'a> {
     pub(super) user_id: &'a str,
     pub(super) name: &'a str,
     pub(super) connections: usize,
 }
 
-impl Shared {
+impl Node {
     /// A room presence script with the keys they all take (one room's), and this
     /// server first among the arguments.
     fn room_script<'a>(&self, script: &'a Script, keys: &RoomKeys) -> ScriptInvocation<'a> {
@@ -73,7 +73,7 @@ impl Shared {
     /// a new room beyond the most rooms.
     pub(super) async fn enter(
         &self,
-        room: &Room,
+        room: &LocalRoom,
         who: &Participant,
     ) -> Result<std::collections::HashMap<String, String>, Unavailable> {
         let mut redis = self.redis.clone();
@@ -115,7 +115,7 @@ impl Shared {
     /// `room_empty_here`: nobody is left in the room on this server.
     pub(super) async fn depart(
         &self,
-        room: &Room,
+        room: &LocalRoom,
         user_id: &str,
         left: String,
         last_here: bool,
@@ -262,7 +262,7 @@ impl Shared {
     /// own set: a join and a leave crossing on two servers may have taken one out.
     pub(super) async fn list_occupied(&self) -> redis::RedisResult<()> {
         // The map is let go before any room's lock is taken.
-        let rooms: Vec<std::sync::Arc<Room>> =
+        let rooms: Vec<std::sync::Arc<LocalRoom>> =
             crate::sync::lock(&self.rooms).values().cloned().collect();
         let occupied: Vec<std::sync::Arc<str>> = rooms
             .iter()

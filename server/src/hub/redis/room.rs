@@ -12,10 +12,10 @@ use crate::hub::engine::HubSettings;
 use crate::hub::fanout::seats::Seats;
 use crate::hub::presence::announcements::Announcer;
 
-pub(super) struct Room {
+pub(super) struct LocalRoom {
     pub(super) name: Arc<str>,
     pub(super) keys: RoomKeys,
-    pub(super) state: Mutex<RoomState>,
+    pub(super) state: Mutex<LocalRoomState>,
     /// Set once this server is subscribed to the room's channel.
     pub(super) subscribed: OnceCell<()>,
     /// Held (shared) by a join from entering presence in Redis until `users` counts
@@ -26,7 +26,7 @@ pub(super) struct Room {
     pub(super) entering: tokio::sync::RwLock<()>,
 }
 
-pub(super) struct RoomState {
+pub(super) struct LocalRoomState {
     pub(super) seats: Seats,
     /// The newest message id queued to this server's members: Pub/Sub repeats and
     /// gap fills below it are dropped.
@@ -46,9 +46,9 @@ pub(super) struct RoomState {
     pub(super) announcer: Announcer,
 }
 
-impl Room {
+impl LocalRoom {
     pub(super) fn new(name: Arc<str>, settings: &HubSettings) -> Self {
-        let state = RoomState {
+        let state = LocalRoomState {
             seats: Seats::new(settings.write_delay, settings.queue_bytes),
             last_delivered: 0,
             anchor: 0,
@@ -56,7 +56,7 @@ impl Room {
             removed: false,
             announcer: Announcer::new(settings.presence_burst),
         };
-        Room {
+        LocalRoom {
             keys: RoomKeys::new(&name),
             name,
             state: Mutex::new(state),

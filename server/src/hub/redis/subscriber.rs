@@ -16,10 +16,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep};
 
 use super::keys::{self, RoomKeys};
-use super::room::Room;
-use super::shared::{Shared, Subscription};
+use super::node::{Node, Subscription};
+use super::room::LocalRoom;
 use super::topology::Target;
-use super::topology::{RECONNECT_MAX, RECONNECT_MIN, within};
+use super::topology::{RECONNECT_MAX, RECONNECT_MIN, in_time};
 use crate::hub::engine::Unavailable;
 use crate::sync::lock;
 
@@ -36,7 +36,7 @@ pub(super) const HEALTH_CHECK: Duration = Duration::from_secs(5);
 /// outage (then at debug level), so a Redis that accepts connections but refuses
 /// writes costs a few attempts a minute, not ten a second.
 pub(super) async fn subscriber(
-    shared: Weak<Shared>,
+    shared: Weak<Node>,
     mut requests: mpsc::UnboundedReceiver<Subscription>,
 ) {
     let mut outage = Outage::default();
@@ -44,7 +44,7 @@ pub(super) async fn subscriber(
         let Some(current) = shared.upgrade() else {
             return;
         };
-        let connected = within(pubsub(&current.target)).await;
+        let connected = in_time(pubsub(&current.target)).await;
         let pubsub = match connected {
             Ok(pubsub) => pubsub,
             Err(err) => {
@@ -81,7 +81,7 @@ pub(super) async fn subscriber(
                     match request {
                         Subscription::Subscribe(room, done) => {
                             let channel = RoomKeys::new(&room).channel;
-                            match within(sink.subscribe(&channel)).await {
+                            match in_time(sink.subscribe(&channel)).await {
                                 Ok(()) => {
                                     let _ = done.send(Ok(()));
                                 }
@@ -96,7 +96,7 @@ pub(super) async fn subscriber(
                         Subscription::Unsubscribe(room) => {
                             if !lock(&current.rooms).contains_key(&room) {
                                 let channel = RoomKeys::new(&room).channel;
-                                if let Err(err) = within(sink.unsubscribe(&channel)).await {
+                                if let Err(err) = in_time(sink.unsubscribe(&channel)).await {
                                     break err;
                                 }
                             }
@@ -104,7 +104,7 @@ pub(super) async fn subscriber(
                     }
                 }
                 _ = health.tick() => {
-                    if let Err(err) = within(sink.ping::<redis::Value>()).await {
+                    if let Err(err) = in_time(sink.ping::<redis::Value>()).await {
                         break err;
                     }
                 }
@@ -170,14 +170,14 @@ impl Outage {
 /// back. (A removal sent during an outage is missed here; the ban, in Redis, still
 /// refuses the user's reconnects.)
 pub(super) async fn resume(
-    shared: &Shared,
+    shared: &Node,
     sink: &mut PubSubSink,
     after_outage: bool,
 ) -> redis::RedisResult<()> {
-    within(sink.subscribe(keys::control())).await?;
-    let rooms: Vec<Arc<Room>> = lock(&shared.rooms).values().cloned().collect();
+    in_time(sink.subscribe(keys::control())).await?;
+    let rooms: Vec<Arc<LocalRoom>> = lock(&shared.rooms).values().cloned().collect();
     for room in &rooms {
-        within(sink.subscribe(&room.keys.channel)).await?;
+        in_time(sink.subscribe(&room.keys.channel)).await?;
     }
     if after_outage {
         shared.catch_up(&rooms).await?;

@@ -22,7 +22,7 @@ pub(super) const RECONNECT_MIN: Duration = Duration::from_millis(100);
 pub(super) const RECONNECT_MAX: Duration = Duration::from_secs(5);
 
 /// A Redis call with the deadline every call has.
-pub(super) async fn within<T>(
+pub(super) async fn in_time<T>(
     call: impl Future<Output = redis::RedisResult<T>>,
 ) -> redis::RedisResult<T> {
     tokio::time::timeout(COMMAND_TIMEOUT, call)
@@ -107,9 +107,9 @@ impl Redis {
                     .set_response_timeout(Some(COMMAND_TIMEOUT))
                     .set_number_of_retries(1)
                     .set_max_delay(RECONNECT_MAX);
-                let mut single = within(client.get_connection_manager_with_config(config)).await?;
+                let mut single = in_time(client.get_connection_manager_with_config(config)).await?;
                 let info: String =
-                    within(redis::cmd("INFO").arg("cluster").query_async(&mut single)).await?;
+                    in_time(redis::cmd("INFO").arg("cluster").query_async(&mut single)).await?;
                 if info.lines().any(|line| line.trim() == "cluster_enabled:1") {
                     return Box::pin(Redis::connect(&Target::Cluster(vec![url.clone()]))).await;
                 }
@@ -117,7 +117,7 @@ impl Redis {
             }
             Target::Cluster(nodes) => {
                 let client = cluster_client(nodes).build()?;
-                let cluster = within(client.get_async_connection()).await?;
+                let cluster = in_time(client.get_async_connection()).await?;
                 Ok(Redis::Cluster(cluster))
             }
         }

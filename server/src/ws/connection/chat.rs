@@ -10,7 +10,7 @@ use tungstenite::{Message, Utf8Bytes};
 
 use super::gate::{Gate, Stop, Stopped};
 use super::heartbeat::{Beat, Heartbeat};
-use super::replies::{Credentials, Member};
+use super::replies::{ChatMember, Credentials};
 use super::settings::ConnectionSettings;
 use super::socket::{Ended, MessageSocket, Socket, WriteError};
 use crate::hub::{FrameBytes, Joined, MemberQueue, Outbound};
@@ -38,7 +38,7 @@ pub(crate) fn run_chat<'a, T: MessageSocket + 'a>(
     let mut first_frames =
         welcome.into_frames(settings.heartbeat_interval, settings.heartbeat_timeout);
     first_frames.extend(backlog);
-    let mut member = Member {
+    let mut member = ChatMember {
         membership,
         credentials,
         metrics: &settings.metrics,
@@ -70,7 +70,7 @@ pub(crate) fn run_chat<'a, T: MessageSocket + 'a>(
 
 async fn chat_loop<T: MessageSocket>(
     socket: &mut Socket<T>,
-    member: &mut Member<'_>,
+    member: &mut ChatMember<'_>,
     queue: &mut MemberQueue,
     first_frames: Vec<FrameBytes>,
     settings: &ConnectionSettings,

@@ -28,7 +28,7 @@ pub(crate) struct Credentials<'a> {
 }
 
 /// A chat member's side of the conversation: what it may send, and where it goes.
-pub(super) struct Member<'a> {
+pub(super) struct ChatMember<'a> {
     pub(super) membership: Membership,
     pub(super) credentials: Credentials<'a>,
     pub(super) metrics: &'a Metrics,
@@ -38,7 +38,7 @@ pub(super) struct Member<'a> {
     pub(super) typed_at: Option<Instant>,
 }
 
-impl Member<'_> {
+impl ChatMember<'_> {
     /// Handles one message from the client; returns the frame to answer with, if any.
     pub(super) async fn reply_to(&mut self, message: Message) -> Option<ServerFrame> {
         let text = match message {

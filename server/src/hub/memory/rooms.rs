@@ -10,7 +10,7 @@ use super::room::Room;
 use crate::hub::engine::{HubSettings, Published, Unavailable};
 use crate::sync::lock;
 
-pub(super) struct Shared {
+pub(super) struct Rooms {
     pub(super) rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
     pub(super) settings: HubSettings,
     pub(super) next_member_id: AtomicU64,
@@ -24,7 +24,7 @@ pub(super) struct Shared {
     pub(super) trimming: Mutex<()>,
 }
 
-impl Shared {
+impl Rooms {
     /// The room named `name`, created if needed. At `--max-rooms`, the least recently
     /// active room nobody is in (kept only for its history) makes way; if every room
     /// has members, there is no room for another.

@@ -22,9 +22,9 @@ use crate::hub::fanout::FrameBytes;
 use crate::hub::recovery::{self, RoomIds, Start};
 use crate::sync::lock;
 
-use super::room::Room;
+use super::room::LocalRoom;
 
-pub(super) struct Shared {
+pub(super) struct Node {
     pub(super) settings: HubSettings,
     pub(super) node: String,
     pub(super) node_ttl: Duration,
@@ -33,7 +33,7 @@ pub(super) struct Shared {
     pub(super) target: Target,
     /// Commands and scripts.
     pub(super) redis: Redis,
-    pub(super) rooms: Mutex<HashMap<Arc<str>, Arc<Room>>>,
+    pub(super) rooms: Mutex<HashMap<Arc<str>, Arc<LocalRoom>>>,
     pub(super) subscriptions: mpsc::UnboundedSender<Subscription>,
     pub(super) next_member_id: AtomicU64,
     /// Joins talking to Redis at once.
@@ -44,7 +44,7 @@ pub(super) struct Shared {
     pub(super) removals: Removals,
 }
 
-impl Shared {
+impl Node {
     /// Stores a message from `user_id` (shown as `name`) in the room of `keys` and
     /// publishes it to every server. With a `reference` key already set within the
     /// ref window, only the first message's id comes back.
@@ -84,7 +84,7 @@ impl Shared {
 
     /// Takes a room emptied here out of the map (unless a new room of that name took
     /// its place) and lets the subscriber unsubscribe from its channel.
-    pub(super) fn unlist(&self, room: &Arc<Room>) {
+    pub(super) fn unlist(&self, room: &Arc<LocalRoom>) {
         let mut rooms = lock(&self.rooms);
         let listed = rooms
             .get(&room.name)
