@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use chorus_server::auth::{sign_hs256, unix_now};
 use serde_json::json;
 
-use crate::helpers::{SECRET, spawn_app};
+use crate::helpers::{EngineApp, SECRET};
 
 fn sign(secret: &str, claims: serde_json::Value) -> String {
     sign_hs256(secret.as_bytes(), &claims)
@@ -13,9 +13,8 @@ fn now() -> u64 {
     unix_now()
 }
 
-#[tokio::test]
-async fn bad_tokens_are_upgraded_then_closed_with_4001() {
-    let app = spawn_app().await;
+crate::both_engines!(bad_tokens_are_upgraded_then_closed_with_4001);
+async fn bad_tokens_are_upgraded_then_closed_with_4001(app: EngineApp) {
     let forged = sign(
         "not-the-secret",
         json!({"sub": "mallory", "exp": now() + 600}),
@@ -41,9 +40,8 @@ async fn bad_tokens_are_upgraded_then_closed_with_4001() {
     assert_eq!(app.rooms().await, json!([]));
 }
 
-#[tokio::test]
-async fn a_name_claim_that_passes_for_another_is_refused_with_4001() {
-    let app = spawn_app().await;
+crate::both_engines!(a_name_claim_that_passes_for_another_is_refused_with_4001);
+async fn a_name_claim_that_passes_for_another_is_refused_with_4001(app: EngineApp) {
     for name in ["evil\u{202E}nimda", "ad\u{200B}min", "", "a\u{7}b"] {
         let token = sign(
             SECRET,
@@ -55,9 +53,8 @@ async fn a_name_claim_that_passes_for_another_is_refused_with_4001() {
     assert_eq!(app.rooms().await, json!([]));
 }
 
-#[tokio::test]
-async fn a_token_expiring_at_the_end_of_time_connects_without_a_panic() {
-    let app = spawn_app().await;
+crate::both_engines!(a_token_expiring_at_the_end_of_time_connects_without_a_panic);
+async fn a_token_expiring_at_the_end_of_time_connects_without_a_panic(app: EngineApp) {
     for exp in [u64::MAX, 1 << 63] {
         let token = sign(SECRET, json!({"sub": "forever", "exp": exp}));
         let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
@@ -65,9 +62,8 @@ async fn a_token_expiring_at_the_end_of_time_connects_without_a_panic() {
     }
 }
 
-#[tokio::test]
-async fn the_name_claim_is_optional() {
-    let app = spawn_app().await;
+crate::both_engines!(the_name_claim_is_optional);
+async fn the_name_claim_is_optional(app: EngineApp) {
     let token = sign(SECRET, json!({"sub": "user-42", "exp": now() + 600}));
     let mut client = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
     assert_eq!(client.recv().await["user"], "user-42");
@@ -79,9 +75,8 @@ async fn the_name_claim_is_optional() {
     assert_eq!(client.recv().await["user"], "Dana");
 }
 
-#[tokio::test]
-async fn an_expired_token_at_connect_closes_with_4002_so_the_client_renews() {
-    let app = spawn_app().await;
+crate::both_engines!(an_expired_token_at_connect_closes_with_4002_so_the_client_renews);
+async fn an_expired_token_at_connect_closes_with_4002_so_the_client_renews(app: EngineApp) {
     // Beyond the 5 s leeway.
     let expired = sign(SECRET, json!({"sub": "alice", "exp": now() - 60}));
     let mut client = app
@@ -95,9 +90,8 @@ async fn an_expired_token_at_connect_closes_with_4002_so_the_client_renews() {
     assert_eq!(app.rooms().await, json!([]));
 }
 
-#[tokio::test]
-async fn a_token_expiring_while_connected_closes_with_4002() {
-    let app = spawn_app().await;
+crate::both_engines!(a_token_expiring_while_connected_closes_with_4002);
+async fn a_token_expiring_while_connected_closes_with_4002(app: EngineApp) {
     // Expired 3 s ago: still inside the 5 s leeway, so it connects, and the
     // server must close it about 2 s later.
     let token = sign(SECRET, json!({"sub": "alice", "exp": now() - 3}));
@@ -113,9 +107,8 @@ async fn a_token_expiring_while_connected_closes_with_4002() {
     );
 }
 
-#[tokio::test]
-async fn a_token_handed_over_on_the_open_socket_outlives_the_one_it_connected_with() {
-    let app = spawn_app().await;
+crate::both_engines!(a_token_handed_over_on_the_open_socket_outlives_the_one_it_connected_with);
+async fn a_token_handed_over_on_the_open_socket_outlives_the_one_it_connected_with(app: EngineApp) {
     // Inside the 5 s leeway: the server would close it about 2 s from now.
     let old_exp = now() - 3;
     let token = sign(SECRET, json!({"sub": "alice", "exp": old_exp}));
@@ -143,9 +136,8 @@ async fn a_token_handed_over_on_the_open_socket_outlives_the_one_it_connected_wi
     assert_eq!(client.recv().await["content"], "still here");
 }
 
-#[tokio::test]
-async fn invalid_room_names_close_with_4004() {
-    let app = spawn_app().await;
+crate::both_engines!(invalid_room_names_close_with_4004);
+async fn invalid_room_names_close_with_4004(app: EngineApp) {
     let token = app.token("alice");
     let too_long = "a".repeat(65);
     for room in [
@@ -166,16 +158,14 @@ async fn invalid_room_names_close_with_4004() {
     let (_client, _) = app.join(&longest, "alice").await;
 }
 
-#[tokio::test]
-async fn authentication_is_checked_before_the_room_name() {
-    let app = spawn_app().await;
+crate::both_engines!(authentication_is_checked_before_the_room_name);
+async fn authentication_is_checked_before_the_room_name(app: EngineApp) {
     let mut client = app.connect("/ws/chat/bad%20room?token=nope").await;
     client.expect_close(4001).await;
 }
 
-#[tokio::test]
-async fn a_malformed_since_is_refused_before_the_upgrade() {
-    let app = spawn_app().await;
+crate::both_engines!(a_malformed_since_is_refused_before_the_upgrade);
+async fn a_malformed_since_is_refused_before_the_upgrade(app: EngineApp) {
     let url = app.ws_url(&format!(
         "/ws/chat/lobby?token={}&since=abc",
         app.token("alice")
@@ -212,9 +202,8 @@ async fn connect_with_protocols(
     (crate::helpers::Client { ws }, selected)
 }
 
-#[tokio::test]
-async fn the_token_may_travel_in_sec_websocket_protocol_and_is_never_echoed() {
-    let app = spawn_app().await;
+crate::both_engines!(the_token_may_travel_in_sec_websocket_protocol_and_is_never_echoed);
+async fn the_token_may_travel_in_sec_websocket_protocol_and_is_never_echoed(app: EngineApp) {
     let token = app.token("alice");
     let (mut client, selected) = connect_with_protocols(
         &app,

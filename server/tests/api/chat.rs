@@ -6,7 +6,7 @@ use time::format_description::well_known::Rfc3339;
 
 use chorus_server::auth::Auth;
 
-use crate::helpers::{Client, SECRET, spawn_app, spawn_app_with};
+use crate::helpers::{Client, EngineApp, SECRET, spawn_app_with};
 
 // Test tokens have `sub` = name, so user ids are the names.
 fn joined(user: &str) -> Value {
@@ -32,9 +32,8 @@ fn id(frame: &Value) -> u64 {
         .unwrap_or_else(|| panic!("no id in {frame}"))
 }
 
-#[tokio::test]
-async fn echo_answers_each_text_frame() {
-    let app = spawn_app().await;
+crate::both_engines!(echo_answers_each_text_frame);
+async fn echo_answers_each_text_frame(app: EngineApp) {
     let mut client = app.connect("/ws").await;
     client.send_text("hello").await;
     assert_eq!(
@@ -48,9 +47,8 @@ async fn echo_answers_each_text_frame() {
     );
 }
 
-#[tokio::test]
-async fn two_members_see_each_others_messages_and_presence() {
-    let app = spawn_app().await;
+crate::both_engines!(two_members_see_each_others_messages_and_presence);
+async fn two_members_see_each_others_messages_and_presence(app: EngineApp) {
     let (mut alice, mut welcome) = app.join("lobby", "alice").await;
     assert!(welcome["last_id"].is_u64(), "{welcome}");
     welcome["last_id"] = json!(0);
@@ -98,9 +96,8 @@ async fn two_members_see_each_others_messages_and_presence() {
     assert_eq!(alice.recv().await, left("bob"));
 }
 
-#[tokio::test]
-async fn rooms_are_isolated() {
-    let app = spawn_app().await;
+crate::both_engines!(rooms_are_isolated);
+async fn rooms_are_isolated(app: EngineApp) {
     let (mut alice, _) = app.join("one", "alice").await;
     let (mut bob, _) = app.join("two", "bob").await;
     alice.recv().await;
@@ -111,9 +108,8 @@ async fn rooms_are_isolated() {
         .await;
 }
 
-#[tokio::test]
-async fn a_second_tab_of_the_same_user_does_not_repeat_presence() {
-    let app = spawn_app().await;
+crate::both_engines!(a_second_tab_of_the_same_user_does_not_repeat_presence);
+async fn a_second_tab_of_the_same_user_does_not_repeat_presence(app: EngineApp) {
     let (mut first, _) = app.join("lobby", "alice").await;
     assert_eq!(first.recv().await, joined("alice"));
     let (second, welcome) = app.join("lobby", "alice").await;
@@ -124,9 +120,10 @@ async fn a_second_tab_of_the_same_user_does_not_repeat_presence() {
     first.recv_message().await;
 }
 
-#[tokio::test]
-async fn history_on_join_is_the_last_50_messages_in_order() {
-    let app = spawn_app_with(|config| config.connections.rate_limit_burst = 100).await;
+crate::both_engines!(history_on_join_is_the_last_50_messages_in_order, |config| {
+    config.connections.rate_limit_burst = 100
+});
+async fn history_on_join_is_the_last_50_messages_in_order(app: EngineApp) {
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let sent = alice.say_numbered("message ", 60).await;
     let (mut bob, welcome) = app.join("lobby", "bob").await;
@@ -137,9 +134,8 @@ async fn history_on_join_is_the_last_50_messages_in_order() {
     assert_eq!(bob.recv().await, joined("bob"));
 }
 
-#[tokio::test]
-async fn since_recovers_exactly_the_missed_messages() {
-    let app = spawn_app().await;
+crate::both_engines!(since_recovers_exactly_the_missed_messages);
+async fn since_recovers_exactly_the_missed_messages(app: EngineApp) {
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let mut bob = app.join_settled("lobby", "bob", &mut [&mut alice]).await;
 
@@ -164,6 +160,8 @@ async fn since_recovers_exactly_the_missed_messages() {
     assert_eq!(carol.recv().await, joined("carol"));
 }
 
+// In memory only: a Redis stream trims approximately (`MAXLEN ~`), so it may keep
+// more than `--history-size`.
 #[tokio::test]
 async fn since_beyond_retained_history_says_not_recovered() {
     let app = spawn_app_with(|config| config.rooms.history_size = 5).await;
@@ -201,14 +199,15 @@ async fn ids_keep_increasing_when_a_room_is_recreated() {
     assert!(id(&alice.recv_message().await) > first);
 }
 
-#[tokio::test]
-async fn welcome_gives_a_resume_point_and_the_heartbeat_even_in_an_empty_room() {
-    let app = spawn_app_with(|config| {
+crate::both_engines!(
+    welcome_gives_a_resume_point_and_the_heartbeat_even_in_an_empty_room,
+    |config| {
         config.connections.heartbeat_interval = Duration::from_millis(1500);
         config.connections.heartbeat_timeout = Duration::from_millis(700);
         config.connections.rate_limit_burst = 100;
-    })
-    .await;
+    }
+);
+async fn welcome_gives_a_resume_point_and_the_heartbeat_even_in_an_empty_room(app: EngineApp) {
     let (alice, welcome) = app.join("quiet", "alice").await;
     assert_eq!(welcome["heartbeat_interval_ms"], 1500);
     assert_eq!(welcome["heartbeat_timeout_ms"], 700);
@@ -238,9 +237,8 @@ async fn message_and_ack(client: &mut Client) -> (Value, Value) {
     }
 }
 
-#[tokio::test]
-async fn a_message_with_a_ref_is_acked_and_a_resend_is_not_published_again() {
-    let app = spawn_app().await;
+crate::both_engines!(a_message_with_a_ref_is_acked_and_a_resend_is_not_published_again);
+async fn a_message_with_a_ref_is_acked_and_a_resend_is_not_published_again(app: EngineApp) {
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let mut bob = app.join_settled("lobby", "bob", &mut [&mut alice]).await;
     let once = r#"{"type":"message","content":"once","ref":"r-1"}"#;
@@ -275,13 +273,11 @@ async fn a_message_with_a_ref_is_acked_and_a_resend_is_not_published_again() {
     assert_eq!(alice.recv_message().await, message);
 }
 
-#[tokio::test]
-async fn errors_name_the_ref_of_the_message_they_refuse() {
-    let app = spawn_app_with(|config| {
-        config.connections.rate_limit = 1;
-        config.connections.rate_limit_burst = 1;
-    })
-    .await;
+crate::both_engines!(errors_name_the_ref_of_the_message_they_refuse, |config| {
+    config.connections.rate_limit = 1;
+    config.connections.rate_limit_burst = 1;
+});
+async fn errors_name_the_ref_of_the_message_they_refuse(app: EngineApp) {
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     alice
         .send_text(r#"{"type":"message","content":"  ","ref":"blank"}"#)
@@ -327,9 +323,8 @@ async fn errors_name_the_ref_of_the_message_they_refuse() {
     assert!(error.get("ref").is_none(), "{error}");
 }
 
-#[tokio::test]
-async fn two_users_with_one_name_are_two_members_told_apart_by_user_id() {
-    let app = spawn_app().await;
+crate::both_engines!(two_users_with_one_name_are_two_members_told_apart_by_user_id);
+async fn two_users_with_one_name_are_two_members_told_apart_by_user_id(app: EngineApp) {
     let token = |sub: &str| {
         Auth::new(SECRET.as_bytes())
             .issue(sub, Some("Alice"), Duration::from_secs(600))

@@ -4,17 +4,15 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Client, OP_PING, RawSocket, spawn_app_with};
+use crate::helpers::{Client, EngineApp, OP_PING, RawSocket};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(800);
 
-async fn app() -> crate::helpers::TestApp {
-    spawn_app_with(|config| {
-        config.connections.heartbeat_interval = INTERVAL;
-        config.connections.heartbeat_timeout = TIMEOUT;
-    })
-    .await
+/// Heartbeats fast enough for a test.
+fn quick_heartbeat(config: &mut chorus_server::config::Config) {
+    config.connections.heartbeat_interval = INTERVAL;
+    config.connections.heartbeat_timeout = TIMEOUT;
 }
 
 async fn joined(app: &crate::helpers::TestApp) -> Client {
@@ -23,9 +21,8 @@ async fn joined(app: &crate::helpers::TestApp) -> Client {
     client
 }
 
-#[tokio::test]
-async fn the_server_pings_every_interval() {
-    let app = app().await;
+crate::both_engines!(the_server_pings_every_interval, quick_heartbeat);
+async fn the_server_pings_every_interval(app: EngineApp) {
     let mut client = joined(&app).await;
     let started = Instant::now();
     for _ in 0..3 {
@@ -39,9 +36,8 @@ async fn the_server_pings_every_interval() {
     );
 }
 
-#[tokio::test]
-async fn a_silent_client_is_closed_with_4009() {
-    let app = app().await;
+crate::both_engines!(a_silent_client_is_closed_with_4009, quick_heartbeat);
+async fn a_silent_client_is_closed_with_4009(app: EngineApp) {
     let mut client = joined(&app).await;
     let started = Instant::now();
     let (frame, before) = client.closed().await;
@@ -57,9 +53,8 @@ async fn a_silent_client_is_closed_with_4009() {
     );
 }
 
-#[tokio::test]
-async fn pongs_keep_a_client_alive() {
-    let app = app().await;
+crate::both_engines!(pongs_keep_a_client_alive, quick_heartbeat);
+async fn pongs_keep_a_client_alive(app: EngineApp) {
     let mut client = joined(&app).await;
     let until = Instant::now() + (INTERVAL + TIMEOUT) * 3;
     while Instant::now() < until {
@@ -77,9 +72,11 @@ async fn pongs_keep_a_client_alive() {
     }
 }
 
-#[tokio::test]
-async fn websocket_pings_are_answered_and_count_as_life() {
-    let app = app().await;
+crate::both_engines!(
+    websocket_pings_are_answered_and_count_as_life,
+    quick_heartbeat
+);
+async fn websocket_pings_are_answered_and_count_as_life(app: EngineApp) {
     let mut client = joined(&app).await;
     let until = Instant::now() + (INTERVAL + TIMEOUT) * 3;
     let mut pongs = 0;
@@ -106,14 +103,15 @@ async fn websocket_pings_are_answered_and_count_as_life() {
     assert!(pongs >= 5);
 }
 
-#[tokio::test]
-async fn an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot() {
-    let app = spawn_app_with(|config| {
+crate::both_engines!(
+    an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot,
+    |config| {
         config.connections.heartbeat_interval = INTERVAL;
         config.connections.heartbeat_timeout = TIMEOUT;
         config.connections.max_connections = 1;
-    })
-    .await;
+    }
+);
+async fn an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot(app: EngineApp) {
     // A client that never reads, so never answers a ping.
     let started = Instant::now();
     let mut idle = RawSocket::connect(app.addr, "/ws").await;
@@ -134,9 +132,11 @@ async fn an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot(
     .await;
 }
 
-#[tokio::test]
-async fn an_echo_socket_that_answers_pings_stays_open() {
-    let app = app().await;
+crate::both_engines!(
+    an_echo_socket_that_answers_pings_stays_open,
+    quick_heartbeat
+);
+async fn an_echo_socket_that_answers_pings_stays_open(app: EngineApp) {
     // tungstenite answers the server's pings while we read.
     let mut echo = app.connect("/ws").await;
     let until = Instant::now() + (INTERVAL + TIMEOUT) * 2;

@@ -3,19 +3,17 @@ use std::time::Duration;
 use chorus_server::auth::{Auth, sign_hs256, unix_now};
 use serde_json::json;
 
-use crate::helpers::{SECRET, http_request_with, spawn_app, spawn_app_with};
+use crate::helpers::{EngineApp, SECRET, http_request_with, spawn_app_with};
 
-#[tokio::test]
-async fn healthz_answers_200() {
-    let app = spawn_app().await;
+crate::both_engines!(healthz_answers_200);
+async fn healthz_answers_200(app: EngineApp) {
     let response = app.get("/healthz").await;
     assert_eq!(response.status, 200);
     assert_eq!(response.body, "ok");
 }
 
-#[tokio::test]
-async fn a_request_that_is_not_a_websocket_handshake_is_told_what_is_missing() {
-    let app = spawn_app().await;
+crate::both_engines!(a_request_that_is_not_a_websocket_handshake_is_told_what_is_missing);
+async fn a_request_that_is_not_a_websocket_handshake_is_told_what_is_missing(app: EngineApp) {
     let plain = app.get("/ws/chat/lobby").await;
     assert_eq!(plain.status, 400);
     assert_eq!(plain.body, "`Connection` must include `upgrade`");
@@ -35,9 +33,8 @@ async fn a_request_that_is_not_a_websocket_handshake_is_told_what_is_missing() {
     assert_eq!(refused.body, "`Sec-WebSocket-Key` is missing");
 }
 
-#[tokio::test]
-async fn guest_token_is_issued_for_a_trimmed_name_and_opens_a_room() {
-    let app = spawn_app().await;
+crate::both_engines!(guest_token_is_issued_for_a_trimmed_name_and_opens_a_room);
+async fn guest_token_is_issued_for_a_trimmed_name_and_opens_a_room(app: EngineApp) {
     let response = app.post_json("/api/token", r#"{"name":"  alice  "}"#).await;
     assert_eq!(response.status, 200, "{}", response.body);
     assert!(response.headers.contains("content-type: application/json"));
@@ -54,9 +51,8 @@ async fn guest_token_is_issued_for_a_trimmed_name_and_opens_a_room() {
     assert_eq!(welcome["user"], "alice");
 }
 
-#[tokio::test]
-async fn bad_guest_names_get_400_with_a_json_error() {
-    let app = spawn_app().await;
+crate::both_engines!(bad_guest_names_get_400_with_a_json_error);
+async fn bad_guest_names_get_400_with_a_json_error(app: EngineApp) {
     let long = format!(r#"{{"name":"{}"}}"#, "x".repeat(33));
     for (body, error) in [
         (r#"{"name":""}"#, "invalid_name"),
@@ -83,17 +79,18 @@ async fn bad_guest_names_get_400_with_a_json_error() {
     assert_eq!(app.post_json("/api/token", &at_limit).await.status, 200);
 }
 
-#[tokio::test]
-async fn guest_login_can_be_disabled() {
-    let app = spawn_app_with(|config| config.guests.no_guest_login = true).await;
+crate::both_engines!(guest_login_can_be_disabled, |config| config
+    .guests
+    .no_guest_login =
+    true);
+async fn guest_login_can_be_disabled(app: EngineApp) {
     let response = app.post_json("/api/token", r#"{"name":"alice"}"#).await;
     assert_eq!(response.status, 404);
     assert_eq!(response.json()["error"], "guest_login_disabled");
 }
 
-#[tokio::test]
-async fn rooms_lists_active_rooms_with_member_counts() {
-    let app = spawn_app().await;
+crate::both_engines!(rooms_lists_active_rooms_with_member_counts);
+async fn rooms_lists_active_rooms_with_member_counts(app: EngineApp) {
     assert_eq!(app.rooms().await, json!([]));
     let (_alice, _) = app.join("zeta", "alice").await;
     let (_bob, _) = app.join("alpha", "bob").await;
@@ -116,9 +113,8 @@ fn identity(token: &str) -> (String, String) {
     (identity.id, identity.name)
 }
 
-#[tokio::test]
-async fn a_guest_token_refreshes_to_the_same_identity() {
-    let app = spawn_app().await;
+crate::both_engines!(a_guest_token_refreshes_to_the_same_identity);
+async fn a_guest_token_refreshes_to_the_same_identity(app: EngineApp) {
     let issued = app
         .post_json("/api/token", r#"{"name":"alice"}"#)
         .await
@@ -166,9 +162,8 @@ async fn an_expired_guest_token_refreshes_within_the_grace_only() {
     assert_eq!(response.json()["error"], "invalid_token");
 }
 
-#[tokio::test]
-async fn forged_missing_and_non_guest_tokens_cannot_be_refreshed() {
-    let app = spawn_app().await;
+crate::both_engines!(forged_missing_and_non_guest_tokens_cannot_be_refreshed);
+async fn forged_missing_and_non_guest_tokens_cannot_be_refreshed(app: EngineApp) {
     let forged = sign_hs256(
         b"not-the-secret",
         &json!({"sub": "guest-1", "exp": unix_now() + 600, "guest": true}),
@@ -192,9 +187,11 @@ async fn forged_missing_and_non_guest_tokens_cannot_be_refreshed() {
     assert_eq!(response.status, 401, "no Authorization header");
 }
 
-#[tokio::test]
-async fn refresh_is_404_without_guest_login() {
-    let app = spawn_app_with(|config| config.guests.no_guest_login = true).await;
+crate::both_engines!(refresh_is_404_without_guest_login, |config| config
+    .guests
+    .no_guest_login =
+    true);
+async fn refresh_is_404_without_guest_login(app: EngineApp) {
     let token = app.token("alice");
     let response = app.post_bearer("/api/token/refresh", &token).await;
     assert_eq!(response.status, 404);
@@ -344,9 +341,8 @@ async fn get_encoded(
     (status, content_encoding, body)
 }
 
-#[tokio::test]
-async fn pages_and_api_reads_are_compressed_as_the_client_prefers_but_never_tokens() {
-    let app = spawn_app().await;
+crate::both_engines!(pages_and_api_reads_are_compressed_as_the_client_prefers_but_never_tokens);
+async fn pages_and_api_reads_are_compressed_as_the_client_prefers_but_never_tokens(app: EngineApp) {
     let rooms: Vec<String> = (0..12).map(|n| format!("room-{n}")).collect();
     let mut clients = Vec::new();
     for room in &rooms {

@@ -2,11 +2,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{Binary, Client, SECRET, spawn_app, start_binary};
+use crate::helpers::{Binary, Client, EngineApp, SECRET, start_binary};
 
-#[tokio::test]
-async fn rooms_are_created_on_first_join_and_removed_when_empty() {
-    let app = spawn_app().await;
+crate::both_engines!(rooms_are_created_on_first_join_and_removed_when_empty);
+async fn rooms_are_created_on_first_join_and_removed_when_empty(app: EngineApp) {
     let (alice, _) = app.join("one", "alice").await;
     let (bob, _) = app.join("two", "bob").await;
     let (carol, _) = app.join("two", "carol").await;
@@ -17,9 +16,9 @@ async fn rooms_are_created_on_first_join_and_removed_when_empty() {
     app.wait_until_no_rooms().await;
 }
 
-#[tokio::test]
-async fn shutdown_closes_every_socket_with_1001_and_stops_accepting() {
-    let app = spawn_app().await;
+crate::both_engines!(shutdown_closes_every_socket_with_1001_and_stops_accepting);
+async fn shutdown_closes_every_socket_with_1001_and_stops_accepting(app: EngineApp) {
+    let (app, _redis) = app.split();
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
     let mut echo = app.connect("/ws").await;
     let started = Instant::now();

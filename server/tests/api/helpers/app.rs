@@ -52,11 +52,6 @@ impl Scrape {
     }
 }
 
-/// Starts a server with default settings on a free port.
-pub(crate) async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
-}
-
 /// Starts a server on a free port after `configure` adjusted the defaults.
 pub(crate) async fn spawn_app_with(configure: impl FnOnce(&mut Config)) -> TestApp {
     // Logs only on request (`TEST_LOG=1 cargo test`), so test output stays readable.

@@ -70,6 +70,12 @@ impl EngineApp {
         }
     }
 
+    /// The server itself, for a test that takes its parts (its task, at shutdown),
+    /// and what keeps its Redis running until dropped.
+    pub(crate) fn split(self) -> (TestApp, Option<Arc<dyn RedisUrl + Send + Sync>>) {
+        (self.app, self.redis)
+    }
+
     /// The second server when there is one, else this one.
     pub(crate) fn or_this<'a>(&'a self, second: &'a Option<TestApp>) -> &'a TestApp {
         second.as_ref().unwrap_or(&self.app)
@@ -85,6 +91,9 @@ macro_rules! both_engines {
     };
     ($name:ident, $configure:expr) => {
         mod $name {
+            // The configuration may name what the test's file has in scope.
+            #[allow(unused_imports)]
+            use super::*;
             use $crate::helpers::{Engine, spawn_on};
 
             #[tokio::test]

@@ -22,7 +22,7 @@ mod ws_client;
 
 use std::time::Duration;
 
-pub(crate) use app::{TestApp, spawn_app, spawn_app_with};
+pub(crate) use app::{TestApp, spawn_app_with};
 pub(crate) use engines::{Engine, EngineApp, spawn_on};
 pub(crate) use http_client::{HttpResponse, http_request, http_request_with};
 pub(crate) use process::{Binary, start_binary};
