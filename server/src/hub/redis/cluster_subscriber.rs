@@ -16,6 +16,7 @@ use super::topology::{RECONNECT_MAX, in_time};
 use super::topology::{Target, cluster_client};
 use crate::hub::engine::Unavailable;
 use crate::sync::lock;
+use redis::cluster_async::ClusterConnection;
 
 /// The subscriber on a Redis Cluster: a room's channel is sharded (`SSUBSCRIBE`,
 /// served by the shard of the room's slot), the control channel classic. The
@@ -32,17 +33,17 @@ pub(super) async fn cluster_subscriber(
         let Some(current) = shared.upgrade() else {
             return;
         };
-        let (pushes_to, mut pushes) = mpsc::unbounded_channel();
-        let connected = match &current.target {
-            Target::Cluster(nodes) => match cluster_client(nodes)
-                .use_protocol(redis::ProtocolVersion::RESP3)
-                .push_sender(pushes_to)
-                .build()
-            {
-                Ok(client) => in_time(client.get_async_connection()).await,
-                Err(err) => Err(err),
-            },
-            Target::Single(_) => return,
+        let Target::Cluster(nodes) = &current.target else {
+            return;
+        };
+        let (pushes_to, pushes) = mpsc::unbounded_channel();
+        let connected = match cluster_client(nodes)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .push_sender(pushes_to)
+            .build()
+        {
+            Ok(client) => in_time(client.get_async_connection()).await,
+            Err(err) => Err(err),
         };
         let mut connection = match connected {
             Ok(connection) => connection,
@@ -67,119 +68,189 @@ pub(super) async fn cluster_subscriber(
             tracing::info!("Redis is back: resubscribed and caught up");
             current.settings.metrics.redis_subscriber_reconnects.inc();
         }
-        outage = Outage::default();
         drop(current);
+        let mut session = Session {
+            shared: shared.clone(),
+            connection,
+            outage: Outage::default(),
+            catch_up: None,
+            catching_up: None,
+        };
+        if session.serve(&mut requests, pushes).await == Served::Stop {
+            return;
+        }
+        outage = session.outage;
+    }
+}
 
-        // When to catch up after a node was lost: the client reconnects and
-        // resubscribes by itself, this server writes its presence back and fills gaps.
-        let mut catch_up: Option<Instant> = None;
-        // A catch-up runs beside the live messages, not instead of them: with
-        // thousands of rooms it takes thousands of round trips, and run here it held
-        // back every room's messages for tens of seconds (100,000 members on a busy
-        // machine, where a slow PING was enough to start one). Aborted if this
-        // connection is given up.
-        let mut catching_up: Option<AbortOnDropHandle<redis::RedisResult<()>>> = None;
+/// Whether the task goes on (with a new connection) or ends (the hub is gone).
+#[derive(Debug, PartialEq, Eq)]
+enum Served {
+    Reconnect,
+    Stop,
+}
+
+/// One cluster connection's life: requests, health checks, pushes, and the
+/// catch-ups a lost node makes due.
+struct Session {
+    shared: Weak<Node>,
+    connection: ClusterConnection,
+    outage: Outage,
+    /// When to catch up after a node was lost: the client reconnects and
+    /// resubscribes by itself, this server writes its presence back and fills gaps.
+    catch_up: Option<Instant>,
+    /// A catch-up runs beside the live messages, not instead of them: with
+    /// thousands of rooms it takes thousands of round trips, and run in the loop it
+    /// held back every room's messages for tens of seconds (100,000 members on a busy
+    /// machine, where a slow PING was enough to start one). Aborted if this
+    /// connection is given up.
+    catching_up: Option<AbortOnDropHandle<redis::RedisResult<()>>>,
+}
+
+impl Session {
+    /// Serves until the pushes end (a new connection is due) or the hub is gone.
+    async fn serve(
+        &mut self,
+        requests: &mut mpsc::UnboundedReceiver<Subscription>,
+        mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+    ) -> Served {
         let mut health = tokio::time::interval_at(Instant::now() + HEALTH_CHECK, HEALTH_CHECK);
         loop {
-            let catch_up_at = catch_up.unwrap_or_else(|| Instant::now() + RECONNECT_MAX);
+            let catch_up_at = self
+                .catch_up
+                .unwrap_or_else(|| Instant::now() + RECONNECT_MAX);
+            let catch_up_due = self.catch_up.is_some() && self.catching_up.is_none();
             tokio::select! {
                 request = requests.recv() => {
-                    let Some(request) = request else { return };
-                    let Some(current) = shared.upgrade() else { return };
-                    match request {
-                        Subscription::Subscribe(room, done) => {
-                            let channel = RoomKeys::new(&room).channel;
-                            match in_time(connection.ssubscribe(&channel)).await {
-                                Ok(()) => {
-                                    let _ = done.send(Ok(()));
-                                }
-                                Err(err) => {
-                                    let _ = done.send(Err(Unavailable::NotSubscribed));
-                                    outage.failed("cannot subscribe on the Redis Cluster", &err);
-                                    catch_up.get_or_insert(Instant::now() + outage.delay());
-                                }
-                            }
-                        }
-                        Subscription::Unsubscribe(room) => {
-                            if !lock(&current.rooms).contains_key(&room) {
-                                let channel = RoomKeys::new(&room).channel;
-                                if let Err(err) = in_time(connection.sunsubscribe(&channel)).await {
-                                    tracing::debug!(error = %err, "cannot unsubscribe on the Redis Cluster");
-                                }
-                            }
-                        }
-                    }
+                    let (Some(request), Some(current)) = (request, self.shared.upgrade()) else {
+                        return Served::Stop;
+                    };
+                    self.request(&current, request).await;
                 }
-                _ = health.tick() => {
-                    if let Err(err) = in_time(redis::cmd("PING").query_async::<redis::Value>(&mut connection)).await {
-                        outage.failed("the Redis Cluster did not answer", &err);
-                        catch_up.get_or_insert(Instant::now() + outage.delay());
-                    }
+                _ = health.tick() => self.check_health().await,
+                () = tokio::time::sleep_until(catch_up_at), if catch_up_due => {
+                    let Some(current) = self.shared.upgrade() else { return Served::Stop };
+                    self.start_catch_up(current);
                 }
-                () = tokio::time::sleep_until(catch_up_at), if catch_up.is_some() && catching_up.is_none() => {
-                    let Some(current) = shared.upgrade() else { return };
-                    let mut connection = connection.clone();
-                    catch_up = None;
-                    catching_up = Some(AbortOnDropHandle::new(tokio::spawn(async move {
-                        resume_sharded(&current, &mut connection, true).await
-                    })));
-                }
-                caught_up = async { catching_up.as_mut().expect("guarded").await }, if catching_up.is_some() => {
-                    catching_up = None;
-                    let caught_up = caught_up.unwrap_or_else(|_| {
-                        Err(redis::RedisError::from((redis::ErrorKind::Client, "the catch-up task failed")))
-                    });
-                    match caught_up {
-                        Ok(()) => {
-                            if outage.ongoing() {
-                                tracing::info!("Redis is back: caught up");
-                                if let Some(current) = shared.upgrade() {
-                                    current.settings.metrics.redis_subscriber_reconnects.inc();
-                                }
-                            }
-                            outage = Outage::default();
-                        }
-                        Err(err) => {
-                            outage.failed("could not catch up after a Redis outage", &err);
-                            catch_up.get_or_insert(Instant::now() + outage.delay());
-                        }
-                    }
-                }
+                caught_up = async { self.catching_up.as_mut().expect("guarded").await },
+                    if self.catching_up.is_some() => self.caught_up(caught_up),
                 push = pushes.recv() => {
-                    let Some(push) = push else { break };
-                    let Some(current) = shared.upgrade() else { return };
-                    match push.kind {
-                        redis::PushKind::Message | redis::PushKind::SMessage => {
-                            if let [redis::Value::BulkString(channel), redis::Value::BulkString(payload), ..] = push.data.as_slice() {
-                                current.receive(&String::from_utf8_lossy(channel), payload).await;
-                            }
-                        }
-                        // Subscribed again after a lost node or a slot move: what was
-                        // published meanwhile is in the room's stream. Read beside the
-                        // live messages: a resubscription of every room confirms each,
-                        // and thousands of reads here would hold all of them back.
-                        redis::PushKind::SSubscribe => {
-                            if let Some(redis::Value::BulkString(channel)) = push.data.first()
-                                && let Some(room) = keys::room_of_channel(&String::from_utf8_lossy(channel))
-                                    .and_then(|name| lock(&current.rooms).get(name).cloned())
-                                && room.was_live()
-                            {
-                                tokio::spawn(async move {
-                                    if let Err(err) = in_time(current.fill_gap(&room)).await {
-                                        tracing::debug!(error = %err, "cannot fill a gap from the stream");
-                                    }
-                                });
-                            }
-                        }
-                        redis::PushKind::Disconnection => {
-                            let err = redis::RedisError::from((redis::ErrorKind::Io, "a Redis Cluster node closed its connection"));
-                            outage.failed("lost a Redis Cluster connection", &err);
-                            catch_up.get_or_insert(Instant::now() + outage.delay());
-                        }
-                        _ => {}
+                    let Some(push) = push else { return Served::Reconnect };
+                    let Some(current) = self.shared.upgrade() else { return Served::Stop };
+                    self.push(current, push).await;
+                }
+            }
+        }
+    }
+
+    /// A failure that may have lost messages or presence: a catch-up is due.
+    fn lost(&mut self, what: &str, err: &redis::RedisError) {
+        self.outage.failed(what, err);
+        self.catch_up
+            .get_or_insert(Instant::now() + self.outage.delay());
+    }
+
+    async fn request(&mut self, current: &Node, request: Subscription) {
+        match request {
+            Subscription::Subscribe(room, done) => {
+                let channel = RoomKeys::new(&room).channel;
+                match in_time(self.connection.ssubscribe(&channel)).await {
+                    Ok(()) => {
+                        let _ = done.send(Ok(()));
+                    }
+                    Err(err) => {
+                        let _ = done.send(Err(Unavailable::NotSubscribed));
+                        self.lost("cannot subscribe on the Redis Cluster", &err);
                     }
                 }
             }
+            Subscription::Unsubscribe(room) => {
+                if !lock(&current.rooms).contains_key(&room) {
+                    let channel = RoomKeys::new(&room).channel;
+                    if let Err(err) = in_time(self.connection.sunsubscribe(&channel)).await {
+                        tracing::debug!(error = %err, "cannot unsubscribe on the Redis Cluster");
+                    }
+                }
+            }
+        }
+    }
+
+    async fn check_health(&mut self) {
+        let ping = redis::cmd("PING");
+        if let Err(err) = in_time(ping.query_async::<redis::Value>(&mut self.connection)).await {
+            self.lost("the Redis Cluster did not answer", &err);
+        }
+    }
+
+    fn start_catch_up(&mut self, current: Arc<Node>) {
+        let mut connection = self.connection.clone();
+        self.catch_up = None;
+        self.catching_up = Some(AbortOnDropHandle::new(tokio::spawn(async move {
+            resume_sharded(&current, &mut connection, true).await
+        })));
+    }
+
+    fn caught_up(&mut self, joined: Result<redis::RedisResult<()>, tokio::task::JoinError>) {
+        self.catching_up = None;
+        let caught_up = joined.unwrap_or_else(|_| {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "the catch-up task failed",
+            )))
+        });
+        match caught_up {
+            Ok(()) => {
+                if self.outage.ongoing() {
+                    tracing::info!("Redis is back: caught up");
+                    if let Some(current) = self.shared.upgrade() {
+                        current.settings.metrics.redis_subscriber_reconnects.inc();
+                    }
+                }
+                self.outage = Outage::default();
+            }
+            Err(err) => self.lost("could not catch up after a Redis outage", &err),
+        }
+    }
+
+    async fn push(&mut self, current: Arc<Node>, push: redis::PushInfo) {
+        match push.kind {
+            redis::PushKind::Message | redis::PushKind::SMessage => {
+                if let [
+                    redis::Value::BulkString(channel),
+                    redis::Value::BulkString(payload),
+                    ..,
+                ] = push.data.as_slice()
+                {
+                    current
+                        .receive(&String::from_utf8_lossy(channel), payload)
+                        .await;
+                }
+            }
+            // Subscribed again after a lost node or a slot move: what was published
+            // meanwhile is in the room's stream. Read beside the live messages: a
+            // resubscription of every room confirms each, and thousands of reads here
+            // would hold all of them back.
+            redis::PushKind::SSubscribe => {
+                if let Some(redis::Value::BulkString(channel)) = push.data.first()
+                    && let Some(room) = keys::room_of_channel(&String::from_utf8_lossy(channel))
+                        .and_then(|name| lock(&current.rooms).get(name).cloned())
+                    && room.was_live()
+                {
+                    tokio::spawn(async move {
+                        if let Err(err) = in_time(current.fill_gap(&room)).await {
+                            tracing::debug!(error = %err, "cannot fill a gap from the stream");
+                        }
+                    });
+                }
+            }
+            redis::PushKind::Disconnection => {
+                let err = redis::RedisError::from((
+                    redis::ErrorKind::Io,
+                    "a Redis Cluster node closed its connection",
+                ));
+                self.lost("lost a Redis Cluster connection", &err);
+            }
+            _ => {}
         }
     }
 }
@@ -189,7 +260,7 @@ pub(super) async fn cluster_subscriber(
 /// subscribed); after an outage also catch up on messages and write presence back.
 async fn resume_sharded(
     shared: &Node,
-    connection: &mut redis::cluster_async::ClusterConnection,
+    connection: &mut ClusterConnection,
     after_outage: bool,
 ) -> redis::RedisResult<()> {
     in_time(connection.subscribe(keys::control())).await?;
