@@ -6,9 +6,10 @@ use super::NEWS_KEPT;
 use super::browser::{forget_typists_later, lowercase, now_ms};
 use super::handler::RoomHandler;
 use crate::model::mentions::mentions;
-use chorus_protocol::{ErrorCode, Member, ServerFrame};
+use chorus_protocol::{ChatMessage, ErrorCode, Member, ServerFrame};
 
 impl RoomHandler {
+    /// What `frame` changes: one method per kind of frame below.
     pub(super) fn apply(&self, frame: ServerFrame) {
         let signals = self.signals;
         match frame {
@@ -29,38 +30,7 @@ impl RoomHandler {
                     timeline.joined_at(last_id);
                 });
             }
-            ServerFrame::Message(message) => {
-                signals
-                    .typists
-                    .try_update(|typists| typists.sent(&message.user_id));
-                // Someone else's message, arrived live: read out to screen readers.
-                let (news, mention) = signals.me.with_untracked(|me| {
-                    let others = me.as_ref().is_none_or(|me| me.user_id != message.user_id);
-                    let news = others
-                        .then(|| (message.id, format!("{}: {}", message.user, message.content)));
-                    let mention = others
-                        && me
-                            .as_ref()
-                            .is_some_and(|me| mentions(&message.content, &me.name, lowercase));
-                    (news, mention)
-                });
-                let shown = signals.timeline.try_update(|timeline| {
-                    let live = timeline.is_live(message.id);
-                    timeline.message(message) && live
-                });
-                if let (Some(true), Some(news)) = (shown, news) {
-                    if mention {
-                        signals.mentioned.try_set(Some(news.1.clone()));
-                    }
-                    signals.unread.try_update(|unread| unread.arrived(news.0));
-                    signals.news.try_update(|items| {
-                        if items.len() == NEWS_KEPT {
-                            items.remove(0);
-                        }
-                        items.push(news);
-                    });
-                }
-            }
+            ServerFrame::Message(message) => self.message(message),
             ServerFrame::System {
                 message,
                 event,
@@ -85,50 +55,97 @@ impl RoomHandler {
             ServerFrame::Ack { reference, .. } => {
                 signals.outbox.try_update(|outbox| outbox.acked(&reference));
             }
-            // The connection keeps its old token: when that expires the server closes
-            // with 4002, and the room renews before it reconnects. Nothing to show.
-            ServerFrame::Error {
-                code: ErrorCode::InvalidToken,
-                message,
-                ..
-            } => {
-                leptos::logging::log!("the server kept the old token: {message}");
-            }
             ServerFrame::Error {
                 code,
                 message,
-                reference: Some(reference),
-            } if signals.outbox.with_untracked(|outbox| {
-                outbox.entries().iter().any(|e| e.reference == reference)
-            }) =>
-            {
-                let reason = describe_error(code, &message);
+                reference,
+            } => self.error(code, &message, reference),
+            // The connection now lasts as long as the renewed token.
+            ServerFrame::Refreshed => {}
+            ServerFrame::Typing { user_id, user } => self.typing(user_id, user),
+            // Answered by the socket itself.
+            ServerFrame::Ping => {}
+            ServerFrame::Unknown => {}
+        }
+    }
+
+    /// A message: into the timeline, ending its author's typing; someone else's
+    /// that arrives live is also news for screen readers, counts as unread, and may
+    /// mention the reader.
+    fn message(&self, message: ChatMessage) {
+        let signals = self.signals;
+        signals
+            .typists
+            .try_update(|typists| typists.sent(&message.user_id));
+        // Someone else's message, arrived live: read out to screen readers.
+        let (news, mention) = signals.me.with_untracked(|me| {
+            let others = me.as_ref().is_none_or(|me| me.user_id != message.user_id);
+            let news =
+                others.then(|| (message.id, format!("{}: {}", message.user, message.content)));
+            let mention = others
+                && me
+                    .as_ref()
+                    .is_some_and(|me| mentions(&message.content, &me.name, lowercase));
+            (news, mention)
+        });
+        let shown = signals.timeline.try_update(|timeline| {
+            let live = timeline.is_live(message.id);
+            timeline.message(message) && live
+        });
+        if let (Some(true), Some(news)) = (shown, news) {
+            if mention {
+                signals.mentioned.try_set(Some(news.1.clone()));
+            }
+            signals.unread.try_update(|unread| unread.arrived(news.0));
+            signals.news.try_update(|items| {
+                if items.len() == NEWS_KEPT {
+                    items.remove(0);
+                }
+                items.push(news);
+            });
+        }
+    }
+
+    /// A refused frame: a refused message of the outbox fails with the reason; a
+    /// refused token changes nothing; anything else is shown as the room's problem.
+    fn error(&self, code: ErrorCode, message: &str, reference: Option<String>) {
+        let signals = self.signals;
+        // The connection keeps its old token: when that expires the server closes
+        // with 4002, and the room renews before it reconnects. Nothing to show.
+        if code == ErrorCode::InvalidToken {
+            leptos::logging::log!("the server kept the old token: {message}");
+            return;
+        }
+        let pending = reference.filter(|reference| {
+            signals
+                .outbox
+                .with_untracked(|outbox| outbox.entries().iter().any(|e| &e.reference == reference))
+        });
+        match pending {
+            Some(reference) => {
+                let reason = describe_error(code, message);
                 signals
                     .outbox
                     .try_update(|outbox| outbox.failed(&reference, reason));
             }
-            ServerFrame::Error { code, message, .. } => {
-                signals
-                    .problem
-                    .try_set(Some(describe_error(code, &message)));
+            None => {
+                signals.problem.try_set(Some(describe_error(code, message)));
             }
-            // The connection now lasts as long as the renewed token.
-            ServerFrame::Refreshed => {}
-            ServerFrame::Typing { user_id, user } => {
-                let mine = signals
-                    .me
-                    .with_untracked(|me| me.as_ref().is_some_and(|me| me.user_id == user_id));
-                if !mine {
-                    let now = now_ms() as f64;
-                    signals
-                        .typists
-                        .try_update(|typists| typists.saw(user_id, user, now));
-                    forget_typists_later(signals.typists);
-                }
-            }
-            // Answered by the socket itself.
-            ServerFrame::Ping => {}
-            ServerFrame::Unknown => {}
+        }
+    }
+
+    /// Someone else typing: shown until it runs out.
+    fn typing(&self, user_id: String, user: String) {
+        let signals = self.signals;
+        let mine = signals
+            .me
+            .with_untracked(|me| me.as_ref().is_some_and(|me| me.user_id == user_id));
+        if !mine {
+            let now = now_ms() as f64;
+            signals
+                .typists
+                .try_update(|typists| typists.saw(user_id, user, now));
+            forget_typists_later(signals.typists);
         }
     }
 }
