@@ -1,3 +1,6 @@
+//! `ConnectionBadge`: where the connection stands, in a word and a colour, with a
+//! status region of its own that says each change once.
+
 use leptos::prelude::*;
 
 use crate::room::ConnectionState;

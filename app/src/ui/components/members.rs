@@ -1,3 +1,5 @@
+//! `MemberList`: who is in the room, this member marked by user id.
+
 use leptos::prelude::*;
 
 use chorus_protocol::Member;

@@ -1,3 +1,6 @@
+//! `MentionAlerts`: desktop notifications of messages that mention the reader,
+//! asked for only when the button is pressed, kept across reloads.
+
 use leptos::prelude::*;
 
 use crate::model::mentions::{Alerts, alerts, body};

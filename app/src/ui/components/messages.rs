@@ -1,3 +1,7 @@
+//! `MessageList`: the conversation, day headings and author groups, following new
+//! messages unless the reader scrolled up, loading older ones at the top; and
+//! `NewMessages`, what arrives live, for screen readers.
+
 use std::sync::Arc;
 
 use leptos::either::{Either, EitherOf3};

@@ -1,3 +1,6 @@
+//! `OutboxList`: messages typed and not delivered yet, each with where it stands
+//! (sending, waiting, failed with Retry and Discard).
+
 use leptos::prelude::*;
 
 use crate::model::outbox::Status;

@@ -1,3 +1,5 @@
+//! `RoomPicker`: the active rooms, and a form to name another.
+
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;

@@ -1,3 +1,6 @@
+//! `StorageNote`: says when the browser refuses site storage, so a reload would
+//! sign the reader out.
+
 use leptos::prelude::*;
 
 use crate::session;

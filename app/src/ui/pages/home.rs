@@ -1,3 +1,5 @@
+//! `/`: sign in with a display name, then pick a room.
+
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};

@@ -1,3 +1,6 @@
+//! `/room/{name}`: the chat: the conversation, its members, the composer and the
+//! connection's state.
+
 use std::collections::HashMap;
 
 use leptos::ev::{KeyboardEvent, SubmitEvent};
