@@ -11,7 +11,7 @@ use super::keys::{self, RoomKeys};
 use super::node::Node;
 use super::node::Subscription;
 use super::room::LocalRoom;
-use super::subscriber::{HEALTH_CHECK, Outage, refuse_while_waiting};
+use super::subscriber::{HEALTH_CHECK, Outage};
 use super::topology::{RECONNECT_MAX, in_time};
 use super::topology::{Target, cluster_client};
 use crate::hub::engine::Unavailable;
@@ -37,33 +37,31 @@ pub(super) async fn cluster_subscriber(
             return;
         };
         let (pushes_to, pushes) = mpsc::unbounded_channel();
-        let connected = match cluster_client(nodes)
-            .use_protocol(redis::ProtocolVersion::RESP3)
-            .push_sender(pushes_to)
-            .build()
-        {
-            Ok(client) => in_time(client.get_async_connection()).await,
-            Err(err) => Err(err),
+        let resumed = async {
+            let connect = "cannot connect to the Redis Cluster for Pub/Sub";
+            let client = cluster_client(nodes)
+                .use_protocol(redis::ProtocolVersion::RESP3)
+                .push_sender(pushes_to)
+                .build()
+                .map_err(|err| (connect, err))?;
+            let mut connection = in_time(client.get_async_connection())
+                .await
+                .map_err(|err| (connect, err))?;
+            resume_sharded(&current, &mut connection, outage.ongoing())
+                .await
+                .map_err(|err| ("could not resume after a Redis outage", err))?;
+            Ok::<_, (&str, redis::RedisError)>(connection)
         };
-        let mut connection = match connected {
+        let connection = match resumed.await {
             Ok(connection) => connection,
-            Err(err) => {
-                outage.failed("cannot connect to the Redis Cluster for Pub/Sub", &err);
+            Err((what, err)) => {
                 drop(current);
-                if !refuse_while_waiting(&mut requests, outage.delay()).await {
+                if !outage.retry_later(what, &err, &mut requests).await {
                     return;
                 }
                 continue;
             }
         };
-        if let Err(err) = resume_sharded(&current, &mut connection, outage.ongoing()).await {
-            outage.failed("could not resume after a Redis outage", &err);
-            drop(current);
-            if !refuse_while_waiting(&mut requests, outage.delay()).await {
-                return;
-            }
-            continue;
-        }
         if outage.ongoing() {
             tracing::info!("Redis is back: resubscribed and caught up");
             current.settings.metrics.redis_subscriber_reconnects.inc();

@@ -44,27 +44,26 @@ pub(super) async fn subscriber(
         let Some(current) = shared.upgrade() else {
             return;
         };
-        let connected = in_time(pubsub(&current.target)).await;
-        let pubsub = match connected {
-            Ok(pubsub) => pubsub,
-            Err(err) => {
-                outage.failed("cannot connect to Redis for Pub/Sub", &err);
+        let resumed = async {
+            let pubsub = in_time(pubsub(&current.target))
+                .await
+                .map_err(|err| ("cannot connect to Redis for Pub/Sub", err))?;
+            let (mut sink, messages) = pubsub.split();
+            resume(&current, &mut sink, outage.ongoing())
+                .await
+                .map_err(|err| ("could not resume after a Redis outage", err))?;
+            Ok::<_, (&str, redis::RedisError)>((sink, messages))
+        };
+        let (mut sink, mut messages) = match resumed.await {
+            Ok(connected) => connected,
+            Err((what, err)) => {
                 drop(current);
-                if !refuse_while_waiting(&mut requests, outage.delay()).await {
+                if !outage.retry_later(what, &err, &mut requests).await {
                     return;
                 }
                 continue;
             }
         };
-        let (mut sink, mut messages) = pubsub.split();
-        if let Err(err) = resume(&current, &mut sink, outage.ongoing()).await {
-            outage.failed("could not resume after a Redis outage", &err);
-            drop(current);
-            if !refuse_while_waiting(&mut requests, outage.delay()).await {
-                return;
-            }
-            continue;
-        }
         if outage.ongoing() {
             tracing::info!("Redis is back: resubscribed and caught up");
             current.settings.metrics.redis_subscriber_reconnects.inc();
@@ -117,8 +116,10 @@ pub(super) async fn subscriber(
                 }
             }
         };
-        outage.failed("lost the Redis Pub/Sub connection", &lost);
-        if !refuse_while_waiting(&mut requests, outage.delay()).await {
+        if !outage
+            .retry_later("lost the Redis Pub/Sub connection", &lost, &mut requests)
+            .await
+        {
             return;
         }
     }
@@ -143,6 +144,18 @@ pub(super) struct Outage {
 }
 
 impl Outage {
+    /// Counts `err` (what failed) and waits before the next attempt, refusing
+    /// subscriptions meanwhile; `false` once the hub is gone.
+    pub(super) async fn retry_later(
+        &mut self,
+        what: &str,
+        err: &redis::RedisError,
+        requests: &mut mpsc::UnboundedReceiver<Subscription>,
+    ) -> bool {
+        self.failed(what, err);
+        refuse_while_waiting(requests, self.delay()).await
+    }
+
     pub(super) fn ongoing(&self) -> bool {
         self.failures > 0
     }
@@ -187,7 +200,7 @@ pub(super) async fn resume(
 
 /// Waits `delay` while answering subscription requests with `unavailable`; `false`
 /// once the hub is gone.
-pub(super) async fn refuse_while_waiting(
+async fn refuse_while_waiting(
     requests: &mut mpsc::UnboundedReceiver<Subscription>,
     delay: Duration,
 ) -> bool {
