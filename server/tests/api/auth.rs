@@ -263,11 +263,7 @@ async fn with_an_issuer_and_audience_set_tokens_must_carry_them_and_guests_do() 
         refused.expect_close(4001).await;
     }
     // Guest tokens issued here carry both and are accepted.
-    let issued = app
-        .post_json("/api/token", r#"{"name":"guest"}"#)
-        .await
-        .json();
-    let token = issued["token"].as_str().unwrap();
+    let token = &app.guest_token("guest").await;
     let mut guest = app.connect(&format!("/ws/chat/lobby?token={token}")).await;
     assert_eq!(guest.recv().await["user"], "guest");
 }

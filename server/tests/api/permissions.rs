@@ -113,11 +113,7 @@ both_engines!(guest_tokens_go_only_where_guest_rooms_says, |config| {
     ];
 });
 async fn guest_tokens_go_only_where_guest_rooms_says(app: EngineApp) {
-    let issued = app
-        .post_json("/api/token", r#"{"name":"visitor"}"#)
-        .await
-        .json();
-    let guest = issued["token"].as_str().unwrap();
+    let guest = &app.guest_token("visitor").await;
     let mut lobby = welcomed(&app, "lobby", guest).await;
     welcomed(&app, "public-chat", guest).await;
     connect(&app, "staff", guest).await.expect_close(4003).await;

@@ -133,6 +133,13 @@ impl TestApp {
         http_request(self.addr, "POST", path, Some(body)).await
     }
 
+    /// A guest token for `name` from `POST /api/token`, as the web client signs in.
+    pub(crate) async fn guest_token(&self, name: &str) -> String {
+        let body = serde_json::json!({ "name": name }).to_string();
+        let issued = self.post_json("/api/token", &body).await.json();
+        issued["token"].as_str().expect("a guest token").to_owned()
+    }
+
     /// `POST` with no body and `Authorization: Bearer <token>`.
     pub(crate) async fn post_bearer(&self, path: &str, token: &str) -> HttpResponse {
         let bearer = format!("Bearer {token}");
