@@ -1,6 +1,6 @@
 //! Pieces of the room and home pages, each taking signals as props and owning no
 //! connection: `badge` (where the connection stands), `messages` (the timeline,
-//! auto-scrolling unless the reader scrolled up, and `NewMessages`, what arrives
+//! auto-scrolling unless the reader scrolled up), `new_messages` (what arrives
 //! live, for screen readers), `members`, `mention_alerts` (desktop notifications
 //! of mentions, on request), `outbox` (unsent messages, with Retry and Discard), and `rooms` (the active
 //! rooms list and the join-by-name form), and `storage_note` (a session that will not
@@ -15,6 +15,7 @@ mod badge;
 mod members;
 mod mention_alerts;
 mod messages;
+mod new_messages;
 mod outbox;
 mod rooms;
 mod storage_note;
@@ -22,7 +23,8 @@ mod storage_note;
 pub(crate) use badge::ConnectionBadge;
 pub(crate) use members::MemberList;
 pub(crate) use mention_alerts::MentionAlerts;
-pub(crate) use messages::{MessageList, NewMessages};
+pub(crate) use messages::MessageList;
+pub(crate) use new_messages::NewMessages;
 pub(crate) use outbox::OutboxList;
 pub(crate) use rooms::{RoomPicker, capitalize, room_path};
 pub(crate) use storage_note::StorageNote;
