@@ -6,8 +6,8 @@
 //! or a page reload (the server drops repeats of a `ref` for
 //! [`REF_WINDOW_SECS`]) cannot deliver it twice;
 //! past that window an unconfirmed entry is not resent by itself but shown as
-//! failed, since it may have been delivered. [`saved`] keeps a room's outbox in the
-//! tab's `sessionStorage` so it outlives a reload.
+//! failed, since it may have been delivered. [`crate::room`] keeps a room's outbox
+//! in the tab's `sessionStorage` so it outlives a reload ([`Outbox::restored`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +107,15 @@ impl Outbox {
         }
     }
 
+    /// An outbox read back from storage, as it may be resumed: at most
+    /// [`MAX_PENDING`] entries (storage is the browser's, and anyone's to edit), and
+    /// what was being sent when the page went queued to go again.
+    pub fn restored(mut self) -> Self {
+        self.entries.truncate(MAX_PENDING);
+        self.connection_lost();
+        self
+    }
+
     /// Delivered: the entry leaves the outbox (the message itself is in the room).
     pub fn acked(&mut self, reference: &str) -> bool {
         let before = self.entries.len();
@@ -147,55 +156,6 @@ impl Outbox {
         self.entries
             .iter_mut()
             .find(|entry| entry.reference == reference)
-    }
-}
-
-/// A room's outbox in this tab's `sessionStorage`: a reload (or a crash of the page)
-/// loses nothing typed, and what was being sent goes out again with its `ref`.
-/// `sessionStorage` belongs to one tab, so two tabs never send the same entry.
-pub mod saved {
-    use super::Outbox;
-
-    #[cfg(feature = "hydrate")]
-    fn key(room: &str) -> String {
-        format!("chorus.outbox.{room}")
-    }
-
-    #[cfg(feature = "hydrate")]
-    fn storage() -> Option<web_sys::Storage> {
-        web_sys::window()?.session_storage().ok().flatten()
-    }
-
-    /// Keeps `outbox` as `room`'s (an empty one removes it). Best effort: without
-    /// storage the outbox still lives as long as the page.
-    pub fn store(room: &str, outbox: &Outbox) {
-        #[cfg(feature = "hydrate")]
-        if let Some(storage) = storage() {
-            if outbox.entries().is_empty() {
-                let _ = storage.remove_item(&key(room));
-            } else if let Ok(text) = serde_json::to_string(outbox) {
-                let _ = storage.set_item(&key(room), &text);
-            }
-        }
-        #[cfg(not(feature = "hydrate"))]
-        let _ = (room, outbox);
-    }
-
-    /// `room`'s outbox as this tab left it; what was being sent is queued again.
-    pub fn load(room: &str) -> Option<Outbox> {
-        #[cfg(feature = "hydrate")]
-        {
-            let text = storage()?.get_item(&key(room)).ok().flatten()?;
-            let mut outbox: Outbox = serde_json::from_str(&text).ok()?;
-            outbox.entries.truncate(super::MAX_PENDING);
-            outbox.connection_lost();
-            Some(outbox)
-        }
-        #[cfg(not(feature = "hydrate"))]
-        {
-            let _ = room;
-            None
-        }
     }
 }
 
@@ -309,6 +269,26 @@ mod tests {
         outbox.failed("r2", "too fast".into());
         let text = serde_json::to_string(&outbox).unwrap();
         assert_eq!(serde_json::from_str::<Outbox>(&text).unwrap(), outbox);
+    }
+
+    #[test]
+    fn a_restored_outbox_sends_again_and_keeps_at_most_max_pending() {
+        let mut outbox = Outbox::default();
+        for n in 0..MAX_PENDING {
+            outbox.push(n.to_string(), "x".into());
+        }
+        outbox.take_unsent(NOW);
+        // Pushed past the bound, as edited storage could hold.
+        outbox.entries.push(outbox.entries[0].clone());
+        let restored = outbox.restored();
+        assert_eq!(restored.entries().len(), MAX_PENDING);
+        assert!(
+            restored
+                .entries()
+                .iter()
+                .all(|entry| entry.status == Status::Queued),
+            "what was being sent goes again"
+        );
     }
 
     #[test]

@@ -10,8 +10,9 @@ use leptos::prelude::*;
 use super::browser::page_origin;
 use super::chat_socket::Signals;
 use super::codec::ChatCodec;
+use super::saved_outbox;
 use super::state::{ClosedReason, ConnectionState};
-use crate::model::outbox::{self, Outbox};
+use crate::model::outbox::Outbox;
 use crate::model::timeline::Timeline;
 use crate::model::typing::Typists;
 use crate::model::unread::Unread;
@@ -43,7 +44,7 @@ impl Handler<ChatCodec> for RoomHandler {
         leaving.connection_lost();
         let previous = self.current.try_get_value().flatten();
         if let Some(previous) = &previous {
-            outbox::saved::store(previous, &leaving);
+            saved_outbox::store(previous, &leaving);
         }
         let arriving = self
             .other_outboxes
@@ -56,7 +57,7 @@ impl Handler<ChatCodec> for RoomHandler {
                 outboxes.remove(room)
             })
             .flatten()
-            .or_else(|| outbox::saved::load(room))
+            .or_else(|| saved_outbox::load(room))
             .unwrap_or_default();
         self.current.try_set_value(Some(room.clone()));
         self.signals.outbox.try_set(arriving);

@@ -37,13 +37,14 @@
 //! - `codec.rs`: [`ChatCodec`], the protocol as the socket sees it;
 //! - `handler.rs`: the socket's handler (URL, renewal, events); `frames.rs`: what
 //!   each server frame changes;
+//! - `saved_outbox.rs`: a room's unsent messages in the tab's `sessionStorage`;
 //! - `browser.rs`: the clock, the origin, `ref`s, timers.
 
 use std::collections::HashMap;
 
 use leptos::prelude::*;
 
-use crate::model::outbox::{self, Outbox};
+use crate::model::outbox::Outbox;
 use crate::model::timeline::Timeline;
 use crate::model::typing::Typists;
 use crate::model::unread::Unread;
@@ -56,6 +57,7 @@ mod chat_socket;
 mod codec;
 mod frames;
 mod handler;
+mod saved_outbox;
 mod state;
 
 pub use chat_socket::ChatSocket;
@@ -90,7 +92,7 @@ pub fn use_websocket(room: Signal<String>) -> ChatSocket {
     Effect::new(move |_| {
         signals.outbox.with(|unsent| {
             if let Some(room) = current.try_get_value().flatten() {
-                outbox::saved::store(&room, unsent);
+                saved_outbox::store(&room, unsent);
             }
         });
     });
