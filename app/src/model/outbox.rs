@@ -9,9 +9,8 @@
 //! failed, since it may have been delivered. [`crate::room`] keeps a room's outbox
 //! in the tab's `sessionStorage` so it outlives a reload ([`Outbox::restored`]).
 
-use serde::{Deserialize, Serialize};
-
 use chorus_protocol::REF_WINDOW_SECS;
+use serde::{Deserialize, Serialize};
 
 /// The most unsent messages kept; typing more is refused until some are delivered.
 pub const MAX_PENDING: usize = 100;

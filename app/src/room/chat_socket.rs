@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use chorus_protocol::{ClientFrame, Member, TYPING_EVERY_MS, validate_content};
 use leptos::prelude::*;
 
 use super::browser::{fresh_ref, now_ms};
@@ -13,7 +14,6 @@ use crate::model::typing::Typists;
 use crate::model::unread::Unread;
 use crate::session::{self};
 use crate::socket::ReconnectingSocket;
-use chorus_protocol::{ClientFrame, Member, TYPING_EVERY_MS, validate_content};
 
 /// A room's connection: reactive reads and a `send` function. Cheap to copy.
 #[derive(Clone, Copy)]

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
-use crate::socket::{Codec, Next};
 use chorus_protocol::{ClientFrame, Reconnect, ServerFrame, reconnect_for_code};
+
+use crate::socket::{Codec, Next};
 
 /// The chat protocol as the reconnecting socket sees it.
 pub struct ChatCodec;

@@ -1,12 +1,12 @@
 //! What each server frame changes on the page.
 
+use chorus_protocol::{ChatMessage, ErrorCode, Member, ServerFrame};
 use leptos::prelude::*;
 
 use super::NEWS_KEPT;
 use super::browser::{forget_typists_later, lowercase, now_ms};
 use super::handler::RoomHandler;
 use crate::model::mentions::mentions;
-use chorus_protocol::{ChatMessage, ErrorCode, Member, ServerFrame};
 
 impl RoomHandler {
     /// What `frame` changes: one method per kind of frame below.

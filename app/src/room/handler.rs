@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 
+use chorus_protocol::token_subprotocols;
 use leptos::prelude::*;
 
 use super::browser::page_origin;
@@ -20,7 +21,6 @@ use crate::session::{self, ApiFailure};
 use crate::socket::{
     Endpoint, Handler, Renewal, SendFailure, SocketEvent, SocketState, socket_url,
 };
-use chorus_protocol::token_subprotocols;
 
 /// The chat's [`Handler`]: builds the room's URL, renews guest tokens, and turns
 /// socket events into the page's signals.

@@ -42,6 +42,7 @@
 
 use std::collections::HashMap;
 
+use chorus_protocol::ClientFrame;
 use leptos::prelude::*;
 
 use crate::model::outbox::Outbox;
@@ -50,7 +51,6 @@ use crate::model::typing::Typists;
 use crate::model::unread::Unread;
 use crate::session::{self};
 use crate::socket::{SocketOptions, use_reconnecting_socket};
-use chorus_protocol::ClientFrame;
 
 mod browser;
 mod chat_socket;

@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-use crate::socket::{Retry, SocketState, Stopped};
 use chorus_protocol::{CloseCode, FrameError};
+
+use crate::socket::{Retry, SocketState, Stopped};
 
 /// Where the connection stands.
 #[derive(Debug, Clone, PartialEq, Eq)]

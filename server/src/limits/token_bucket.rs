@@ -1,6 +1,7 @@
 //! A token bucket: `burst` messages at once, refilled at `per_second`.
 
 use std::time::Duration;
+
 use tokio::time::Instant;
 
 #[derive(Debug)]

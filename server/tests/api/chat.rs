@@ -1,10 +1,9 @@
 use std::time::Duration;
 
+use chorus_server::auth::Auth;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-
-use chorus_server::auth::Auth;
 
 use crate::helpers::{Client, EngineApp, SECRET, spawn_app_with};
 

@@ -2,10 +2,9 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::Message;
-
-use tokio::io::AsyncWriteExt;
 
 use crate::helpers::{
     Binary, Client, EngineApp, OP_PING, PATIENCE, RawSocket, SECRET, spawn_app_with, start_binary,

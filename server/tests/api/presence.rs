@@ -5,9 +5,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use chorus_server::hub::USERS_PER_FRAME;
+use serde_json::Value;
 
 use crate::helpers::{Client, EngineApp, Node, RedisServer, spawn_app_with};
 

@@ -1,8 +1,7 @@
 //! `MemberList`: who is in the room, this member marked by user id.
 
-use leptos::prelude::*;
-
 use chorus_protocol::Member;
+use leptos::prelude::*;
 
 /// Who is in the room; this member (by user id, not name) is marked.
 #[component]

@@ -1,12 +1,11 @@
 //! `RoomPicker`: the active rooms, and a form to name another.
 
+use chorus_protocol::{RoomSummary, validate_room_name};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::use_navigate;
 
 use crate::session;
-use chorus_protocol::{RoomSummary, validate_room_name};
-
 use crate::ui::hooks::use_hydrated;
 
 /// The page of a room. Valid room names need no escaping in a path.

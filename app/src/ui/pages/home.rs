@@ -1,5 +1,6 @@
 //! `/`: sign in with a display name, then pick a room.
 
+use chorus_protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
 use leptos::ev::SubmitEvent;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_navigate, use_query_map};
@@ -10,7 +11,6 @@ use crate::ui::components::{RoomPicker, StorageNote, room_path};
 use crate::ui::eager::IntoEagerAny;
 use crate::ui::hooks::{focus_soon, use_hydrated};
 use crate::ui::title::{SITE_TITLE, use_title};
-use chorus_protocol::{MAX_DISPLAY_NAME_CHARS, normalize_display_name, validate_room_name};
 
 /// `/`: sign in with a display name, then pick a room.
 ///

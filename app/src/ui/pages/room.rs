@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use chorus_protocol::MAX_CONTENT_CHARS;
 use leptos::ev::{KeyboardEvent, SubmitEvent};
 use leptos::html;
 use leptos::prelude::*;
@@ -19,7 +20,6 @@ use crate::ui::components::{
 use crate::ui::eager::IntoEagerAny;
 use crate::ui::hooks::{focus_soon, use_hydrated};
 use crate::ui::title::{room_title, use_title};
-use chorus_protocol::MAX_CONTENT_CHARS;
 
 /// `/room/{name}`: the chat.
 #[component]

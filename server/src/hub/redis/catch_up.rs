@@ -2,6 +2,7 @@
 //! room's gap filled from its stream, this server's presence written back.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use redis::AsyncCommands;
 use redis::streams::StreamRangeReply;
@@ -13,7 +14,6 @@ use super::presence::Present;
 use super::room::LocalRoom;
 use super::topology::in_time;
 use crate::sync::lock;
-use std::time::SystemTime;
 
 impl Node {
     /// Queues a frame from the room's channel for this server's members, or closes

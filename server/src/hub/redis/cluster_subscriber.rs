@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Weak};
 
+use redis::cluster_async::ClusterConnection;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::task::AbortOnDropHandle;
@@ -16,7 +17,6 @@ use super::topology::{RECONNECT_MAX, in_time};
 use super::topology::{Target, cluster_client};
 use crate::hub::engine::Unavailable;
 use crate::sync::lock;
-use redis::cluster_async::ClusterConnection;
 
 /// The subscriber on a Redis Cluster: a room's channel is sharded (`SSUBSCRIBE`,
 /// served by the shard of the room's slot), the control channel classic. The

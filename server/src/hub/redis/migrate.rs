@@ -1,9 +1,8 @@
 //! Keys written before they carried hash tags, renamed at start.
 
-use super::keys;
-
 use redis::AsyncCommands;
 
+use super::keys;
 use super::topology::Redis;
 
 /// Renames room keys written before they carried hash tags ([`keys::untagged`]), so

@@ -68,6 +68,14 @@ use redis::streams::StreamRangeReply;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::hub::engine::{
+    HistoryPage, HubSettings, Joined, MAX_BAN, MemberConnections, Participant, Published, Removals,
+    Unavailable, Welcome,
+};
+use crate::hub::fanout::queue::member_queue;
+use crate::hub::fanout::seats::MemberId;
+use crate::hub::presence::user_list::UserList;
+use crate::sync::lock;
 use cluster_subscriber::cluster_subscriber;
 use keys::RoomKeys;
 use liveness::liveness;
@@ -80,15 +88,6 @@ use scripts::Scripts;
 use subscriber::subscriber;
 use topology::redact;
 use topology::{Redis, Target};
-
-use crate::hub::engine::{
-    HistoryPage, HubSettings, Joined, MAX_BAN, MemberConnections, Participant, Published, Removals,
-    Unavailable, Welcome,
-};
-use crate::hub::fanout::queue::member_queue;
-use crate::hub::fanout::seats::MemberId;
-use crate::hub::presence::user_list::UserList;
-use crate::sync::lock;
 
 /// Joins in flight to Redis at once; more wait their turn.
 const CONCURRENT_JOINS: usize = 32;

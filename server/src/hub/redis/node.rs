@@ -14,15 +14,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::keys::RoomKeys;
 use super::payload::{entry_id, message_template, stored_frames};
+use super::room::LocalRoom;
 use super::scripts::Scripts;
 use super::topology::{Redis, Target};
-
 use crate::hub::engine::{HubSettings, Published, Removals, Unavailable};
 use crate::hub::fanout::FrameBytes;
 use crate::hub::recovery::{self, RoomIds, Start};
 use crate::sync::lock;
-
-use super::room::LocalRoom;
 
 pub(super) struct Node {
     pub(super) settings: HubSettings,

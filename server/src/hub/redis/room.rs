@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 use super::keys::RoomKeys;
-
 use crate::hub::engine::HubSettings;
 use crate::hub::fanout::seats::Seats;
 use crate::hub::presence::announcements::Announcer;

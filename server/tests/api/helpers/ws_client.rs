@@ -1,14 +1,14 @@
 //! A WebSocket client that asserts on exact frames.
 
+use std::time::Duration;
+
+use chorus_server::auth::Auth;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-use chorus_server::auth::Auth;
 
 use super::{PATIENCE, SECRET};
 

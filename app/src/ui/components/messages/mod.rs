@@ -9,11 +9,11 @@ mod scroll;
 
 use std::sync::Arc;
 
+use chorus_protocol::Member;
 use leptos::prelude::*;
 
 use crate::model::grouping::{Row, rows};
 use crate::model::timeline::Entry;
-use chorus_protocol::Member;
 use scroll::Scroll;
 
 /// The conversation. Follows new messages while scrolled to the bottom, and

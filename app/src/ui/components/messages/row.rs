@@ -1,6 +1,7 @@
 //! One row of the conversation as the list shows it: a day's heading, a message
 //! (its links live), a join or leave, or a gap.
 
+use chorus_protocol::{Member, SystemEvent};
 use leptos::either::{Either, EitherOf3};
 use leptos::prelude::*;
 
@@ -8,7 +9,6 @@ use super::local_time;
 use crate::model::grouping::{DayName, Row};
 use crate::model::links::{Piece, pieces};
 use crate::model::timeline::Entry;
-use chorus_protocol::{Member, SystemEvent};
 
 pub(super) fn render(
     row: &Row,

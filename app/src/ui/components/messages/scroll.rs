@@ -5,13 +5,13 @@
 
 use std::sync::Arc;
 
+use chorus_protocol::Member;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::wasm_bindgen::JsCast;
 use leptos::web_sys;
 
 use crate::model::timeline::{Entry, messages_after, newest_message};
-use chorus_protocol::Member;
 
 /// How close to the bottom (in pixels) still counts as "following" the conversation.
 const FOLLOW_SLACK_PX: i32 = 48;
