@@ -192,6 +192,9 @@ async fn history_pages_walk_back_to_the_oldest(app: EngineApp) {
         (ids[..20].to_vec(), false)
     );
     assert_eq!(page(format!("?before={}", ids[0])).await, (vec![], false));
+    // Below the first id there can be nothing (and Redis refuses a range below 0-0).
+    assert_eq!(page("?before=0".into()).await, (vec![], false));
+    assert_eq!(page("?before=1".into()).await, (vec![], false));
     assert_eq!(page("?limit=100".into()).await, (ids[20..].to_vec(), true));
     assert_eq!(page("?limit=1".into()).await, (ids[119..].to_vec(), true));
     // An id between messages, or beyond the newest.

@@ -325,6 +325,10 @@ impl RedisHub {
     ) -> Result<HistoryPage, Unavailable> {
         let keys = RoomKeys::new(room.as_str());
         let end = match before {
+            // Ids start at 1, so nothing is older; and `(0-0` is an error to Redis
+            // (an exclusive range has no id below 0-0), which would make a
+            // member's harmless request a 503, a warning and a Redis error count.
+            Some(0 | 1) => return Ok(HistoryPage::default()),
             Some(before) => format!("({before}-0"),
             None => "+".to_owned(),
         };
