@@ -8,7 +8,7 @@ export const redisUrl: string | undefined =
 /**
  * Server flags for the engine; `db` keeps each test server's keys apart. Every
  * browser of the suite connects from 127.0.0.1, so the per-address limits (guest
- * sign-ins, upgrades) are raised: the suite is many users, not one abusive one.
+ * sign-ins, upgrades, open connections) are raised: the suite is many users, not one abusive one.
  */
 export function engineArgs(db: number): string[] {
   // A short grace, so the suite sees leaves soon but still goes through the grace.
@@ -16,6 +16,7 @@ export function engineArgs(db: number): string[] {
   const perAddress = [
     '--guest-token-rate-limit', '10000', '--guest-token-rate-limit-burst', '10000',
     '--connect-rate-limit', '10000', '--connect-rate-limit-burst', '10000',
+    '--max-connections-per-address', '10000', '--max-http-connections-per-address', '10000',
   ];
   return [...grace, ...perAddress, ...(redisUrl ? ['--redis-url', `${redisUrl}/${db}`] : [])];
 }

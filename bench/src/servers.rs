@@ -31,6 +31,10 @@ pub(crate) async fn start_server_at(args: &Args, redis_url: Option<&str>, addr: 
             "1000000",
             "--connect-rate-limit-burst",
             "1000000",
+            "--max-connections-per-address",
+            "1000000",
+            "--max-http-connections-per-address",
+            "1000000",
         ])
         .args(["--max-connections", "100000"])
         // The idle scenario puts every member in a room of its own.

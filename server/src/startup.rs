@@ -23,7 +23,7 @@ use crate::http::router::router;
 use crate::http::serve::serve;
 use crate::hub::Hub;
 use crate::hub::redis::RedisStartError;
-use crate::limits::UserSockets;
+use crate::limits::{AddressLimits, UserSockets};
 use crate::observe::metrics::{Metrics, Sample};
 use crate::state::AppState;
 
@@ -183,6 +183,7 @@ pub struct Application {
     tasks: TaskTracker,
     hub: Hub,
     http_idle_timeout: Duration,
+    address_limits: Arc<AddressLimits>,
 }
 
 impl Application {
@@ -205,11 +206,14 @@ impl Application {
             connection: Arc::new(config.connection(metrics.clone())),
             guests: config.guest_tokens(),
             permits: Arc::new(Semaphore::new(config.connections.max_connections)),
+            echo_permits: (config.connections.max_echo_connections > 0)
+                .then(|| Arc::new(Semaphore::new(config.connections.max_echo_connections))),
             user_sockets: UserSockets::new(config.connections.max_connections_per_user as usize),
             address_limits: Arc::new(config.limits()),
             allowed_origins: Arc::new(config.http.allowed_origins.clone()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            body_timeout: config.http.http_idle_timeout,
             leptos_options: leptos_options(&config, addr)?,
         };
         let metrics = metrics_listener(config.observe.metrics_addr, metrics, &hub).await?;
@@ -222,6 +226,7 @@ impl Application {
             tasks: state.tasks.clone(),
             hub,
             http_idle_timeout: config.http.http_idle_timeout,
+            address_limits: state.address_limits.clone(),
             router: router(state),
         })
     }
@@ -277,6 +282,7 @@ impl Application {
             self.listener,
             self.router,
             self.http_idle_timeout,
+            self.address_limits,
             shutdown.clone(),
             connections.clone(),
         )

@@ -33,8 +33,10 @@ pub struct AppState {
     pub connection: Arc<ConnectionSettings>,
     /// `None` when guest login is disabled.
     pub guests: Option<GuestTokens>,
-    /// One permit per open WebSocket.
+    /// One permit per open chat socket.
     pub permits: Arc<Semaphore>,
+    /// One permit per open echo socket (`None`: the echo endpoint is off).
+    pub echo_permits: Option<Arc<Semaphore>>,
     /// Chat sockets per user.
     pub user_sockets: Arc<UserSockets>,
     /// Upgrades and guest tokens per client address.
@@ -45,6 +47,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Tracks socket tasks so shutdown can wait for their close frames.
     pub tasks: TaskTracker,
+    /// How long a request's body may take to arrive (`--http-idle-timeout`).
+    pub body_timeout: Duration,
     pub leptos_options: LeptosOptions,
 }
 

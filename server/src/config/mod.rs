@@ -16,7 +16,7 @@ use crate::auth::jwks::JwksSource;
 use crate::auth::permissions::Pattern;
 use crate::hub::HubSettings;
 use crate::hub::redis::RedisOptions;
-use crate::limits::{AddressLimits, PerAddress};
+use crate::limits::{AddressLimits, OpenPerAddress, PerAddress};
 use crate::observe::logs::LogFormat;
 use crate::observe::metrics::Metrics;
 use crate::state::GuestTokens;
@@ -77,9 +77,17 @@ pub struct HttpConfig {
     pub trusted_proxies: Vec<IpNet>,
 
     /// An HTTP connection must send a request's headers within this long, also while
-    /// idle between requests; otherwise it is closed (WebSockets are not affected).
+    /// idle between requests, and then the request's body within this long again;
+    /// otherwise it is closed (a late body is answered 408 first). WebSockets are not
+    /// affected.
     #[arg(long, env = "CHORUS_HTTP_IDLE_TIMEOUT", default_value = "10s", value_parser = parse_positive_duration)]
     pub http_idle_timeout: Duration,
+
+    /// HTTP connections one client address (IPv6: its /64) may hold open at once;
+    /// more are closed as soon as they are accepted. A connection is counted until it
+    /// closes or becomes a WebSocket; those from `--trusted-proxies` are not counted.
+    #[arg(long, env = "CHORUS_MAX_HTTP_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_http_connections_per_address: u32,
 }
 
 /// Which tokens are accepted, and the server API's keys.
@@ -208,9 +216,21 @@ pub struct RoomConfig {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Connections")]
 pub struct ConnectionConfig {
-    /// Open WebSockets allowed at once; beyond it new sockets are closed with 1013.
+    /// Open chat sockets allowed at once; beyond it new sockets are closed with 1013.
     #[arg(long, env = "CHORUS_MAX_CONNECTIONS", default_value_t = 10_000)]
     pub max_connections: usize,
+
+    /// WebSockets (chat and echo) one client address may hold open at once (IPv6: its
+    /// /64; behind `--trusted-proxies`, the forwarded client); more are answered 429
+    /// before the upgrade.
+    #[arg(long, env = "CHORUS_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections_per_address: u32,
+
+    /// Sockets of the unauthenticated echo endpoint (`GET /ws`) allowed at once, a pool
+    /// of their own beside `--max-connections`: beyond it they are closed with 1013
+    /// (`0`: the endpoint is off, 404).
+    #[arg(long, env = "CHORUS_MAX_ECHO_CONNECTIONS", default_value_t = 100)]
+    pub max_echo_connections: usize,
 
     /// Chat sockets one user (token `sub`) may hold open on this server; more are
     /// closed with 4029.
@@ -337,8 +357,8 @@ impl Config {
         }
     }
 
-    /// The limits per client address (upgrades, guest tokens), and whom to believe
-    /// about addresses.
+    /// The limits per client address (upgrades, open sockets and HTTP connections,
+    /// guest tokens), and whom to believe about addresses.
     pub(crate) fn limits(&self) -> AddressLimits {
         AddressLimits {
             upgrades: PerAddress::new(
@@ -350,6 +370,12 @@ impl Config {
                 self.guests.guest_token_rate_limit,
                 Duration::from_secs(60),
                 self.guests.guest_token_rate_limit_burst,
+            ),
+            open_sockets: OpenPerAddress::new(
+                self.connections.max_connections_per_address as usize,
+            ),
+            open_http_connections: OpenPerAddress::new(
+                self.http.max_http_connections_per_address as usize,
             ),
             trusted_proxies: self.http.trusted_proxies.clone(),
         }

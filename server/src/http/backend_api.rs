@@ -16,7 +16,7 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
@@ -27,6 +27,7 @@ use chorus_protocol::{
 };
 use serde_json::{Map, Value, json};
 
+use super::body::read_body;
 use super::error::{ApiError, bearer};
 use crate::hub::{MAX_BAN, Participant};
 use crate::state::AppState;
@@ -139,10 +140,11 @@ pub(crate) async fn publish(
     State(state): State<AppState>,
     Path(room): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     backend(&state, &headers)?;
     let room = room_name(&room)?;
+    let body = read_body(&headers, body, state.body_timeout).await?;
     let body = object_body(&body)?;
     let content = optional_string(&body, "content")?
         .ok_or_else(|| ApiError::invalid_field("content", "`content` is required"))?;
@@ -275,10 +277,11 @@ pub(crate) async fn disconnect(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
     backend(&state, &headers)?;
     let user_id = user_id_field(&user_id)?;
+    let body = read_body(&headers, body, state.body_timeout).await?;
     let body = object_body(&body)?;
     let reason = match optional_string(&body, "reason")? {
         None => CloseCode::Removed.reason(),

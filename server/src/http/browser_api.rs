@@ -4,11 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode};
 use chorus_protocol::{IssuedToken, RoomSummary, TokenRequest, normalize_display_name};
 
+use super::body::read_body;
 use super::error::{ApiError, bearer};
 use crate::observe::logs::ErrorChain;
 use crate::state::{AppState, GuestTokens};
@@ -19,7 +20,7 @@ pub(crate) async fn issue_token(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<IssuedToken>, ApiError> {
     let guests = guest_login(&state)?;
     let limits = &state.address_limits;
@@ -33,6 +34,7 @@ pub(crate) async fn issue_token(
                 "too many guest sign-ins from this address; retry later",
             )
         })?;
+    let body = read_body(&headers, body, state.body_timeout).await?;
     let request: TokenRequest = serde_json::from_slice(&body).map_err(|err| {
         ApiError::new(
             StatusCode::BAD_REQUEST,

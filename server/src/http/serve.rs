@@ -5,9 +5,15 @@
 //! one: a client that never finishes its headers would otherwise keep its
 //! connection until the process runs out of files. Here a connection must send a
 //! request's headers within `idle_timeout`, also between the requests of a
-//! keep-alive connection. Upgraded WebSockets leave this loop's timers behind.
+//! keep-alive connection (its body then has as long again: [`super::body`]).
+//! Upgraded WebSockets leave this loop's timers behind.
+//!
+//! One client address may hold at most `--max-http-connections-per-address` of
+//! these at once: slow clients are bounded in time, and this bounds how many one
+//! of them can keep going at the same time.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,8 +25,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
+use crate::limits::{AddressFull, AddressLimits};
+
 /// How long to wait before accepting again after `accept` failed (out of files).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// What an address over its count of connections is told before the connection
+/// closes (the body is 38 bytes).
+const TOO_MANY_CONNECTIONS: &[u8] = b"HTTP/1.1 429 Too Many Requests\r\n\
+connection: close\r\ncontent-type: text/plain\r\ncontent-length: 38\r\n\r\n\
+too many connections from this address";
 
 /// Accepts connections and serves `router` on each until `shutdown` is cancelled,
 /// then asks every connection to finish its request in flight and close. The
@@ -29,6 +43,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     router: Router,
     idle_timeout: Duration,
+    limits: Arc<AddressLimits>,
     shutdown: CancellationToken,
     connections: TaskTracker,
 ) {
@@ -50,9 +65,21 @@ pub(crate) async fn serve(
                 continue;
             }
         };
+        let slot = match limits.open_http_connection(remote.ip()) {
+            Ok(slot) => slot,
+            Err(AddressFull) => {
+                tracing::debug!("refused an HTTP connection: too many from this address");
+                // Best effort, without waiting: a new socket's send buffer is empty.
+                let _ = tcp.try_write(TOO_MANY_CONNECTIONS);
+                continue;
+            }
+        };
         let connection =
             serve_connection(http.clone(), tcp, remote, router.clone(), shutdown.clone());
-        connections.spawn(connection);
+        connections.spawn(async move {
+            connection.await;
+            drop(slot);
+        });
     }
 }
 
@@ -94,5 +121,21 @@ fn log_connection_error(err: &hyper::Error) {
         tracing::debug!("closed an HTTP connection that sent no request in time");
     } else {
         tracing::debug!(error = %err, "HTTP connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_whole_http_response() {
+        let text = std::str::from_utf8(TOO_MANY_CONNECTIONS).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 429 "));
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
     }
 }

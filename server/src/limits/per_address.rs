@@ -2,16 +2,23 @@
 
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use super::{AddressSlot, OpenPerAddress};
+
 /// The per-address limits, and whom to believe about addresses.
 pub struct AddressLimits {
     pub upgrades: PerAddress,
     pub guest_tokens: PerAddress,
+    /// WebSockets held open, by the client (forwarded, behind a trusted proxy).
+    pub open_sockets: Arc<OpenPerAddress>,
+    /// HTTP connections held open, by the peer (proxies not counted).
+    pub open_http_connections: Arc<OpenPerAddress>,
     pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
@@ -20,7 +27,25 @@ impl AddressLimits {
     pub fn client(&self, peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> IpAddr {
         crate::http::client_address::client_address(peer, headers, &self.trusted_proxies)
     }
+
+    /// A slot for one more HTTP connection from `peer`; none is needed for a trusted
+    /// proxy, which carries many clients' connections (each client is counted by its
+    /// sockets and rates instead).
+    pub fn open_http_connection(&self, peer: IpAddr) -> Result<Option<AddressSlot>, AddressFull> {
+        let peer = crate::http::client_address::canonical(peer);
+        if self.trusted_proxies.iter().any(|net| net.contains(&peer)) {
+            return Ok(None);
+        }
+        self.open_http_connections
+            .try_open(peer)
+            .map(Some)
+            .ok_or(AddressFull)
+    }
 }
+
+/// The address holds as many connections open as it may.
+#[derive(Debug)]
+pub struct AddressFull;
 
 /// A rate limit per client address (IPv6 by /64: one host is given a whole /64),
 /// with memory bounded by forgetting addresses whose bucket has refilled.
@@ -58,7 +83,7 @@ impl PerAddress {
 }
 
 /// The key an address is counted under.
-fn bucket_of(address: IpAddr) -> IpAddr {
+pub(super) fn bucket_of(address: IpAddr) -> IpAddr {
     match crate::http::client_address::canonical(address) {
         IpAddr::V6(v6) => {
             let segments = v6.segments();

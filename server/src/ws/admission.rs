@@ -11,6 +11,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::{HOST, ORIGIN, SEC_WEBSOCKET_PROTOCOL};
@@ -28,7 +29,7 @@ use crate::auth::{Auth, AuthError, Identity};
 use crate::http::error::ApiError;
 use crate::http::origin::origin_allowed;
 use crate::hub::{Hub, Participant, Unavailable};
-use crate::limits::UserSlot;
+use crate::limits::{AddressSlot, UserSlot};
 use crate::observe::logs::ErrorChain;
 use crate::observe::metrics::Metrics;
 use crate::state::AppState;
@@ -62,16 +63,25 @@ pub(crate) async fn echo(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    if let Some(refused) = refuse_upgrade(&state, peer, &headers) {
-        return refused;
-    }
-    let permit = state.permits.clone().try_acquire_owned().ok();
+    let Some(echo_permits) = &state.echo_permits else {
+        return (
+            StatusCode::NOT_FOUND,
+            "the echo endpoint is off (--max-echo-connections 0)",
+        )
+            .into_response();
+    };
+    let address_slot = match admit_upgrade(&state, peer, &headers) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
+    // A pool of its own: unauthenticated sockets never take a member's place.
+    let permit = echo_permits.clone().try_acquire_owned().ok();
     let tasks = state.tasks.clone();
     let span = tracing::info_span!("socket", connection_id = next_connection_id(), path = "/ws");
     configure(ws, &state).on_upgrade(move |socket| {
         tasks.track_future(
             async move {
-                let open = OpenSocket::new(&state);
+                let open = OpenSocket::new(&state, address_slot);
                 let socket = wrap(socket, &state);
                 let Some(_permit) = permit else {
                     Box::pin(socket.close(CloseCode::ServerFull)).await;
@@ -98,9 +108,10 @@ pub(crate) async fn chat(
     headers: HeaderMap,
     State(state): State<AppState>,
 ) -> Response {
-    if let Some(refused) = refuse_upgrade(&state, peer, &headers) {
-        return refused;
-    }
+    let address_slot = match admit_upgrade(&state, peer, &headers) {
+        Ok(slot) => slot,
+        Err(refused) => return refused.into_response(),
+    };
     // A malformed `since` is a client bug, not a runtime condition: say so plainly.
     let since = match params.since.as_deref().map(str::parse::<u64>).transpose() {
         Ok(since) => since,
@@ -133,7 +144,7 @@ pub(crate) async fn chat(
         // socket's life: the socket and its write deadline; a few handles, not the
         // whole state; the admission, not the attempt.
         let socket = wrap(socket, &state);
-        let open = OpenSocket::new(&state);
+        let open = OpenSocket::new(&state, address_slot);
         let served = match admission {
             Ok(admitted) => {
                 let services = MemberServices {
@@ -168,27 +179,63 @@ struct MemberServices {
     shutdown: CancellationToken,
 }
 
-/// Why an upgrade is refused before it happens (nothing is allocated for it): 403 for
-/// a page of another site (`Origin`), 429 over the client address's connect rate.
-fn refuse_upgrade(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> Option<Response> {
+/// The client address's place for one more socket, or why an upgrade is refused
+/// before it happens (nothing else is allocated for it).
+fn admit_upgrade(
+    state: &AppState,
+    peer: SocketAddr,
+    headers: &HeaderMap,
+) -> Result<AddressSlot, UpgradeRefused> {
     let limits = &state.address_limits;
     let header = |name| headers.get(name).and_then(|value| value.to_str().ok());
     if !origin_allowed(header(ORIGIN), header(HOST), &state.allowed_origins) {
         tracing::debug!("refused an upgrade from another site's page");
-        return Some(
-            (
+        return Err(UpgradeRefused::OtherSite);
+    }
+    let client = limits.client(peer, headers);
+    if let Err(wait) = limits.upgrades.check(client) {
+        tracing::debug!("refused an upgrade: connect rate limit");
+        return Err(UpgradeRefused::TooFast(wait));
+    }
+    limits.open_sockets.try_open(client).ok_or_else(|| {
+        tracing::debug!("refused an upgrade: too many open sockets from this address");
+        UpgradeRefused::TooMany
+    })
+}
+
+/// Why an upgrade was refused before it happened.
+enum UpgradeRefused {
+    /// 403: a page of another site (`Origin`).
+    OtherSite,
+    /// 429: over the client address's connect rate, for this long.
+    TooFast(Duration),
+    /// 429: the client address holds as many sockets open as it may.
+    TooMany,
+}
+
+/// When an address holding all the sockets it may is told to try again: a guess,
+/// since what frees a place is one of its own sockets closing.
+const OPEN_SOCKETS_RETRY: Duration = Duration::from_secs(5);
+
+impl IntoResponse for UpgradeRefused {
+    fn into_response(self) -> Response {
+        match self {
+            UpgradeRefused::OtherSite => (
                 StatusCode::FORBIDDEN,
                 "this page's origin may not open sockets here",
             )
                 .into_response(),
-        );
-    }
-    let wait = limits.upgrades.check(limits.client(peer, headers)).err()?;
-    tracing::debug!("refused an upgrade: connect rate limit");
-    Some(
-        ApiError::rate_limited(wait, "too many connections from this address; retry later")
+            UpgradeRefused::TooFast(wait) => {
+                ApiError::rate_limited(wait, "too many connections from this address; retry later")
+                    .into_response()
+            }
+            UpgradeRefused::TooMany => ApiError::rate_limited(
+                OPEN_SOCKETS_RETRY,
+                "too many open sockets from this address; close some or retry later",
+            )
             .into_response(),
-    )
+        }
+    }
 }
 
 /// Tells sockets apart in logs.
@@ -319,18 +366,22 @@ fn serve_member(
     }
 }
 
-/// One upgraded socket in the metrics: counted open while it lives, and closed
-/// with the code it ended with.
+/// One upgraded socket in the metrics and in its address's count: counted open
+/// while it lives, and closed with the code it ended with.
 struct OpenSocket {
     metrics: Arc<Metrics>,
+    _address_slot: AddressSlot,
 }
 
 impl OpenSocket {
-    fn new(state: &AppState) -> Self {
+    fn new(state: &AppState, address_slot: AddressSlot) -> Self {
         let metrics = state.connection.metrics.clone();
         metrics.connections_accepted.inc();
         metrics.connections_open.inc();
-        OpenSocket { metrics }
+        OpenSocket {
+            metrics,
+            _address_slot: address_slot,
+        }
     }
 
     fn ended(self, ended: Ended) {

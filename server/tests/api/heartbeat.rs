@@ -4,7 +4,7 @@ use futures_util::SinkExt;
 use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{Client, EngineApp, OP_PING, RawSocket};
+use crate::helpers::{Client, EngineApp, OP_PING, PATIENCE, RawSocket};
 
 const INTERVAL: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_millis(800);
@@ -108,28 +108,34 @@ crate::both_engines!(
     |config| {
         config.connections.heartbeat_interval = INTERVAL;
         config.connections.heartbeat_timeout = TIMEOUT;
-        config.connections.max_connections = 1;
+        config.connections.max_echo_connections = 1;
     }
 );
 async fn an_idle_echo_socket_is_pinged_then_closed_with_4009_and_frees_its_slot(app: EngineApp) {
     // A client that never reads, so never answers a ping.
     let started = Instant::now();
     let mut idle = RawSocket::connect(app.addr, "/ws").await;
-    // The only slot is taken...
-    let mut refused = app
-        .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
-        .await;
+    // The only echo slot is taken...
+    let mut refused = app.connect("/ws").await;
     refused.expect_close(1013).await;
     // ...until the server gives up on the silent socket: it was pinged, then closed
     // with 4009.
     assert_eq!(idle.read_frame().await.map(|(op, _)| op), Some(OP_PING));
     assert_eq!(idle.close_code().await, 4009);
     assert!(started.elapsed() >= INTERVAL + TIMEOUT - Duration::from_millis(50));
-    // The slot is free again for a chat member.
-    Client::connect_when_admitted(
-        &app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("bob"))),
-    )
-    .await;
+    // The slot is free again, once the server has finished with the silent socket.
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let mut echo = app.connect("/ws").await;
+        echo.send_text("back").await;
+        match echo.next().await {
+            Message::Text(text) => break assert_eq!(text.as_str(), "Echo: back"),
+            Message::Close(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("no echo slot came back: {other:?}"),
+        }
+    }
 }
 
 crate::both_engines!(

@@ -3,7 +3,9 @@ use std::time::Duration;
 use chorus_server::auth::{Auth, sign_hs256, unix_now};
 use serde_json::json;
 
-use crate::helpers::{EngineApp, SECRET, http_request_with, spawn_app_with};
+use crate::helpers::{
+    API_KEY, EngineApp, PATIENCE, SECRET, http_request_with, spawn_app_with, status_from,
+};
 
 crate::both_engines!(healthz_answers_200);
 async fn healthz_answers_200(app: EngineApp) {
@@ -388,4 +390,171 @@ async fn pages_and_api_reads_are_compressed_as_the_client_prefers_but_never_toke
     let welcome = socket.next().await.unwrap().unwrap();
     assert!(welcome.to_text().unwrap().contains(r#""type":"welcome""#));
     drop(clients);
+}
+
+/// Sends `head` (a request line and headers, without the blank line) on a new
+/// connection, then `drip` one byte at a time, `every` apart, until the server
+/// answers; returns what it answered, up to the connection's end.
+async fn answer_while_dripping(
+    addr: std::net::SocketAddr,
+    head: &str,
+    drip: bool,
+    every: Duration,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    write
+        .write_all(format!("{head}\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let dripping = tokio::spawn(async move {
+        if drip {
+            loop {
+                tokio::time::sleep(every).await;
+                if write.write_all(b" ").await.is_err() {
+                    break;
+                }
+            }
+        }
+        // Keeps the writing half open while not dripping.
+        std::future::pending::<()>().await;
+    });
+    let mut received = Vec::new();
+    // The server answers and closes: the read ends (a timeout: it never did).
+    tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut received))
+        .await
+        .expect("answered and closed in time")
+        .ok();
+    dripping.abort();
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+crate::both_engines!(
+    a_body_that_arrives_too_slowly_is_answered_408_and_closed,
+    |config| config.http.http_idle_timeout = Duration::from_millis(500)
+);
+async fn a_body_that_arrives_too_slowly_is_answered_408_and_closed(app: EngineApp) {
+    // A byte every 100 ms: never idle for the timeout, but never done either.
+    let head = "POST /api/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 60000";
+    let answer = answer_while_dripping(app.addr, head, true, Duration::from_millis(100)).await;
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_timeout"), "{answer}");
+    assert_eq!(app.get("/healthz").await.status, 200);
+}
+
+crate::both_engines!(a_body_over_64_kib_is_refused_413_without_being_read);
+async fn a_body_over_64_kib_is_refused_413_without_being_read(app: EngineApp) {
+    // Declared: answered at once, before a byte of it is sent.
+    for path in ["/api/token", "/api/rooms/lobby/messages"] {
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Length: 2000000",
+            API_KEY
+        );
+        let answer = answer_while_dripping(app.addr, &head, false, Duration::ZERO).await;
+        assert!(answer.starts_with("HTTP/1.1 413"), "{path}: {answer}");
+        assert!(answer.contains("body_too_large"), "{path}: {answer}");
+    }
+    // Chunked, so no length is declared: found while reading.
+    let chunk = "x".repeat(40_000);
+    let body = format!(
+        "{:x}\r\n{chunk}\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len(),
+        chunk.len()
+    );
+    let answer = {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        let request = format!(
+            "POST /api/token HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n{body}"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut received = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut received))
+            .await
+            .expect("answered in time")
+            .ok();
+        String::from_utf8_lossy(&received).into_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    // A body that fits is read as before.
+    let fits = app.post_json("/api/token", r#"{"name":"alice"}"#).await;
+    assert_eq!(fits.status, 200, "{}", fits.body);
+}
+
+crate::both_engines!(the_key_and_the_rate_are_checked_before_a_body_is_read);
+async fn the_key_and_the_rate_are_checked_before_a_body_is_read(app: EngineApp) {
+    // Headers only, the body never sent: the answer cannot wait for it.
+    for path in ["/api/rooms/lobby/messages", "/api/users/alice/disconnect"] {
+        let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000");
+        let answer = answer_while_dripping(app.addr, &head, false, Duration::ZERO).await;
+        assert!(answer.starts_with("HTTP/1.1 401"), "{path}: {answer}");
+    }
+}
+
+#[tokio::test]
+async fn guest_tokens_over_the_rate_are_refused_before_the_body_is_read() {
+    let app = spawn_app_with(|config| {
+        config.guests.guest_token_rate_limit = 1;
+        config.guests.guest_token_rate_limit_burst = 1;
+    })
+    .await;
+    assert_eq!(
+        app.post_json("/api/token", r#"{"name":"alice"}"#)
+            .await
+            .status,
+        200
+    );
+    let head = "POST /api/token HTTP/1.1\r\nHost: x\r\nContent-Length: 1000";
+    let answer = answer_while_dripping(app.addr, head, false, Duration::ZERO).await;
+    assert!(answer.starts_with("HTTP/1.1 429"), "{answer}");
+}
+
+crate::both_engines!(
+    one_address_holds_at_most_its_share_of_http_connections,
+    |config| config.http.max_http_connections_per_address = 3
+);
+async fn one_address_holds_at_most_its_share_of_http_connections(app: EngineApp) {
+    use tokio::io::AsyncReadExt;
+    let held: Vec<_> =
+        futures_util::future::join_all((0..3).map(|_| tokio::net::TcpStream::connect(app.addr)))
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+    // The fourth is told why and closed, without sending anything.
+    let mut refused = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut received = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), refused.read_to_end(&mut received))
+        .await
+        .expect("closed")
+        .ok();
+    let received = String::from_utf8_lossy(&received);
+    assert!(
+        received.is_empty() || received.starts_with("HTTP/1.1 429"),
+        "{received}"
+    );
+    // Another address is not affected.
+    let other = "127.0.0.2".parse().unwrap();
+    assert_eq!(status_from(other, app.addr, "/healthz").await, Some(200));
+    // A place comes back once one of the three has closed (the server sees it go).
+    drop(held);
+    let this = "127.0.0.1".parse().unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while status_from(this, app.addr, "/healthz").await != Some(200) {
+        assert!(tokio::time::Instant::now() < deadline, "no place came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn connections_from_a_trusted_proxy_are_not_counted_per_address() {
+    let app = spawn_app_with(|config| {
+        config.http.max_http_connections_per_address = 1;
+        config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let _held = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let _also = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    assert_eq!(app.get("/healthz").await.status, 200);
 }

@@ -101,15 +101,23 @@ async fn messages_beyond_the_rate_limit_are_dropped_with_an_error(app: EngineApp
 }
 
 crate::both_engines!(sockets_beyond_max_connections_close_with_1013, |config| {
-    config.connections.max_connections = 2
+    config.connections.max_connections = 1;
+    config.connections.max_echo_connections = 1;
 });
 async fn sockets_beyond_max_connections_close_with_1013(app: EngineApp) {
     let (alice, _) = app.join("lobby", "alice").await;
-    let _echo = app.connect("/ws").await;
     let mut refused = app
         .connect(&format!("/ws/chat/lobby?token={}", app.token("bob")))
         .await;
     refused.expect_close(1013).await;
+    // Echo sockets have a pool of their own: they neither take a member's place
+    // nor are refused because members took every place.
+    let mut echo = app.connect("/ws").await;
+    echo.send_text("still here").await;
+    assert_eq!(
+        echo.next().await.into_text().unwrap().as_str(),
+        "Echo: still here"
+    );
     let mut refused_echo = app.connect("/ws").await;
     refused_echo.expect_close(1013).await;
 
@@ -125,6 +133,18 @@ async fn sockets_beyond_max_connections_close_with_1013(app: EngineApp) {
 async fn connect_slow_reader(url: &str) -> Client {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
+    connect_over(socket, url).await
+}
+
+/// A WebSocket opened from the local address `source`, as another client would.
+async fn connect_from(source: std::net::IpAddr, url: &str) -> Client {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::new(source, 0)).unwrap();
+    connect_over(socket, url).await
+}
+
+/// A WebSocket to `url` (`ws://host:port/…`) over `socket`, set up as the test needs.
+async fn connect_over(socket: TcpSocket, url: &str) -> Client {
     let addr = url
         .trim_start_matches("ws://")
         .split('/')
@@ -523,4 +543,60 @@ async fn history_beyond_the_memory_budget_is_dropped_oldest_first_and_said_so() 
     let (mut recent, welcome) = app.join_since("busy", "carol", Some(ids[10])).await;
     assert_eq!(welcome["recovered"], true, "{welcome}");
     assert_eq!(recent.recv_message().await["id"], ids[11]);
+}
+
+crate::both_engines!(one_address_holds_at_most_its_share_of_sockets, |config| {
+    config.connections.max_connections_per_address = 2
+});
+async fn one_address_holds_at_most_its_share_of_sockets(app: EngineApp) {
+    let chat = app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("alice")));
+    let mut first = upgrade_with(&chat, &[]).await.expect("first");
+    let _echo = upgrade_with(&app.ws_url("/ws"), &[])
+        .await
+        .expect("echo counts too");
+    let (status, retry_after) = upgrade_with(&chat, &[]).await.err().expect("refused");
+    assert_eq!((status, retry_after.as_deref()), (429, Some("5")));
+    assert_eq!(first.recv().await["type"], "welcome");
+    // Another address still gets in: the honest user is not the one refused.
+    let bob = app.ws_url(&format!("/ws/chat/lobby?token={}", app.token("bob")));
+    let mut other = connect_from("127.0.0.2".parse().unwrap(), &bob).await;
+    assert_eq!(other.recv().await["type"], "welcome");
+    // A place comes back when one of the address's sockets is gone.
+    first.close().await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while upgrade_with(&chat, &[]).await.is_err() {
+        assert!(tokio::time::Instant::now() < deadline, "no place came back");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+crate::both_engines!(
+    behind_a_trusted_proxy_each_forwarded_client_has_its_own_share_of_sockets,
+    |config| {
+        config.connections.max_connections_per_address = 1;
+        config.http.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    }
+);
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_share_of_sockets(app: EngineApp) {
+    let url = app.ws_url("/ws");
+    let first = [("x-forwarded-for", "203.0.113.5")];
+    let _one = upgrade_with(&url, &first).await.expect("first client");
+    assert_eq!(
+        upgrade_with(&url, &first).await.err().map(|e| e.0),
+        Some(429)
+    );
+    let second = [("x-forwarded-for", "203.0.113.6")];
+    let _two = upgrade_with(&url, &second).await.expect("another client");
+}
+
+#[tokio::test]
+async fn the_echo_endpoint_can_be_turned_off() {
+    let app = spawn_app_with(|config| config.connections.max_echo_connections = 0).await;
+    assert_eq!(
+        upgrade_with(&app.ws_url("/ws"), &[])
+            .await
+            .err()
+            .map(|e| e.0),
+        Some(404)
+    );
 }

@@ -1,10 +1,10 @@
 //! A one-shot HTTP/1.1 client over a fresh TCP connection; enough for JSON endpoints.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use super::PATIENCE;
 
@@ -96,4 +96,24 @@ fn dechunk(mut payload: &str) -> String {
         payload = &rest[size + 2..];
     }
     body
+}
+
+/// `GET path` over a fresh connection from the local address `source` (any of
+/// 127.0.0.0/8 on Linux): the status, or `None` when the server closed the
+/// connection without a complete answer.
+pub(crate) async fn status_from(source: IpAddr, addr: SocketAddr, path: &str) -> Option<u16> {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket.bind(SocketAddr::new(source, 0)).expect("bind");
+    let mut stream = socket.connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    // The server may close before reading it (refused): then there is no answer.
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut raw = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+        .await
+        .expect("an answer or a close in time")
+        .ok()?;
+    let raw = String::from_utf8_lossy(&raw);
+    raw.contains("\r\n\r\n").then_some(())?;
+    raw.split_whitespace().nth(1)?.parse().ok()
 }
