@@ -268,11 +268,15 @@ impl Application {
             if let Ok(addr) = listener.local_addr() {
                 tracing::info!("metrics on http://{addr}/metrics");
             }
-            tokio::spawn(crate::observe::metrics::serve(
+            // With the main listener's timeouts and per-address count: a scraper is
+            // a client like any other.
+            tokio::spawn(serve(
                 listener,
-                metrics,
-                sample,
+                crate::observe::metrics::router(metrics, sample),
+                self.http_idle_timeout,
+                self.address_limits.clone(),
                 shutdown.clone(),
+                TaskTracker::new(),
             ));
         }
         tracing::info!("listening on http://{}", self.addr);

@@ -22,8 +22,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 /// The `code` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -260,14 +258,10 @@ fn close_code_label(code: u16) -> &'static str {
 /// Refreshed at each scrape: what is cheaper to read then than to keep counting.
 pub type Sample = Arc<dyn Fn(&Metrics) + Send + Sync>;
 
-/// Serves `GET /metrics` on `listener` until `shutdown`.
-pub async fn serve(
-    listener: TcpListener,
-    metrics: Arc<Metrics>,
-    sample: Sample,
-    shutdown: CancellationToken,
-) {
-    let router = Router::new()
+/// `GET /metrics`, for its own listener (`--metrics-addr`), which serves it with
+/// the same accept loop and timeouts as the main one.
+pub(crate) fn router(metrics: Arc<Metrics>, sample: Sample) -> Router {
+    Router::new()
         .route(
             "/metrics",
             get(
@@ -284,11 +278,5 @@ pub async fn serve(
                 },
             ),
         )
-        .with_state((metrics, sample));
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await;
-    if let Err(err) = served {
-        tracing::warn!(error = %err, "the metrics listener failed");
-    }
+        .with_state((metrics, sample))
 }

@@ -237,3 +237,26 @@ async fn json_logs_are_one_object_per_line_with_the_connections_span() {
         joined["span"]["connection_id"]
     );
 }
+
+#[tokio::test]
+async fn the_metrics_listener_closes_connections_that_never_finish_their_headers() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = crate::helpers::spawn_app_with(|config| {
+        config.http.http_idle_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let mut slow = tokio::net::TcpStream::connect(app.metrics_addr)
+        .await
+        .unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    // The read ends when the server closes it; a timeout here means it never did.
+    tokio::time::timeout(PATIENCE, slow.read_to_end(&mut received))
+        .await
+        .expect("closed in time")
+        .ok();
+    // Scrapes that arrive in time are served as before.
+    assert!(app.metrics().await.value("chorus_connections", &[]) >= 0.0);
+}
