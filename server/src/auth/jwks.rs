@@ -58,6 +58,26 @@ pub enum JwksError {
         /// The HTTP status.
         status: u16,
     },
+    /// A plain `http://` URL to another host: anyone on the path could swap the
+    /// keys, and so sign any token.
+    #[error(
+        "the JWKS URL {source_name} must be https:// (plain http:// is allowed only to a loopback address)"
+    )]
+    Insecure {
+        /// The URL given.
+        source_name: String,
+    },
+    /// The provider answered with a redirect, which is not followed: the keys come
+    /// from the URL the operator gave, or not at all.
+    #[error(
+        "the JWKS at {source_name} answered HTTP {status}, a redirect, which is not followed: give --jwks-url the final URL"
+    )]
+    Redirected {
+        /// Where the JWKS was to come from.
+        source_name: String,
+        /// The HTTP status.
+        status: u16,
+    },
     /// The document is larger than a JWKS ever is.
     #[error("the JWKS at {source_name} is larger than {MAX_JWKS_BYTES} bytes")]
     TooLarge {
@@ -101,9 +121,17 @@ impl Jwks {
     /// Fetches the keys once; fails (and the server refuses to start) if they
     /// cannot be had or none is usable.
     pub async fn load(source: JwksSource) -> Result<Arc<Self>, JwksError> {
+        if let JwksSource::Url(url) = &source
+            && !secure_enough(url)
+        {
+            return Err(JwksError::Insecure {
+                source_name: url.clone(),
+            });
+        }
         let client = reqwest::Client::builder()
             .timeout(FETCH_TIMEOUT)
             .connect_timeout(FETCH_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|source_error| JwksError::Fetch {
                 source_name: source.to_string(),
@@ -186,6 +214,12 @@ impl Jwks {
             source,
         };
         let mut response = self.client.get(url).send().await.map_err(fetch_error)?;
+        if response.status().is_redirection() {
+            return Err(JwksError::Redirected {
+                source_name: source_name.to_owned(),
+                status: response.status().as_u16(),
+            });
+        }
         if !response.status().is_success() {
             return Err(JwksError::Status {
                 source_name: source_name.to_owned(),
@@ -206,6 +240,27 @@ impl Jwks {
     }
 }
 
+/// Whether keys may be fetched from `url`: over HTTPS, or over plain HTTP from this
+/// machine (a provider's sidecar, a test), where no one is on the path.
+fn secure_enough(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        // Not a URL at all: the fetch says so, naming it.
+        return true;
+    };
+    let host = url.host_str().unwrap_or_default();
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match url.scheme() {
+        "https" => true,
+        "http" => loopback,
+        _ => false,
+    }
+}
+
 /// Refreshes the keys every `every` while the [`Jwks`] lives.
 pub fn refresh_periodically(jwks: Weak<Jwks>, every: Duration) {
     tokio::spawn(async move {
@@ -218,4 +273,22 @@ pub fn refresh_periodically(jwks: Weak<Jwks>, every: Duration) {
             jwks.refresh("periodic refresh").await;
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::secure_enough;
+
+    #[test]
+    fn keys_come_over_https_or_from_this_machine() {
+        assert!(secure_enough(
+            "https://idp.example.com/.well-known/jwks.json"
+        ));
+        assert!(secure_enough("http://127.0.0.1:8080/jwks.json"));
+        assert!(secure_enough("http://[::1]/jwks.json"));
+        assert!(secure_enough("http://localhost/jwks.json"));
+        assert!(!secure_enough("http://idp.example.com/jwks.json"));
+        assert!(!secure_enough("http://10.0.0.5/jwks.json"));
+        assert!(!secure_enough("ftp://idp.example.com/jwks.json"));
+    }
 }

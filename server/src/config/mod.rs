@@ -109,7 +109,8 @@ pub struct TokenConfig {
     )]
     pub jwt_public_keys: Vec<PathBuf>,
 
-    /// An identity provider's JWKS (e.g. `https://id.example.com/.well-known/jwks.json`):
+    /// An identity provider's JWKS (e.g. `https://id.example.com/.well-known/jwks.json`;
+    /// plain `http://` only to a loopback address; redirects are not followed):
     /// fetched at start (the server refuses to start without it), refreshed every
     /// `--jwks-refresh`, and fetched again when a token names an unknown key id.
     #[arg(long, env = "CHORUS_JWKS_URL", conflicts_with = "jwks_file")]

@@ -254,11 +254,8 @@ struct Admitted {
 
 /// Decides, before the upgrade completes, whether the socket may join.
 async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, CloseCode> {
-    let permit = state
-        .permits
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| CloseCode::ServerFull)?;
+    // The token first: verifying it may wait for the identity provider's keys (a
+    // key id not seen yet), and a socket waiting there must not hold a place.
     let identity = state.auth.verify_current(token).await.map_err(|err| {
         // A fixed reason only (see `AuthError::Invalid`), never the token itself; and
         // at debug level: anyone can send bad tokens, as often as they like.
@@ -278,6 +275,11 @@ async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admi
         tracing::debug!("refused a socket: its token may not join this room");
         return Err(CloseCode::Forbidden);
     }
+    let permit = state
+        .permits
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| CloseCode::ServerFull)?;
     let user_slot = state.user_sockets.try_open(&identity.id).ok_or_else(|| {
         tracing::debug!("refused a socket: too many for this user");
         CloseCode::TooManyConnections

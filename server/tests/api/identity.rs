@@ -56,33 +56,44 @@ fn jwks(keys: &[(&str, &str)]) -> String {
     json!({"keys": keys}).to_string()
 }
 
-/// The identity provider's JWKS endpoint: serves `document`, counts fetches.
+/// The identity provider's JWKS endpoint: serves `document`, counts fetches, and
+/// answers only while open; `/moved` redirects to it.
 struct Provider {
     url: String,
     document: Arc<Mutex<String>>,
     fetches: Arc<AtomicUsize>,
+    open: tokio::sync::watch::Sender<bool>,
 }
+
+/// What the provider's handler shares with the test.
+type Shared = (
+    Arc<Mutex<String>>,
+    Arc<AtomicUsize>,
+    tokio::sync::watch::Receiver<bool>,
+);
 
 impl Provider {
     async fn start(document: String) -> Provider {
         let document = Arc::new(Mutex::new(document));
         let fetches = Arc::new(AtomicUsize::new(0));
-        let router =
-            Router::new()
-                .route(
-                    "/.well-known/jwks.json",
-                    get(
-                        |State((document, fetches)): State<(
-                            Arc<Mutex<String>>,
-                            Arc<AtomicUsize>,
-                        )>| async move {
-                            fetches.fetch_add(1, Ordering::SeqCst);
-                            let body = document.lock().unwrap().clone();
-                            ([("content-type", "application/json")], body)
-                        },
-                    ),
-                )
-                .with_state((document.clone(), fetches.clone()));
+        let (open, is_open) = tokio::sync::watch::channel(true);
+        let router = Router::new()
+            .route(
+                "/.well-known/jwks.json",
+                get(
+                    |State((document, fetches, mut is_open)): State<Shared>| async move {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        let _ = is_open.wait_for(|open| *open).await;
+                        let body = document.lock().unwrap().clone();
+                        ([("content-type", "application/json")], body)
+                    },
+                ),
+            )
+            .route(
+                "/moved",
+                get(|| async { axum::response::Redirect::temporary("/.well-known/jwks.json") }),
+            )
+            .with_state((document.clone(), fetches.clone(), is_open));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -90,7 +101,17 @@ impl Provider {
             url: format!("http://{addr}/.well-known/jwks.json"),
             document,
             fetches,
+            open,
         }
+    }
+
+    /// Holds every answer back until [`Self::answer`] (a provider that hangs).
+    fn hold(&self) {
+        self.open.send_replace(false);
+    }
+
+    fn answer(&self) {
+        self.open.send_replace(true);
     }
 
     fn publish(&self, document: String) {
@@ -371,6 +392,19 @@ async fn a_server_that_cannot_have_its_keys_refuses_to_start() {
     let url = provider.url.clone();
     let not_jwks = start(Box::new(move |config| config.tokens.jwks_url = Some(url))).await;
     assert!(not_jwks.contains("is not a JWKS"), "{not_jwks}");
+    // Keys over plain HTTP from another host could be swapped on the way: refused
+    // before any request. Redirects are not followed.
+    let insecure = start(Box::new(|config| {
+        config.tokens.jwks_url = Some("http://idp.example.com/jwks.json".into());
+    }))
+    .await;
+    assert!(insecure.contains("must be https://"), "{insecure}");
+    let moved = provider.url.replace("/.well-known/jwks.json", "/moved");
+    let redirected = start(Box::new(move |config| config.tokens.jwks_url = Some(moved))).await;
+    assert!(
+        redirected.contains("answered HTTP 307, a redirect, which is not followed"),
+        "{redirected}"
+    );
     let private_key = start(Box::new(|config| {
         config.tokens.jwt_public_keys = vec![key_file("rsa-1.pem")];
     }))
@@ -387,4 +421,51 @@ async fn a_server_that_cannot_have_its_keys_refuses_to_start() {
         missing.contains("cannot read --jwt-public-key"),
         "{missing}"
     );
+}
+
+#[tokio::test]
+async fn a_socket_waiting_for_the_providers_keys_holds_no_place() {
+    let provider = Provider::start(jwks(&[("k1", "rsa-1.pem")])).await;
+    let url = provider.url.clone();
+    let app = Arc::new(
+        spawn_app_with(move |config| {
+            config.tokens.jwks_url = Some(url);
+            config.connections.max_connections = 1;
+        })
+        .await,
+    );
+    // A token with a key id the server has not seen: it fetches the keys again,
+    // and the provider hangs.
+    provider.hold();
+    let fetched = provider.fetches();
+    let rotated = sign(
+        Algorithm::RS256,
+        Some("k2"),
+        &rsa("rsa-2.pem"),
+        &claims("carol"),
+    );
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        async move {
+            let mut carol = app
+                .connect(&format!("/ws/chat/lobby?token={rotated}"))
+                .await;
+            carol.expect_close(1013).await;
+        }
+    });
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while provider.fetches() == fetched {
+        assert!(tokio::time::Instant::now() < deadline, "no refetch");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Meanwhile the server's only place is still free for a member.
+    let (_bob, _) = app.join("lobby", "bob").await;
+    // The provider answers with the new key: the waiting token is now valid (not
+    // 4001), and only then does it look for a place, which bob has (1013).
+    provider.publish(jwks(&[("k1", "rsa-1.pem"), ("k2", "rsa-2.pem")]));
+    provider.answer();
+    tokio::time::timeout(PATIENCE * 3, waiting)
+        .await
+        .expect("answered once the keys came")
+        .unwrap();
 }
