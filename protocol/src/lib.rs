@@ -39,11 +39,12 @@ pub use http::{
 };
 pub use limits::{
     DEFAULT_PAGE, JOIN_HISTORY, MAX_CONTENT_CHARS, MAX_DISPLAY_NAME_CHARS, MAX_PAGE, MAX_REF_CHARS,
-    MAX_ROOM_NAME_CHARS, REF_WINDOW_SECS, TYPING_EVERY_MS, TYPING_MIN_GAP_MS, TYPING_SHOWN_MS,
+    MAX_ROOM_NAME_CHARS, MAX_USER_ID_CHARS, REF_WINDOW_SECS, TYPING_EVERY_MS, TYPING_MIN_GAP_MS,
+    TYPING_SHOWN_MS,
 };
 pub use names::{
-    DisplayNameError, RoomName, RoomNameError, is_hidden_in_names, normalize_display_name,
-    validate_room_name,
+    DisplayNameError, RoomName, RoomNameError, display_name_for_id, is_hidden_in_names,
+    is_valid_user_id, normalize_display_name, validate_room_name,
 };
 pub use server::{ChatMessage, Member, ServerFrame, SystemEvent};
 pub use spliced::{WelcomeHead, member_entry, message_around_id, users_frame};

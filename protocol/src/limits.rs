@@ -7,6 +7,8 @@ pub const MAX_CONTENT_CHARS: usize = 4000;
 pub const MAX_ROOM_NAME_CHARS: usize = 64;
 /// Longest display name, in characters, after trimming.
 pub const MAX_DISPLAY_NAME_CHARS: usize = 32;
+/// Longest user id (a token's `sub`, the server API's `user_id`), in characters.
+pub const MAX_USER_ID_CHARS: usize = 256;
 /// How many recent messages a member receives on join when it asks for no `since`.
 pub const JOIN_HISTORY: usize = 50;
 /// A client sends `typing` at most this often while its user types.

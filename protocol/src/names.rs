@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::limits::{MAX_DISPLAY_NAME_CHARS, MAX_ROOM_NAME_CHARS};
+use crate::limits::{MAX_DISPLAY_NAME_CHARS, MAX_ROOM_NAME_CHARS, MAX_USER_ID_CHARS};
 
 /// Why a room name was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,6 +136,29 @@ pub fn normalize_display_name(name: &str) -> Result<&str, DisplayNameError> {
     Ok(name)
 }
 
+/// Whether `id` may be a user id: 1–[`MAX_USER_ID_CHARS`] characters, none of them a
+/// control character. Ids are compared exactly, never shown in place of a name
+/// unless [`display_name_for_id`] allows it.
+pub fn is_valid_user_id(id: &str) -> bool {
+    !id.is_empty() && id.chars().count() <= MAX_USER_ID_CHARS && !id.chars().any(char::is_control)
+}
+
+/// The name shown for a user whose token gives none: its id, held to the display
+/// name rules; an id longer than a name is cut short, ending in `…`. `None` when the
+/// id cannot be shown as a name at all (it has characters that hide in names).
+pub fn display_name_for_id(id: &str) -> Option<String> {
+    match normalize_display_name(id) {
+        Ok(name) => Some(name.to_owned()),
+        Err(DisplayNameError::TooLong) => {
+            let short: String = id.trim().chars().take(MAX_DISPLAY_NAME_CHARS - 1).collect();
+            normalize_display_name(&format!("{}…", short.trim_end()))
+                .ok()
+                .map(str::to_owned)
+        }
+        Err(_) => None,
+    }
+}
+
 /// Characters that let one name pass for another: Unicode's format characters
 /// (category Cf, Unicode 16: bidi overrides and isolates, zero-width spaces and
 /// joiners, the byte-order mark, soft hyphens, invisible operators, tags...), the
@@ -185,6 +208,27 @@ pub fn is_hidden_in_names(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_ids_are_bounded_and_printable() {
+        assert!(is_valid_user_id("u-42"));
+        assert!(is_valid_user_id(&"x".repeat(MAX_USER_ID_CHARS)));
+        assert!(!is_valid_user_id(&"x".repeat(MAX_USER_ID_CHARS + 1)));
+        assert!(!is_valid_user_id(""));
+        assert!(!is_valid_user_id("a\nb"));
+    }
+
+    #[test]
+    fn an_id_shown_as_a_name_follows_the_name_rules() {
+        assert_eq!(display_name_for_id("alice").as_deref(), Some("alice"));
+        let uuid = "6f1c2b1e-8a4d-4c1b-9e2f-3a5b7c9d0e1f";
+        let shown = display_name_for_id(uuid).unwrap();
+        assert_eq!(shown.chars().count(), MAX_DISPLAY_NAME_CHARS);
+        assert!(shown.starts_with("6f1c2b1e-8a4d") && shown.ends_with('…'));
+        assert!(normalize_display_name(&shown).is_ok());
+        assert_eq!(display_name_for_id("evil\u{202E}cod"), None);
+        assert_eq!(display_name_for_id("   "), None);
+    }
 
     #[test]
     fn room_names() {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use chorus_protocol::IssuedToken;
-use chorus_protocol::normalize_display_name;
+use chorus_protocol::{display_name_for_id, is_valid_user_id, normalize_display_name};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -224,19 +224,30 @@ impl Auth {
     /// The identity `token` speaks for, if one of this server's keys verifies it and its claims hold.
     pub fn verify(&self, token: Option<&str>) -> Result<Identity, AuthError> {
         let token = token.filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
-        let claims = self.verified_claims(token)?;
+        let (claims, signer) = self.verified_claims(token)?;
         if claims.sub.is_empty() {
             return Err(AuthError::Invalid("`sub` is empty"));
         }
+        const _: () = assert!(chorus_protocol::MAX_USER_ID_CHARS == 256, "say so below");
+        if !is_valid_user_id(&claims.sub) {
+            return Err(AuthError::Invalid(
+                "`sub` is longer than 256 characters or has control characters",
+            ));
+        }
         // Held to the rules guest names follow, so no issuer's token can carry a name
-        // that passes for another (bidi overrides, zero-width characters...).
+        // that passes for another (bidi overrides, zero-width characters...); so is
+        // the `sub` shown in its place.
         let name = match &claims.name {
             Some(name) => normalize_display_name(name)
                 .map_err(|_| AuthError::Invalid("`name` is not a valid display name"))?
                 .to_owned(),
-            None => claims.sub.clone(),
+            None => display_name_for_id(&claims.sub).ok_or(AuthError::Invalid(
+                "no `name`, and `sub` cannot be shown as one",
+            ))?,
         };
-        let permissions = if claims.guest {
+        // `guest` is this server's own claim: an identity provider's token is judged
+        // by its `rooms` and `publish` whatever else it says.
+        let permissions = if claims.guest && signer == Signer::Secret {
             Permissions {
                 join: self.guest_rooms.clone(),
                 publish: self.guest_rooms.clone(),
@@ -261,9 +272,10 @@ impl Auth {
         })
     }
 
-    /// The claims of a token whose signature one of our keys verifies: HS256 with
-    /// the secret, any other algorithm only with public keys of the type made for it.
-    fn verified_claims(&self, token: &str) -> Result<Claims, AuthError> {
+    /// The claims of a token whose signature one of our keys verifies, and which
+    /// kind of key did: HS256 with the secret, any other algorithm only with public
+    /// keys of the type made for it.
+    fn verified_claims(&self, token: &str) -> Result<(Claims, Signer), AuthError> {
         let judged = |err: jsonwebtoken::errors::Error| match err.kind() {
             ErrorKind::ExpiredSignature => AuthError::Expired,
             kind => AuthError::Invalid(reason(kind)),
@@ -272,7 +284,7 @@ impl Auth {
             .map_err(|_| AuthError::Invalid("malformed token"))?;
         if header.alg == Algorithm::HS256 {
             return jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
-                .map(|data| data.claims)
+                .map(|data| (data.claims, Signer::Secret))
                 .map_err(judged);
         }
         let mut validation = self.validation.clone();
@@ -290,7 +302,7 @@ impl Auth {
         let mut refused = None;
         for key in candidates {
             match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
-                Ok(data) => return Ok(data.claims),
+                Ok(data) => return Ok((data.claims, Signer::Provider)),
                 // Another key may be the one.
                 Err(err) if *err.kind() == ErrorKind::InvalidSignature => refused = Some(err),
                 Err(err) => return Err(judged(err)),
@@ -340,6 +352,15 @@ impl Auth {
             expires_in: ttl.as_secs(),
         }
     }
+}
+
+/// Which kind of key verified a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signer {
+    /// `--jwt-secret`: this server (its guest tokens) or a backend sharing the secret.
+    Secret,
+    /// An identity provider's public key (`--jwt-public-key`, `--jwks-url`/`-file`).
+    Provider,
 }
 
 /// A `rooms` / `publish` claim's patterns (`None`: absent), or `invalid` when it is

@@ -114,6 +114,73 @@ fn name_defaults_to_sub() {
 }
 
 #[test]
+fn sub_is_bounded_and_shown_only_as_a_valid_name() {
+    let auth = Auth::new(b"secret");
+    let verify = |sub: &str| {
+        let token = sign(
+            b"secret",
+            serde_json::json!({"sub": sub, "exp": now() + 60}),
+        );
+        auth.verify(Some(&token))
+    };
+    let long = "x".repeat(257);
+    assert!(
+        matches!(verify(&long), Err(AuthError::Invalid(reason)) if reason.contains("256")),
+        "a sub longer than 256 characters"
+    );
+    assert!(matches!(verify("a\u{7}b"), Err(AuthError::Invalid(_))));
+    // Without `name`, the sub is shown, held to the display-name rules.
+    let uuid = verify("6f1c2b1e-8a4d-4c1b-9e2f-3a5b7c9d0e1f").unwrap();
+    assert_eq!(
+        uuid.id, "6f1c2b1e-8a4d-4c1b-9e2f-3a5b7c9d0e1f",
+        "the id is whole"
+    );
+    assert_eq!(uuid.name.chars().count(), 32);
+    assert_eq!(
+        verify("admin\u{202E}nimda"),
+        Err(AuthError::Invalid(
+            "no `name`, and `sub` cannot be shown as one"
+        ))
+    );
+}
+
+#[test]
+fn guest_is_honoured_only_on_tokens_signed_with_the_secret() {
+    let key = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/keys")
+            .join(name);
+        std::fs::read(path).unwrap()
+    };
+    let public = super::signing_keys::VerifyingKey::from_pem(&key("rsa-1.pub.pem")).unwrap();
+    let guest_rooms = super::permissions::RoomPatterns::parse(&["lobby"]).unwrap();
+    let auth = Auth::new(b"secret")
+        .with_public_keys(vec![public])
+        .with_guest_rooms(guest_rooms);
+    let claims = serde_json::json!({
+        "sub": "u1", "exp": now() + 60, "guest": true, "rooms": ["support-*"],
+    });
+    let provider = jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        &claims,
+        &EncodingKey::from_rsa_pem(&key("rsa-1.pem")).unwrap(),
+    )
+    .unwrap();
+    let support = chorus_protocol::RoomName::parse("support-1").unwrap();
+    let lobby = chorus_protocol::RoomName::parse("lobby").unwrap();
+    let judged = auth.verify(Some(&provider)).unwrap().permissions;
+    assert!(
+        judged.may_join(&support) && !judged.may_join(&lobby),
+        "the provider's token is judged by its rooms"
+    );
+    let ours = auth
+        .verify(Some(&sign(b"secret", claims)))
+        .unwrap()
+        .permissions;
+    assert!(ours.may_join(&lobby) && !ours.may_join(&support), "a guest");
+}
+
+#[test]
 fn rejects_bad_tokens() {
     let auth = Auth::new(b"secret");
     assert_eq!(auth.verify(None), Err(AuthError::Missing));

@@ -22,8 +22,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_protocol::{
-    CloseCode, DEFAULT_PAGE, MAX_PAGE, RoomName, normalize_display_name, validate_content,
-    validate_ref,
+    CloseCode, DEFAULT_PAGE, MAX_PAGE, MAX_USER_ID_CHARS, RoomName, is_valid_user_id,
+    normalize_display_name, validate_content, validate_ref,
 };
 use serde_json::{Map, Value, json};
 
@@ -32,8 +32,6 @@ use super::error::{ApiError, bearer};
 use crate::hub::{MAX_BAN, Participant};
 use crate::state::AppState;
 
-/// The longest `user_id` the API accepts.
-const MAX_USER_ID_CHARS: usize = 256;
 /// A close frame's reason holds at most 123 bytes.
 const MAX_REASON_BYTES: usize = 123;
 /// Who a message published without `user_id` is from.
@@ -122,8 +120,7 @@ fn optional_string<'a>(
 }
 
 fn user_id_field(user_id: &str) -> Result<&str, ApiError> {
-    let chars = user_id.chars().count();
-    if chars == 0 || chars > MAX_USER_ID_CHARS || user_id.chars().any(char::is_control) {
+    if !is_valid_user_id(user_id) {
         return Err(ApiError::invalid_field(
             "user_id",
             format!(
