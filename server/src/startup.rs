@@ -42,6 +42,12 @@ pub enum StartupError {
         /// The secret's length.
         bytes: usize,
     },
+    /// Several servers on one Redis, each with a random secret of its own: a guest
+    /// token from one would be refused by the others behind a load balancer.
+    #[error(
+        "--redis-url is set, so servers share rooms, but --jwt-secret (CHORUS_JWT_SECRET) is not:          every server would sign guest tokens with a random secret of its own, which the others          refuse; give every server the same --jwt-secret (e.g. `openssl rand -base64 32`),          or turn guests off with --no-guest-login"
+    )]
+    SecretNotShared,
     /// An `--api-key` too short.
     #[error(transparent)]
     WeakApiKey(#[from] WeakApiKey),
@@ -109,7 +115,7 @@ fn public_keys(paths: &[std::path::PathBuf]) -> Result<Vec<VerifyingKey>, Startu
 }
 
 /// The HS256 secret: `--jwt-secret`, or a random one (guest tokens then do not
-/// survive a restart).
+/// survive a restart), which servers sharing rooms through Redis cannot use.
 fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
     let tokens = &config.tokens;
     match &tokens.jwt_secret {
@@ -119,6 +125,9 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
             bytes: secret.len(),
         }),
         Some(secret) => Ok(secret.as_bytes().to_vec()),
+        None if config.redis.redis_url.is_some() && config.guest_tokens().is_some() => {
+            Err(StartupError::SecretNotShared)
+        }
         None if tokens.jwt_public_keys.is_empty() && config.jwks_source().is_none() => {
             tracing::warn!(
                 "no --jwt-secret given: using a random secret, so tokens will not survive a restart"

@@ -95,7 +95,8 @@ pub struct HttpConfig {
 #[command(next_help_heading = "Tokens")]
 pub struct TokenConfig {
     /// HS256 secret that signs and verifies JWTs. When absent, a random secret is
-    /// generated at start (tokens then do not survive a restart).
+    /// generated at start (tokens then do not survive a restart); with `--redis-url`
+    /// and guest login on, it is required (every server must share it).
     #[arg(long, env = "CHORUS_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 

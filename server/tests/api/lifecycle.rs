@@ -78,6 +78,33 @@ async fn an_empty_or_short_secret_refuses_to_start_naming_the_flag_not_the_value
     }
 }
 
+#[tokio::test]
+async fn servers_sharing_redis_without_a_shared_secret_refuse_to_start() {
+    // Refused before Redis is asked anything: nothing listens on port 1.
+    let start = |extra: &'static [&'static str]| async move {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_chorus"))
+            .args(["--addr", "127.0.0.1:0", "--site-root", "target/no-site"])
+            .args(["--redis-url", "redis://127.0.0.1:1"])
+            .args(extra)
+            .env_remove("CHORUS_JWT_SECRET")
+            .output()
+            .await
+            .expect("the binary runs")
+    };
+    let output = start(&[]).await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--redis-url is set")
+            && stderr.contains("give every server the same --jwt-secret"),
+        "{stderr}"
+    );
+    // Without guests there is nothing to share: it goes on (to Redis, which is not there).
+    let output = start(&["--no-guest-login"]).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!stderr.contains("--redis-url is set"), "{stderr}");
+}
+
 /// The release-style binary: configured from `CHORUS_*` variables, SIGTERM, 1001, exit within 5 s.
 #[tokio::test]
 async fn the_binary_shuts_down_gracefully_on_sigterm() {
