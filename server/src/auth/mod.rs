@@ -298,6 +298,13 @@ impl Auth {
             .filter(|key| match (&header.kid, &key.kid) {
                 (Some(wanted), Some(kid)) => wanted == kid,
                 _ => true,
+            })
+            // Each try is a signature check (an RSA one costs tens of microseconds):
+            // a token naming no key is tried against the first few of its type only.
+            .take(if header.kid.is_some() {
+                usize::MAX
+            } else {
+                KEYS_TRIED_WITHOUT_KID
             });
         let mut refused = None;
         for key in candidates {
@@ -353,6 +360,10 @@ impl Auth {
         }
     }
 }
+
+/// How many keys of its type a token without `kid` is tried against; a provider with
+/// more keys of one type names them (`kid`), as every JWKS does.
+const KEYS_TRIED_WITHOUT_KID: usize = 4;
 
 /// Which kind of key verified a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

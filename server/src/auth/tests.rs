@@ -144,14 +144,50 @@ fn sub_is_bounded_and_shown_only_as_a_valid_name() {
     );
 }
 
+/// A key file of the integration tests' (`server/tests/keys`).
+fn key(name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/keys")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+fn rs256(claims: &serde_json::Value) -> String {
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::RS256),
+        claims,
+        &EncodingKey::from_rsa_pem(&key("rsa-1.pem")).unwrap(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_token_without_kid_is_tried_against_a_few_keys_of_its_type_only() {
+    let public = |name: &str| super::signing_keys::VerifyingKey::from_pem(&key(name)).unwrap();
+    let token = rs256(&serde_json::json!({"sub": "u1", "exp": now() + 60}));
+    let others = || (0..KEYS_TRIED_WITHOUT_KID).map(|_| public("rsa-2.pub.pem"));
+    let behind: Vec<_> = others().chain([public("rsa-1.pub.pem")]).collect();
+    assert!(
+        Auth::new(b"secret")
+            .with_public_keys(behind)
+            .verify(Some(&token))
+            .is_err(),
+        "its key comes after the few tried"
+    );
+    let among: Vec<_> = [public("rsa-1.pub.pem")]
+        .into_iter()
+        .chain(others())
+        .collect();
+    assert!(
+        Auth::new(b"secret")
+            .with_public_keys(among)
+            .verify(Some(&token))
+            .is_ok()
+    );
+}
+
 #[test]
 fn guest_is_honoured_only_on_tokens_signed_with_the_secret() {
-    let key = |name: &str| {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/keys")
-            .join(name);
-        std::fs::read(path).unwrap()
-    };
     let public = super::signing_keys::VerifyingKey::from_pem(&key("rsa-1.pub.pem")).unwrap();
     let guest_rooms = super::permissions::RoomPatterns::parse(&["lobby"]).unwrap();
     let auth = Auth::new(b"secret")
@@ -160,12 +196,7 @@ fn guest_is_honoured_only_on_tokens_signed_with_the_secret() {
     let claims = serde_json::json!({
         "sub": "u1", "exp": now() + 60, "guest": true, "rooms": ["support-*"],
     });
-    let provider = jsonwebtoken::encode(
-        &Header::new(Algorithm::RS256),
-        &claims,
-        &EncodingKey::from_rsa_pem(&key("rsa-1.pem")).unwrap(),
-    )
-    .unwrap();
+    let provider = rs256(&claims);
     let support = chorus_protocol::RoomName::parse("support-1").unwrap();
     let lobby = chorus_protocol::RoomName::parse("lobby").unwrap();
     let judged = auth.verify(Some(&provider)).unwrap().permissions;
