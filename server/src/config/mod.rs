@@ -260,7 +260,8 @@ pub struct ConnectionConfig {
     #[arg(long, env = "CHORUS_MAX_MESSAGE_BYTES", default_value_t = 65536, value_parser = clap::value_parser!(u32).range(256..))]
     pub max_message_bytes: u32,
 
-    /// Chat messages per second allowed per connection (sustained rate).
+    /// Chat messages per second allowed per connection (sustained rate); `refresh`
+    /// frames and refused frames count too.
     #[arg(long, env = "CHORUS_RATE_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit: u32,
 

@@ -129,6 +129,47 @@ async fn sockets_beyond_max_connections_close_with_1013(app: EngineApp) {
     .await;
 }
 
+crate::both_engines!(
+    refused_frames_and_refreshes_take_from_the_rate_too,
+    |config| {
+        config.connections.rate_limit = 1;
+        config.connections.rate_limit_burst = 3;
+    }
+);
+async fn refused_frames_and_refreshes_take_from_the_rate_too(app: EngineApp) {
+    let mut alice = app.join_settled("lobby", "alice", &mut []).await;
+    // Counts the answers to `count` copies of `frame` sent at once, by code; the
+    // rate refills by 1 a second meanwhile, so at most that many more get through.
+    let mut answers = async |frame: &str, count: usize| {
+        let started = tokio::time::Instant::now();
+        for _ in 0..count {
+            alice.send_text(frame).await;
+        }
+        let mut limited = 0;
+        for _ in 0..count {
+            let answer = alice.recv().await;
+            assert_eq!(answer["type"], "error", "{answer}");
+            if answer["code"] == "rate_limited" {
+                limited += 1;
+            }
+        }
+        let refilled = started.elapsed().as_secs() as usize + 1;
+        (count - limited, limited, refilled)
+    };
+    let (answered, limited, refilled) = answers("not json", 10).await;
+    assert!(
+        (3..=3 + refilled).contains(&answered) && limited > 0,
+        "{answered} answered, {limited} limited"
+    );
+    // A refresh past the rate is not even verified.
+    let refresh = json!({"type": "refresh", "token": "not-a-token"}).to_string();
+    let (answered, limited, refilled) = answers(&refresh, 10).await;
+    assert!(
+        answered <= refilled + 1 && limited >= 10 - refilled - 1,
+        "{answered} answered, {limited} limited"
+    );
+}
+
 /// A client whose socket has a tiny receive buffer and that does not read until told.
 async fn connect_slow_reader(url: &str) -> Client {
     let socket = TcpSocket::new_v4().unwrap();

@@ -40,14 +40,20 @@ pub(super) struct ChatMember<'a> {
 
 impl ChatMember<'_> {
     /// Handles one message from the client; returns the frame to answer with, if any.
+    ///
+    /// Every frame that gets an answer (a message, a `refresh`, a refused frame)
+    /// takes from the connection's rate: past it the answer is `rate_limited`, and a
+    /// `refresh` is not even verified. Pongs and typing have limits of their own.
     pub(super) async fn reply_to(&mut self, message: Message) -> Option<ServerFrame> {
-        let text = match message {
-            Message::Text(text) => text,
+        let parsed = match message {
+            Message::Text(text) => ClientFrame::parse(&text),
             Message::Binary(_) => {
-                return Some(ServerFrame::error(
-                    ErrorCode::BinaryNotSupported,
-                    "binary frames are not supported; send JSON text frames",
-                ));
+                return Some(self.over_rate(None).unwrap_or_else(|| {
+                    ServerFrame::error(
+                        ErrorCode::BinaryNotSupported,
+                        "binary frames are not supported; send JSON text frames",
+                    )
+                }));
             }
             // Pings are answered by the WebSocket layer; both count as life. (Raw
             // frames are never read.)
@@ -55,31 +61,53 @@ impl ChatMember<'_> {
                 return None;
             }
         };
-        let (content, reference) = match ClientFrame::parse(&text) {
-            Ok(ClientFrame::Message { content, reference }) => (content, reference),
-            Ok(ClientFrame::Pong) => return None,
+        match parsed {
+            Ok(ClientFrame::Pong) => None,
             Ok(ClientFrame::Typing) => {
                 self.typing().await;
-                return None;
+                None
             }
-            Ok(ClientFrame::Refresh { token }) => return Some(self.refresh(&token).await),
-            Err(err) => return Some(err.into_frame()),
-        };
+            Ok(ClientFrame::Refresh { token }) => Some(match self.over_rate(None) {
+                Some(limited) => limited,
+                None => self.refresh(&token).await,
+            }),
+            Ok(ClientFrame::Message { content, reference }) => {
+                if let Some(limited) = self.over_rate(reference.clone()) {
+                    return Some(limited);
+                }
+                self.publish(content, reference).await
+            }
+            Err(err) => Some(
+                self.over_rate(err.reference.clone())
+                    .unwrap_or_else(|| err.into_frame()),
+            ),
+        }
+    }
+
+    /// Takes one frame's worth of the rate; the `rate_limited` answer (with the
+    /// frame's `ref`) when none is left.
+    fn over_rate(&mut self, reference: Option<String>) -> Option<ServerFrame> {
+        if self.bucket.try_take() {
+            return None;
+        }
+        Some(ServerFrame::error_for(
+            ErrorCode::RateLimited,
+            format!(
+                "more than {} frames per second; this one was dropped (retry in {} ms)",
+                self.rate_limit,
+                self.bucket.retry_after().as_millis().max(1)
+            ),
+            reference,
+        ))
+    }
+
+    /// Publishes a message the rate allowed: the `ack` (when it has a `ref`), or why
+    /// it was not sent.
+    async fn publish(&mut self, content: String, reference: Option<String>) -> Option<ServerFrame> {
         if !self.credentials.may_publish {
             return Some(ServerFrame::error_for(
                 ErrorCode::Forbidden,
                 "this token may not post in this room; the message was not sent",
-                reference,
-            ));
-        }
-        if !self.bucket.try_take() {
-            return Some(ServerFrame::error_for(
-                ErrorCode::RateLimited,
-                format!(
-                    "more than {} messages per second; this one was dropped (retry in {} ms)",
-                    self.rate_limit,
-                    self.bucket.retry_after().as_millis().max(1)
-                ),
                 reference,
             ));
         }
