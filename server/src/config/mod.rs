@@ -16,7 +16,7 @@ use crate::auth::jwks::JwksSource;
 use crate::auth::permissions::Pattern;
 use crate::hub::HubSettings;
 use crate::hub::redis::RedisOptions;
-use crate::limits::{AddressLimits, OpenPerAddress, PerAddress};
+use crate::limits::{AddressLimits, FailedAuth, OpenPerAddress, PerAddress};
 use crate::observe::logs::LogFormat;
 use crate::observe::metrics::Metrics;
 use crate::state::GuestTokens;
@@ -144,6 +144,12 @@ pub struct TokenConfig {
         hide_env_values = true
     )]
     pub api_keys: Vec<String>,
+
+    /// Failed authentications to the HTTP API (a wrong API key or token) one client
+    /// address may make in a minute; then it is answered 429 with `Retry-After`,
+    /// whatever it sends, until a minute after its first failure.
+    #[arg(long, env = "CHORUS_FAILED_AUTH_LIMIT", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_auth_limit: u32,
 }
 
 /// Guest login for the web client.
@@ -374,6 +380,7 @@ impl Config {
                 Duration::from_secs(60),
                 self.guests.guest_token_rate_limit_burst,
             ),
+            failed_auth: FailedAuth::new(self.tokens.failed_auth_limit),
             open_sockets: OpenPerAddress::new(
                 self.connections.max_connections_per_address as usize,
             ),

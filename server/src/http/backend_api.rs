@@ -13,11 +13,12 @@
 //! Every request field is checked here, and a refusal names the field; the work
 //! itself is the hub's, so it is the same on both engines and from any server.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, Query, State};
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -28,7 +29,7 @@ use chorus_protocol::{
 use serde_json::{Map, Value, json};
 
 use super::body::read_body;
-use super::error::{ApiError, bearer};
+use super::error::{ApiError, bearer, refuse_failing_address};
 use crate::hub::{MAX_BAN, Participant};
 use crate::state::AppState;
 
@@ -49,11 +50,16 @@ fn unauthorized(message: &'static str) -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
 }
 
-/// The backend, by its API key; anyone else gets 401.
-fn backend(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+/// The backend, by its API key; anyone else gets 401 (429 for an address that
+/// failed too often of late, whatever it sends now).
+fn backend(state: &AppState, headers: &HeaderMap, client: IpAddr) -> Result<(), ApiError> {
+    refuse_failing_address(&state.address_limits, client)?;
     match bearer(headers) {
         Some(key) if state.api_keys.accepts(key) => Ok(()),
-        Some(_) => Err(unauthorized("the API key is not valid")),
+        Some(_) => {
+            state.address_limits.failed_auth.failed(client);
+            Err(unauthorized("the API key is not valid"))
+        }
         None if state.api_keys.is_empty() => Err(unauthorized(
             "the server API is disabled: start the server with --api-key",
         )),
@@ -64,7 +70,12 @@ fn backend(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
 }
 
 /// The backend by its API key, or a member by its token.
-async fn backend_or_member(state: &AppState, headers: &HeaderMap) -> Result<Caller, ApiError> {
+async fn backend_or_member(
+    state: &AppState,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<Caller, ApiError> {
+    refuse_failing_address(&state.address_limits, client)?;
     let Some(credentials) = bearer(headers) else {
         return Err(unauthorized(
             "send `Authorization: Bearer <API key or member token>`",
@@ -78,6 +89,7 @@ async fn backend_or_member(state: &AppState, headers: &HeaderMap) -> Result<Call
         Err(err) => {
             tracing::debug!(reason = %err, "refused an API call's credentials");
             state.connection.metrics.auth_failed(err.reason());
+            state.address_limits.failed_auth.failed(client);
             Err(unauthorized(
                 "neither a valid API key nor a valid member token",
             ))
@@ -135,11 +147,16 @@ fn user_id_field(user_id: &str) -> Result<&str, ApiError> {
 /// "idempotency_key"?}` → 201 `{"id"}`.
 pub(crate) async fn publish(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    backend(&state, &headers)?;
+    backend(
+        &state,
+        &headers,
+        state.address_limits.client(peer, &headers),
+    )?;
     let room = room_name(&room)?;
     let body = read_body(&headers, body, state.body_timeout).await?;
     let body = object_body(&body)?;
@@ -186,11 +203,13 @@ pub(crate) async fn publish(
 /// `GET /api/rooms/{room}/messages?before=ID&limit=N` → `{"messages": [...], "has_more"}`.
 pub(crate) async fn history(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     Query(query): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = backend_or_member(&state, &headers).await?;
+    let client = state.address_limits.client(peer, &headers);
+    let caller = backend_or_member(&state, &headers, client).await?;
     let room = room_name(&room)?;
     if let Caller::Member(permissions) = caller
         && !permissions.may_join(&room)
@@ -256,10 +275,15 @@ pub(crate) async fn history(
 /// `GET /api/rooms/{room}/members` → `[{"user_id", "name", "connections"}]`.
 pub(crate) async fn members(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(room): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    backend(&state, &headers)?;
+    backend(
+        &state,
+        &headers,
+        state.address_limits.client(peer, &headers),
+    )?;
     let room = room_name(&room)?;
     let members = state
         .hub
@@ -272,11 +296,16 @@ pub(crate) async fn members(
 /// `POST /api/users/{user_id}/disconnect` with `{"reason"?, "ban_seconds"?}` → 204.
 pub(crate) async fn disconnect(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(user_id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    backend(&state, &headers)?;
+    backend(
+        &state,
+        &headers,
+        state.address_limits.client(peer, &headers),
+    )?;
     let user_id = user_id_field(&user_id)?;
     let body = read_body(&headers, body, state.body_timeout).await?;
     let body = object_body(&body)?;

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use chorus_protocol::{IssuedToken, RoomSummary, TokenRequest, normalize_display_name};
 
 use super::body::read_body;
-use super::error::{ApiError, bearer};
+use super::error::{ApiError, bearer, refuse_failing_address};
 use crate::observe::logs::ErrorChain;
 use crate::state::{AppState, GuestTokens};
 
@@ -52,9 +52,12 @@ pub(crate) async fn issue_token(
 /// expired for less than the refresh grace.
 pub(crate) async fn refresh_token(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Json<IssuedToken>, ApiError> {
     let guests = guest_login(&state)?;
+    let client = state.address_limits.client(peer, &headers);
+    refuse_failing_address(&state.address_limits, client)?;
     let token = bearer(&headers).unwrap_or_default();
     let issued = state
         .auth
@@ -63,6 +66,7 @@ pub(crate) async fn refresh_token(
             // Never log the token itself.
             tracing::info!(error = %err, "refused a token refresh");
             state.connection.metrics.auth_failed(err.reason());
+            state.address_limits.failed_auth.failed(client);
             ApiError::new(StatusCode::UNAUTHORIZED, "invalid_token", err.to_string())
         })?;
     Ok(Json(issued))

@@ -2,6 +2,7 @@
 //! a JSON [`ApiErrorBody`], with `Retry-After` on a 429), and how a bearer's
 //! credentials are read.
 
+use std::net::IpAddr;
 use std::time::Duration;
 
 use axum::Json;
@@ -10,6 +11,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chorus_protocol::ApiErrorBody;
 
+use crate::limits::AddressLimits;
 use crate::observe::logs::ErrorChain;
 
 /// An HTTP status with a JSON [`ApiErrorBody`] (and `Retry-After`, for a 429).
@@ -57,6 +59,25 @@ impl ApiError {
         ApiError {
             retry_after_secs: Some(retry_after_secs(wait)),
             ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited", message)
+        }
+    }
+}
+
+/// 429 for a client address that failed to authenticate too often of late
+/// (`--failed-auth-limit`), before its credentials are looked at: a right guess
+/// then gains nothing either.
+pub(crate) fn refuse_failing_address(
+    limits: &AddressLimits,
+    client: IpAddr,
+) -> Result<(), ApiError> {
+    match limits.failed_auth.blocked_for(client) {
+        None => Ok(()),
+        Some(wait) => {
+            tracing::debug!("refused an API call: too many failed authentications");
+            Err(ApiError::rate_limited(
+                wait,
+                "too many failed authentications from this address; retry later",
+            ))
         }
     }
 }

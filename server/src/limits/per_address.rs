@@ -9,12 +9,14 @@ use std::time::Duration;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::{AddressSlot, OpenPerAddress};
+use super::{AddressSlot, FailedAuth, OpenPerAddress};
 
 /// The per-address limits, and whom to believe about addresses.
 pub struct AddressLimits {
     pub upgrades: PerAddress,
     pub guest_tokens: PerAddress,
+    /// Failed API authentications.
+    pub failed_auth: FailedAuth,
     /// WebSockets held open, by the client (forwarded, behind a trusted proxy).
     pub open_sockets: Arc<OpenPerAddress>,
     /// HTTP connections held open, by the peer (proxies not counted).

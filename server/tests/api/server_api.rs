@@ -550,3 +550,47 @@ async fn a_busy_room_delivers_every_message_once_and_in_order(app: EngineApp) {
         }
     }
 }
+
+both_engines!(
+    an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while,
+    |config| config.tokens.failed_auth_limit = 2
+);
+async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while(app: EngineApp) {
+    let publish = |source: &'static str, key: &'static str| {
+        let addr = app.addr;
+        async move {
+            let bearer = format!("Bearer {key}");
+            crate::helpers::http_request_from(
+                source.parse().unwrap(),
+                addr,
+                "POST",
+                "/api/rooms/lobby/messages",
+                &[("Authorization", &bearer)],
+                Some(r#"{"content":"hi"}"#),
+            )
+            .await
+        }
+    };
+    let wrong = "a-wrong-key-guessed-by-someone-else";
+    for _ in 0..2 {
+        assert_eq!(publish("127.0.0.1", wrong).await.status, 401);
+    }
+    let refused = publish("127.0.0.1", wrong).await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(refused.header("retry-after").is_some());
+    // Refused whatever it sends now, so a right guess gains nothing; members'
+    // tokens on the history too.
+    assert_eq!(publish("127.0.0.1", API_KEY).await.status, 429);
+    let history = crate::helpers::http_request_from(
+        "127.0.0.1".parse().unwrap(),
+        app.addr,
+        "GET",
+        "/api/rooms/lobby/messages",
+        &[("Authorization", &format!("Bearer {}", app.token("alice")))],
+        None,
+    )
+    .await;
+    assert_eq!(history.status, 429);
+    // Another address is not affected.
+    assert_eq!(publish("127.0.0.2", API_KEY).await.status, 201);
+}

@@ -46,7 +46,38 @@ pub(crate) async fn http_request_with(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> HttpResponse {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    request_over(stream, addr, method, path, headers, body).await
+}
+
+/// [`http_request_with`] from the local address `source` (any of 127.0.0.0/8 on
+/// Linux), as another client would.
+pub(crate) async fn http_request_from(
+    source: IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpResponse {
+    let stream = connect_from(source, addr).await;
+    request_over(stream, addr, method, path, headers, body).await
+}
+
+async fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+    let socket = TcpSocket::new_v4().expect("a socket");
+    socket.bind(SocketAddr::new(source, 0)).expect("bind");
+    socket.connect(addr).await.expect("connect")
+}
+
+async fn request_over(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> HttpResponse {
     let body = body.unwrap_or("");
     let extra: String = headers
         .iter()
@@ -102,9 +133,7 @@ fn dechunk(mut payload: &str) -> String {
 /// 127.0.0.0/8 on Linux): the status, or `None` when the server closed the
 /// connection without a complete answer.
 pub(crate) async fn status_from(source: IpAddr, addr: SocketAddr, path: &str) -> Option<u16> {
-    let socket = TcpSocket::new_v4().expect("a socket");
-    socket.bind(SocketAddr::new(source, 0)).expect("bind");
-    let mut stream = socket.connect(addr).await.expect("connect");
+    let mut stream = connect_from(source, addr).await;
     let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     // The server may close before reading it (refused): then there is no answer.
     stream.write_all(request.as_bytes()).await.ok()?;

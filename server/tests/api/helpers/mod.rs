@@ -24,7 +24,9 @@ use std::time::Duration;
 
 pub(crate) use app::{TestApp, spawn_app_with};
 pub(crate) use engines::{Engine, EngineApp, spawn_on};
-pub(crate) use http_client::{HttpResponse, http_request, http_request_with, status_from};
+pub(crate) use http_client::{
+    HttpResponse, http_request, http_request_from, http_request_with, status_from,
+};
 pub(crate) use process::{Binary, start_binary};
 pub(crate) use raw_ws::{OP_PING, RawSocket};
 pub(crate) use redis_cluster::RedisCluster;
