@@ -75,8 +75,15 @@ export class ChorusServer {
     this.child?.kill('SIGCONT');
   }
 
+  /** `GET /api/rooms` as a guest sees it (every room, with the default `--guest-rooms`). */
   async rooms(): Promise<{ name: string; members: number; connections: number }[]> {
-    return (await fetch(`${this.url}/api/rooms`)).json();
+    const signIn = await fetch(`${this.url}/api/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'observer' }),
+    });
+    const { token } = await signIn.json();
+    return (await fetch(`${this.url}/api/rooms`, { headers: { authorization: `Bearer ${token}` } })).json();
   }
 }
 

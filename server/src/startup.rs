@@ -219,6 +219,7 @@ impl Application {
                 .then(|| Arc::new(Semaphore::new(config.connections.max_echo_connections))),
             user_sockets: UserSockets::new(config.connections.max_connections_per_user as usize),
             address_limits: Arc::new(config.limits()),
+            public_rooms: Arc::new(config.rooms.public_rooms.clone().into()),
             allowed_origins: Arc::new(config.http.allowed_origins.clone()),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::auth::Auth;
 use crate::auth::api_keys::ApiKeys;
+use crate::auth::permissions::RoomPatterns;
 use crate::hub::Hub;
 use crate::limits::{AddressLimits, UserSockets};
 use crate::ws::connection::ConnectionSettings;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub user_sockets: Arc<UserSockets>,
     /// Upgrades and guest tokens per client address.
     pub address_limits: Arc<AddressLimits>,
+    /// `--public-rooms`: what the room list shows a caller without a token.
+    pub public_rooms: Arc<RoomPatterns>,
     /// `--allowed-origins`; empty: pages of the request's own host.
     pub allowed_origins: Arc<Vec<String>>,
     /// Cancelled when the server shuts down; every socket then closes with 1001.

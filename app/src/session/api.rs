@@ -110,12 +110,16 @@ pub async fn older_messages(
     }
 }
 
-/// `GET /api/rooms`.
+/// `GET /api/rooms` with the stored session's token: the rooms it may join (without
+/// a session, the server's public rooms).
 pub async fn active_rooms() -> Result<Vec<RoomSummary>, ApiFailure> {
     #[cfg(not(feature = "hydrate"))]
     return browser_only();
     #[cfg(feature = "hydrate")]
-    read_json(fetch("GET", "/api/rooms", None, None).await)
+    {
+        let token = super::storage::load().map(|session| session.token);
+        read_json(fetch("GET", "/api/rooms", None, token.as_deref()).await)
+    }
 }
 
 /// An answer: its status, status text and body.

@@ -70,7 +70,11 @@ impl RoomPatterns {
 
     /// Whether any pattern matches `room`.
     pub fn allows(&self, room: &RoomName) -> bool {
-        let room = room.as_str();
+        self.allows_name(room.as_str())
+    }
+
+    /// [`Self::allows`], for a name known to be a room's (the room list's).
+    pub fn allows_name(&self, room: &str) -> bool {
         self.0.iter().any(|pattern| match pattern {
             Pattern::Exact(name) => name == room,
             Pattern::Prefix(prefix) => room.starts_with(prefix.as_str()),

@@ -193,6 +193,12 @@ pub struct GuestConfig {
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Rooms and history")]
 pub struct RoomConfig {
+    /// Rooms listed by `GET /api/rooms` to callers without a token (with their member
+    /// counts), comma-separated patterns (e.g. `lobby,public-*`); none by default.
+    /// A member's token sees the rooms it may join; an API key, every room.
+    #[arg(long, env = "CHORUS_PUBLIC_ROOMS", value_delimiter = ',')]
+    pub public_rooms: Vec<Pattern>,
+
     /// Rooms that may exist at once (with Redis: across every server). A join that
     /// would create one more is closed with 1013; existing rooms keep admitting.
     #[arg(long, env = "CHORUS_MAX_ROOMS", default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]

@@ -1,7 +1,6 @@
 //! The HTTP API: guest tokens (issue, refresh), the room list and the health check.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -11,6 +10,7 @@ use chorus_protocol::{IssuedToken, RoomSummary, TokenRequest, normalize_display_
 
 use super::body::read_body;
 use super::error::{ApiError, bearer, refuse_failing_address};
+use crate::auth::permissions::RoomPatterns;
 use crate::observe::logs::ErrorChain;
 use crate::state::{AppState, GuestTokens};
 
@@ -82,10 +82,34 @@ fn guest_login(state: &AppState) -> Result<GuestTokens, ApiError> {
     })
 }
 
-/// `GET /api/rooms`: active rooms with their member counts.
+/// `GET /api/rooms`: active rooms with their member counts, those the caller may
+/// join: every room for an API key, the rooms its token may join for a member (a
+/// guest: `--guest-rooms`), and `--public-rooms` for a caller without a token.
 pub(crate) async fn list_rooms(
     State(state): State<AppState>,
-) -> Result<Json<Arc<Vec<RoomSummary>>>, ApiError> {
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<RoomSummary>>, ApiError> {
+    let client = state.address_limits.client(peer, &headers);
+    refuse_failing_address(&state.address_limits, client)?;
+    let visible = match bearer(&headers) {
+        None => Visible::Matching(state.public_rooms.as_ref().clone()),
+        Some(key) if state.api_keys.accepts(key) => Visible::Every,
+        Some(token) => match state.auth.verify_current(Some(token)).await {
+            Ok(identity) => Visible::Matching(identity.permissions.join),
+            Err(err) => {
+                tracing::debug!(reason = %err, "refused a room list's token");
+                state.connection.metrics.auth_failed(err.reason());
+                state.address_limits.failed_auth.failed(client);
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "unauthorized",
+                    "neither a valid API key nor a valid member token; without one, only \
+                     --public-rooms are listed",
+                ));
+            }
+        },
+    };
     let rooms = state.hub.rooms().await.map_err(|err| {
         // The detail is for the operator; the client gets a fixed message.
         tracing::warn!(error = %ErrorChain(&err), "cannot list rooms");
@@ -95,7 +119,21 @@ pub(crate) async fn list_rooms(
             "the room list is unavailable right now; try again shortly",
         )
     })?;
-    Ok(Json(rooms))
+    let listed = match visible {
+        Visible::Every => rooms.as_ref().clone(),
+        Visible::Matching(patterns) => rooms
+            .iter()
+            .filter(|room| patterns.allows_name(&room.name))
+            .cloned()
+            .collect(),
+    };
+    Ok(Json(listed))
+}
+
+/// Which rooms a caller of the room list sees.
+enum Visible {
+    Every,
+    Matching(RoomPatterns),
 }
 
 /// `GET /healthz`.

@@ -107,6 +107,70 @@ async fn rooms_lists_active_rooms_with_member_counts(app: EngineApp) {
     );
 }
 
+crate::both_engines!(rooms_are_listed_only_to_those_who_may_join_them, |config| {
+    config.guests.guest_rooms = vec!["public-*".parse().unwrap()];
+    config.rooms.public_rooms = vec!["public-*".parse().unwrap()];
+});
+async fn rooms_are_listed_only_to_those_who_may_join_them(app: EngineApp) {
+    let (_alice, _) = app.join("public-lobby", "alice").await;
+    let direct = sign_hs256(
+        SECRET.as_bytes(),
+        &json!({"sub": "bob", "exp": unix_now() + 600, "rooms": ["dm-alice-bob"]}),
+    );
+    let mut bob = app
+        .connect(&format!("/ws/chat/dm-alice-bob?token={direct}"))
+        .await;
+    assert_eq!(bob.recv().await["type"], "welcome");
+    let names = |response: crate::helpers::HttpResponse| {
+        assert_eq!(response.status, 200, "{}", response.body);
+        let names: Vec<String> = response
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|room| room["name"].as_str().unwrap().to_owned())
+            .collect();
+        names
+    };
+    let everything = ["dm-alice-bob", "public-lobby"];
+    assert_eq!(
+        names(app.api("GET", "/api/rooms", None).await),
+        everything,
+        "the backend"
+    );
+    assert_eq!(
+        names(app.get("/api/rooms").await),
+        ["public-lobby"],
+        "no token"
+    );
+    let guest = app.guest_token("carol").await;
+    assert_eq!(
+        names(app.api_as(&guest, "GET", "/api/rooms", None).await),
+        ["public-lobby"]
+    );
+    assert_eq!(
+        names(app.api_as(&direct, "GET", "/api/rooms", None).await),
+        ["dm-alice-bob"]
+    );
+    assert_eq!(
+        names(
+            app.api_as(&app.token("dave"), "GET", "/api/rooms", None)
+                .await
+        ),
+        everything
+    );
+    let forged = app.api_as("not-a-token", "GET", "/api/rooms", None).await;
+    assert_eq!(forged.status, 401, "{}", forged.body);
+    // Without --public-rooms, a caller without a token sees none.
+    let closed = spawn_app_with(|_| {}).await;
+    let (_erin, _) = closed.join("lobby", "erin").await;
+    assert_eq!(names(closed.get("/api/rooms").await), Vec::<String>::new());
+    assert_eq!(
+        names(closed.api("GET", "/api/rooms", None).await),
+        ["lobby"]
+    );
+}
+
 /// The identity (`sub`, name) a token speaks for, as the server sees it.
 fn identity(token: &str) -> (String, String) {
     let identity = Auth::new(SECRET.as_bytes())
@@ -317,6 +381,8 @@ async fn get_encoded(
     let response = reqwest::Client::new()
         .get(format!("http://{}{path}", app.addr))
         .header("accept-encoding", encoding)
+        // The room list needs one; pages ignore it.
+        .bearer_auth(API_KEY)
         .send()
         .await
         .unwrap();

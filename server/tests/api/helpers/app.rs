@@ -204,9 +204,9 @@ impl TestApp {
         }
     }
 
-    /// `GET /api/rooms` as JSON.
+    /// `GET /api/rooms` as JSON, as the backend sees it (every room).
     pub(crate) async fn rooms(&self) -> Value {
-        let response = self.get("/api/rooms").await;
+        let response = self.api("GET", "/api/rooms", None).await;
         assert_eq!(response.status, 200);
         response.json()
     }

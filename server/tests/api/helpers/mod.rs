@@ -38,3 +38,12 @@ pub(crate) const SECRET: &str = "integration-test-secret-of-32-bytes";
 pub(crate) const API_KEY: &str = "integration-test-api-key-of-32-chars";
 /// Longest wait for anything the server should do promptly.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
+
+/// `Bearer <token>` for a member who may join every room: what the room list
+/// needs to show every room of a server started with [`SECRET`].
+pub(crate) fn observer_bearer() -> String {
+    let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
+        .issue("observer", None, Duration::from_secs(3600))
+        .token;
+    format!("Bearer {token}")
+}

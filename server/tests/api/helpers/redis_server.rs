@@ -11,7 +11,9 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use super::{Client, PATIENCE, SECRET, http_request, start_binary, ws_client};
+use super::{
+    Client, PATIENCE, SECRET, http_request_with, observer_bearer, start_binary, ws_client,
+};
 
 /// A `redis-server` of our own, with an append-only file so a restart keeps its data.
 pub(crate) struct RedisServer {
@@ -264,9 +266,19 @@ impl Node {
         ws_client::join(&self.addr, room, name, since).await
     }
 
+    /// `GET /api/rooms` as JSON, as a member who may join every room sees it.
     pub(crate) async fn rooms(&self) -> Value {
         let addr: SocketAddr = self.addr.parse().unwrap();
-        http_request(addr, "GET", "/api/rooms", None).await.json()
+        let bearer = observer_bearer();
+        http_request_with(
+            addr,
+            "GET",
+            "/api/rooms",
+            &[("Authorization", &bearer)],
+            None,
+        )
+        .await
+        .json()
     }
 }
 
