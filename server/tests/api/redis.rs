@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 use tokio::process::Command;
 
 use crate::helpers::{
-    Client, Node, PATIENCE, RedisCluster, RedisServer, RedisUrl, SECRET, free_port,
-    http_request_with, observer_bearer,
+    Client, Node, PATIENCE, RedisCluster, RedisServer, RedisUrl, SECRET, every_room, free_port,
 };
 
 /// Who `welcome.users` lists when every token's `sub` is its name.
@@ -551,7 +550,6 @@ async fn the_room_list_is_cached_and_its_outage_answer_says_nothing_of_redis() {
     let node = Node::start(&redis).await;
     let (_alice, _) = node.join("listed", "alice", None).await;
     let addr: std::net::SocketAddr = node.addr.parse().unwrap();
-    let bearer = observer_bearer();
     let smembers = |info: String| -> u64 {
         info.lines()
             .find_map(|line| line.strip_prefix("cmdstat_smembers:calls="))
@@ -561,15 +559,7 @@ async fn the_room_list_is_cached_and_its_outage_answer_says_nothing_of_redis() {
     let before = smembers(redis.query(redis::cmd("INFO").arg("commandstats")).await);
     let started = tokio::time::Instant::now();
     for _ in 0..50 {
-        let rooms = http_request_with(
-            addr,
-            "GET",
-            "/api/rooms",
-            &[("Authorization", &bearer)],
-            None,
-        )
-        .await
-        .json();
+        let rooms = every_room(addr).await.json();
         assert_eq!(
             rooms,
             json!([{"name": "listed", "members": 1, "connections": 1}])
@@ -589,14 +579,7 @@ async fn the_room_list_is_cached_and_its_outage_answer_says_nothing_of_redis() {
     // Served from the cache until it is a second old, then refused.
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let response = loop {
-        let response = http_request_with(
-            addr,
-            "GET",
-            "/api/rooms",
-            &[("Authorization", &bearer)],
-            None,
-        )
-        .await;
+        let response = every_room(addr).await;
         if response.status != 200 || tokio::time::Instant::now() > deadline {
             break response;
         }

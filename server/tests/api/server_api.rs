@@ -7,7 +7,9 @@ use chorus_server::auth::{sign_hs256, unix_now};
 use serde_json::{Value, json};
 
 use crate::both_engines;
-use crate::helpers::{API_KEY, Client, EngineApp, PATIENCE, SECRET, TestApp};
+use crate::helpers::{
+    API_KEY, Client, EngineApp, PATIENCE, SECRET, TestApp, connect_from, request_over,
+};
 
 /// The next frame that is not a ping.
 async fn next_event(client: &mut Client) -> Value {
@@ -560,8 +562,9 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while(ap
         let addr = app.addr;
         async move {
             let bearer = format!("Bearer {key}");
-            crate::helpers::http_request_from(
-                source.parse().unwrap(),
+            let stream = connect_from(source.parse().unwrap(), addr).await;
+            request_over(
+                stream,
                 addr,
                 "POST",
                 "/api/rooms/lobby/messages",
@@ -581,8 +584,9 @@ async fn an_address_that_keeps_failing_to_authenticate_is_refused_for_a_while(ap
     // Refused whatever it sends now, so a right guess gains nothing; members'
     // tokens on the history too.
     assert_eq!(publish("127.0.0.1", API_KEY).await.status, 429);
-    let history = crate::helpers::http_request_from(
-        "127.0.0.1".parse().unwrap(),
+    let stream = connect_from("127.0.0.1".parse().unwrap(), app.addr).await;
+    let history = request_over(
+        stream,
         app.addr,
         "GET",
         "/api/rooms/lobby/messages",

@@ -50,27 +50,16 @@ pub(crate) async fn http_request_with(
     request_over(stream, addr, method, path, headers, body).await
 }
 
-/// [`http_request_with`] from the local address `source` (any of 127.0.0.0/8 on
-/// Linux), as another client would.
-pub(crate) async fn http_request_from(
-    source: IpAddr,
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&str>,
-) -> HttpResponse {
-    let stream = connect_from(source, addr).await;
-    request_over(stream, addr, method, path, headers, body).await
-}
-
-async fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
+/// A connection to `addr` from the local address `source` (any of 127.0.0.0/8 on
+/// Linux), as another client's would be.
+pub(crate) async fn connect_from(source: IpAddr, addr: SocketAddr) -> TcpStream {
     let socket = TcpSocket::new_v4().expect("a socket");
     socket.bind(SocketAddr::new(source, 0)).expect("bind");
     socket.connect(addr).await.expect("connect")
 }
 
-async fn request_over(
+/// A request over `stream`, a connection to `addr`, read to its end.
+pub(crate) async fn request_over(
     mut stream: TcpStream,
     addr: SocketAddr,
     method: &str,

@@ -25,7 +25,7 @@ use std::time::Duration;
 pub(crate) use app::{TestApp, spawn_app_with};
 pub(crate) use engines::{Engine, EngineApp, spawn_on};
 pub(crate) use http_client::{
-    HttpResponse, http_request, http_request_from, http_request_with, status_from,
+    HttpResponse, connect_from, http_request, http_request_with, request_over, status_from,
 };
 pub(crate) use process::{Binary, start_binary};
 pub(crate) use raw_ws::{OP_PING, RawSocket};
@@ -39,11 +39,19 @@ pub(crate) const API_KEY: &str = "integration-test-api-key-of-32-chars";
 /// Longest wait for anything the server should do promptly.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
 
-/// `Bearer <token>` for a member who may join every room: what the room list
-/// needs to show every room of a server started with [`SECRET`].
-pub(crate) fn observer_bearer() -> String {
+/// `GET /api/rooms` on the server at `addr` (started with [`SECRET`]) as a member
+/// who may join every room sees it.
+pub(crate) async fn every_room(addr: std::net::SocketAddr) -> HttpResponse {
     let token = chorus_server::auth::Auth::new(SECRET.as_bytes())
         .issue("observer", None, Duration::from_secs(3600))
         .token;
-    format!("Bearer {token}")
+    let bearer = format!("Bearer {token}");
+    http_request_with(
+        addr,
+        "GET",
+        "/api/rooms",
+        &[("Authorization", &bearer)],
+        None,
+    )
+    .await
 }

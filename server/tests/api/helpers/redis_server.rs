@@ -1,7 +1,6 @@
 //! A `redis-server` of a test's own (Debian's package, append-only, free port), and
 //! `Node`: a `chorus` process sharing rooms through it.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -11,9 +10,7 @@ use serde_json::Value;
 use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
-use super::{
-    Client, PATIENCE, SECRET, http_request_with, observer_bearer, start_binary, ws_client,
-};
+use super::{Client, PATIENCE, SECRET, every_room, start_binary, ws_client};
 
 /// A `redis-server` of our own, with an append-only file so a restart keeps its data.
 pub(crate) struct RedisServer {
@@ -268,17 +265,7 @@ impl Node {
 
     /// `GET /api/rooms` as JSON, as a member who may join every room sees it.
     pub(crate) async fn rooms(&self) -> Value {
-        let addr: SocketAddr = self.addr.parse().unwrap();
-        let bearer = observer_bearer();
-        http_request_with(
-            addr,
-            "GET",
-            "/api/rooms",
-            &[("Authorization", &bearer)],
-            None,
-        )
-        .await
-        .json()
+        every_room(self.addr.parse().unwrap()).await.json()
     }
 }
 
