@@ -117,11 +117,12 @@ impl Hub {
                 .counted(hub.join(room, who, since).await)?
                 .map_membership(EngineMembership::Redis),
         };
-        self.listing.changed();
+        self.listing.changed(room.as_str());
         let listing = self.listing.clone();
         let metrics = self.metrics.clone();
         Ok(joined.map_membership(|member| Membership {
             member: Some(member),
+            room: room.clone(),
             listing,
             metrics,
         }))
@@ -226,17 +227,22 @@ impl Hub {
         }
     }
 
-    /// Active rooms, sorted by name; at most a second old, fresher after a
-    /// join or leave on this server (`listing.rs`).
+    /// Active rooms, sorted by name; at most a second old, and the rooms of a join
+    /// or leave on this server read again at once (`listing.rs`).
     pub async fn rooms(&self) -> Result<Arc<Vec<RoomSummary>>, Unavailable> {
-        self.listing
-            .get(async {
-                match &self.engine {
-                    Engine::Memory(hub) => Ok(hub.rooms()),
-                    Engine::Redis(hub) => self.counted(hub.rooms().await),
-                }
-            })
-            .await
+        let whole = || async {
+            match &self.engine {
+                Engine::Memory(hub) => Ok(hub.rooms()),
+                Engine::Redis(hub) => self.counted(hub.rooms().await),
+            }
+        };
+        let reread = |names: Vec<String>| async move {
+            match &self.engine {
+                Engine::Memory(hub) => Ok(hub.room_summaries(names)),
+                Engine::Redis(hub) => self.counted(hub.room_summaries(names).await),
+            }
+        };
+        self.listing.get(whole, reread).await
     }
 }
 
@@ -244,6 +250,8 @@ impl Hub {
 pub struct Membership {
     /// `None` only while being dropped.
     member: Option<EngineMembership>,
+    /// Where, for the room list.
+    room: RoomName,
     listing: Arc<Listing>,
     metrics: Arc<Metrics>,
 }
@@ -252,7 +260,7 @@ impl Drop for Membership {
     fn drop(&mut self) {
         // Leave first, so the next room list no longer has this member.
         drop(self.member.take());
-        self.listing.changed();
+        self.listing.changed(self.room.as_str());
     }
 }
 

@@ -544,18 +544,68 @@ async fn a_resend_with_the_same_ref_on_another_node_is_acked_not_published(redis
     assert_eq!(next[0].0, seen[0].0 + 1);
 }
 
+/// How many times Redis ran `command`, from `INFO commandstats`.
+fn calls(info: &str, command: &str) -> u64 {
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+#[tokio::test]
+async fn under_churn_the_room_list_reads_again_only_the_rooms_that_changed() {
+    let redis = RedisServer::start().await;
+    let node = Node::start(&redis).await;
+    let addr: std::net::SocketAddr = node.addr.parse().unwrap();
+    let mut quiet = Vec::new();
+    for n in 0..20 {
+        quiet.push(
+            node.join(&format!("quiet-{n}"), &format!("user-{n}"), None)
+                .await,
+        );
+    }
+    let listed = every_room(addr).await.json();
+    assert_eq!(listed.as_array().unwrap().len(), 20, "{listed}");
+    let stats = || async {
+        redis
+            .query::<String>(redis::cmd("INFO").arg("commandstats"))
+            .await
+    };
+    let before = calls(&stats().await, "hvals");
+    let started = tokio::time::Instant::now();
+    // One member coming and going in one room, the list read after each step.
+    for _ in 0..10 {
+        let (churner, _) = node.join("busy", "churner", None).await;
+        let listed = every_room(addr).await.json();
+        assert!(
+            listed
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|room| room["name"] == "busy"),
+            "a member finds its own room at once: {listed}"
+        );
+        churner.close().await;
+        every_room(addr).await;
+    }
+    let reads = calls(&stats().await, "hvals") - before;
+    // Each list after a change reads that room again; the whole list (21 rooms) is
+    // read at most once a second. Reading everything after every change was 420.
+    let seconds = started.elapsed().as_secs() + 1;
+    assert!(
+        reads <= 20 + (seconds + 1) * 21,
+        "{reads} room reads in {seconds} s"
+    );
+}
+
 #[tokio::test]
 async fn the_room_list_is_cached_and_its_outage_answer_says_nothing_of_redis() {
     let mut redis = RedisServer::start().await;
     let node = Node::start(&redis).await;
     let (_alice, _) = node.join("listed", "alice", None).await;
     let addr: std::net::SocketAddr = node.addr.parse().unwrap();
-    let smembers = |info: String| -> u64 {
-        info.lines()
-            .find_map(|line| line.strip_prefix("cmdstat_smembers:calls="))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |calls| calls.parse().unwrap())
-    };
+    let smembers = |info: String| calls(&info, "smembers");
     let before = smembers(redis.query(redis::cmd("INFO").arg("commandstats")).await);
     let started = tokio::time::Instant::now();
     for _ in 0..50 {

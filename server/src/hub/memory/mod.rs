@@ -219,6 +219,21 @@ impl MemoryHub {
         summaries
     }
 
+    /// What each of `names` is now: its summary, or `None` with nobody in it.
+    pub fn room_summaries(&self, names: Vec<String>) -> Vec<(String, Option<RoomSummary>)> {
+        let rooms = lock(&self.shared.rooms);
+        names
+            .into_iter()
+            .map(|name| {
+                let summary = rooms
+                    .get(name.as_str())
+                    .map(|room| room.summary())
+                    .filter(|summary| summary.connections > 0);
+                (name, summary)
+            })
+            .collect()
+    }
+
     /// Holds `room`'s lock, as a long fan-out would: for tests of what must not wait
     /// for it.
     #[cfg(test)]

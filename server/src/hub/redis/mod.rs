@@ -395,11 +395,24 @@ impl RedisHub {
 
     /// Rooms with members on any server, sorted by name.
     pub async fn rooms(&self) -> Result<Vec<RoomSummary>, Unavailable> {
-        let mut redis = self.shared.redis.clone();
-        let mut names: Vec<String> = redis.smembers(keys::rooms()).await?;
+        let mut names: Vec<String> = self.shared.redis.clone().smembers(keys::rooms()).await?;
         names.sort();
-        // One read per room, all in flight at once: rooms live on different shards
-        // of a cluster, which one pipeline cannot span.
+        Ok(self
+            .room_summaries(names)
+            .await?
+            .into_iter()
+            .filter_map(|(_, summary)| summary)
+            .collect())
+    }
+
+    /// What each of `names` is now (every server's members): its summary, or `None`
+    /// with nobody in it. One read per room, all in flight at once: rooms live on
+    /// different shards of a cluster, which one pipeline cannot span.
+    pub async fn room_summaries(
+        &self,
+        names: Vec<String>,
+    ) -> Result<Vec<(String, Option<RoomSummary>)>, Unavailable> {
+        let redis = &self.shared.redis;
         let counts: Vec<Vec<usize>> =
             futures_util::future::try_join_all(names.iter().map(|name| {
                 let mut redis = redis.clone();
@@ -409,11 +422,13 @@ impl RedisHub {
         Ok(names
             .into_iter()
             .zip(counts)
-            .filter(|(_, users)| !users.is_empty())
-            .map(|(name, users)| RoomSummary {
-                name,
-                members: users.len(),
-                connections: users.iter().sum(),
+            .map(|(name, users)| {
+                let summary = (!users.is_empty()).then(|| RoomSummary {
+                    name: name.clone(),
+                    members: users.len(),
+                    connections: users.iter().sum(),
+                });
+                (name, summary)
             })
             .collect())
     }
