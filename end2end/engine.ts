@@ -17,7 +17,7 @@ export function engineArgs(db: number): string[] {
     '--guest-token-rate-limit', '10000', '--guest-token-rate-limit-burst', '10000',
     '--connect-rate-limit', '10000', '--connect-rate-limit-burst', '10000',
     '--max-connections-per-address', '10000', '--max-http-connections-per-address', '10000',
-    '--failed-auth-limit', '10000',
+    '--failed-auth-limit', '10000', '--address-rate-limit', '10000', '--address-rate-limit-burst', '10000',
   ];
   return [...grace, ...perAddress, ...(redisUrl ? ['--redis-url', `${redisUrl}/${db}`] : [])];
 }

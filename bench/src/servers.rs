@@ -40,6 +40,18 @@ pub(crate) async fn start_server_at(args: &Args, redis_url: Option<&str>, addr: 
         // The idle scenario puts every member in a room of its own.
         .args(["--max-rooms", "1000000"])
         .args(["--rate-limit", "1000000", "--rate-limit-burst", "1000000"])
+        .args([
+            "--user-rate-limit",
+            "1000000",
+            "--user-rate-limit-burst",
+            "1000000",
+        ])
+        .args([
+            "--address-rate-limit",
+            "1000000",
+            "--address-rate-limit-burst",
+            "1000000",
+        ])
         .args(redis_url.iter().flat_map(|url| ["--redis-url", *url]))
         .env("RUST_LOG", "info")
         .stdout(Stdio::piped())

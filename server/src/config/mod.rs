@@ -16,7 +16,7 @@ use crate::auth::jwks::JwksSource;
 use crate::auth::permissions::Pattern;
 use crate::hub::HubSettings;
 use crate::hub::redis::RedisOptions;
-use crate::limits::{AddressLimits, FailedAuth, OpenPerAddress, PerAddress};
+use crate::limits::{AddressLimits, FailedAuth, OpenPerAddress, PerAddress, PublishLimits};
 use crate::observe::logs::LogFormat;
 use crate::observe::metrics::Metrics;
 use crate::state::GuestTokens;
@@ -281,6 +281,25 @@ pub struct ConnectionConfig {
     #[arg(long, env = "CHORUS_RATE_LIMIT_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
     pub rate_limit_burst: u32,
 
+    /// Chat messages per second one user may send across all its sockets on this
+    /// server (sustained); past it they are refused with `rate_limited`.
+    #[arg(long, env = "CHORUS_USER_RATE_LIMIT", default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_rate_limit: u32,
+
+    /// Chat messages one user may send at once across its sockets.
+    #[arg(long, env = "CHORUS_USER_RATE_LIMIT_BURST", default_value_t = 40, value_parser = clap::value_parser!(u32).range(1..))]
+    pub user_rate_limit_burst: u32,
+
+    /// Chat messages per second one client address (IPv6: its /64; behind
+    /// `--trusted-proxies`, the forwarded client) may send across all its users and
+    /// sockets (sustained); past it they are refused with `rate_limited`.
+    #[arg(long, env = "CHORUS_ADDRESS_RATE_LIMIT", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_rate_limit: u32,
+
+    /// Chat messages one client address may send at once.
+    #[arg(long, env = "CHORUS_ADDRESS_RATE_LIMIT_BURST", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub address_rate_limit_burst: u32,
+
     /// Frames (by size, e.g. `1MiB`, `256KiB`) queued per connection before it is
     /// closed with 4008 as too slow to keep up.
     #[arg(long, env = "CHORUS_SEND_QUEUE_MEMORY", default_value = "1MiB", value_parser = parse_size)]
@@ -368,6 +387,12 @@ impl Config {
             rate_limit_burst: connections.rate_limit_burst,
             // A write may take as long as a silent client is given.
             write_timeout: connections.heartbeat_timeout,
+            publish_limits: Arc::new(PublishLimits::new(
+                connections.user_rate_limit,
+                connections.user_rate_limit_burst,
+                connections.address_rate_limit,
+                connections.address_rate_limit_burst,
+            )),
             metrics,
         }
     }

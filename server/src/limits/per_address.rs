@@ -1,5 +1,6 @@
 //! How often one client address may open sockets or ask for guest tokens.
 
+use std::hash::Hash;
 use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -49,38 +50,53 @@ impl AddressLimits {
 #[derive(Debug)]
 pub struct AddressFull;
 
-/// A rate limit per client address (IPv6 by /64: one host is given a whole /64),
-/// with memory bounded by forgetting addresses whose bucket has refilled.
-pub struct PerAddress {
-    limiter: DefaultKeyedRateLimiter<IpAddr>,
+/// A rate limit per key (a user, an address), with memory bounded by forgetting
+/// keys whose bucket has refilled.
+pub(super) struct RatePerKey<K: Hash + Eq + Clone> {
+    limiter: DefaultKeyedRateLimiter<K>,
     checks: AtomicU64,
 }
 
-/// How often (in checks) addresses with a full bucket are forgotten.
+/// How often (in checks) keys with a full bucket are forgotten.
 const FORGET_EVERY: u64 = 1024;
 
-impl PerAddress {
+impl<K: Hash + Eq + Clone> RatePerKey<K> {
     /// `per_period` requests every `period`, `burst` at once.
-    pub fn new(per_period: u32, period: Duration, burst: u32) -> Self {
+    pub(super) fn new(per_period: u32, period: Duration, burst: u32) -> Self {
         let interval = period / per_period.max(1);
         let quota = Quota::with_period(interval)
             .expect("a positive period")
             .allow_burst(NonZeroU32::new(burst.max(1)).expect("at least 1"));
-        PerAddress {
+        RatePerKey {
             limiter: RateLimiter::keyed(quota),
             checks: AtomicU64::new(0),
         }
     }
 
-    /// Counts one request from `address`: `Err(wait)` when over the limit.
-    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
+    /// Counts one request for `key`: `Err(wait)` when over the limit.
+    pub(super) fn check(&self, key: &K) -> Result<(), Duration> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % FORGET_EVERY == FORGET_EVERY - 1 {
             self.limiter.retain_recent();
             self.limiter.shrink_to_fit();
         }
         self.limiter
-            .check_key(&bucket_of(address))
+            .check_key(key)
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+}
+
+/// A rate limit per client address (IPv6 by /64: one host is given a whole /64).
+pub struct PerAddress(RatePerKey<IpAddr>);
+
+impl PerAddress {
+    /// `per_period` requests every `period`, `burst` at once.
+    pub fn new(per_period: u32, period: Duration, burst: u32) -> Self {
+        PerAddress(RatePerKey::new(per_period, period, burst))
+    }
+
+    /// Counts one request from `address`: `Err(wait)` when over the limit.
+    pub fn check(&self, address: IpAddr) -> Result<(), Duration> {
+        self.0.check(&bucket_of(address))
     }
 }
 

@@ -8,7 +8,7 @@
 //! Every socket runs in its own `socket` tracing span (`connection_id`, `room`,
 //! `user_id`; never the token), so its log lines need not repeat them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -134,7 +134,10 @@ pub(crate) async fn chat(
         .iter()
         .filter_map(|value| value.to_str().ok());
     let token = token_from_subprotocols(offered).or(params.token.as_deref());
-    let admission = admit(&state, token, &room).instrument(span.clone()).await;
+    let client = state.address_limits.client(peer, &headers);
+    let admission = admit(&state, token, &room, client)
+        .instrument(span.clone())
+        .await;
     if let Ok(admitted) = &admission {
         span.record("user_id", admitted.identity.id.as_str());
     }
@@ -250,10 +253,17 @@ struct Admitted {
     user_slot: UserSlot,
     identity: Identity,
     room: RoomName,
+    /// Where it connects from (the forwarded client behind a trusted proxy).
+    client: IpAddr,
 }
 
 /// Decides, before the upgrade completes, whether the socket may join.
-async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admitted, CloseCode> {
+async fn admit(
+    state: &AppState,
+    token: Option<&str>,
+    room: &str,
+    client: IpAddr,
+) -> Result<Admitted, CloseCode> {
     // The token first: verifying it may wait for the identity provider's keys (a
     // key id not seen yet), and a socket waiting there must not hold a place.
     let identity = state.auth.verify_current(token).await.map_err(|err| {
@@ -289,6 +299,7 @@ async fn admit(state: &AppState, token: Option<&str>, room: &str) -> Result<Admi
         user_slot,
         identity,
         room,
+        client,
     })
 }
 
@@ -351,6 +362,7 @@ fn serve_member(
             may_publish: identity.permissions.may_publish(&admitted.room),
             room: admitted.room.clone(),
             removal: admitted.user_slot.removal().clone(),
+            client: admitted.client,
         };
         let ended = connection::run_chat(
             socket,

@@ -170,6 +170,80 @@ async fn refused_frames_and_refreshes_take_from_the_rate_too(app: EngineApp) {
     );
 }
 
+/// Says `count` messages at once on `client` (alone in its room), then reads the
+/// answers: how many were published, and the text of each `rate_limited` refusal.
+async fn say_at_once(client: &mut Client, count: usize) -> (usize, Vec<String>) {
+    for n in 0..count {
+        client.say(&format!("at once {n}")).await;
+    }
+    let mut published = 0;
+    let mut refusals = Vec::new();
+    for _ in 0..count {
+        let frame = client.recv().await;
+        match frame["type"].as_str() {
+            Some("message") => published += 1,
+            Some("error") if frame["code"] == "rate_limited" => {
+                refusals.push(frame["message"].as_str().unwrap().to_owned())
+            }
+            _ => panic!("unexpected {frame}"),
+        }
+    }
+    (published, refusals)
+}
+
+crate::both_engines!(a_users_sockets_share_one_publish_rate, |config| {
+    config.connections.user_rate_limit = 1;
+    config.connections.user_rate_limit_burst = 3;
+});
+async fn a_users_sockets_share_one_publish_rate(app: EngineApp) {
+    // One user, a socket in each of two rooms, each socket well within its own rate.
+    let mut here = app.join_settled("room-a", "alice", &mut []).await;
+    let mut there = app.join_settled("room-b", "alice", &mut []).await;
+    let started = tokio::time::Instant::now();
+    let (first, _) = say_at_once(&mut here, 3).await;
+    let (second, refusals) = say_at_once(&mut there, 3).await;
+    // The rate refills by one a second meanwhile.
+    let refilled = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        first + second <= 3 + refilled,
+        "{first} + {second} published"
+    );
+    assert!(
+        refusals.iter().all(|text| text.contains("from this user")),
+        "{refusals:?}"
+    );
+}
+
+crate::both_engines!(an_addresss_users_share_one_publish_rate, |config| {
+    config.connections.address_rate_limit = 1;
+    config.connections.address_rate_limit_burst = 3;
+});
+async fn an_addresss_users_share_one_publish_rate(app: EngineApp) {
+    let mut alice = app.join_settled("room-a", "alice", &mut []).await;
+    let mut bob = app.join_settled("room-b", "bob", &mut []).await;
+    let started = tokio::time::Instant::now();
+    let (first, _) = say_at_once(&mut alice, 3).await;
+    let (second, refusals) = say_at_once(&mut bob, 3).await;
+    let refilled = started.elapsed().as_secs() as usize + 1;
+    assert!(
+        first + second <= 3 + refilled,
+        "{first} + {second} published"
+    );
+    assert!(
+        refusals
+            .iter()
+            .all(|text| text.contains("from this address")),
+        "{refusals:?}"
+    );
+    // Another address has a rate of its own.
+    let carol = app.ws_url(&format!("/ws/chat/room-c?token={}", app.token("carol")));
+    let mut carol = connect_from("127.0.0.2".parse().unwrap(), &carol).await;
+    assert_eq!(carol.recv().await["type"], "welcome");
+    carol.settle_join("carol", &mut []).await;
+    let (published, refusals) = say_at_once(&mut carol, 3).await;
+    assert_eq!((published, refusals.len()), (3, 0));
+}
+
 /// A client whose socket has a tiny receive buffer and that does not read until told.
 async fn connect_slow_reader(url: &str) -> Client {
     let socket = TcpSocket::new_v4().unwrap();
@@ -224,6 +298,10 @@ async fn a_slow_consumer_is_closed_with_4008_and_recovers_with_since() {
         config.connections.send_queue_memory = 256 * 1024;
         config.connections.rate_limit = 1_000_000;
         config.connections.rate_limit_burst = 1_000_000;
+        config.connections.user_rate_limit = 1_000_000;
+        config.connections.user_rate_limit_burst = 1_000_000;
+        config.connections.address_rate_limit = 1_000_000;
+        config.connections.address_rate_limit_burst = 1_000_000;
         config.rooms.history_size = MESSAGES;
         // The eviction's close frame waits in the slow reader's full socket until it
         // reads, after the fast part: the write deadline (the heartbeat timeout) must

@@ -42,6 +42,7 @@ pub(crate) fn run_chat<'a, T: MessageSocket + 'a>(
         membership,
         credentials,
         metrics: &settings.metrics,
+        publish_limits: &settings.publish_limits,
         bucket: TokenBucket::new(settings.rate_limit, settings.rate_limit_burst),
         rate_limit: settings.rate_limit,
         typed_at: None,

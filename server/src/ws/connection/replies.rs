@@ -1,5 +1,6 @@
 //! What a chat member's frames lead to: publish, typing, refresh, and the replies.
 
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use chorus_protocol::{ClientFrame, ErrorCode, RoomName, ServerFrame, TYPING_MIN_GAP_MS};
@@ -8,8 +9,8 @@ use tungstenite::Message;
 
 use crate::auth::Auth;
 use crate::hub::{Membership, PublishError};
-use crate::limits::Removal;
 use crate::limits::token_bucket::TokenBucket;
+use crate::limits::{PublishLimits, PublishRefused, Removal};
 use crate::observe::metrics::Metrics;
 
 /// The token a member connected with: when the connection must end (4002), and how
@@ -25,6 +26,8 @@ pub(crate) struct Credentials<'a> {
     pub may_publish: bool,
     /// When the server API removes the user: the connection closes with 4010.
     pub removal: Removal,
+    /// The client address it connected from, for the per-address publish rate.
+    pub client: IpAddr,
 }
 
 /// A chat member's side of the conversation: what it may send, and where it goes.
@@ -32,6 +35,8 @@ pub(super) struct ChatMember<'a> {
     pub(super) membership: Membership,
     pub(super) credentials: Credentials<'a>,
     pub(super) metrics: &'a Metrics,
+    /// The rates shared by a user's sockets and by an address's.
+    pub(super) publish_limits: &'a PublishLimits,
     pub(super) bucket: TokenBucket,
     pub(super) rate_limit: u32,
     /// When a `typing` was last passed on.
@@ -108,6 +113,25 @@ impl ChatMember<'_> {
             return Some(ServerFrame::error_for(
                 ErrorCode::Forbidden,
                 "this token may not post in this room; the message was not sent",
+                reference,
+            ));
+        }
+        let credentials = &self.credentials;
+        if let Err(refused) = self
+            .publish_limits
+            .check(&credentials.user_id, credentials.client)
+        {
+            let (wait, whose, per_second) = match refused {
+                PublishRefused::User { wait, per_second } => (wait, "this user", per_second),
+                PublishRefused::Address { wait, per_second } => (wait, "this address", per_second),
+            };
+            return Some(ServerFrame::error_for(
+                ErrorCode::RateLimited,
+                format!(
+                    "more than {per_second} messages per second from {whose}, across its \
+                     connections; this one was dropped (retry in {} ms)",
+                    wait.as_millis().max(1)
+                ),
                 reference,
             ));
         }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::limits::PublishLimits;
 use crate::observe::metrics::Metrics;
 
 /// Per-connection limits and timers.
@@ -15,6 +16,8 @@ pub struct ConnectionSettings {
     pub rate_limit_burst: u32,
     /// Longest a single write (or batch of writes) may block.
     pub write_timeout: Duration,
+    /// Messages per user and per client address, across their sockets.
+    pub publish_limits: Arc<PublishLimits>,
     /// Where refused frames are counted.
     pub metrics: Arc<Metrics>,
 }

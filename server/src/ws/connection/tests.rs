@@ -31,6 +31,7 @@ fn settings() -> ConnectionSettings {
         rate_limit: 20,
         rate_limit_burst: 40,
         write_timeout: Duration::from_secs(10),
+        publish_limits: std::sync::Arc::new(crate::limits::PublishLimits::new(20, 40, 100, 200)),
         metrics: Default::default(),
     }
 }
@@ -200,6 +201,7 @@ fn credentials(user_id: &str, valid_until: SystemTime) -> Credentials<'static> {
         room: RoomName::parse("lobby").unwrap(),
         may_publish: true,
         removal: crate::limits::Removal::default(),
+        client: std::net::Ipv4Addr::LOCALHOST.into(),
     }
 }
 
