@@ -13,8 +13,14 @@ async fn every_member_gets_every_message_once_and_in_order() {
     config.http.addr = "127.0.0.1:0".parse().unwrap();
     config.tokens.jwt_secret = Some(secret.into());
     config.http.site_root = "target/no-site-in-load-test".into();
-    config.connections.rate_limit = 1_000_000;
-    config.connections.rate_limit_burst = 1_000_000;
+    // One sender on loopback, as fast as it can: every publish rate lifted.
+    let connections = &mut config.connections;
+    connections.rate_limit = 1_000_000;
+    connections.rate_limit_burst = 1_000_000;
+    connections.user_rate_limit = 1_000_000;
+    connections.user_rate_limit_burst = 1_000_000;
+    connections.address_rate_limit = 1_000_000;
+    connections.address_rate_limit_burst = 1_000_000;
     let app = Application::build(config).await.expect("server builds");
     let base = format!("ws://{}", app.local_addr());
     let shutdown = app.shutdown_token();

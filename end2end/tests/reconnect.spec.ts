@@ -131,7 +131,7 @@ test('a dropped socket resumes with since and shows what was sent meanwhile, onc
 });
 
 test('a member who saw no message yet resumes from the welcome: more than a history of messages, none lost', async ({ browser }) => {
-  await withServer(new ChorusServer(3207, ['--rate-limit-burst', '100']), async (server) => {
+  await withServer(new ChorusServer(3207, ['--rate-limit-burst', '100', '--user-rate-limit-burst', '100']), async (server) => {
     const away = await member(browser, 'Away', server.url);
     const talker = await member(browser, 'Talker', server.url);
     const { sockets, release: openGate } = await holdReconnects(away);

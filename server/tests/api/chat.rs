@@ -120,7 +120,8 @@ async fn a_second_tab_of_the_same_user_does_not_repeat_presence(app: EngineApp) 
 }
 
 crate::both_engines!(history_on_join_is_the_last_50_messages_in_order, |config| {
-    config.connections.rate_limit_burst = 100
+    config.connections.rate_limit_burst = 100;
+    config.connections.user_rate_limit_burst = 100;
 });
 async fn history_on_join_is_the_last_50_messages_in_order(app: EngineApp) {
     let mut alice = app.join_settled("lobby", "alice", &mut []).await;
@@ -204,6 +205,7 @@ crate::both_engines!(
         config.connections.heartbeat_interval = Duration::from_millis(1500);
         config.connections.heartbeat_timeout = Duration::from_millis(700);
         config.connections.rate_limit_burst = 100;
+        config.connections.user_rate_limit_burst = 100;
     }
 );
 async fn welcome_gives_a_resume_point_and_the_heartbeat_even_in_an_empty_room(app: EngineApp) {

@@ -496,7 +496,12 @@ async fn an_unreachable_redis_stops_the_server_from_starting() {
 
 on_every_redis!(last_id_from_an_empty_room_resumes_on_another_node_without_loss);
 async fn last_id_from_an_empty_room_resumes_on_another_node_without_loss(redis: impl RedisUrl) {
-    let burst = ["--rate-limit-burst", "100"];
+    let burst = [
+        "--rate-limit-burst",
+        "100",
+        "--user-rate-limit-burst",
+        "100",
+    ];
     let (a, b) = (
         Node::start_with(&redis, &burst).await,
         Node::start_with(&redis, &burst).await,
