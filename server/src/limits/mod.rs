@@ -1,4 +1,6 @@
-//! Limits that span connections: how many sockets one user may hold open
+//! Limits that span connections, and who they count: the client a request comes
+//! from ([`client_address`], behind `--trusted-proxies` the one it forwards for).
+//! How many sockets one user may hold open
 //! ([`UserSockets`]), how many connections one address may hold open
 //! ([`OpenPerAddress`]), and how often one address may open sockets or ask for
 //! guest tokens ([`PerAddress`], with `governor`'s keyed token buckets), and how
@@ -8,6 +10,7 @@
 //!
 //! Per server: with Redis, a client spread over N servers gets N times the limits.
 
+pub(crate) mod client_address;
 mod failed_auth;
 mod open_per_address;
 mod per_address;

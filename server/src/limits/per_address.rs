@@ -26,16 +26,16 @@ pub struct AddressLimits {
 }
 
 impl AddressLimits {
-    /// The client a request comes from (see [`crate::http::client_address`]).
+    /// The client a request comes from (see [`super::client_address`]).
     pub fn client(&self, peer: std::net::SocketAddr, headers: &axum::http::HeaderMap) -> IpAddr {
-        crate::http::client_address::client_address(peer, headers, &self.trusted_proxies)
+        super::client_address::client_address(peer, headers, &self.trusted_proxies)
     }
 
     /// A slot for one more HTTP connection from `peer`; none is needed for a trusted
     /// proxy, which carries many clients' connections (each client is counted by its
     /// sockets and rates instead).
     pub fn open_http_connection(&self, peer: IpAddr) -> Result<Option<AddressSlot>, AddressFull> {
-        let peer = crate::http::client_address::canonical(peer);
+        let peer = super::client_address::canonical(peer);
         if self.trusted_proxies.iter().any(|net| net.contains(&peer)) {
             return Ok(None);
         }
@@ -102,7 +102,7 @@ impl PerAddress {
 
 /// The key an address is counted under.
 pub(super) fn bucket_of(address: IpAddr) -> IpAddr {
-    match crate::http::client_address::canonical(address) {
+    match super::client_address::canonical(address) {
         IpAddr::V6(v6) => {
             let segments = v6.segments();
             IpAddr::V6(Ipv6Addr::new(
