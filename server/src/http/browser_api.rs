@@ -1,6 +1,7 @@
 //! The HTTP API: guest tokens (issue, refresh), the room list and the health check.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Body;
@@ -89,14 +90,14 @@ pub(crate) async fn list_rooms(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<Vec<RoomSummary>>, ApiError> {
+) -> Result<Json<Arc<Vec<RoomSummary>>>, ApiError> {
     let client = state.address_limits.client(peer, &headers);
     refuse_failing_address(&state.address_limits, client)?;
     let visible = match bearer(&headers) {
-        None => Visible::Matching(state.public_rooms.as_ref().clone()),
+        None => Visible::Matching(state.public_rooms.clone()),
         Some(key) if state.api_keys.accepts(key) => Visible::Every,
         Some(token) => match state.auth.verify_current(Some(token)).await {
-            Ok(identity) => Visible::Matching(identity.permissions.join),
+            Ok(identity) => Visible::Matching(Arc::new(identity.permissions.join)),
             // Seen as a caller without a token (and counted as a failure): a page
             // whose stored token has just expired, or was never valid, lists the
             // public rooms while it renews or signs in again, rather than an error.
@@ -104,7 +105,7 @@ pub(crate) async fn list_rooms(
                 tracing::debug!(reason = %err, "a room list's token did not verify");
                 state.connection.metrics.auth_failed(err.reason());
                 state.address_limits.failed_auth.failed(client);
-                Visible::Matching(state.public_rooms.as_ref().clone())
+                Visible::Matching(state.public_rooms.clone())
             }
         },
     };
@@ -118,12 +119,15 @@ pub(crate) async fn list_rooms(
         )
     })?;
     let listed = match visible {
-        Visible::Every => rooms.as_ref().clone(),
-        Visible::Matching(patterns) => rooms
-            .iter()
-            .filter(|room| patterns.allows_name(&room.name))
-            .cloned()
-            .collect(),
+        // The cached list itself, shared, not copied.
+        Visible::Every => rooms,
+        Visible::Matching(patterns) => Arc::new(
+            rooms
+                .iter()
+                .filter(|room| patterns.allows_name(&room.name))
+                .cloned()
+                .collect(),
+        ),
     };
     Ok(Json(listed))
 }
@@ -131,7 +135,7 @@ pub(crate) async fn list_rooms(
 /// Which rooms a caller of the room list sees.
 enum Visible {
     Every,
-    Matching(RoomPatterns),
+    Matching(Arc<RoomPatterns>),
 }
 
 /// `GET /healthz`.
